@@ -1,0 +1,218 @@
+"""The `mdcli` command line: thin Typer commands that validate, call the library, and report.
+
+User errors (bad files, options, configs) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mdcli import __version__
+from mdcli.errors import MdcliError
+
+app = typer.Typer(
+    name="mdcli",
+    help="Radar micro-Doppler data augmentation: simulate, train autoencoders and latent diffusion, diagnose.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (see configs/).")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a config key, e.g. --set radar.prf_hz=8000 (repeatable)."),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and write nothing.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+
+
+def user_errors(fn):
+    """Turn MdcliError into a one-line message and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MdcliError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted; no output written[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mdcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """mdcli: physics-based micro-Doppler simulation and two-stage generative augmentation.
+
+    Each command reads and writes HDF5 artifacts:
+    simulate -> data.h5 -> train-ae -> ae.h5 -> encode -> latents.h5 -> train-ldm -> ldm.h5 -> sample -> samples.h5
+    """
+
+
+def _output_path(path: Path) -> Path:
+    if path.exists() and path.is_dir():
+        raise MdcliError(f"--output {path}: is a folder, expected a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _print_config(text: str) -> None:
+    from rich.syntax import Syntax
+
+    console.print(Syntax(text, "yaml", background_color="default"))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli simulate --targets walker,drone --n 200 -o data.h5\n\n"
+        "  mdcli simulate --config configs/tiny/simulate.yaml --set radar.prf_hz=8000 -o tiny.h5\n\n"
+        "  mdcli simulate --n 1000 --workers 2 --save-iq -o big.h5"
+    )
+)
+@user_errors
+def simulate(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output spectrograms file (.h5).")] = Path("data.h5"),
+    targets: Annotated[
+        Optional[str], typer.Option(help="Comma-separated targets: walker,drone,helicopter,bird,vehicle.")
+    ] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="Spectrograms per class.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (every random stream derives from it).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (results do not depend on it).")] = None,
+    save_iq: Annotated[
+        Optional[bool], typer.Option("--save-iq/--no-save-iq", help="Also store the complex slow-time signal.")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Simulate micro-Doppler spectrograms of walkers, drones, helicopters, birds and vehicles.
+
+    Physics: point and line scatterers sum_k a_k exp(-j 4 pi R_k(t)/lambda), thermal noise at the
+    chosen SNR, STFT -> dB -> [0, 1] image. Writes a `spectrograms` artifact.
+    """
+    from mdcli.artifacts import Spectrograms  # noqa: F401
+    from mdcli.config import load_config, to_yaml
+    from mdcli.progress import progress_bar
+    from mdcli.sim.config import SimulateConfig
+    from mdcli.sim.dataset import simulate_dataset
+
+    cfg = load_config(
+        SimulateConfig, config, set_,
+        {"targets": targets, "n_per_class": n, "seed": seed, "workers": workers, "save_iq": save_iq},
+    )
+    text = to_yaml(cfg)
+    if dry_run:
+        _print_config(text)
+        return
+    output = _output_path(output)
+    total = cfg.n_per_class * len(cfg.targets)
+    with progress_bar("simulate", total, unit="spec", quiet=quiet) as advance:
+        data, report = simulate_dataset(cfg, advance)
+    nyq = cfg.radar.prf_hz / 2
+    for target, r in report.items():
+        if r["aliased"]:
+            err_console.print(
+                f"[yellow]warning:[/] {target}: {r['aliased']}/{r['n']} samples reach "
+                f"{r['max_doppler_hz']:.0f} Hz, beyond the unambiguous +-{nyq:.0f} Hz (PRF/2); "
+                "those returns alias (wrap around the Doppler axis). Raise radar.prf_hz to avoid it.",
+                highlight=False,
+            )
+    data.save(output, text, cfg.seed)
+    if not quiet:
+        table = Table(title=f"{output} ({len(data)} spectrograms, {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]})")
+        table.add_column("class")
+        table.add_column("n", justify="right")
+        table.add_column("max |Doppler| (Hz)", justify="right")
+        table.add_column("aliased", justify="right")
+        for target, count in data.class_counts().items():
+            table.add_row(target, str(count), f"{report[target]['max_doppler_hz']:.0f}", str(report[target]["aliased"]))
+        console.print(table)
+
+
+@app.command(epilog="Examples:\n\n  mdcli info data.h5\n\n  mdcli info data.h5 --json | jq .classes")
+@user_errors
+def info(
+    path: Annotated[Path, typer.Argument(help="Any mdcli artifact (.h5).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show an artifact's kind, schema, shapes, classes, config and lineage."""
+    from mdcli.artifacts import describe
+
+    d = describe(path)
+    if as_json:
+        sys.stdout.write(json.dumps(d, indent=2, default=str) + "\n")
+        return
+    table = Table(title=str(path), show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key in ("kind", "schema_version", "mdcli_version", "created_utc", "seed", "file_sha256"):
+        table.add_row(key, str(d[key]))
+    for name, attr in d["attrs"].items():
+        table.add_row(name, str(attr))
+    for name, ds in d["datasets"].items():
+        table.add_row(f"/{name}", f"{ds['dtype']} {ds['shape']}")
+    if "classes" in d:
+        table.add_row("classes", ", ".join(f"{k}: {v}" for k, v in d["classes"].items()))
+    parents = d["parents"] or [{"path": "(none)", "sha256": ""}]
+    table.add_row("parents", "\n".join(f"{p['path']} {p['sha256'][:12]}" for p in parents))
+    console.print(table)
+    console.print("[bold]config[/]")
+    _print_config(d["config"])
+
+
+@app.command(epilog="Examples:\n\n  mdcli plot data.h5 -o grid.png\n\n  mdcli plot data.h5 -o grid.png --per-class 6 --seed 3")
+@user_errors
+def plot(
+    path: Annotated[Path, typer.Argument(help="A spectrograms artifact (simulated, imported or generated).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("grid.png"),
+    per_class: Annotated[int, typer.Option(min=1, max=16, help="Examples per class.")] = 4,
+    seed: Annotated[int, typer.Option(help="Which examples to pick.")] = 0,
+) -> None:
+    """Plot a grid of spectrograms, a row per class, with Doppler (Hz) and time (s) axes."""
+    from mdcli.artifacts import Spectrograms, atomic_path
+    from mdcli.plotting import plot_grid
+
+    if output.suffix.lower() != ".png":
+        raise MdcliError(f"--output {output}: expected a .png file name")
+    data = Spectrograms.load(path)
+    if len(data) == 0:
+        raise MdcliError(f"{path}: holds no spectrograms to plot")
+    output = _output_path(output)
+    with atomic_path(output) as tmp:
+        plot_grid(data, tmp, per_class=per_class, seed=seed, title=f"{path.name} ({data.source})")
+    console.print(f"wrote {output}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

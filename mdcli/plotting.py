@@ -1,0 +1,59 @@
+"""Spectrogram grids with physical axes (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mdcli.artifacts import Spectrograms
+
+
+def plot_grid(data: Spectrograms, path: str | Path, per_class: int = 4, seed: int = 0, title: str | None = None) -> None:
+    """A grid of spectrograms: one row per class, `per_class` random examples each.
+
+    Doppler (Hz) on the vertical axis, time (s) on the horizontal, jet colour map
+    over the [0, 1] dB scale (0 = dynamic-range floor, 1 = peak).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    classes = [c for c in range(len(data.class_names)) if (data.labels == c).any()]
+    if not classes:
+        raise ValueError("no samples to plot")
+    cols = per_class
+    fig, axs = plt.subplots(
+        len(classes), cols, figsize=(2.6 * cols, 2.3 * len(classes)), squeeze=False, constrained_layout=True
+    )
+    f, t = data.doppler_hz, data.time_s
+    extent = [t[0], t[-1], f[0], f[-1]]
+    calibrated = getattr(data, "axes_calibrated", True)
+    im = None
+    for row, c in enumerate(classes):
+        idx = np.flatnonzero(data.labels == c)
+        pick = np.sort(rng.choice(idx, size=min(cols, len(idx)), replace=False))
+        for col in range(cols):
+            ax = axs[row, col]
+            if col >= len(pick):
+                ax.axis("off")
+                continue
+            im = ax.imshow(
+                data.spectrograms[pick[col]], origin="lower", aspect="auto", extent=extent,
+                cmap="jet", vmin=0.0, vmax=1.0, interpolation="nearest",
+            )
+            ax.set_title(f"{data.class_names[c]} #{pick[col]}", fontsize=9)
+            ax.tick_params(labelsize=7)
+            if col == 0:
+                ax.set_ylabel("Doppler (Hz)" if calibrated else "Doppler (norm.)", fontsize=8)
+            if row == len(classes) - 1:
+                ax.set_xlabel("time (s)" if calibrated else "time (norm.)", fontsize=8)
+    if im is not None:
+        cb = fig.colorbar(im, ax=axs, shrink=0.6, pad=0.01)
+        cb.set_label(f"power (0 = -{data.dynamic_range_db:g} dB, 1 = peak)", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

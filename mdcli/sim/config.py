@@ -1,0 +1,154 @@
+"""Config of the `simulate` stage: radar, processing, scene and per-target parameter ranges.
+
+Ranges are [low, high] and sampled uniformly per spectrogram; integer choices are lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mdcli.errors import ConfigError
+
+TARGETS = ("walker", "drone", "helicopter", "bird", "vehicle")
+
+
+def _rng(lo: float, hi: float):
+    return field(default_factory=lambda: [lo, hi])
+
+
+@dataclass
+class RadarConfig:
+    carrier_hz: float = 24.0e9  # K-band CW/FMCW automotive-style radar
+    prf_hz: float = 4000.0  # slow-time sampling rate; unambiguous Doppler is +-prf/2
+    duration_s: float = 2.0  # length of each observation (about two gait cycles)
+    height_m: float = 1.0  # radar above ground
+
+
+@dataclass
+class ProcessingConfig:
+    window: str = "hann"  # any scipy.signal.get_window name: hann, hamming, blackman, ...
+    win_len: int = 128  # STFT window in samples (32 ms at 4 kHz)
+    nfft: int = 128  # FFT length (>= win_len; zero-padded)
+    dynamic_range_db: float = 50.0  # floor of the [0, 1] image below each sample's peak
+    image_size: list[int] = field(default_factory=lambda: [128, 128])  # [Doppler bins, time frames]
+
+
+@dataclass
+class SceneConfig:
+    range_m: list[float] = _rng(8.0, 25.0)  # initial ground range to the target
+    aspect_deg: list[float] = _rng(-60.0, 60.0)  # heading off the line of sight (0 = straight at the radar)
+    receding_fraction: float = 0.5  # share of targets moving away (aspect + 180 deg)
+    snr_db: list[float] = _rng(15.0, 35.0)  # mean signal power over noise power per sample
+
+
+@dataclass
+class WalkerConfig:
+    height_m: list[float] = _rng(1.55, 1.95)
+    speed_mps: list[float] = _rng(0.6, 2.0)  # rv = v / (0.491 H) must stay <= 3
+
+
+@dataclass
+class DroneConfig:
+    n_rotors: list[int] = field(default_factory=lambda: [2, 3, 4, 6, 8])
+    n_blades: list[int] = field(default_factory=lambda: [2, 3])
+    blade_length_m: list[float] = _rng(0.05, 0.15)
+    rpm: list[float] = _rng(3000.0, 7000.0)
+    speed_mps: list[float] = _rng(0.0, 2.0)  # hover or slow drift
+    altitude_m: list[float] = _rng(2.0, 20.0)
+    blade_rcs_rel: list[float] = _rng(0.2, 0.8)  # blade amplitude relative to the body
+
+
+@dataclass
+class HelicopterConfig:
+    n_blades: list[int] = field(default_factory=lambda: [2, 3, 4, 5])
+    blade_length_m: list[float] = _rng(3.5, 7.5)
+    rpm: list[float] = _rng(250.0, 450.0)
+    tail_blades: list[int] = field(default_factory=lambda: [2, 4])
+    tail_gear_ratio: list[float] = _rng(4.0, 6.0)  # tail rpm / main rpm
+    speed_mps: list[float] = _rng(0.0, 6.0)
+    altitude_m: list[float] = _rng(20.0, 100.0)
+
+
+@dataclass
+class BirdConfig:
+    flap_hz: list[float] = _rng(2.0, 10.0)
+    speed_mps: list[float] = _rng(2.0, 8.0)
+    flap_amplitude_deg: list[float] = _rng(30.0, 50.0)
+    altitude_m: list[float] = _rng(2.0, 30.0)
+
+
+@dataclass
+class VehicleConfig:
+    speed_mps: list[float] = _rng(1.5, 5.0)  # 2v (top of the wheels) must stay below prf/2
+    wheel_radius_m: list[float] = _rng(0.28, 0.38)
+    wheelbase_m: list[float] = _rng(2.4, 3.0)
+    rim_points: int = 8  # scatterers on each wheel rim
+
+
+@dataclass
+class SimulateConfig:
+    """`mdcli simulate`: physics-based micro-Doppler spectrograms."""
+
+    seed: int = 0
+    n_per_class: int = 100
+    targets: list[str] = field(default_factory=lambda: list(TARGETS))
+    workers: int = 1  # processes; results are identical for any number
+    save_iq: bool = False  # also store the complex slow-time signal as /iq
+    radar: RadarConfig = field(default_factory=RadarConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    walker: WalkerConfig = field(default_factory=WalkerConfig)
+    drone: DroneConfig = field(default_factory=DroneConfig)
+    helicopter: HelicopterConfig = field(default_factory=HelicopterConfig)
+    bird: BirdConfig = field(default_factory=BirdConfig)
+    vehicle: VehicleConfig = field(default_factory=VehicleConfig)
+
+    def validate(self) -> None:
+        bad = [t for t in self.targets if t not in TARGETS]
+        if bad:
+            raise ConfigError(f"--targets: unknown target '{bad[0]}'; valid targets: {', '.join(TARGETS)}")
+        if not self.targets:
+            raise ConfigError("--targets: give at least one target")
+        if len(set(self.targets)) != len(self.targets):
+            raise ConfigError("--targets: a target is listed twice")
+        if self.n_per_class < 1:
+            raise ConfigError("--n / n_per_class: must be at least 1")
+        if self.workers < 1:
+            raise ConfigError("--workers: must be at least 1")
+        r, p = self.radar, self.processing
+        for key, v in (("radar.carrier_hz", r.carrier_hz), ("radar.prf_hz", r.prf_hz), ("radar.duration_s", r.duration_s)):
+            if v <= 0:
+                raise ConfigError(f"{key}: must be positive, got {v}")
+        n_samples = int(round(r.prf_hz * r.duration_s))
+        if p.win_len < 8 or p.win_len > n_samples:
+            raise ConfigError(f"processing.win_len: must be between 8 and the {n_samples} samples of one observation")
+        if p.nfft < p.win_len:
+            raise ConfigError(f"processing.nfft: must be >= processing.win_len ({p.win_len})")
+        if len(p.image_size) != 2 or min(p.image_size) < 8:
+            raise ConfigError("processing.image_size: expected [doppler_bins, time_frames], each >= 8")
+        if p.dynamic_range_db <= 0:
+            raise ConfigError("processing.dynamic_range_db: must be positive")
+        try:
+            from scipy.signal import get_window
+
+            get_window(p.window, 8)
+        except (ValueError, TypeError):
+            raise ConfigError(f"processing.window: unknown window '{p.window}'") from None
+        for name in ("range_m", "aspect_deg", "snr_db"):
+            _check_range(f"scene.{name}", getattr(self.scene, name))
+        for target in TARGETS:
+            sub = getattr(self, target)
+            for k, v in vars(sub).items():
+                if isinstance(v, list) and v and isinstance(v[0], float):
+                    _check_range(f"{target}.{k}", v)
+                elif isinstance(v, list) and not v:
+                    raise ConfigError(f"{target}.{k}: give at least one choice")
+        if max(self.walker.speed_mps) / (0.491 * min(self.walker.height_m)) > 3.0:
+            raise ConfigError("walker.speed_mps: relative velocity v/(0.491 H) exceeds 3, the walking model's limit")
+        if min(self.walker.speed_mps) <= 0:
+            raise ConfigError("walker.speed_mps: must be positive")
+
+
+def _check_range(key: str, v: list[float]) -> None:
+    if len(v) != 2 or v[0] > v[1]:
+        raise ConfigError(f"{key}: expected [low, high] with low <= high, got {v}")
