@@ -22,12 +22,12 @@ def ranges(pos: np.ndarray, radar_pos: np.ndarray) -> np.ndarray:
 def _phase32(r: np.ndarray, wavelength: float, scale: float = 1.0) -> np.ndarray:
     """float32 phase -scale * 4 pi r / lambda, after removing a whole number of cycles per row.
 
-    Each row's first range is rounded to a multiple of lambda / 2 (one 2 pi phase cycle) and
+    Each row's first range is rounded to a multiple of lambda / (2 scale) (whole 2 pi cycles) and
     subtracted in float64, so the float32 phase only spans the motion over the observation
     (a few thousand rad at most, float32 error ~1e-4 rad) instead of 4 pi R / lambda.
     """
-    half = 0.5 * wavelength
-    ref = np.round(r[..., :1] / half) * half
+    period = 0.5 * wavelength / scale  # the range change that turns the phase by 2 pi
+    ref = np.round(r[..., :1] / period) * period
     return ((r - ref) * (-scale * 4.0 * np.pi / wavelength)).astype(np.float32)
 
 

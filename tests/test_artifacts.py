@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from mdcli import __version__
+from mdcli.artifacts import SCHEMA_VERSIONS, Spectrograms, describe, open_artifact, parent_record
+from mdcli.errors import ArtifactError
+
+
+def _data(n=6, with_iq=False):
+    rng = np.random.default_rng(0)
+    return Spectrograms(
+        spectrograms=rng.random((n, 8, 10), dtype=np.float32), labels=np.arange(n) % 2,
+        class_names=["walker", "drone"], doppler_hz=np.linspace(-100, 100, 8), time_s=np.linspace(0, 1, 10),
+        carrier_hz=24e9, prf_hz=200.0, dynamic_range_db=50.0, source="simulated",
+        params={"speed_mps": rng.random(n)},
+        iq=(rng.standard_normal((n, 32)) + 1j).astype(np.complex64) if with_iq else None,
+        iq_rate_hz=200.0 if with_iq else None,
+    )
+
+
+def test_round_trip_and_header(tmp_path):
+    parent = tmp_path / "p.h5"
+    _data().save(parent, "a: 1\n", seed=1)
+    path = tmp_path / "d.h5"
+    d = _data(with_iq=True)
+    d.save(path, "seed: 3\n", seed=3, parents=[parent_record(parent)])
+    back = Spectrograms.load(path, with_iq=True)
+    assert np.array_equal(back.spectrograms, d.spectrograms) and np.array_equal(back.labels, d.labels)
+    assert back.class_names == ["walker", "drone"] and back.source == "simulated"
+    assert np.array_equal(back.iq, d.iq) and back.iq_rate_hz == 200.0
+    assert np.allclose(back.params["speed_mps"], d.params["speed_mps"])
+    with h5py.File(path) as f:
+        assert f.attrs["kind"] == "spectrograms" and f.attrs["schema_version"] == SCHEMA_VERSIONS["spectrograms"]
+        assert f.attrs["mdcli_version"] == __version__ and f.attrs["seed"] == 3
+        assert f.attrs["config"] == "seed: 3\n" and f.attrs["created_utc"].endswith("Z")
+        parents = json.loads(f.attrs["parents"])
+        assert parents[0]["path"].endswith("p.h5") and len(parents[0]["sha256"]) == 64
+        assert f["spectrograms"].chunks == (1, 8, 10)  # one chunk per sample
+        assert f["iq"].dtype == np.complex64
+    info = describe(path)
+    assert info["classes"] == {"walker": 3, "drone": 3} and info["datasets"]["spectrograms"]["shape"] == [6, 8, 10]
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    path = tmp_path / "d.h5"
+    bad = _data()
+    bad.params = {"x": object()}  # cannot be stored
+    with pytest.raises(TypeError):
+        bad.save(path, "", 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_overwrite_keeps_old_file(tmp_path):
+    path = tmp_path / "d.h5"
+    _data().save(path, "", 0)
+    before = path.read_bytes()
+    bad = _data()
+    bad.params = {"x": object()}
+    with pytest.raises(TypeError):
+        bad.save(path, "", 0)
+    assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(ArtifactError, match="file not found"):
+        Spectrograms.load(tmp_path / "missing.h5")
+    txt = tmp_path / "x.h5"
+    txt.write_text("hello")
+    with pytest.raises(ArtifactError, match="not an HDF5 file"):
+        Spectrograms.load(txt)
+    good = tmp_path / "good.h5"
+    _data().save(good, "", 0)
+    trunc = tmp_path / "trunc.h5"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ArtifactError):
+        Spectrograms.load(trunc)
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["x"] = 1
+    with pytest.raises(ArtifactError, match="not an mdcli artifact"):
+        Spectrograms.load(plain)
+    newer = tmp_path / "newer.h5"
+    _data().save(newer, "", 0)
+    with h5py.File(newer, "a") as f:
+        f.attrs["schema_version"] = 99
+    with pytest.raises(ArtifactError, match="newer than this mdcli"):
+        Spectrograms.load(newer)
+
+
+def test_wrong_kind(tmp_path):
+    path = tmp_path / "d.h5"
+    _data().save(path, "", 0)
+    with pytest.raises(ArtifactError, match="is a 'spectrograms' artifact, expected autoencoder"):
+        with open_artifact(path, "autoencoder"):
+            pass

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from mdcli.config import load_config, parse_override, to_yaml, valid_keys
+from mdcli.errors import ConfigError
+from mdcli.sim.config import SimulateConfig
+
+
+def test_layers_defaults_file_set_options(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("n_per_class: 5\nradar:\n  prf_hz: 3000\n")
+    cfg = load_config(SimulateConfig, f, ["radar.prf_hz=5000", "targets=walker,bird"], {"n_per_class": 7, "seed": None})
+    assert cfg.radar.prf_hz == 5000.0 and isinstance(cfg.radar.prf_hz, float)
+    assert cfg.targets == ["walker", "bird"]
+    assert cfg.n_per_class == 7  # explicit option beats the file
+    assert cfg.seed == 0  # None means "not given"
+    assert cfg.radar.carrier_hz == 24e9  # default kept
+
+
+def test_unknown_set_key_lists_valid_keys():
+    with pytest.raises(ConfigError) as e:
+        parse_override("radar.prfhz=3", SimulateConfig)
+    msg = str(e.value)
+    assert "radar.prfhz" in msg and "radar.prf_hz" in msg and "walker.speed_mps" in msg
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("radar:\n  nope: 1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*radar\.nope.*valid keys"):
+        load_config(SimulateConfig, f)
+
+
+@pytest.mark.parametrize("item,match", [
+    ("n_per_class=abc", "integer"), ("n_per_class=2.5", "integer"), ("radar.prf_hz=fast", "number"),
+    ("save_iq=maybe", "true/false"), ("scene.snr_db=[30, 10]", "low <= high"), ("n_per_class=0", "at least 1"),
+    ("targets=walker,tank", "unknown target 'tank'"), ("processing.window=nosuch", "unknown window"),
+    ("walker.speed_mps=[1, 4]", "relative velocity"), ("noequals", "key=value"),
+])
+def test_bad_values_are_rejected(item, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(SimulateConfig, None, [item])
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    f = tmp_path / "broken.yaml"
+    f.write_text("radar: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml.*not valid YAML"):
+        load_config(SimulateConfig, f)
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(SimulateConfig, tmp_path / "nope.yaml")
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = load_config(SimulateConfig, None, ["radar.prf_hz=6000", "drone.n_rotors=[4]"])
+    f = tmp_path / "r.yaml"
+    f.write_text(to_yaml(cfg))
+    assert load_config(SimulateConfig, f) == cfg
+    assert "processing.image_size" in valid_keys(SimulateConfig)

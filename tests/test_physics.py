@@ -1,0 +1,141 @@
+"""Physics pinned to textbook values (V.C. Chen, The Micro-Doppler Effect in Radar)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mdcli.sim import rotor, walker
+from mdcli.sim.signal import point_returns, stft_power
+from mdcli.sim.vehicle import wheel_points
+from tests.conftest import CARRIER_HZ, WAVELENGTH, make_scene
+
+C = 299_792_458.0
+
+
+def _walker(height, speed, aspect=0.0, duration=8.0, prf=4000.0):
+    sc = make_scene(prf, duration, aspect_deg=aspect, range_m=80.0, radar_height=1.0)
+    p = {"height_m": height, "speed_mps": speed, "phase0": 0.0}
+    r, amp = walker.walker_ranges(p, sc)
+    return sc, sc.up(r), sc.up(amp)
+
+
+@pytest.mark.parametrize("speed,height", [(1.4, 1.8), (0.9, 1.6), (2.0, 1.9)])
+def test_walker_torso_ridge_at_two_v_fc_over_c(speed, height):
+    sc, r, amp = _walker(height, speed)
+    torso = point_returns(r[[walker.TORSO_SEGMENT]], amp[[walker.TORSO_SEGMENT]], WAVELENGTH)
+    power, f, _ = stft_power(torso, 4000.0, 512, 8192, 400)
+    ridge = f[power.argmax(0)].mean()
+    expected = 2 * speed * CARRIER_HZ / C
+    assert ridge == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("speed,height", [(1.4, 1.8), (0.8, 1.7), (2.2, 1.85)])
+def test_gait_cycle_is_1_346_over_sqrt_rv(speed, height):
+    sc, r, amp = _walker(height, speed, duration=10.0)
+    sig = point_returns(r, amp, WAVELENGTH)
+    power, f, t = stft_power(sig, 4000.0, 128, 512, 2000)
+    db = 10 * np.log10(power + 1e-30)
+    envelope = np.array([f[db[:, k] > db.max() - 30].max() for k in range(db.shape[1])])  # limb tips
+    e = envelope - envelope.mean()
+    ac = np.correlate(e, e, "full")[len(e) - 1 :]
+    dt = t[1] - t[0]
+    cycle = walker.cycle_duration(walker.relative_velocity(speed, height))
+    assert cycle == pytest.approx(1.346 / np.sqrt(speed / (0.491 * height)))
+    lags = np.arange(len(ac)) * dt
+    window = np.flatnonzero((lags > 0.7 * cycle) & (lags < 1.3 * cycle))
+    i = window[ac[window].argmax()]
+    y0, y1, y2 = ac[i - 1 : i + 2]
+    measured = (i + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2)) * dt
+    assert measured == pytest.approx(cycle, rel=0.03)
+
+
+def test_walker_translates_at_v_not_rv():
+    """Public ports advance 1.346 sqrt(rv) per cycle (rv m/s); the body must move at v m/s."""
+    sc, r, _ = _walker(1.8, 1.4, duration=4.0)
+    torso = r[walker.TORSO_SEGMENT]
+    closing = (torso[0] - torso[-1]) / (sc.t[-1] - sc.t[0])
+    assert closing == pytest.approx(1.4, rel=0.01)
+
+
+def test_walker_limbs_swing_faster_than_torso():
+    sc, r, _ = _walker(1.8, 1.4)
+    speed = np.abs(np.diff(r, axis=1)).max(1) / (sc.t[1] - sc.t[0])
+    foot = speed[-2:].max()
+    assert 3.0 * 1.4 < foot < 6.0 * 1.4  # toe peaks at ~4.4 v in the Boulic model
+    assert speed[walker.TORSO_SEGMENT] < 1.5 * 1.4
+
+
+def _blade_spectrum_edge(rpm, length, altitude, n_blades, range_m=50.0):
+    omega = 2 * np.pi * rpm / 60
+    beta = np.arctan2(altitude, range_m)
+    f_max = 2 * omega * length * np.cos(beta) / WAVELENGTH
+    prf = 16 * f_max  # far from aliasing
+    sc = make_scene(prf, 0.1 if rpm > 1000 else 0.5, range_m=range_m, radar_height=0.0)
+    hub = sc.track(0.0, altitude)[None]
+    sig, f_param = rotor.blade_returns(sc, hub, sc.heading, sc.lateral, [rpm], n_blades, length, 1.0, [0.3])
+    return sc, sig, f_param, f_max, prf
+
+
+@pytest.mark.parametrize("rpm,length,altitude,n_blades", [(3000, 0.15, 20, 2), (2000, 0.25, 10, 3), (400, 6.0, 40, 4)])
+def test_rotor_max_doppler_is_2_omega_L_cos_beta_over_lambda(rpm, length, altitude, n_blades):
+    sc, sig, f_param, f_max, prf = _blade_spectrum_edge(rpm, length, altitude, n_blades)
+    assert f_param == pytest.approx(f_max, rel=0.005)
+    power, f, _ = stft_power(sig, prf, 512, 8192, 1000)
+    peak_db = 10 * np.log10(power.max(1))
+    support = f[peak_db >= peak_db.max() - 10]  # -10 dB extent of the time-max spectrum
+    assert support.max() == pytest.approx(f_max, rel=0.02)
+    assert -support.min() == pytest.approx(f_max, rel=0.02)
+
+
+@pytest.mark.parametrize("n_blades", [2, 3, 4, 5])
+def test_blade_flash_period(n_blades):
+    rpm = 3000.0
+    sc, sig, _, f_max, prf = _blade_spectrum_edge(rpm, 0.15, 20, n_blades)
+    hop = 3
+    power, f, t = stft_power(sig, prf, 64, 2048, (len(sig) - 64) // hop + 1)
+    assert np.allclose(np.diff(t), hop / prf)  # evenly spaced frames
+    flash = power[np.abs(f) > 0.3 * f_max].sum(0)  # broadband energy: high only at flashes
+    flash = flash - flash.mean()
+    n = 1 << 16
+    spec = np.abs(np.fft.rfft(flash * np.hanning(len(flash)), n=n))
+    freq = np.fft.rfftfreq(n, t[1] - t[0])
+    spec[freq < 20] = 0
+    f_rot = rpm / 60
+    expected = n_blades * f_rot if n_blades % 2 == 0 else 2 * n_blades * f_rot
+    assert freq[spec.argmax()] == pytest.approx(expected, rel=0.02)
+
+
+def test_wheel_top_moves_at_2v_and_contact_point_is_still():
+    sc = make_scene(4000.0, 2.0, range_m=60.0, radar_height=0.5)
+    v, radius = 4.0, 0.3
+    centre = sc.track(v, radius)[None]
+    pts = wheel_points(sc, centre, radius, v, 64, np.random.default_rng(0))[0]  # (64, Jc, 3)
+    dt = (sc.t[1] - sc.t[0]) * sc.factor
+    speed = np.linalg.norm(np.diff(pts, axis=1), axis=-1) / dt
+    assert speed.max() == pytest.approx(2 * v, rel=0.01)
+    assert speed.min() < 0.01 * v
+    top = pts[..., 2].argmax(axis=0)  # the highest rim point at each time moves at ~2v
+    top_speed = speed[top[:-1], np.arange(speed.shape[1])]
+    assert np.median(top_speed) == pytest.approx(2 * v, rel=0.01)
+
+
+def test_vehicle_doppler_spans_zero_to_2v():
+    from mdcli.sim.vehicle import vehicle_signal
+
+    v = 4.0
+    sc = make_scene(4000.0, 2.0, range_m=200.0, radar_height=0.5)
+    p = {"speed_mps": v, "wheel_radius_m": 0.3, "wheelbase_m": 2.7, "rim_points": 8}
+    _, fmax, v_r = vehicle_signal(p, sc, np.random.default_rng(1))
+    assert v_r == pytest.approx(v, rel=0.01)
+    assert fmax == pytest.approx(2 * (2 * v) / WAVELENGTH, rel=0.02)
+
+
+@pytest.mark.parametrize("aspect,sign", [(0.0, 1), (30.0, 1), (180.0, -1), (150.0, -1)])
+def test_approaching_targets_give_positive_doppler(aspect, sign):
+    sc, r, amp = _walker(1.75, 1.3, aspect=aspect, duration=3.0)
+    sig = point_returns(r, amp, WAVELENGTH)
+    power, f, _ = stft_power(sig, 4000.0, 256, 1024, 100)
+    centroid = (power * f[:, None]).sum() / power.sum()
+    assert np.sign(centroid) == sign
+    assert centroid == pytest.approx(2 * 1.3 * np.cos(np.deg2rad(aspect)) / WAVELENGTH, rel=0.25)
