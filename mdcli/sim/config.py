@@ -72,9 +72,9 @@ class HelicopterConfig:
 @dataclass
 class BirdConfig:
     flap_hz: list[float] = _rng(2.0, 10.0)
-    speed_mps: list[float] = _rng(2.0, 8.0)
+    speed_mps: list[float] = _rng(2.0, 6.0)
     flap_amplitude_deg: list[float] = _rng(30.0, 50.0)
-    altitude_m: list[float] = _rng(2.0, 30.0)
+    altitude_m: list[float] = _rng(2.0, 15.0)
 
 
 @dataclass
