@@ -29,6 +29,10 @@ from mdcli.errors import ArtifactError, MdcliError
 # Current schema version of each artifact kind; bump when the layout changes.
 SCHEMA_VERSIONS = {
     "spectrograms": 1,
+    "autoencoder": 1,
+    "latents": 1,
+    "classifier": 1,
+    "checkpoint": 1,
 }
 
 SOURCES = ("simulated", "imported", "generated")
@@ -57,8 +61,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise MdcliError(f"output {path}: folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -265,3 +272,40 @@ def describe(path: str | Path) -> dict:
             info["classes"] = {n: int(c) for n, c in zip(names, counts)}
         info["file_sha256"] = sha256_file(path)
     return info
+
+
+def save_model(path: str | Path, kind: str, config_yaml: str, seed: int, parents: list[dict],
+               state: dict, attrs: dict) -> None:
+    """A trained network: /weights/<param> datasets plus JSON-able attributes (no pickle)."""
+    with atomic_h5(path) as f:
+        write_header(f, kind, config_yaml, seed, parents)
+        for k, v in attrs.items():
+            f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+        g = f.create_group("weights")
+        for name, t in state.items():
+            arr = t.detach().cpu()
+            g.create_dataset(name, data=arr.float().numpy() if arr.is_floating_point() else arr.numpy())
+
+
+def load_model(path: str | Path, kind: str) -> tuple[dict, dict, dict]:
+    """-> (header, attrs with JSON decoded, {param: numpy array})."""
+    with open_artifact(path, kind) as f:
+        header = read_header(f)
+        attrs = {}
+        for k, v in f.attrs.items():
+            if k in header or k == "parents":
+                continue
+            if isinstance(v, bytes):
+                v = v.decode()
+            if isinstance(v, str) and v[:1] in "[{":
+                try:
+                    v = json.loads(v)
+                except json.JSONDecodeError:
+                    pass
+            elif isinstance(v, np.generic):
+                v = v.item()
+            attrs[k] = v
+        if "weights" not in f:
+            raise ArtifactError(f"{path}: damaged '{kind}' artifact: no /weights")
+        weights = {k: ds[()] for k, ds in f["weights"].items()}
+    return header, attrs, weights

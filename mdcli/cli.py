@@ -210,6 +210,171 @@ def plot(
     console.print(f"wrote {output}")
 
 
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint beside the output (OUTPUT.ckpt).")]
+StopAfterOpt = Annotated[
+    Optional[int],
+    typer.Option("--stop-after", min=1, help="Train at most this many steps in this run, checkpoint, and exit (for time-sliced jobs)."),
+]
+
+
+def _check_input(path: Path, option: str) -> None:
+    if not path.exists():
+        raise MdcliError(f"{option} {path}: file not found")
+
+
+def _run_training(name: str, output: Path, total: int, start_hint: int, quiet: bool, fn) -> object:
+    """Progress bar, clean Ctrl-C (the trainer has saved a checkpoint), and the usual messages."""
+    from mdcli.progress import progress_bar
+    from mdcli.train.common import checkpoint_path
+
+    try:
+        with progress_bar(name, total, unit="step", quiet=quiet) as advance:
+            return fn(advance)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted: checkpoint saved to {checkpoint_path(output)}; "
+                          "run the same command with --resume to continue[/]")
+        raise typer.Exit(130) from None
+
+
+@app.command(
+    "train-classifier",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli train-classifier --data data.h5 -o classifier.h5\n\n"
+        "  mdcli train-classifier --data data.h5 --seed 1 -o judge.h5   # an independent judge\n\n"
+        "  mdcli train-classifier --config configs/tiny/train-classifier.yaml --data tiny.h5 -o clf.h5"
+    ),
+)
+@user_errors
+def train_classifier_cmd(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Classifier artifact to write.")] = Path("classifier.h5"),
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = False,
+    stop_after: StopAfterOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a small spectrogram CNN on the class labels (held-out validation accuracy recorded).
+
+    Used as the feature net of the `domain` perceptual loss and, with another seed, as the judge.
+    """
+    from mdcli.config import load_config, to_yaml
+    from mdcli.train.classifier import TrainClassifierConfig, train_classifier
+
+    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed})
+    if dry_run:
+        _print_config(to_yaml(cfg))
+        return
+    _check_input(data, "--data")
+    output = _output_path(output)
+    res = _run_training("train-classifier", output, cfg.train.steps, 0, quiet,
+                        lambda adv: train_classifier(cfg, data, output, resume, stop_after, adv, err_console.print))
+    if res is None:
+        console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
+        return
+    if not quiet:
+        console.print(f"wrote {output}: validation accuracy {res.val_accuracy:.3f} "
+                      f"(train {res.train_accuracy:.3f}), {res.images_per_s:.0f} images/s")
+
+
+@app.command(
+    "train-ae",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli train-ae --data data.h5 --arch vqgan --classifier classifier.h5 -o ae.h5\n\n"
+        "  mdcli train-ae --data data.h5 --arch vae --perceptual none --set vae.kl_weight=1e-4 -o vae.h5\n\n"
+        "  mdcli train-ae --data data.h5 --arch vqvae --perceptual lpips-vgg --perceptual-weights vgg16-397923af.pth -o vq.h5\n\n"
+        "  mdcli train-ae ... --resume   # continue exactly from OUTPUT.ckpt"
+    ),
+)
+@user_errors
+def train_ae_cmd(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Autoencoder artifact to write.")] = Path("ae.h5"),
+    arch: Annotated[Optional[str], typer.Option(help="vae | vqvae | vqgan")] = None,
+    perceptual: Annotated[Optional[str], typer.Option(help="domain | lpips-vgg | lpips-alex | none")] = None,
+    perceptual_weights: Annotated[
+        Optional[Path], typer.Option("--perceptual-weights", help="torchvision ImageNet trunk for lpips-* (else the torch hub cache).")
+    ] = None,
+    classifier: Annotated[Optional[Path], typer.Option(help="classifier.h5 for --perceptual domain.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches, noise).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = False,
+    stop_after: StopAfterOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train an autoencoder (VAE, VQ-VAE or VQ-GAN) on spectrograms; all share one encoder/decoder."""
+    from mdcli.config import load_config, to_yaml
+    from mdcli.train.ae import TrainAEConfig, train_autoencoder
+
+    cfg = load_config(TrainAEConfig, config, set_, {
+        "arch": arch, "loss.perceptual": perceptual, "train.steps": steps, "seed": seed,
+        "loss.perceptual_weights": str(perceptual_weights) if perceptual_weights else None,
+        "loss.classifier": str(classifier) if classifier else None,
+    })
+    if dry_run:
+        _print_config(to_yaml(cfg))
+        return
+    _check_input(data, "--data")
+    if cfg.loss.perceptual == "domain":
+        _check_input(Path(cfg.loss.classifier), "--classifier")
+    output = _output_path(output)
+    res = _run_training(f"train-ae {cfg.arch}", output, cfg.train.steps, 0, quiet,
+                        lambda adv: train_autoencoder(cfg, data, output, resume, stop_after, adv, err_console.print))
+    if res is None:
+        console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
+        return
+    if not quiet:
+        table = Table(title=f"{output} ({cfg.arch}, {res.images_per_s:.1f} images/s)")
+        table.add_column("validation metric")
+        table.add_column("value", justify="right")
+        for k, v in res.metrics.items():
+            table.add_row(k, f"{v:.4f}")
+        console.print(table)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli encode --ae ae.h5 --data data.h5 -o latents.h5\n\n"
+        "  mdcli encode --ae ae.h5 --data data.h5 -o latents.h5 --batch-size 256 --quiet"
+    ),
+)
+@user_errors
+def encode(
+    ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to encode.")] = Path("data.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Latents artifact to write.")] = Path("latents.h5"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
+    quiet: QuietOpt = False,
+) -> None:
+    """Encode spectrograms to latents (pre-quantisation for VQ models, posterior mean for the VAE).
+
+    Stores per-channel mean and std over the whole dataset for the latent diffusion model.
+    """
+    from mdcli.artifacts import open_artifact
+    from mdcli.encode import encode_dataset
+    from mdcli.progress import progress_bar
+
+    with open_artifact(data, "spectrograms") as f:
+        n = f["spectrograms"].shape[0]
+    with open_artifact(ae, "autoencoder"):
+        pass
+    output = _output_path(output)
+    with progress_bar("encode", n, unit="img", quiet=quiet) as advance:
+        info = encode_dataset(ae, data, output, batch_size, advance)
+    if not quiet:
+        console.print(f"wrote {output}: {info['n']} latents of shape {info['latent_shape']} ({info['arch']}); "
+                      f"channel std {', '.join(f'{s:.3f}' for s in info['channel_std'])}")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,139 @@
+"""Losses of the autoencoder stage. Each returns per-sample values (B,) unless noted; the loop weights and reduces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mdcli.errors import MdcliError
+
+# torchvision ImageNet trunks the lpips package expects (torch hub cache file names).
+LPIPS_TRUNK_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
+
+
+def reconstruction(x: torch.Tensor, y: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    d = (x - y).abs() if kind == "l1" else (x - y).pow(2)
+    return d.flatten(1).mean(1)
+
+
+def _unit(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Normalise feature vectors to unit length along channels (LPIPS, Zhang et al. 2018)."""
+    return f / (f.pow(2).sum(1, keepdim=True).sqrt() + eps)
+
+
+class DomainPerceptual(nn.Module):
+    """LPIPS-style distance in the feature space of a spectrogram classifier (train-classifier).
+
+    d(x, y) = sum_l mean_{h,w} || f_l(x)/|f_l(x)| - f_l(y)/|f_l(y)| ||^2 over the classifier's stages,
+    with uniform channel weights (no ImageNet weights needed).
+    """
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.net = classifier.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True):  # the feature net stays in eval mode
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        d = 0.0
+        for fx, fy in zip(self.net.features(x), self.net.features(y)):
+            d = d + (_unit(fx) - _unit(fy)).pow(2).sum(1).mean((1, 2))
+        return d
+
+
+class LPIPSPerceptual(nn.Module):
+    """The `lpips` package's metric on single-channel spectrograms (repeated to 3 channels, in [-1, 1])."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.model(x.repeat(1, 3, 1, 1), y.repeat(1, 3, 1, 1)).flatten()
+
+
+def lpips_trunk_path(net: str, weights: str | Path | None) -> Path:
+    """Where the ImageNet trunk must be: the given path, else the torch hub cache."""
+    if weights:
+        return Path(weights)
+    return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_TRUNK_FILES[net]
+
+
+def build_lpips(net: str, weights: str | Path | None = None, pnet_rand: bool = False) -> LPIPSPerceptual:
+    """LPIPS with its linear layers from the package and the trunk from a local file; never downloads.
+
+    pnet_rand=True keeps a random trunk (for tests; the distance is then not perceptual).
+    """
+    import lpips
+
+    if net not in LPIPS_TRUNK_FILES:
+        raise MdcliError(f"--perceptual lpips-{net}: unknown network; use lpips-vgg or lpips-alex")
+    trunk_state = None
+    if not pnet_rand:
+        path = lpips_trunk_path(net, weights)
+        if not path.is_file():
+            raise MdcliError(
+                f"--perceptual lpips-{net}: ImageNet weights '{LPIPS_TRUNK_FILES[net]}' not found at {path}; "
+                f"copy torchvision's file into {Path(torch.hub.get_dir()) / 'checkpoints'} or pass "
+                "--perceptual-weights PATH (nothing is downloaded), or use --perceptual domain"
+            )
+        try:
+            trunk_state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+            raise MdcliError(f"--perceptual-weights {path}: not a readable torch weights file ({type(e).__name__})") from None
+    # pretrained=False: no linear layers loaded by lpips itself; pnet_rand=True: no torchvision download.
+    model = lpips.LPIPS(pretrained=False, net=net, pnet_rand=True, verbose=False)
+    lin = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
+    model.load_state_dict(torch.load(lin, map_location="cpu", weights_only=True), strict=False)
+    if trunk_state is not None:
+        load_lpips_trunk(model.net, trunk_state, path)
+    return LPIPSPerceptual(model)
+
+
+def load_lpips_trunk(trunk: nn.Module, state: dict, path: Path) -> None:
+    """Copy torchvision `features.<i>.*` weights into lpips' slice modules (which keep the indices)."""
+    own = trunk.state_dict()
+    mapped = {}
+    for key in own:
+        _, idx, param = key.split(".", 2)  # slice<k>.<i>.<param>
+        src = f"features.{idx}.{param}"
+        if src not in state:
+            raise MdcliError(f"--perceptual-weights {path}: missing '{src}'; expected torchvision {type(trunk).__name__} weights")
+        if state[src].shape != own[key].shape:
+            raise MdcliError(f"--perceptual-weights {path}: '{src}' has shape {tuple(state[src].shape)}, expected {tuple(own[key].shape)}")
+        mapped[key] = state[src]
+    trunk.load_state_dict(mapped)
+
+
+def gan_d_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+    """Discriminator loss on patch logits (scalar)."""
+    if kind == "hinge":
+        return 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
+    return 0.5 * (F.softplus(-real).mean() + F.softplus(fake).mean())
+
+
+def gan_g_loss(fake: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+    """Generator loss on patch logits of reconstructions (scalar)."""
+    return -fake.mean() if kind == "hinge" else F.softplus(-fake).mean()
+
+
+def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor, max_weight: float = 1e4) -> torch.Tensor:
+    """lambda = ||grad L_rec|| / (||grad L_G|| + 1e-4) at the decoder's last layer, clamped (Esser et al. 2021, eq. 7)."""
+    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    g_gan = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+    return (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, max_weight).detach()

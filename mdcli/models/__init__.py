@@ -1,0 +1,1 @@
+"""Networks: shared encoder/decoder, Gaussian and vector-quantised bottlenecks, PatchGAN, classifier."""

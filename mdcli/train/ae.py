@@ -1,0 +1,291 @@
+"""`train-ae`: VAE, VQ-VAE and VQ-GAN on one shared encoder/decoder, trained by one loop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+
+from mdcli.artifacts import load_model, parent_record, save_model
+from mdcli.config import from_dict, to_yaml
+from mdcli.data import from_model, load_images
+from mdcli.errors import ConfigError, MdcliError
+from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss, reconstruction
+from mdcli.metrics import psnr, ssim
+from mdcli.models.autoencoder import GaussianAutoencoder, ModelConfig, VQAutoencoder
+from mdcli.models.discriminator import DiscConfig, PatchDiscriminator
+from mdcli.models.quantizer import VectorQuantizer, VQConfig
+from mdcli.train import common
+
+ARCHS = ("vae", "vqvae", "vqgan")
+PERCEPTUAL = ("domain", "lpips-vgg", "lpips-alex", "none")
+
+
+@dataclass
+class VAEOptions:
+    kl_weight: float = 1e-6  # latent diffusion's default
+    logvar_min: float = -30.0
+    logvar_max: float = 20.0
+
+
+@dataclass
+class LossConfig:
+    recon: str = "l1"  # l1 | l2
+    recon_weight: float = 1.0
+    perceptual: str = "domain"  # domain | lpips-vgg | lpips-alex | none
+    perceptual_weight: float = 1.0
+    perceptual_weights: str = ""  # lpips: torchvision ImageNet trunk file (default: the torch hub cache)
+    classifier: str = ""  # domain: a classifier.h5 from `mdcli train-classifier`
+
+
+@dataclass
+class TrainAEConfig:
+    """`mdcli train-ae`: the three autoencoders share everything except what defines them."""
+
+    seed: int = 0
+    arch: str = "vqgan"  # vae | vqvae | vqgan
+    model: ModelConfig = field(default_factory=ModelConfig)
+    vae: VAEOptions = field(default_factory=VAEOptions)
+    vq: VQConfig = field(default_factory=VQConfig)
+    disc: DiscConfig = field(default_factory=DiscConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: common.OptimConfig = field(default_factory=common.OptimConfig)
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"--arch: unknown architecture '{self.arch}'; valid: {', '.join(ARCHS)}")
+        if self.loss.perceptual not in PERCEPTUAL:
+            raise ConfigError(f"--perceptual: unknown '{self.loss.perceptual}'; valid: {', '.join(PERCEPTUAL)}")
+        if self.loss.recon not in ("l1", "l2"):
+            raise ConfigError("loss.recon: expected l1 or l2")
+        if self.disc.loss not in ("hinge", "non-saturating"):
+            raise ConfigError("disc.loss: expected hinge or non-saturating")
+        if not self.model.channel_mult or self.model.downsample_factor not in (1, 2, 4, 8, 16):
+            raise ConfigError("model.channel_mult: give 1 to 5 levels (downsampling factor f = 2^(levels-1))")
+        if self.model.latent_channels < 1 or self.model.channels < 1:
+            raise ConfigError("model.channels and model.latent_channels must be >= 1")
+        if self.vq.codebook_size < 2:
+            raise ConfigError("vq.codebook_size: must be >= 2")
+        if self.train.steps < 1 or self.train.batch_size < 1:
+            raise ConfigError("train.steps and train.batch_size must be >= 1")
+        if not 0 < self.train.val_fraction < 1:
+            raise ConfigError("train.val_fraction: must be between 0 and 1")
+        if self.loss.perceptual == "domain" and not self.loss.classifier:
+            raise ConfigError(
+                "--perceptual domain needs a spectrogram classifier: train one with `mdcli train-classifier` "
+                "and pass --classifier classifier.h5 (or use --perceptual none)"
+            )
+
+
+def build_autoencoder(cfg: TrainAEConfig) -> torch.nn.Module:
+    if cfg.arch == "vae":
+        return GaussianAutoencoder(cfg.model, cfg.vae.kl_weight, (cfg.vae.logvar_min, cfg.vae.logvar_max))
+    return VQAutoencoder(cfg.model, VectorQuantizer(cfg.model.latent_channels, cfg.vq), arch=cfg.arch)
+
+
+def build_perceptual(cfg: TrainAEConfig) -> torch.nn.Module | None:
+    kind = cfg.loss.perceptual
+    if kind == "none":
+        return None
+    if kind == "domain":
+        from mdcli.train.classifier import load_classifier
+
+        clf, _ = load_classifier(cfg.loss.classifier)
+        return DomainPerceptual(clf)
+    return build_lpips(kind.split("-")[1], cfg.loss.perceptual_weights or None)
+
+
+@dataclass
+class AEResult:
+    metrics: dict
+    images_per_s: float
+
+
+@torch.no_grad()
+def evaluate(ae, x: torch.Tensor, perceptual, device: torch.device, bs: int = 64) -> dict:
+    """PSNR, SSIM, L1 on [0, 1] images, perceptual distance, and codebook usage for VQ models."""
+    ae.eval()
+    sums = {"psnr": 0.0, "ssim": 0.0, "l1": 0.0, "perceptual": 0.0}
+    counts = None
+    for _, xb in common.batches(x, bs):
+        xb = xb.to(device)
+        out = ae(xb, sample=False)
+        r01, x01 = from_model(out.recon), from_model(xb)
+        sums["psnr"] += float(psnr(r01, x01).sum())
+        sums["ssim"] += float(ssim(r01, x01).sum())
+        sums["l1"] += float((r01 - x01).abs().flatten(1).mean(1).sum())
+        if perceptual is not None:
+            sums["perceptual"] += float(perceptual(out.recon.clamp(-1, 1), xb).sum())
+        if out.indices is not None:
+            c = torch.bincount(out.indices.flatten().cpu(), minlength=ae.quantizer.cfg.codebook_size)
+            counts = c if counts is None else counts + c
+    n = max(1, len(x))
+    m = {k: v / n for k, v in sums.items()}
+    if perceptual is None:
+        m.pop("perceptual")
+    if counts is not None:
+        m.update(codebook_stats(counts.numpy()))
+    return m
+
+
+def codebook_stats(counts: np.ndarray) -> dict:
+    """Usage share, perplexity and perplexity/K of code counts gathered over a whole pass."""
+    k = len(counts)
+    p = counts / max(1, counts.sum())
+    nz = p[p > 0]
+    perplexity = float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0
+    return {"codebook_usage": float((counts > 0).mean()), "perplexity": perplexity, "perplexity_ratio": perplexity / k}
+
+
+def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume: bool = False,
+                      stop_after: int | None = None, progress: Callable[[int], None] | None = None,
+                      log: Callable[[str], None] = lambda s: None) -> AEResult | None:
+    """Train; write `output` (kind `autoencoder`). Returns None when stopped early by `stop_after`."""
+    common.set_threads()
+    torch.manual_seed(cfg.seed)
+    device = common.pick_device(cfg.train.device)
+    cuda = device.type == "cuda"
+    x, labels, data = load_images(data_path)
+    f = cfg.model.downsample_factor
+    if x.shape[-1] % f or x.shape[-2] % f:
+        raise MdcliError(f"{data_path}: image size {tuple(x.shape[-2:])} is not divisible by the downsampling factor {f}")
+    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed)
+    ae = build_autoencoder(cfg).to(device)
+    perceptual = build_perceptual(cfg)
+    if perceptual is not None:
+        perceptual = perceptual.to(device)
+    gan = cfg.arch == "vqgan"
+    disc = PatchDiscriminator(cfg.disc).to(device) if gan else None
+    if cuda:
+        ae = ae.to(memory_format=torch.channels_last)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    betas = (0.5, 0.9) if gan else (0.9, 0.999)
+    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=0.0) if gan else None
+    ema = common.EMA(ae, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    modules = {"ae": ae} | ({"disc": disc} if gan else {}) | ({"ema": ema.model} if ema else {})
+    optimizers = {"ae": opt} | ({"disc": opt_d} if gan else {})
+    text = to_yaml(cfg)
+    parents = [parent_record(data_path)] + ([parent_record(cfg.loss.classifier)] if cfg.loss.perceptual == "domain" else [])
+    ckpt = common.checkpoint_path(output)
+    jsonl = common.JsonlLog(common.log_path(output))
+    start, extra = 0, {"history": [], "usage": None}
+    if resume and ckpt.exists():
+        start, extra = common.load_checkpoint(ckpt, text, modules, optimizers)
+        log(f"resumed from {ckpt} at step {start}")
+    elif not resume and jsonl.path.exists():
+        jsonl.path.unlink()
+    history: list = extra["history"]
+    k = cfg.vq.codebook_size
+    usage = np.array(extra["usage"], dtype=np.int64) if extra.get("usage") is not None else np.zeros(k, np.int64)
+    spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
+    eval_every = cfg.train.eval_every or spe
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+
+    def checkpoint(at: int) -> None:
+        common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, optimizers,
+                               {"history": history, "usage": usage.tolist()})
+
+    t0, seen, step = time.perf_counter(), 0, start
+    try:
+        for step in range(start, cfg.train.steps):
+            if stop_after is not None and step - start >= stop_after:
+                checkpoint(step)
+                return None
+            # 1. learning rate and batch
+            lr = common.lr_at(step, cfg.train)
+            for o in optimizers.values():
+                for g in o.param_groups:
+                    g["lr"] = lr
+            idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+            xb = x[idx].to(device)
+            if cuda:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            # 2. autoencoder loss: reconstruction + perceptual + bottleneck (+ adversarial)
+            ae.train()
+            with autocast:
+                out = ae(xb)
+                rec = reconstruction(out.recon.float(), xb, cfg.loss.recon).mean()
+                nll = cfg.loss.recon_weight * rec
+                if perceptual is not None:
+                    p_loss = perceptual(out.recon.float(), xb).mean()
+                    nll = nll + cfg.loss.perceptual_weight * p_loss
+                loss = nll + out.loss
+                record = {"step": step + 1, "lr": lr, "rec": rec.item(), "bottleneck": out.loss.detach().item()}
+                if perceptual is not None:
+                    record["perceptual"] = p_loss.item()
+                if gan and step >= cfg.disc.start:
+                    disc.requires_grad_(False)
+                    g_loss = gan_g_loss(disc(out.recon), cfg.disc.loss)
+                    lam = cfg.disc.weight * adaptive_weight(nll, g_loss, ae.decoder.last_layer, cfg.disc.adaptive_max)
+                    loss = loss + lam * g_loss
+                    disc.requires_grad_(True)
+                    record.update(g_loss=g_loss.item(), adaptive_weight=float(lam))
+            common.check_finite(loss, step, ckpt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.train.grad_clip)
+            opt.step()
+            # 3. discriminator: trains from `pretrain_steps` before the generator term switches on
+            if gan and step >= cfg.disc.start - cfg.disc.pretrain_steps:
+                with autocast:
+                    d_loss = gan_d_loss(disc(xb), disc(out.recon.detach()), cfg.disc.loss)
+                common.check_finite(d_loss, step, ckpt)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                if cfg.train.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(disc.parameters(), cfg.train.grad_clip)
+                opt_d.step()
+                record["d_loss"] = d_loss.item()
+            if ema is not None:
+                ema.update(ae)
+            if out.indices is not None:
+                usage += np.bincount(out.indices.flatten().cpu().numpy(), minlength=k)
+            record.update({key: float(v) for key, v in out.stats.items()})
+            seen += len(idx)
+            if progress:
+                progress(1)
+            # 4. log, validate, checkpoint
+            if (step + 1) % cfg.train.log_every == 0:
+                jsonl.write(record)
+            if (step + 1) % eval_every == 0 or step + 1 == cfg.train.steps:
+                val = evaluate(ema.model if ema else ae, x[va], perceptual, device)
+                val = {"step": step + 1, **{f"val_{k_}": v for k_, v in val.items()}}
+                if out.indices is not None:  # usage over the whole epoch of training batches
+                    val.update({f"epoch_{k_}": v for k_, v in codebook_stats(usage).items()})
+                    usage[:] = 0
+                history.append(val)
+                jsonl.write(val)
+            if (step + 1) % cfg.train.checkpoint_every == 0:
+                checkpoint(step + 1)
+    except KeyboardInterrupt:
+        checkpoint(step)
+        raise
+    rate = seen / max(1e-9, time.perf_counter() - t0)
+    final = ema.model if ema else ae
+    metrics = evaluate(final, x[va], perceptual, device)
+    h, w = x.shape[-2:]
+    save_model(output, "autoencoder", text, cfg.seed, parents, final.state_dict(), {
+        "arch": cfg.arch, "metrics": metrics, "history": history, "images_per_s": rate,
+        "image_shape": [int(h), int(w)], "latent_shape": [cfg.model.latent_channels, int(h) // f, int(w) // f],
+        "class_names": list(data.class_names), "val_indices": va.tolist(),
+    })
+    if ckpt.exists():
+        ckpt.unlink()
+    return AEResult(metrics, rate)
+
+
+def load_autoencoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict, dict]:
+    """Rebuild a trained autoencoder from its artifact -> (model in eval mode, attrs, header)."""
+    header, attrs, weights = load_model(path, "autoencoder")
+    cfg = from_dict(TrainAEConfig, yaml.safe_load(header["config"]))
+    ae = build_autoencoder(cfg)
+    ae.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    return ae.to(device).eval(), attrs, header

@@ -1,0 +1,140 @@
+"""`train-classifier`: a small CNN on the class labels (domain perceptual features, and the judge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mdcli.artifacts import load_model, parent_record, save_model
+from mdcli.config import from_dict, to_yaml
+from mdcli.data import load_images
+from mdcli.errors import ConfigError, MdcliError
+from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
+from mdcli.train import common
+
+
+@dataclass
+class TrainClassifierConfig:
+    """`mdcli train-classifier`: spectrogram CNN with a held-out validation split."""
+
+    seed: int = 0
+    net: ClassifierNetConfig = field(default_factory=ClassifierNetConfig)
+    train: common.OptimConfig = field(default_factory=lambda: common.OptimConfig(
+        steps=600, batch_size=32, lr=1e-3, weight_decay=1e-4, warmup_steps=50, val_fraction=0.2))
+    time_shift: bool = True  # augment with random circular time shifts (spectrograms are stationary-ish in time)
+
+    def validate(self) -> None:
+        t = self.train
+        if t.steps < 1 or t.batch_size < 1:
+            raise ConfigError("train.steps and train.batch_size must be >= 1")
+        if not 0 < t.val_fraction < 1:
+            raise ConfigError("train.val_fraction: must be between 0 and 1")
+
+
+@dataclass
+class ClassifierResult:
+    val_accuracy: float
+    train_accuracy: float
+    steps: int
+    images_per_s: float
+
+
+@torch.no_grad()
+def accuracy(model: SpectrogramClassifier, x: torch.Tensor, y: torch.Tensor, device: torch.device, bs: int = 128) -> float:
+    model.eval()
+    correct = 0
+    for i, xb in common.batches(x, bs):
+        correct += int((model(xb.to(device)).argmax(1).cpu() == y[i : i + bs]).sum())
+    return correct / max(1, len(x))
+
+
+def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, resume: bool = False,
+                     stop_after: int | None = None, progress: Callable[[int], None] | None = None,
+                     log: Callable[[str], None] = lambda s: None) -> ClassifierResult | None:
+    """Train; write `output` (kind `classifier`). Returns None when stopped early by `stop_after`."""
+    import time
+
+    common.set_threads()
+    torch.manual_seed(cfg.seed)
+    device = common.pick_device(cfg.train.device)
+    x, labels, data = load_images(data_path)
+    y = torch.from_numpy(labels)
+    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed)
+    if len(tr) < 1 or len(va) < 1:
+        raise MdcliError(f"{data_path}: too few samples ({len(labels)}) for a train/validation split")
+    model = SpectrogramClassifier(cfg.net, len(data.class_names)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    text = to_yaml(cfg)
+    parents = [parent_record(data_path)]
+    ckpt = common.checkpoint_path(output)
+    jsonl = common.JsonlLog(common.log_path(output))
+    start = 0
+    if resume and ckpt.exists():
+        start, _ = common.load_checkpoint(ckpt, text, {"model": model}, {"opt": opt})
+        log(f"resumed from {ckpt} at step {start}")
+    elif not resume and jsonl.path.exists():
+        jsonl.path.unlink()
+    spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
+    t0, done = time.perf_counter(), 0
+    step = start
+    try:
+        for step in range(start, cfg.train.steps):
+            if stop_after is not None and step - start >= stop_after:
+                common.save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
+                return None
+            model.train()
+            for g in opt.param_groups:
+                g["lr"] = common.lr_at(step, cfg.train)
+            idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            if cfg.time_shift:
+                shifts = torch.randint(0, xb.shape[-1], (len(xb),))
+                xb = torch.stack([torch.roll(img, int(s), dims=-1) for img, s in zip(xb, shifts)])
+            loss = F.cross_entropy(model(xb), yb)
+            common.check_finite(loss, step, ckpt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            opt.step()
+            done += len(idx)
+            if progress:
+                progress(1)
+            if (step + 1) % cfg.train.log_every == 0:
+                jsonl.write({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
+            eval_every = cfg.train.eval_every or spe
+            if (step + 1) % eval_every == 0:
+                jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x[va], y[va], device)})
+            if (step + 1) % cfg.train.checkpoint_every == 0:
+                common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
+    except KeyboardInterrupt:
+        common.save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
+        raise
+    rate = done / max(1e-9, time.perf_counter() - t0)
+    val_acc = accuracy(model, x[va], y[va], device)
+    train_acc = accuracy(model, x[tr], y[tr], device)
+    save_model(output, "classifier", text, cfg.seed, parents, model.state_dict(), {
+        "class_names": list(data.class_names), "n_classes": len(data.class_names),
+        "image_shape": list(x.shape[-2:]), "val_accuracy": val_acc, "train_accuracy": train_acc,
+        "split": "random", "val_indices": va.tolist(),
+    })
+    jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
+    if ckpt.exists():
+        ckpt.unlink()
+    return ClassifierResult(val_acc, train_acc, cfg.train.steps, rate)
+
+
+def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[SpectrogramClassifier, dict]:
+    """Rebuild a trained classifier from its artifact -> (model in eval mode, attrs)."""
+    import yaml
+
+    header, attrs, weights = load_model(path, "classifier")
+    cfg = from_dict(TrainClassifierConfig, yaml.safe_load(header["config"]))
+    model = SpectrogramClassifier(cfg.net, int(attrs["n_classes"]))
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    return model.to(device).eval(), attrs

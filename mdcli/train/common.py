@@ -1,0 +1,214 @@
+"""Training habits shared by train-ae and train-classifier (and train-ldm later).
+
+Deterministic batches (a permutation per epoch from the seed), warm-up learning rate,
+EMA of weights, JSONL metrics, and HDF5 checkpoints holding everything needed for an
+exact `--resume`: weights, optimiser states, the torch RNG state and the step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from mdcli.artifacts import atomic_h5, open_artifact, write_header
+from mdcli.errors import ArtifactError, MdcliError
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 2000  # optimiser steps in total
+    batch_size: int = 16
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 100  # linear warm-up from 0
+    schedule: str = "constant"  # constant | cosine (after warm-up)
+    grad_clip: float = 1.0  # max global grad norm (0: off)
+    ema_decay: float = 0.0  # EMA of weights for the saved model (0: off; e.g. 0.999)
+    val_fraction: float = 0.1  # held-out share of the data (stratified by class)
+    eval_every: int = 0  # validate every N steps (0: once per epoch)
+    checkpoint_every: int = 200  # steps between checkpoints
+    log_every: int = 10  # steps between JSONL records
+    device: str = "auto"  # auto | cpu | cuda
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MdcliError("train.device=cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def set_threads() -> None:
+    """Use the machine's cores for intra-op work unless the user pinned OMP_NUM_THREADS."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def lr_at(step: int, cfg: OptimConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr
+
+
+def split_indices(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified random split -> (train, val) index arrays; at least one val sample per class when possible."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n_val = int(round(val_fraction * len(idx)))
+        if val_fraction > 0 and len(idx) > 1:
+            n_val = max(1, n_val)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """Indices of batch `step`: epochs are seeded permutations, so any step is reproducible on resume."""
+    per_epoch = max(1, n // batch_size)
+    epoch, k = divmod(step, per_epoch)
+    perm = np.random.default_rng(np.random.SeedSequence([seed, 11, epoch])).permutation(n)
+    return perm[k * batch_size : (k + 1) * batch_size]
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, n // batch_size)
+
+
+class EMA:
+    """Exponential moving average of a model's parameters and buffers."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1.0 - self.decay)
+        for e, b in zip(self.model.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+class JsonlLog:
+    """Append-only metrics log, one JSON object a line (flushed each write)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def write(self, record: dict) -> None:
+        if self.path is None:
+            return
+        clean = {k: (float(v) if isinstance(v, (torch.Tensor, np.floating)) else v) for k, v in record.items()}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(clean) + "\n")
+
+
+def batches(x: torch.Tensor, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+    for i in range(0, len(x), batch_size):
+        yield i, x[i : i + batch_size]
+
+
+# -- HDF5 state dicts ------------------------------------------------------------------------
+
+def save_state(group: h5py.Group, state: dict[str, torch.Tensor]) -> None:
+    for name, t in state.items():
+        group.create_dataset(name, data=t.detach().cpu().float().numpy() if t.is_floating_point() else t.detach().cpu().numpy())
+
+
+def load_state(group: h5py.Group, like: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, ds in group.items():
+        t = torch.from_numpy(np.asarray(ds[()]))
+        if like is not None and name in like:
+            t = t.to(like[name].dtype).reshape(like[name].shape)
+        out[name] = t
+    return out
+
+
+def save_optimizer(group: h5py.Group, opt: torch.optim.Optimizer) -> None:
+    sd = opt.state_dict()
+    group.attrs["param_groups"] = json.dumps(sd["param_groups"])
+    st = group.create_group("state")
+    for pid, entries in sd["state"].items():
+        g = st.create_group(str(pid))
+        for k, v in entries.items():
+            g.create_dataset(k, data=v.detach().cpu().numpy() if torch.is_tensor(v) else np.asarray(v))
+
+
+def load_optimizer(group: h5py.Group, opt: torch.optim.Optimizer) -> None:
+    state = {}
+    for pid, g in group["state"].items():
+        state[int(pid)] = {k: torch.from_numpy(np.asarray(ds[()])) for k, ds in g.items()}
+    opt.load_state_dict({"state": state, "param_groups": json.loads(group.attrs["param_groups"])})
+
+
+def save_checkpoint(path: Path, config_yaml: str, seed: int, parents: list[dict], step: int,
+                    modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], extra: dict) -> None:
+    """Everything for an exact resume, written atomically (kind `checkpoint`)."""
+    with atomic_h5(path) as f:
+        write_header(f, "checkpoint", config_yaml, seed, parents)
+        f.attrs["step"] = int(step)
+        f.attrs["extra"] = json.dumps(extra)
+        for name, m in modules.items():
+            save_state(f.create_group(f"modules/{name}"), m.state_dict())
+        for name, o in optimizers.items():
+            save_optimizer(f.create_group(f"optimizers/{name}"), o)
+        f.create_dataset("rng/torch", data=torch.get_rng_state().numpy())
+        if torch.cuda.is_available():
+            f.create_dataset("rng/cuda", data=torch.cuda.get_rng_state().numpy())
+
+
+def load_checkpoint(path: Path, config_yaml: str, modules: dict[str, nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, dict]:
+    """Restore modules, optimisers and RNG; refuses a checkpoint made with another config."""
+    with open_artifact(path, "checkpoint") as f:
+        saved = f.attrs["config"]
+        saved = saved.decode() if isinstance(saved, bytes) else saved
+        if _strip_steps(saved) != _strip_steps(config_yaml):
+            raise ArtifactError(f"{path}: checkpoint was made with a different config; resume with the same options")
+        for name, m in modules.items():
+            m.load_state_dict(load_state(f[f"modules/{name}"], m.state_dict()))
+        for name, o in optimizers.items():
+            load_optimizer(f[f"optimizers/{name}"], o)
+        torch.set_rng_state(torch.from_numpy(f["rng/torch"][()]))
+        if torch.cuda.is_available() and "rng/cuda" in f:
+            torch.cuda.set_rng_state(torch.from_numpy(f["rng/cuda"][()]))
+        return int(f.attrs["step"]), json.loads(f.attrs["extra"])
+
+
+def _strip_steps(config_yaml: str) -> str:
+    """The total step count may grow on resume; everything else must match."""
+    return "\n".join(line for line in config_yaml.splitlines() if not line.strip().startswith("steps:"))
+
+
+def checkpoint_path(output: Path) -> Path:
+    return output.with_name(output.name + ".ckpt")
+
+
+def log_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".metrics.jsonl")
+
+
+def check_finite(loss: torch.Tensor, step: int, ckpt: Path) -> None:
+    if not torch.isfinite(loss):
+        kept = f"; the last good checkpoint is {ckpt} (--resume)" if ckpt.exists() else ""
+        raise MdcliError(f"training diverged: loss is {float(loss)} at step {step}{kept}; lower train.lr or raise train.warmup_steps")
