@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -97,7 +98,9 @@ def build_lpips(net: str, weights: str | Path | None = None, pnet_rand: bool = F
         except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
             raise MdcliError(f"--perceptual-weights {path}: not a readable torch weights file ({type(e).__name__})") from None
     # pretrained=False: no linear layers loaded by lpips itself; pnet_rand=True: no torchvision download.
-    model = lpips.LPIPS(pretrained=False, net=net, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # torchvision's notice about the `pretrained` argument lpips uses
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(pretrained=False, net=net, pnet_rand=True, verbose=False)
     lin = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
     model.load_state_dict(torch.load(lin, map_location="cpu", weights_only=True), strict=False)
     if trunk_state is not None:

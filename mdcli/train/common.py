@@ -211,4 +211,4 @@ def log_path(output: Path) -> Path:
 def check_finite(loss: torch.Tensor, step: int, ckpt: Path) -> None:
     if not torch.isfinite(loss):
         kept = f"; the last good checkpoint is {ckpt} (--resume)" if ckpt.exists() else ""
-        raise MdcliError(f"training diverged: loss is {float(loss)} at step {step}{kept}; lower train.lr or raise train.warmup_steps")
+        raise MdcliError(f"training diverged: loss is {float(loss.detach())} at step {step}{kept}; lower train.lr or raise train.warmup_steps")

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mdcli.errors import MdcliError
+from mdcli.losses import LPIPS_TRUNK_FILES, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss
+from mdcli.metrics import psnr, ssim
+
+
+def test_adaptive_weight_formula():
+    w = torch.randn(3, 3, requires_grad=True)
+    x = torch.randn(3)
+    rec = (w @ x).pow(2).sum()
+    g = (w.sum(0) * 3.0).sum()
+    lam = adaptive_weight(rec, g, w)
+    g_rec = torch.autograd.grad(rec, w, retain_graph=True)[0]
+    g_g = torch.autograd.grad(g, w)[0]
+    assert lam == pytest.approx(float(g_rec.norm() / (g_g.norm() + 1e-4)), rel=1e-5)
+    tiny = (w * 1e-12).sum()
+    assert adaptive_weight(rec, tiny, w, max_weight=10.0) == 10.0  # clamped
+
+
+def test_gan_losses():
+    real, fake = torch.full((2, 1, 3, 3), 2.0), torch.full((2, 1, 3, 3), -2.0)
+    assert gan_d_loss(real, fake, "hinge") == 0.0  # confident and right: no hinge loss
+    assert gan_d_loss(fake, real, "hinge") == pytest.approx(3.0)
+    assert gan_g_loss(fake, "hinge") == pytest.approx(2.0)
+    assert gan_g_loss(fake, "non-saturating") == pytest.approx(float(torch.nn.functional.softplus(torch.tensor(2.0))))
+
+
+def test_lpips_with_random_trunk_runs_on_single_channel():
+    p = build_lpips("alex", pnet_rand=True)
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    d_same, d_diff = p(x, x), p(x, x.flip(-1))
+    assert d_same.shape == (2,) and torch.allclose(d_same, torch.zeros(2), atol=1e-6)
+    assert (d_diff > 0).all()
+
+
+def test_lpips_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(MdcliError, match=r"vgg16-397923af\.pth.*--perceptual-weights"):
+        build_lpips("vgg")
+
+
+def test_lpips_loads_trunk_from_a_given_file(tmp_path):
+    import torchvision
+
+    torch.manual_seed(3)
+    alex = torchvision.models.alexnet()
+    path = tmp_path / LPIPS_TRUNK_FILES["alex"]
+    torch.save({k: v for k, v in alex.state_dict().items() if k.startswith("features.")}, path)
+    p = build_lpips("alex", weights=path)
+    assert torch.equal(getattr(p.model.net.slice1, "0").weight, alex.features[0].weight)
+    assert torch.equal(getattr(p.model.net.slice5, "10").bias, alex.features[10].bias)
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(MdcliError, match="bad.pth"):
+        build_lpips("alex", weights=bad)
+
+
+def test_psnr_and_ssim_known_values():
+    x = torch.zeros(1, 1, 16, 16)
+    y = torch.full_like(x, 0.1)
+    assert psnr(x, y).item() == pytest.approx(20.0, rel=1e-4)
+    img = torch.rand(2, 1, 32, 32)
+    assert torch.allclose(ssim(img, img), torch.ones(2), atol=1e-5)
+    assert (ssim(img, torch.rand(2, 1, 32, 32)) < 0.2).all()

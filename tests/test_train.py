@@ -1,0 +1,133 @@
+"""Training stages end to end on the tiny config: losses fall, resume is exact, artifacts chain."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mdcli.artifacts import load_model, sha256_file
+from mdcli.cli import app
+from mdcli.train.common import checkpoint_path, log_path
+from tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_data, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("clf") / "clf.h5"
+    res = CliRunner().invoke(app, ["train-classifier", "--config", str(TINY / "train-classifier.yaml"),
+                                   "--data", str(tiny_data), "-o", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _train_ae(runner, data, clf, out, arch, *extra):
+    args = ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(data), "--arch", arch,
+            "--classifier", str(clf), "-o", str(out), "--quiet", *extra]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def _weights(path):
+    return load_model(path, "autoencoder")[2]
+
+
+def test_classifier_artifact(clf, tiny_data):
+    header, attrs, weights = load_model(clf, "classifier")
+    assert attrs["class_names"] == ["walker", "drone", "helicopter", "bird", "vehicle"]
+    assert 0.0 <= attrs["val_accuracy"] <= 1.0 and len(attrs["val_indices"]) > 0
+    assert header["parents"][0]["sha256"] == sha256_file(tiny_data)
+    assert any(k.startswith("head.") for k in weights)
+
+
+@pytest.mark.parametrize("arch", ["vae", "vqvae", "vqgan"])
+def test_each_arch_trains_and_its_loss_falls(runner, tiny_data, clf, tmp_path, arch):
+    out = tmp_path / f"{arch}.h5"
+    _train_ae(runner, tiny_data, clf, out, arch, "--steps", "40", "--set", "train.log_every=1")
+    records = [json.loads(line) for line in log_path(out).read_text().splitlines()]
+    rec = [r["rec"] for r in records if "rec" in r]
+    assert len(rec) == 40
+    assert np.mean(rec[-3:]) < 0.85 * np.mean(rec[:3]), rec
+    header, attrs, _ = load_model(out, "autoencoder")
+    assert attrs["arch"] == arch and attrs["latent_shape"] == [4, 8, 8]
+    assert {"psnr", "ssim", "l1", "perceptual"} <= set(attrs["metrics"])
+    assert [p["path"] for p in header["parents"]] == [str(tiny_data), str(clf)]
+    assert not checkpoint_path(out).exists()  # the finished run cleans its checkpoint
+    if arch != "vae":
+        assert 0 < attrs["metrics"]["codebook_usage"] <= 1 and attrs["metrics"]["perplexity"] >= 1
+        assert any("epoch_codebook_usage" in h for h in attrs["history"])  # usage over whole epochs
+
+
+def test_resume_is_exact(runner, tiny_data, clf, tmp_path):
+    """Training 2n steps equals training n, stopping, and resuming n (vqgan: D pre-training and G term inside)."""
+    full, split = tmp_path / "full.h5", tmp_path / "split.h5"
+    _train_ae(runner, tiny_data, clf, full, "vqgan", "--steps", "16")
+    res = _train_ae(runner, tiny_data, clf, split, "vqgan", "--steps", "16", "--stop-after", "8")
+    assert "stopped after 8 steps" in res.output and checkpoint_path(split).exists() and not split.exists()
+    _train_ae(runner, tiny_data, clf, split, "vqgan", "--steps", "16", "--resume")
+    a, b = _weights(full), _weights(split)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_resume_refuses_another_config(runner, tiny_data, clf, tmp_path):
+    out = tmp_path / "x.h5"
+    _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "6", "--stop-after", "3")
+    res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
+                              "--arch", "vqvae", "--classifier", str(clf), "-o", str(out), "--resume",
+                              "--set", "train.lr=0.5", "--quiet"])
+    assert res.exit_code == 2 and "different config" in res.output
+
+
+def test_nan_loss_stops_with_a_clear_message(runner, tiny_data, clf, tmp_path):
+    out = tmp_path / "nan.h5"
+    res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
+                              "--arch", "vae", "--classifier", str(clf), "-o", str(out), "--quiet",
+                              "--set", "loss.recon_weight=.nan"])
+    assert res.exit_code == 2 and "diverged" in res.output and "Traceback" not in res.output
+    assert not out.exists()
+
+
+def test_encode_shapes_statistics_and_lineage(runner, tiny_data, clf, tmp_path):
+    for arch in ("vae", "vqvae"):
+        ae = tmp_path / f"{arch}.h5"
+        _train_ae(runner, tiny_data, clf, ae, arch, "--steps", "4")
+        lat = tmp_path / f"lat_{arch}.h5"
+        res = runner.invoke(app, ["encode", "--ae", str(ae), "--data", str(tiny_data), "-o", str(lat), "--batch-size", "7", "-q"])
+        assert res.exit_code == 0, res.output
+        with h5py.File(lat) as f:
+            z = f["latents"][()]
+            assert f.attrs["kind"] == "latents" and z.shape == (40, 4, 8, 8)
+            assert np.allclose(f.attrs["channel_mean"], z.mean((0, 2, 3)), atol=1e-5)
+            assert np.allclose(f.attrs["channel_std"], z.std((0, 2, 3)), atol=1e-4)
+            assert ("indices" in f) == (arch == "vqvae") and ("logvar" in f) == (arch == "vae")
+            assert list(f["labels"][()]) == list(np.repeat(np.arange(5), 8))
+            parents = json.loads(f.attrs["parents"])
+            assert [p["sha256"] for p in parents] == [sha256_file(ae), sha256_file(tiny_data)]
+        if arch == "vqvae":  # decode(latent) quantises: stored indices are the codes it uses
+            from mdcli.train.ae import load_autoencoder
+
+            model, _, _ = load_autoencoder(ae)
+            with torch.no_grad():
+                q = model.quantizer(torch.from_numpy(z[:3]))
+            with h5py.File(lat) as f:
+                assert np.array_equal(q.indices.numpy(), f["indices"][:3])
+
+
+def test_wrong_kind_is_refused(runner, tiny_data, clf, tmp_path):
+    res = runner.invoke(app, ["encode", "--ae", str(tiny_data), "--data", str(tiny_data), "-o", str(tmp_path / "l.h5")])
+    assert res.exit_code == 2 and "expected autoencoder" in res.output
+    res = runner.invoke(app, ["train-ae", "--data", str(clf), "--perceptual", "none", "-o", str(tmp_path / "a.h5")])
+    assert res.exit_code == 2 and "expected spectrograms" in res.output
+
+
+def test_domain_perceptual_needs_a_classifier(runner, tiny_data, tmp_path):
+    res = runner.invoke(app, ["train-ae", "--data", str(tiny_data), "-o", str(tmp_path / "a.h5")])
+    assert res.exit_code == 2 and "train-classifier" in res.output
