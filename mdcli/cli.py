@@ -187,17 +187,25 @@ def info(
     _print_config(d["config"])
 
 
-@app.command(epilog="Examples:\n\n  mdcli plot data.h5 -o grid.png\n\n  mdcli plot data.h5 -o grid.png --per-class 6 --seed 3")
+@app.command(
+    epilog=(
+        "Examples:\n\n  mdcli plot data.h5 -o grid.png\n\n  mdcli plot data.h5 -o grid.png --per-class 6 --seed 3\n\n"
+        "  mdcli plot data.h5 --ae ae.h5 -o recon.png   # inputs over their reconstructions"
+    )
+)
 @user_errors
 def plot(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact (simulated, imported or generated).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("grid.png"),
     per_class: Annotated[int, typer.Option(min=1, max=16, help="Examples per class.")] = 4,
     seed: Annotated[int, typer.Option(help="Which examples to pick.")] = 0,
+    ae: Annotated[Optional[Path], typer.Option("--ae", help="Show these inputs over their reconstructions by this autoencoder.")] = None,
 ) -> None:
     """Plot a grid of spectrograms, a row per class, with Doppler (Hz) and time (s) axes."""
+    import numpy as np
+
     from mdcli.artifacts import Spectrograms, atomic_path
-    from mdcli.plotting import plot_grid
+    from mdcli.plotting import plot_grid, plot_reconstructions
 
     if output.suffix.lower() != ".png":
         raise MdcliError(f"--output {output}: expected a .png file name")
@@ -205,8 +213,24 @@ def plot(
     if len(data) == 0:
         raise MdcliError(f"{path}: holds no spectrograms to plot")
     output = _output_path(output)
-    with atomic_path(output) as tmp:
-        plot_grid(data, tmp, per_class=per_class, seed=seed, title=f"{path.name} ({data.source})")
+    if ae is None:
+        with atomic_path(output) as tmp:
+            plot_grid(data, tmp, per_class=per_class, seed=seed, title=f"{path.name} ({data.source})")
+    else:
+        import torch
+
+        from mdcli.data import from_model, to_model
+        from mdcli.train.ae import load_autoencoder
+
+        model, attrs, _ = load_autoencoder(ae)
+        rng = np.random.default_rng(seed)
+        index = np.concatenate([rng.choice(np.flatnonzero(data.labels == c), size=min(per_class, int((data.labels == c).sum())), replace=False)
+                                for c in np.unique(data.labels)])
+        with torch.no_grad():
+            x = to_model(torch.from_numpy(data.spectrograms[index])[:, None])
+            recon = from_model(model.decode(model.encode(x).latent))[:, 0].numpy()
+        with atomic_path(output) as tmp:
+            plot_reconstructions(data, recon, index, tmp, title=f"{ae.name} ({attrs['arch']}) on {path.name}")
     console.print(f"wrote {output}")
 
 

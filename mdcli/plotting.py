@@ -57,3 +57,34 @@ def plot_grid(data: Spectrograms, path: str | Path, per_class: int = 4, seed: in
         fig.suptitle(title, fontsize=11)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_reconstructions(data: Spectrograms, recon: np.ndarray, index: np.ndarray, path: str | Path, title: str | None = None) -> None:
+    """Originals (top of each pair of rows) over their reconstructions, a column per example.
+
+    recon: (len(index), F, T) in [0, 1], the reconstructions of data.spectrograms[index].
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = len(index)
+    fig, axs = plt.subplots(2, cols, figsize=(2.2 * cols, 4.6), squeeze=False, constrained_layout=True)
+    f, t = data.doppler_hz, data.time_s
+    extent = [t[0], t[-1], f[0], f[-1]]
+    for col, i in enumerate(index):
+        for row, img in enumerate((data.spectrograms[i], recon[col])):
+            ax = axs[row, col]
+            ax.imshow(img, origin="lower", aspect="auto", extent=extent, cmap="jet", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(data.class_names[data.labels[i]], fontsize=9)
+        if col == 0:
+            axs[0, 0].set_ylabel("input", fontsize=9)
+            axs[1, 0].set_ylabel("reconstruction", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

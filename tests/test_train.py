@@ -131,3 +131,12 @@ def test_wrong_kind_is_refused(runner, tiny_data, clf, tmp_path):
 def test_domain_perceptual_needs_a_classifier(runner, tiny_data, tmp_path):
     res = runner.invoke(app, ["train-ae", "--data", str(tiny_data), "-o", str(tmp_path / "a.h5")])
     assert res.exit_code == 2 and "train-classifier" in res.output
+
+
+def test_plot_reconstructions(runner, tiny_data, clf, tmp_path):
+    ae = tmp_path / "ae.h5"
+    _train_ae(runner, tiny_data, clf, ae, "vqvae", "--steps", "3")
+    png = tmp_path / "recon.png"
+    res = runner.invoke(app, ["plot", str(tiny_data), "--ae", str(ae), "-o", str(png), "--per-class", "2"])
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:4] == b"\x89PNG"

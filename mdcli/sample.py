@@ -1,0 +1,104 @@
+"""`sample`: generate latents per class with the LDM, decode them, write `spectrograms` (source = generated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mdcli.artifacts import Spectrograms, parent_record, sha256_file
+from mdcli.config import to_yaml
+from mdcli.data import from_model
+from mdcli.diffusion import SAMPLERS, guided_eps, run_sampler
+from mdcli.errors import ConfigError, MdcliError
+from mdcli.train.ae import load_autoencoder
+from mdcli.train.ldm import build_schedule, load_ldm
+
+
+@dataclass
+class SampleConfig:
+    """`mdcli sample`: how many, which classes, which sampler."""
+
+    seed: int = 0
+    n_per_class: int = 16
+    classes: list[str] = field(default_factory=list)  # empty: all classes
+    sampler: str = "dpmpp-2m"  # ddpm | ddim | dpmpp-2m
+    steps: int = 25
+    eta: float = 0.0  # DDIM noise (0 deterministic, 1 = DDPM posterior)
+    cfg_scale: float = 1.5  # classifier-free guidance (1: conditional model only)
+    batch_size: int = 64
+
+    def validate(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"--sampler: unknown '{self.sampler}'; valid: {', '.join(SAMPLERS)}")
+        if self.n_per_class < 1 or self.batch_size < 1 or self.steps < 1:
+            raise ConfigError("--n-per-class, --batch-size and --steps must be >= 1")
+        if self.eta < 0:
+            raise ConfigError("--eta: must be >= 0")
+
+
+def find_autoencoder(ldm_attrs: dict, ae: Path | None, ldm_path: Path) -> Path:
+    """The autoencoder from the lineage (ldm -> latents -> ae), checked by hash, unless --ae is given."""
+    if ae is not None:
+        return ae
+    rec = ldm_attrs["ae_parent"]
+    path = Path(rec["path"])
+    if not path.exists():
+        raise MdcliError(f"{ldm_path}: its autoencoder {path} (from the lineage) is missing; pass --ae ae.h5")
+    if sha256_file(path) != rec["sha256"]:
+        raise MdcliError(f"{ldm_path}: {path} has changed since the latents were encoded (sha256 differs); pass --ae to use it anyway")
+    return path
+
+
+@torch.no_grad()
+def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
+             progress: Callable[[int], None] | None = None) -> tuple[Spectrograms, list[dict], np.ndarray]:
+    """-> (generated spectrograms, lineage records, standardised latents)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    unet, ldm_cfg, attrs, _ = load_ldm(ldm_path, device)
+    ae_path = find_autoencoder(attrs, ae_path, ldm_path)
+    ae, ae_attrs, _ = load_autoencoder(ae_path, device)
+    names = attrs["class_names"]
+    wanted = cfg.classes or names
+    bad = [c for c in wanted if c not in names]
+    if bad:
+        raise ConfigError(f"--classes: unknown class '{bad[0]}'; this model knows: {', '.join(names)}")
+    schedule = build_schedule(ldm_cfg.diffusion)
+    shape = tuple(attrs["latent_shape"])
+    mean = torch.tensor(attrs["channel_mean"], dtype=torch.float32, device=device)[None, :, None, None]
+    std = torch.tensor(attrs["channel_std"], dtype=torch.float32, device=device)[None, :, None, None]
+    images, labels, latents = [], [], []
+    for c in wanted:
+        ci = names.index(c)
+        for start in range(0, cfg.n_per_class, cfg.batch_size):
+            n = min(cfg.batch_size, cfg.n_per_class - start)
+            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, ci, start]).generate_state(1)[0]))
+            x = torch.randn((n, *shape), generator=gen).to(device)
+            y = torch.full((n,), ci, dtype=torch.long, device=device)
+            eps_fn = guided_eps(unet, schedule, ldm_cfg.diffusion.prediction, y, len(names), cfg.cfg_scale)
+            z = run_sampler(cfg.sampler, eps_fn, x, schedule, cfg.steps, cfg.eta, gen if device.type == "cpu" else None)
+            latents.append(z.cpu().numpy())
+            img = from_model(ae.decode(z * std + mean)).float()[:, 0].cpu().numpy()
+            # Re-reference each image to its own peak (1 = peak; the [0, 1] scale is linear in dB).
+            img = np.clip(img + (1.0 - img.reshape(n, -1).max(1))[:, None, None], 0.0, 1.0)
+            images.append(img.astype(np.float32))
+            labels.append(np.full(n, ci))
+            if progress:
+                progress(n)
+    data = Spectrograms(
+        spectrograms=np.concatenate(images), labels=np.concatenate(labels), class_names=list(names),
+        doppler_hz=np.asarray(attrs["doppler_hz"]), time_s=np.asarray(attrs["time_s"]),
+        carrier_hz=attrs["carrier_hz"], prf_hz=attrs["prf_hz"], dynamic_range_db=attrs["dynamic_range_db"],
+        source="generated",
+    )
+    return data, [parent_record(ldm_path), parent_record(ae_path)], np.concatenate(latents)
+
+
+def write_samples(cfg: SampleConfig, ldm_path: Path, output: Path, ae_path: Path | None = None,
+                  progress: Callable[[int], None] | None = None) -> Spectrograms:
+    data, parents, _ = generate(cfg, ldm_path, ae_path, progress)
+    data.save(output, to_yaml(cfg), cfg.seed, parents)
+    return data

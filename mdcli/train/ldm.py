@@ -1,0 +1,225 @@
+"""`train-ldm`: a class-conditional UNet denoiser on standardised autoencoder latents.
+
+For VQ autoencoders the latents are the pre-quantisation encoder outputs; `sample`
+quantises them at decode time (the latent-diffusion convention).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from mdcli.artifacts import load_model, open_artifact, parent_record, read_header, save_model
+from mdcli.config import from_dict, to_yaml
+from mdcli.diffusion import NoiseSchedule
+from mdcli.errors import ConfigError, MdcliError
+from mdcli.models.unet import UNet, UNetConfig
+from mdcli.train import common
+
+VAL_LEVELS = (50, 150, 300, 500, 700, 900)  # timesteps (of 1000) where held-out loss is tracked
+
+
+@dataclass
+class DiffusionConfig:
+    schedule: str = "linear"  # linear | cosine
+    timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    prediction: str = "eps"  # eps | v
+    min_snr_gamma: float = 5.0  # min-SNR loss weighting (0: off)
+    cfg_dropout: float = 0.1  # probability of training with the null class (classifier-free guidance)
+
+
+@dataclass
+class TrainLDMConfig:
+    """`mdcli train-ldm`: class-conditional latent diffusion."""
+
+    seed: int = 0
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: common.OptimConfig = field(default_factory=lambda: common.OptimConfig(
+        steps=2000, batch_size=64, lr=2e-4, warmup_steps=100, ema_decay=0.999, val_fraction=0.1))
+
+    def validate(self) -> None:
+        d = self.diffusion
+        if d.schedule not in ("linear", "cosine"):
+            raise ConfigError(f"diffusion.schedule: unknown '{d.schedule}'; valid: linear, cosine")
+        if d.prediction not in ("eps", "v"):
+            raise ConfigError(f"diffusion.prediction: unknown '{d.prediction}'; valid: eps, v")
+        if d.timesteps < 10:
+            raise ConfigError("diffusion.timesteps: must be >= 10")
+        if not 0 <= d.cfg_dropout < 1:
+            raise ConfigError("diffusion.cfg_dropout: must be in [0, 1)")
+        if self.train.steps < 1 or self.train.batch_size < 1:
+            raise ConfigError("train.steps and train.batch_size must be >= 1")
+        if not 0 < self.train.val_fraction < 1:
+            raise ConfigError("train.val_fraction: must be between 0 and 1")
+
+
+def build_schedule(d: DiffusionConfig) -> NoiseSchedule:
+    return NoiseSchedule(d.schedule, d.timesteps, d.beta_start, d.beta_end)
+
+
+@dataclass
+class LatentSet:
+    z: torch.Tensor  # standardised latents (N, C, h, w)
+    labels: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    class_names: list[str]
+    attrs: dict  # what sample needs to write spectrograms back
+
+
+def load_latents(path: Path) -> LatentSet:
+    with open_artifact(path, "latents") as f:
+        z = f["latents"][()]
+        mean = np.asarray(f.attrs["channel_mean"], np.float64)
+        std = np.asarray(f.attrs["channel_std"], np.float64)
+        names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+        attrs = {
+            "class_names": names, "arch": str(f.attrs["arch"]), "image_shape": [int(v) for v in f.attrs["image_shape"]],
+            "carrier_hz": float(f.attrs["carrier_hz"]), "prf_hz": float(f.attrs["prf_hz"]),
+            "dynamic_range_db": float(f.attrs["dynamic_range_db"]),
+            "doppler_hz": f["axes/doppler_hz"][()].tolist(), "time_s": f["axes/time_s"][()].tolist(),
+            "ae_parent": read_header(f)["parents"][0],
+        }
+        labels = f["labels"][()]
+    zs = (z - mean[None, :, None, None]) / np.maximum(std, 1e-8)[None, :, None, None]
+    return LatentSet(torch.from_numpy(zs.astype(np.float32)), labels, mean, std, names, attrs)
+
+
+@torch.no_grad()
+def validation_loss(model: UNet, z: torch.Tensor, labels: torch.Tensor, schedule: NoiseSchedule,
+                    prediction: str, device: torch.device, bs: int = 128) -> dict:
+    """Unweighted held-out loss at fixed noise levels with fixed noise (comparable across runs)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(1234)
+    out = {}
+    for level in VAL_LEVELS:
+        t_level = min(level * schedule.T // 1000, schedule.T - 1)
+        total = 0.0
+        for i, zb in common.batches(z, bs):
+            eps = torch.randn(zb.shape, generator=gen)
+            t = torch.full((len(zb),), t_level, dtype=torch.long)
+            x_t = schedule.q_sample(zb, t, eps)
+            pred = model(x_t.to(device), t.to(device), labels[i : i + bs].to(device)).float().cpu()
+            total += float(F.mse_loss(pred, schedule.target(zb, t, eps, prediction), reduction="sum"))
+        out[f"val_loss_t{t_level}"] = total / max(1, z.numel())
+    return out
+
+
+def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: bool = False,
+              stop_after: int | None = None, progress: Callable[[int], None] | None = None,
+              log: Callable[[str], None] = lambda s: None) -> dict | None:
+    """Train; write `output` (kind `ldm`). Returns final metrics, or None when stopped by `stop_after`."""
+    common.set_threads()
+    torch.manual_seed(cfg.seed)
+    device = common.pick_device(cfg.train.device)
+    cuda = device.type == "cuda"
+    data = load_latents(latents_path)
+    z, labels = data.z, torch.from_numpy(data.labels)
+    n_classes = len(data.class_names)
+    levels = len(cfg.unet.channel_mult) - 1
+    if z.shape[-1] % (2**levels) or z.shape[-2] % (2**levels):
+        raise MdcliError(f"{latents_path}: latent size {tuple(z.shape[-2:])} is not divisible by 2^{levels} (unet.channel_mult)")
+    tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed)
+    schedule = build_schedule(cfg.diffusion)
+    model = UNet(cfg.unet, z.shape[1], n_classes).to(device)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    ema = common.EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    modules = {"unet": model} | ({"ema": ema.model} if ema else {})
+    text = to_yaml(cfg)
+    parents = [parent_record(latents_path)]
+    ckpt = common.checkpoint_path(output)
+    jsonl = common.JsonlLog(common.log_path(output))
+    start, extra = 0, {"history": []}
+    if resume and ckpt.exists():
+        start, extra = common.load_checkpoint(ckpt, text, modules, {"opt": opt})
+        log(f"resumed from {ckpt} at step {start}")
+    elif not resume and jsonl.path.exists():
+        jsonl.path.unlink()
+    history = extra["history"]
+    spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
+    eval_every = cfg.train.eval_every or max(spe, 100)
+    d = cfg.diffusion
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+
+    def checkpoint(at: int) -> None:
+        common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {"history": history})
+
+    t0, seen, step = time.perf_counter(), 0, start
+    try:
+        for step in range(start, cfg.train.steps):
+            if stop_after is not None and step - start >= stop_after:
+                checkpoint(step)
+                return None
+            # 1. learning rate and batch; noise level, noise and (dropped) labels
+            lr = common.lr_at(step, cfg.train)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+            z0, y = z[idx].to(device), labels[idx].to(device)
+            t = torch.randint(0, schedule.T, (len(idx),)).to(device)
+            eps = torch.randn(z0.shape).to(device)
+            drop = torch.rand(len(idx)).to(device) < d.cfg_dropout
+            y = torch.where(drop, torch.full_like(y, n_classes), y)
+            # 2. weighted denoising loss
+            model.train()
+            with autocast:
+                pred = model(schedule.q_sample(z0, t, eps), t, y).float()
+            per_sample = (pred - schedule.target(z0, t, eps, d.prediction)).pow(2).flatten(1).mean(1)
+            loss = (schedule.loss_weight(t, d.prediction, d.min_snr_gamma) * per_sample).mean()
+            common.check_finite(loss, step, ckpt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            opt.step()
+            if ema is not None:
+                ema.update(model)
+            seen += len(idx)
+            if progress:
+                progress(1)
+            # 3. log, validate, checkpoint
+            if (step + 1) % cfg.train.log_every == 0:
+                jsonl.write({"step": step + 1, "lr": lr, "loss": loss.item()})
+            if (step + 1) % eval_every == 0 or step + 1 == cfg.train.steps:
+                val = {"step": step + 1, **validation_loss(ema.model if ema else model, z[va], labels[va], schedule, d.prediction, device)}
+                history.append(val)
+                jsonl.write(val)
+            if (step + 1) % cfg.train.checkpoint_every == 0:
+                checkpoint(step + 1)
+    except KeyboardInterrupt:
+        checkpoint(step)
+        raise
+    rate = seen / max(1e-9, time.perf_counter() - t0)
+    final = ema.model if ema else model
+    metrics = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
+    save_model(output, "ldm", text, cfg.seed, parents, final.state_dict(), {
+        **data.attrs, "latent_shape": list(z.shape[1:]), "channel_mean": data.mean.tolist(),
+        "channel_std": data.std.tolist(), "n_classes": n_classes, "history": history,
+        "metrics": metrics, "latents_per_s": rate,
+    })
+    if ckpt.exists():
+        ckpt.unlink()
+    return {"latents_per_s": rate, **metrics}
+
+
+def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, TrainLDMConfig, dict, dict]:
+    """-> (EMA UNet in eval mode, its config, attrs, header)."""
+    header, attrs, weights = load_model(path, "ldm")
+    cfg = from_dict(TrainLDMConfig, yaml.safe_load(header["config"]))
+    model = UNet(cfg.unet, int(attrs["latent_shape"][0]), int(attrs["n_classes"]))
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    return model.to(device).eval(), cfg, attrs, header
+
