@@ -31,6 +31,7 @@ SCHEMA_VERSIONS = {
     "spectrograms": 1,
     "autoencoder": 1,
     "latents": 1,
+    "ldm": 1,
     "classifier": 1,
     "checkpoint": 1,
 }

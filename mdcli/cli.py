@@ -399,6 +399,114 @@ def encode(
                       f"channel std {', '.join(f'{s:.3f}' for s in info['channel_std'])}")
 
 
+@app.command(
+    "train-ldm",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli train-ldm --latents latents.h5 -o ldm.h5\n\n"
+        "  mdcli train-ldm --latents latents.h5 --set diffusion.prediction=v --set diffusion.schedule=cosine -o ldm.h5\n\n"
+        "  mdcli train-ldm --config configs/tiny/train-ldm.yaml --latents tiny_latents.h5 -o ldm.h5"
+    ),
+)
+@user_errors
+def train_ldm_cmd(
+    latents: Annotated[Path, typer.Option("--latents", "-l", help="Latents artifact from `mdcli encode`.")] = Path("latents.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="LDM artifact to write.")] = Path("ldm.h5"),
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, noise).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = False,
+    stop_after: StopAfterOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a class-conditional latent diffusion model (UNet denoiser, classifier-free guidance dropout).
+
+    Trains on latents standardised with the per-channel statistics stored by `encode`; for VQ
+    autoencoders these are the pre-quantisation latents, quantised again at decode time.
+    """
+    from mdcli.config import load_config, to_yaml
+    from mdcli.train.ldm import TrainLDMConfig, train_ldm
+
+    cfg = load_config(TrainLDMConfig, config, set_, {"train.steps": steps, "seed": seed})
+    if dry_run:
+        _print_config(to_yaml(cfg))
+        return
+    _check_input(latents, "--latents")
+    output = _output_path(output)
+    res = _run_training("train-ldm", output, cfg.train.steps, 0, quiet,
+                        lambda adv: train_ldm(cfg, latents, output, resume, stop_after, adv, err_console.print))
+    if res is None:
+        console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
+        return
+    if not quiet:
+        losses = ", ".join(f"{k[10:]}: {v:.3f}" for k, v in res.items() if k.startswith("val_loss_t"))
+        console.print(f"wrote {output}: {res['latents_per_s']:.0f} latents/s; held-out loss by timestep {losses}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli sample --ldm ldm.h5 -o samples.h5 --n-per-class 64\n\n"
+        "  mdcli sample --ldm ldm.h5 -o samples.h5 --classes walker,drone --sampler ddim --steps 50 --eta 0\n\n"
+        "  mdcli sample --ldm ldm.h5 -o samples.h5 --sampler ddpm --steps 1000 --cfg-scale 1 --preview grid.png"
+    ),
+)
+@user_errors
+def sample(
+    ldm: Annotated[Path, typer.Option("--ldm", help="LDM artifact from `mdcli train-ldm`.")] = Path("ldm.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms artifact to write (source = generated).")] = Path("samples.h5"),
+    ae: Annotated[Optional[Path], typer.Option("--ae", help="Autoencoder (default: found through the lineage).")] = None,
+    n_per_class: Annotated[Optional[int], typer.Option("--n-per-class", "-n", help="Samples per class.")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all).")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Sampling steps.")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")] = None,
+    cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same samples.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Samples per batch.")] = None,
+    preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG grid of the samples.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate spectrograms per class: LDM latents -> un-standardise -> decode with the autoencoder."""
+    from mdcli.artifacts import atomic_path, open_artifact
+    from mdcli.config import load_config, to_yaml
+    from mdcli.plotting import plot_grid
+    from mdcli.progress import progress_bar
+    from mdcli.sample import SampleConfig, write_samples
+
+    cfg = load_config(SampleConfig, config, set_, {
+        "n_per_class": n_per_class, "classes": classes, "sampler": sampler, "steps": steps, "eta": eta,
+        "cfg_scale": cfg_scale, "seed": seed, "batch_size": batch_size,
+    })
+    if dry_run:
+        _print_config(to_yaml(cfg))
+        return
+    with open_artifact(ldm, "ldm") as f:
+        import json as _json
+
+        n_classes = len(cfg.classes) or len(_json.loads(f.attrs["class_names"]))
+    if ae is not None:
+        with open_artifact(ae, "autoencoder"):
+            pass
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise MdcliError(f"--preview {preview}: expected a .png file name")
+    output = _output_path(output)
+    with progress_bar(f"sample {cfg.sampler}", cfg.n_per_class * n_classes, unit="img", quiet=quiet) as advance:
+        data = write_samples(cfg, ldm, output, ae, advance)
+    if preview is not None:
+        preview = _output_path(preview)
+        with atomic_path(preview) as tmp:
+            plot_grid(data, tmp, per_class=min(6, cfg.n_per_class), seed=cfg.seed, title=f"{output.name} (generated, {cfg.sampler})")
+    if not quiet:
+        console.print(f"wrote {output}: {len(data)} generated spectrograms"
+                      + (f"; preview {preview}" if preview is not None else ""))
+
+
 def main() -> None:
     app()
 

@@ -100,7 +100,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     @staticmethod
-    def _apply(block: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def _run_block(block: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         for layer in block:
             h = layer(h, emb) if isinstance(layer, EmbResBlock) else layer(h)
         return h
@@ -110,9 +110,9 @@ class UNet(nn.Module):
         h = self.conv_in(x)
         hs = [h]
         for block in self.down:
-            h = self._apply(block, h, emb)
+            h = self._run_block(block, h, emb)
             hs.append(h)
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
         for block in self.up:
-            h = self._apply(block, torch.cat([h, hs.pop()], dim=1), emb)
+            h = self._run_block(block, torch.cat([h, hs.pop()], dim=1), emb)
         return self.conv_out(F.silu(self.norm_out(h)))
