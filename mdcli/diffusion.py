@@ -69,10 +69,26 @@ class NoiseSchedule:
         clipped = snr.clamp(max=min_snr_gamma)
         return clipped / snr if prediction == "eps" else clipped / (snr + 1)
 
-    def timesteps(self, n: int) -> list[int]:
-        """n integer timesteps from T - 1 down to 0, evenly spaced."""
+    def timesteps(self, n: int, spacing: str = "linear") -> list[int]:
+        """n integer timesteps from T - 1 down to 0: evenly spaced in t, or in lambda = log(a/s).
+
+        Uniform-lambda steps (Lu et al. 2022) suit multistep solvers: equal log-SNR steps keep
+        the ratio r of successive steps near 1, where the 2M extrapolation is stable.
+        """
         if not 1 <= n <= self.T:
             raise ValueError(f"steps must be between 1 and {self.T}")
+        if spacing == "lambda" and n > 1:
+            lam = 0.5 * torch.log(self.alphabar / (1 - self.alphabar))  # decreasing in t
+            # Start no lower than lambda = -5 (alphabar ~ 4.5e-5, pure noise for unit-variance
+            # data): the cosine schedule's clipped tail would otherwise take several steps.
+            targets = torch.linspace(max(float(lam[-1]), -5.0), float(lam[0]), n)
+            ts = []
+            for i, v in enumerate(targets.tolist()):
+                t = int(torch.argmin((lam - v).abs()))
+                if ts:
+                    t = min(t, ts[-1] - 1)  # strictly decreasing ...
+                ts.append(max(t, n - 1 - i))  # ... with room left for the remaining steps
+            return ts
         return sorted({int(round(v)) for v in torch.linspace(self.T - 1, 0, n).tolist()}, reverse=True)
 
 
@@ -133,9 +149,10 @@ def sample_dpmpp_2m(eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, ste
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): multistep second order in lambda, data prediction.
 
     x_{i+1} = (s_{i+1}/s_i) x_i - a_{i+1} (e^{-h} - 1) D_i, with D_i = (1 + 1/2r) x0_i - (1/2r) x0_{i-1},
-    r = h_{i-1}/h_i; first order on the first step and on the final step to the clean data.
+    r = h_{i-1}/h_i; first order on the first step and on the final step to the clean data;
+    timesteps uniform in lambda.
     """
-    ts = schedule.timesteps(steps)
+    ts = schedule.timesteps(steps, spacing="lambda")
     x0_prev, h_prev = None, None
     for i, t in enumerate(ts):
         ab = _ab(schedule, t)
