@@ -1,0 +1,101 @@
+"""The whole chain on the tiny configs: simulate -> classifier -> ae -> encode -> ldm -> sample."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mdcli.artifacts import Spectrograms, load_model, sha256_file
+from mdcli.cli import app
+from tests.conftest import TINY
+
+
+def _ok(runner, args):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+@pytest.fixture(scope="module")
+def chain(tiny_data, tmp_path_factory):
+    runner = CliRunner()
+    d = tmp_path_factory.mktemp("chain")
+    clf, ae, lat, ldm = d / "clf.h5", d / "ae.h5", d / "lat.h5", d / "ldm.h5"
+    _ok(runner, ["train-classifier", "--config", str(TINY / "train-classifier.yaml"), "--data", str(tiny_data), "-o", str(clf), "-q"])
+    _ok(runner, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data), "--arch", "vqvae",
+                 "--classifier", str(clf), "-o", str(ae), "--steps", "10", "-q"])
+    _ok(runner, ["encode", "--ae", str(ae), "--data", str(tiny_data), "-o", str(lat), "-q"])
+    _ok(runner, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat), "-o", str(ldm), "-q"])
+    return {"dir": d, "data": tiny_data, "clf": clf, "ae": ae, "lat": lat, "ldm": ldm}
+
+
+def test_ldm_artifact_and_lineage(chain):
+    header, attrs, weights = load_model(chain["ldm"], "ldm")
+    assert header["parents"][0]["sha256"] == sha256_file(chain["lat"])
+    assert attrs["ae_parent"]["sha256"] == sha256_file(chain["ae"])  # lineage reaches the autoencoder
+    assert attrs["latent_shape"] == [4, 8, 8] and attrs["n_classes"] == 5
+    assert any(k.startswith("val_loss_t") for k in attrs["metrics"])
+    assert len(attrs["doppler_hz"]) == 32 and attrs["class_names"][0] == "walker"
+
+
+@pytest.mark.parametrize("sampler,extra", [("dpmpp-2m", []), ("ddim", ["--eta", "0.5"]), ("ddpm", [])])
+def test_sample_contract_and_determinism(chain, sampler, extra):
+    runner = CliRunner()
+    out1, out2 = chain["dir"] / f"s1_{sampler}.h5", chain["dir"] / f"s2_{sampler}.h5"
+    png = chain["dir"] / f"p_{sampler}.png"
+    base = ["sample", "--config", str(TINY / "sample.yaml"), "--ldm", str(chain["ldm"]), "--sampler", sampler,
+            "--steps", "8", "--seed", "3", "-q", *extra]
+    _ok(runner, [*base, "-o", str(out1), "--preview", str(png)])
+    _ok(runner, [*base, "-o", str(out2)])
+    a, b = Spectrograms.load(out1), Spectrograms.load(out2)
+    assert np.array_equal(a.spectrograms, b.spectrograms)  # same seed, same samples
+    real = Spectrograms.load(chain["data"])
+    assert a.source == "generated" and a.class_names == real.class_names
+    assert a.spectrograms.shape == (20, 32, 32) and list(a.labels) == list(np.repeat(np.arange(5), 4))
+    assert a.spectrograms.min() >= 0 and np.allclose(a.spectrograms.reshape(20, -1).max(1), 1.0)
+    assert np.array_equal(a.doppler_hz, real.doppler_hz) and np.array_equal(a.time_s, real.time_s)
+    assert a.prf_hz == real.prf_hz and a.carrier_hz == real.carrier_hz
+    with h5py.File(out1) as f:
+        parents = json.loads(f.attrs["parents"])
+        assert [p["sha256"] for p in parents] == [sha256_file(chain["ldm"]), sha256_file(chain["ae"])]
+        assert "sampler: " + sampler in f.attrs["config"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_other_seed_and_classes(chain):
+    runner = CliRunner()
+    out = chain["dir"] / "sub.h5"
+    _ok(runner, ["sample", "--ldm", str(chain["ldm"]), "-o", str(out), "--classes", "drone,bird", "-n", "3", "--steps", "5", "-q"])
+    s = Spectrograms.load(out)
+    assert sorted(set(s.labels.tolist())) == [1, 3] and len(s) == 6
+    res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(out), "--classes", "ufo"])
+    assert res.exit_code == 2 and "ufo" in res.output and "walker" in res.output
+
+
+def test_sample_finds_ae_by_lineage_or_asks_for_it(chain, tmp_path):
+    runner = CliRunner()
+    moved = tmp_path / "ae_moved.h5"
+    shutil.move(chain["ae"], moved)
+    try:
+        res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(tmp_path / "s.h5"), "-n", "1", "--steps", "3"])
+        assert res.exit_code == 2 and "--ae" in res.output and not (tmp_path / "s.h5").exists()
+        _ok(runner, ["sample", "--ldm", str(chain["ldm"]), "--ae", str(moved), "-o", str(tmp_path / "s.h5"), "-n", "1", "--steps", "3", "-q"])
+    finally:
+        shutil.move(moved, chain["ae"])
+
+
+def test_ldm_resume_is_exact(chain, tmp_path):
+    runner = CliRunner()
+    full, split = tmp_path / "full.h5", tmp_path / "split.h5"
+    base = ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(chain["lat"]), "--steps", "12", "-q"]
+    _ok(runner, [*base, "-o", str(full)])
+    _ok(runner, [*base, "-o", str(split), "--stop-after", "5"])
+    _ok(runner, [*base, "-o", str(split), "--resume"])
+    a, b = load_model(full, "ldm")[2], load_model(split, "ldm")[2]
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
