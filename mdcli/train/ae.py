@@ -173,14 +173,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     optimizers = {"ae": opt} | ({"disc": opt_d} if gan else {})
     text = to_yaml(cfg)
     parents = [parent_record(data_path)] + ([parent_record(cfg.loss.classifier)] if cfg.loss.perceptual == "domain" else [])
-    ckpt = common.checkpoint_path(output)
-    jsonl = common.JsonlLog(common.log_path(output))
-    start, extra = 0, {"history": [], "usage": None}
-    if resume and ckpt.exists():
-        start, extra = common.load_checkpoint(ckpt, text, modules, optimizers)
-        log(f"resumed from {ckpt} at step {start}")
-    elif not resume and jsonl.path.exists():
-        jsonl.path.unlink()
+    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, optimizers, log, {"history": [], "usage": None})
     history: list = extra["history"]
     k = cfg.vq.codebook_size
     usage = np.array(extra["usage"], dtype=np.int64) if extra.get("usage") is not None else np.zeros(k, np.int64)

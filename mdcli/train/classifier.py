@@ -71,14 +71,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     text = to_yaml(cfg)
     parents = [parent_record(data_path)]
-    ckpt = common.checkpoint_path(output)
-    jsonl = common.JsonlLog(common.log_path(output))
-    start = 0
-    if resume and ckpt.exists():
-        start, _ = common.load_checkpoint(ckpt, text, {"model": model}, {"opt": opt})
-        log(f"resumed from {ckpt} at step {start}")
-    elif not resume and jsonl.path.exists():
-        jsonl.path.unlink()
+    ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {})
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     t0, done = time.perf_counter(), 0
     step = start

@@ -200,6 +200,20 @@ def _strip_steps(config_yaml: str) -> str:
     return "\n".join(line for line in config_yaml.splitlines() if not line.strip().startswith("steps:"))
 
 
+def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimizers: dict,
+             log, extra: dict) -> tuple[Path, JsonlLog, int, dict]:
+    """Checkpoint path, metrics log, start step and saved extras: resumed from OUTPUT.ckpt, or fresh."""
+    ckpt = checkpoint_path(output)
+    jsonl = JsonlLog(log_path(output))
+    if resume and ckpt.exists():
+        start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers)
+        log(f"resumed from {ckpt} at step {start}")
+        return ckpt, jsonl, start, extra
+    if jsonl.path.exists():
+        jsonl.path.unlink()
+    return ckpt, jsonl, 0, extra
+
+
 def checkpoint_path(output: Path) -> Path:
     return output.with_name(output.name + ".ckpt")
 

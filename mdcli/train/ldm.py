@@ -140,14 +140,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     modules = {"unet": model} | ({"ema": ema.model} if ema else {})
     text = to_yaml(cfg)
     parents = [parent_record(latents_path)]
-    ckpt = common.checkpoint_path(output)
-    jsonl = common.JsonlLog(common.log_path(output))
-    start, extra = 0, {"history": []}
-    if resume and ckpt.exists():
-        start, extra = common.load_checkpoint(ckpt, text, modules, {"opt": opt})
-        log(f"resumed from {ckpt} at step {start}")
-    elif not resume and jsonl.path.exists():
-        jsonl.path.unlink()
+    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, {"opt": opt}, log, {"history": []})
     history = extra["history"]
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or max(spe, 100)
