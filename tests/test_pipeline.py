@@ -92,7 +92,8 @@ def test_sample_finds_ae_by_lineage_or_asks_for_it(chain, tmp_path):
 def test_ldm_resume_is_exact(chain, tmp_path):
     runner = CliRunner()
     full, split = tmp_path / "full.h5", tmp_path / "split.h5"
-    base = ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(chain["lat"]), "--steps", "12", "-q"]
+    base = ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(chain["lat"]), "--steps", "12", "-q",
+            "--set", "diffusion.prediction=eps", "--set", "diffusion.schedule=cosine"]
     _ok(runner, [*base, "-o", str(full)])
     _ok(runner, [*base, "-o", str(split), "--stop-after", "5"])
     _ok(runner, [*base, "-o", str(split), "--resume"])

@@ -32,7 +32,7 @@ class DiffusionConfig:
     timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    prediction: str = "eps"  # eps | v
+    prediction: str = "v"  # v | eps (v: errors at high noise are not amplified into x_0)
     min_snr_gamma: float = 5.0  # min-SNR loss weighting (0: off)
     cfg_dropout: float = 0.1  # probability of training with the null class (classifier-free guidance)
 
