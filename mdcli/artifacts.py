@@ -170,6 +170,10 @@ class Spectrograms:
     params: dict[str, np.ndarray] = field(default_factory=dict)
     iq: np.ndarray | None = None
     iq_rate_hz: float | None = None
+    axes_calibrated: bool = True  # False: axes are a normalised 0..1 range (imported data without axes)
+    source_files: list[str] | None = None  # imported: the file each sample came from, in order
+    sequence: np.ndarray | None = None  # imported: numeric key in the file name (-1 when none)
+    transform: dict | None = None  # imported: how inputs were brought to the [0, 1] image convention
 
     def __post_init__(self) -> None:
         n, nf, nt = self.spectrograms.shape
@@ -211,6 +215,13 @@ class Spectrograms:
             if self.iq is not None:
                 ds = f.create_dataset("iq", data=self.iq.astype(np.complex64), chunks=(1, self.iq.shape[1]))
                 ds.attrs["iq_rate_hz"] = float(self.iq_rate_hz)
+            axes.attrs["calibrated"] = bool(self.axes_calibrated)
+            if self.source_files is not None:
+                f.create_dataset("source_files", data=np.array(self.source_files, dtype=h5py.string_dtype()))
+            if self.sequence is not None:
+                f.create_dataset("sequence", data=np.asarray(self.sequence, dtype=np.int64))
+            if self.transform is not None:
+                f.attrs["import_transform"] = json.dumps(self.transform)
 
     @classmethod
     def load(cls, path: str | Path, with_iq: bool = False) -> "Spectrograms":
@@ -233,6 +244,10 @@ class Spectrograms:
                     params={k: v[()] for k, v in f["params"].items()},
                     iq=iq,
                     iq_rate_hz=iq_rate,
+                    axes_calibrated=bool(f["axes"].attrs.get("calibrated", True)),
+                    source_files=[_s(v) for v in f["source_files"][()]] if "source_files" in f else None,
+                    sequence=f["sequence"][()] if "sequence" in f else None,
+                    transform=json.loads(_attr_str(f, "import_transform")) if "import_transform" in f.attrs else None,
                 )
             except (KeyError, OSError, ValueError) as e:
                 raise ArtifactError(f"{path}: damaged 'spectrograms' artifact: {e}") from None

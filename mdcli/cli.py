@@ -507,6 +507,108 @@ def sample(
                       + (f"; preview {preview}" if preview is not None else ""))
 
 
+def _pair(text: str | None, option: str, cast=float):
+    if text is None:
+        return None
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        vals = tuple(cast(p) for p in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != 2:
+        raise MdcliError(f"{option} {text!r}: expected two comma-separated numbers")
+    return vals
+
+
+@app.command(
+    "import",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli import ../shared/data/gait --colormap jet --image-size 128,128 -o gait.h5\n\n"
+        "  mdcli import recordings/ --input-scale db --doppler-range -1000,1000 --duration 3 -o meas.h5\n\n"
+        "  mdcli import iq/ --iq-rate 4000 --variable iq -o meas.h5   # complex slow-time .npy/.mat\n\n"
+        "  mdcli import exported.npz -o back.h5"
+    ),
+)
+@user_errors
+def import_cmd(
+    source: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or an .npz/.mat from `mdcli export`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms artifact to write (source = imported).")] = Path("imported.h5"),
+    colormap: Annotated[Optional[str], typer.Option(help="Colour map the images were rendered with: jet|turbo|viridis|gray|parula.")] = None,
+    colormap_file: Annotated[Optional[Path], typer.Option("--colormap-file", help="CSV of RGB rows (low to high) for other maps.")] = None,
+    input_scale: Annotated[str, typer.Option("--input-scale", help="Arrays are: unit ([0,1] display) | db | power | amplitude.")] = "unit",
+    dynamic_range_db: Annotated[float, typer.Option("--dynamic-range-db", help="Floor below each peak for db/power/amplitude.")] = 50.0,
+    image_size: Annotated[Optional[str], typer.Option("--image-size", help="Resize to H,W (also allows mixed shapes).")] = None,
+    doppler_range: Annotated[Optional[str], typer.Option("--doppler-range", help="LO,HI in Hz (with --duration: calibrated axes).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Seconds covered by each spectrogram.")] = None,
+    carrier: Annotated[Optional[float], typer.Option(help="Radar carrier frequency (Hz), if known.")] = None,
+    variable: Annotated[Optional[str], typer.Option(help="Array name inside .mat/.npz files.")] = None,
+    iq_rate: Annotated[Optional[float], typer.Option("--iq-rate", help="Complex 1-D inputs are slow-time IQ at this rate (Hz).")] = None,
+    csv_file: Annotated[Optional[Path], typer.Option("--csv", help="CSV of file,label rows instead of class folders.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Import measured spectrograms: arrays, MATLAB files, colour-mapped images (inverted), or IQ.
+
+    Keeps each sample's source file and order (/source_files) and the number in its name
+    (/sequence) for temporal splits; axes as given, or an uncalibrated 0..1 range.
+    """
+    from mdcli.artifacts import parent_record
+    from mdcli.importing import ImportOptions, import_dataset
+    from mdcli.progress import progress_bar
+
+    if not source.exists():
+        raise MdcliError(f"{source}: not found")
+    if input_scale not in ("unit", "db", "power", "amplitude"):
+        raise MdcliError(f"--input-scale: unknown '{input_scale}'; valid: unit, db, power, amplitude")
+    size = _pair(image_size, "--image-size", int)
+    if size is not None and min(size) < 8:
+        raise MdcliError("--image-size: each side must be >= 8")
+    opts = ImportOptions(
+        colormap=colormap, colormap_file=colormap_file, input_scale=input_scale, dynamic_range_db=dynamic_range_db,
+        image_size=size, doppler_range=_pair(doppler_range, "--doppler-range"), duration=duration,
+        carrier_hz=carrier if carrier is not None else float("nan"), variable=variable, iq_rate=iq_rate, csv=csv_file,
+    )
+    output = _output_path(output)
+    from mdcli.importing import ARRAY_EXT, IMAGE_EXT
+
+    n_files = sum(1 for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXT | ARRAY_EXT) if source.is_dir() else 1
+    with progress_bar("import", n_files, unit="file", quiet=quiet) as advance:
+        data = import_dataset(source, opts, advance)
+    config = "\n".join(f"{k}: {v}" for k, v in vars(opts).items()) + f"\nsource: {source}\n"
+    parents = [parent_record(source)] if source.is_file() else []
+    data.save(output, config, 0, parents)
+    if not quiet:
+        q = data.transform.get("mean_colour_distance") if data.transform else None
+        extra = f"; mean colour distance {q:.4f}" if q is not None else ""
+        axes = "calibrated axes" if data.axes_calibrated else "uncalibrated (normalised) axes"
+        console.print(f"wrote {output}: {len(data)} spectrograms {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]}, "
+                      f"classes {data.class_counts()}, {axes}{extra}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli export samples.h5 --format npz -o samples.npz\n\n"
+        "  mdcli export samples.h5 --format mat -o samples.mat\n\n"
+        "  mdcli export samples.h5 --format png --colormap jet -o samples_png/"
+    ),
+)
+@user_errors
+def export(
+    path: Annotated[Path, typer.Argument(help="A spectrograms artifact.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File (.npz/.mat) or folder (png).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="png | npz | mat")] = "npz",
+    colormap: Annotated[str, typer.Option(help="PNG colour map: gray or a matplotlib map such as jet.")] = "gray",
+) -> None:
+    """Export spectrograms to PNG folders per class, .npz, or MATLAB .mat (labels, class names, axes)."""
+    from mdcli.artifacts import Spectrograms
+    from mdcli.exporting import export as do_export
+
+    data = Spectrograms.load(path)
+    n = do_export(data, output, fmt, colormap)
+    console.print(f"wrote {output} ({fmt}, {len(data)} spectrograms{f', {n} files' if fmt == 'png' else ''})")
+
+
 def main() -> None:
     app()
 

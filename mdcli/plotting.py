@@ -52,7 +52,8 @@ def plot_grid(data: Spectrograms, path: str | Path, per_class: int = 4, seed: in
                 ax.set_xlabel("time (s)" if calibrated else "time (norm.)", fontsize=8)
     if im is not None:
         cb = fig.colorbar(im, ax=axs, shrink=0.6, pad=0.01)
-        cb.set_label(f"power (0 = -{data.dynamic_range_db:g} dB, 1 = peak)", fontsize=8)
+        floor = f"-{data.dynamic_range_db:g} dB" if np.isfinite(data.dynamic_range_db) else "floor"
+        cb.set_label(f"power (0 = {floor}, 1 = peak)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.savefig(path, dpi=110)

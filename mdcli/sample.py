@@ -92,7 +92,7 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
         spectrograms=np.concatenate(images), labels=np.concatenate(labels), class_names=list(names),
         doppler_hz=np.asarray(attrs["doppler_hz"]), time_s=np.asarray(attrs["time_s"]),
         carrier_hz=attrs["carrier_hz"], prf_hz=attrs["prf_hz"], dynamic_range_db=attrs["dynamic_range_db"],
-        source="generated",
+        source="generated", axes_calibrated=bool(attrs.get("axes_calibrated", True)),
     )
     return data, [parent_record(ldm_path), parent_record(ae_path)], np.concatenate(latents)
 

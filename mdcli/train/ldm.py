@@ -88,6 +88,7 @@ def load_latents(path: Path) -> LatentSet:
             "carrier_hz": float(f.attrs["carrier_hz"]), "prf_hz": float(f.attrs["prf_hz"]),
             "dynamic_range_db": float(f.attrs["dynamic_range_db"]),
             "doppler_hz": f["axes/doppler_hz"][()].tolist(), "time_s": f["axes/time_s"][()].tolist(),
+            "axes_calibrated": bool(f["axes"].attrs.get("calibrated", True)),
             "ae_parent": read_header(f)["parents"][0],
         }
         labels = f["labels"][()]

@@ -1,0 +1,158 @@
+"""Real inputs in, results out: colour-map inversion on measured gait images, round trips, bad inputs."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mdcli.artifacts import Spectrograms
+from mdcli.cli import app
+from mdcli.importing import sequence_key
+from tests.conftest import ROOT
+
+GAIT = ROOT.parent / "shared" / "data" / "gait"
+
+
+def _ok(args):
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def _err(args, *fragments):
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    for f in fragments:
+        assert f in res.output, res.output
+    return res
+
+
+@pytest.fixture
+def gait_sample(tmp_path):
+    """A handful of the measured gait JPEGs (3 per person), copied to a temp folder."""
+    if not GAIT.is_dir():
+        pytest.skip("../shared/data/gait is not present")
+    out = tmp_path / "gait"
+    for person in ("ID_1", "ID_2", "ID_3"):
+        (out / person).mkdir(parents=True)
+        for n in (3, 12, 7):
+            src = next(GAIT.glob(f"{person}/*_Doppler{n}.jpg"))
+            shutil.copy(src, out / person / src.name)
+    return out
+
+
+def test_sequence_key():
+    assert sequence_key("ID1_case1_1_Doppler17.jpg") == 17 and sequence_key("walk.png") == -1
+
+
+def test_import_measured_gait_images(gait_sample, tmp_path):
+    out = tmp_path / "gait.h5"
+    res = _ok(["import", str(gait_sample), "--colormap", "jet", "-o", str(out)])
+    assert "mean colour distance" in res.output
+    d = Spectrograms.load(out)
+    assert d.source == "imported" and d.class_names == ["ID_1", "ID_2", "ID_3"]
+    assert d.spectrograms.shape == (9, 256, 256) and not d.axes_calibrated
+    assert list(d.sequence) == [3, 7, 12] * 3  # ordered by the number in the name
+    assert [s.rsplit("Doppler", 1)[1] for s in d.source_files[:3]] == ["3.jpg", "7.jpg", "12.jpg"]
+    assert d.transform["mean_colour_distance"] < 0.08 and d.transform["flipped_rows"]
+    assert np.allclose(d.spectrograms.reshape(9, -1).max(1), 1.0)
+    # Dark-blue background -> near 0; torso line in the lower half (limb spikes reach upward).
+    assert np.median(d.spectrograms[:, -20:, :]) < 0.1
+    profile = d.spectrograms.mean((0, 2))
+    assert 40 < int(profile.argmax()) < 128
+    _ok(["plot", str(out), "-o", str(tmp_path / "g.png")])
+
+
+def test_wrong_or_missing_colormap_is_refused(gait_sample, tmp_path):
+    out = tmp_path / "bad.h5"
+    _err(["import", str(gait_sample), "--colormap", "viridis", "-o", str(out)], "Doppler3.jpg", "colour map looks wrong")
+    _err(["import", str(gait_sample), "-o", str(out)], "colour image", "--colormap")
+    _err(["import", str(gait_sample), "--colormap", "parula", "-o", str(out)], "--colormap-file")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", ["npz", "mat"])
+def test_export_import_round_trip_exact(tiny_data, tmp_path, fmt):
+    f = tmp_path / f"x.{fmt}"
+    _ok(["export", str(tiny_data), "--format", fmt, "-o", str(f)])
+    back = tmp_path / "back.h5"
+    _ok(["import", str(f), "-o", str(back), "-q"])
+    a, b = Spectrograms.load(tiny_data), Spectrograms.load(back)
+    assert np.array_equal(a.spectrograms, b.spectrograms) and np.array_equal(a.labels, b.labels)
+    assert a.class_names == b.class_names and np.allclose(a.doppler_hz, b.doppler_hz) and b.axes_calibrated
+
+
+@pytest.mark.parametrize("cmap,tol", [("gray", 0.5 / 255 + 1e-6), ("jet", 0.02)])
+def test_png_round_trip(tiny_data, tmp_path, cmap, tol):
+    folder = tmp_path / "png"
+    _ok(["export", str(tiny_data), "--format", "png", "--colormap", cmap, "-o", str(folder)])
+    back = tmp_path / "back.h5"
+    args = ["import", str(folder), "-o", str(back), "-q"] + (["--colormap", cmap] if cmap != "gray" else [])
+    _ok(args)
+    a, b = Spectrograms.load(tiny_data), Spectrograms.load(back)
+    for name in a.class_names:  # folders come back in alphabetical class order
+        xa = a.spectrograms[a.labels == a.class_names.index(name)]
+        xb = b.spectrograms[b.labels == b.class_names.index(name)]
+        err = np.abs(xa - xb)
+        assert (err.max() if cmap == "gray" else err.mean()) <= tol, (name, err.max(), err.mean())
+
+
+def test_arrays_in_db_with_axes(tmp_path):
+    src = tmp_path / "arr"
+    for c in ("a", "b"):
+        (src / c).mkdir(parents=True)
+        for i in range(2):
+            db = np.full((16, 20), -80.0)
+            db[5 + i, :] = 0.0
+            np.save(src / c / f"rec_{i}.npy", db)
+    out = tmp_path / "arr.h5"
+    _ok(["import", str(src), "--input-scale", "db", "--dynamic-range-db", "40", "--doppler-range", "-500,500",
+         "--duration", "2", "-o", str(out), "-q"])
+    d = Spectrograms.load(out)
+    assert d.axes_calibrated and d.doppler_hz[0] == -500 and d.time_s[-1] == pytest.approx(1.95)
+    assert d.spectrograms[0, 5].min() == 1.0 and d.spectrograms[0, 0].max() == 0.0  # -80 dB is below the 40 dB floor
+
+
+def test_iq_import_matches_simulate(tmp_path):
+    sim = tmp_path / "sim.h5"
+    _ok(["simulate", "--targets", "walker", "--n", "2", "--save-iq", "-o", str(sim), "-q"])
+    with h5py.File(sim) as f:
+        iq = f["iq"][()]
+    (tmp_path / "iq" / "walker").mkdir(parents=True)
+    for i, s in enumerate(iq):
+        np.save(tmp_path / "iq" / "walker" / f"r{i}.npy", s)
+    out = tmp_path / "iq.h5"
+    _ok(["import", str(tmp_path / "iq"), "--iq-rate", "4000", "-o", str(out), "-q"])
+    a, b = Spectrograms.load(sim), Spectrograms.load(out)
+    assert b.axes_calibrated and np.allclose(a.doppler_hz, b.doppler_hz) and np.allclose(a.time_s, b.time_s)
+    assert np.abs(a.spectrograms - b.spectrograms).max() < 1e-4  # same STFT pipeline (IQ stored as complex64)
+
+
+def test_bad_inputs(tmp_path):
+    src = tmp_path / "bad"
+    (src / "a").mkdir(parents=True)
+    np.save(src / "a" / "nan.npy", np.full((8, 8), np.nan))
+    _err(["import", str(src), "-o", str(tmp_path / "o.h5")], "nan.npy", "NaN")
+    (src / "a" / "nan.npy").unlink()
+    np.save(src / "a" / "obj.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    _err(["import", str(src), "-o", str(tmp_path / "o.h5")], "obj.npy", "pickled")
+    (src / "a" / "obj.npy").unlink()
+    np.save(src / "a" / "one.npy", np.zeros((8, 8)))
+    np.save(src / "a" / "two.npy", np.zeros((8, 10)))
+    _err(["import", str(src), "-o", str(tmp_path / "o.h5")], "mixed shapes", "--image-size")
+    _ok(["import", str(src), "--image-size", "8,8", "-o", str(tmp_path / "ok.h5"), "-q"])
+    (src / "b").mkdir()
+    _err(["import", str(src), "-o", str(tmp_path / "o.h5")], "class 'b'")
+    (src / "b").rmdir()
+    from scipy.io import savemat
+
+    savemat(src / "a" / "m.mat", {"spec": np.zeros((8, 8))})
+    _err(["import", str(src), "--image-size", "8,8", "--variable", "nope", "-o", str(tmp_path / "o.h5")], "m.mat", "'nope'")
+    (src / "a" / "bad.png").write_bytes(b"not a png")
+    _err(["import", str(src), "--image-size", "8,8", "--variable", "spec", "-o", str(tmp_path / "o.h5")], "bad.png", "unreadable")
+    assert not (tmp_path / "o.h5").exists()
