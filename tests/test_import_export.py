@@ -156,3 +156,20 @@ def test_bad_inputs(tmp_path):
     (src / "a" / "bad.png").write_bytes(b"not a png")
     _err(["import", str(src), "--image-size", "8,8", "--variable", "spec", "-o", str(tmp_path / "o.h5")], "bad.png", "unreadable")
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_chain_runs_on_imported_uncalibrated_data(gait_sample, tmp_path):
+    """Every later stage works with imported data whose axes are unknown."""
+    from tests.conftest import TINY
+
+    data = tmp_path / "g.h5"
+    _ok(["import", str(gait_sample), "--colormap", "jet", "--image-size", "32,32", "-o", str(data), "-q"])
+    ae, lat, ldm, smp = (tmp_path / n for n in ("ae.h5", "lat.h5", "ldm.h5", "s.h5"))
+    _ok(["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(data), "--arch", "vae",
+         "--perceptual", "none", "--steps", "3", "--set", "train.batch_size=4", "-o", str(ae), "-q"])
+    _ok(["encode", "--ae", str(ae), "--data", str(data), "-o", str(lat), "-q"])
+    _ok(["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat), "--steps", "3",
+         "--set", "train.batch_size=4", "-o", str(ldm), "-q"])
+    _ok(["sample", "--ldm", str(ldm), "-o", str(smp), "-n", "2", "--steps", "3", "-q", "--preview", str(tmp_path / "p.png")])
+    s = Spectrograms.load(smp)
+    assert s.class_names == ["ID_1", "ID_2", "ID_3"] and not s.axes_calibrated and len(s) == 6
