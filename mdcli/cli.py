@@ -92,7 +92,8 @@ def _print_config(text: str) -> None:
         "Examples:\n\n"
         "  mdcli simulate --targets walker,drone --n 200 -o data.h5\n\n"
         "  mdcli simulate --config configs/tiny/simulate.yaml --set radar.prf_hz=8000 -o tiny.h5\n\n"
-        "  mdcli simulate --n 1000 --workers 2 --save-iq -o big.h5"
+        "  mdcli simulate --n 1000 --workers 2 --save-iq -o big.h5\n\n"
+        "  mdcli simulate --targets walker,mocap --mocap 35_01.amc --skeleton 35.asf -o walks.h5"
     )
 )
 @user_errors
@@ -107,6 +108,8 @@ def simulate(
     save_iq: Annotated[
         Optional[bool], typer.Option("--save-iq/--no-save-iq", help="Also store the complex slow-time signal.")
     ] = None,
+    mocap: Annotated[Optional[Path], typer.Option("--mocap", help="AMC motion file for --targets mocap.")] = None,
+    skeleton: Annotated[Optional[Path], typer.Option("--skeleton", help="ASF skeleton for --targets mocap.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -125,7 +128,8 @@ def simulate(
 
     cfg = load_config(
         SimulateConfig, config, set_,
-        {"targets": targets, "n_per_class": n, "seed": seed, "workers": workers, "save_iq": save_iq},
+        {"targets": targets, "n_per_class": n, "seed": seed, "workers": workers, "save_iq": save_iq,
+         "mocap.amc": str(mocap) if mocap else None, "mocap.asf": str(skeleton) if skeleton else None},
     )
     text = to_yaml(cfg)
     if dry_run:

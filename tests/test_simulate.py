@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mdcli.config import load_config
-from mdcli.sim.config import TARGETS, SimulateConfig
+from mdcli.sim.config import TARGETS, SimulateConfig  # noqa: F401
 from mdcli.sim.dataset import PARAM_NAMES, simulate_dataset
 from tests.conftest import TINY
 

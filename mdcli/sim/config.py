@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from mdcli.errors import ConfigError
 
-TARGETS = ("walker", "drone", "helicopter", "bird", "vehicle")
+TARGETS = ("walker", "drone", "helicopter", "bird", "vehicle")  # the default set
+ALL_TARGETS = TARGETS + ("mocap",)  # mocap: a walker driven by a motion-capture recording
 
 
 def _rng(lo: float, hi: float):
@@ -86,6 +87,12 @@ class VehicleConfig:
 
 
 @dataclass
+class MocapConfig:
+    amc: str = ""  # AMC motion file (CMU format, 120 fps)
+    asf: str = ""  # ASF skeleton file
+
+
+@dataclass
 class SimulateConfig:
     """`mdcli simulate`: physics-based micro-Doppler spectrograms."""
 
@@ -102,11 +109,20 @@ class SimulateConfig:
     helicopter: HelicopterConfig = field(default_factory=HelicopterConfig)
     bird: BirdConfig = field(default_factory=BirdConfig)
     vehicle: VehicleConfig = field(default_factory=VehicleConfig)
+    mocap: MocapConfig = field(default_factory=MocapConfig)
 
     def validate(self) -> None:
-        bad = [t for t in self.targets if t not in TARGETS]
+        bad = [t for t in self.targets if t not in ALL_TARGETS]
         if bad:
-            raise ConfigError(f"--targets: unknown target '{bad[0]}'; valid targets: {', '.join(TARGETS)}")
+            raise ConfigError(f"--targets: unknown target '{bad[0]}'; valid targets: {', '.join(ALL_TARGETS)}")
+        if "mocap" in self.targets:
+            from pathlib import Path
+
+            for key, value in (("--mocap", self.mocap.amc), ("--skeleton", self.mocap.asf)):
+                if not value:
+                    raise ConfigError(f"--targets mocap needs {key} (mocap.amc / mocap.asf)")
+                if not Path(value).is_file():
+                    raise ConfigError(f"{key} {value}: file not found")
         if not self.targets:
             raise ConfigError("--targets: give at least one target")
         if len(set(self.targets)) != len(self.targets):

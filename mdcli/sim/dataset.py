@@ -1,7 +1,7 @@
 """Build a labelled spectrogram dataset: per-sample seeding, workers, aliasing report.
 
 Sample i of target T draws all its randomness from SeedSequence([seed, T's index
-in TARGETS, i]), so results do not depend on the number of workers, the order of
+in ALL_TARGETS, i]), so results do not depend on the number of workers, the order of
 `--targets`, or which other targets are simulated.
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 
 from mdcli.artifacts import Spectrograms
 from mdcli.sim.bird import bird_signal, sample_bird
-from mdcli.sim.config import TARGETS, SimulateConfig
+from mdcli.sim.config import ALL_TARGETS, SimulateConfig
+from mdcli.sim.mocap import mocap_signal, sample_mocap
 from mdcli.sim.rotor import drone_signal, helicopter_signal, sample_drone, sample_helicopter
 from mdcli.sim.scene import draw_scene
 from mdcli.sim.signal import C, add_noise, resample_axis, stft_power, to_unit_db
@@ -29,6 +30,7 @@ MODELS: dict[str, tuple[Callable, Callable]] = {
     "helicopter": (sample_helicopter, helicopter_signal),
     "bird": (sample_bird, bird_signal),
     "vehicle": (sample_vehicle, vehicle_signal),
+    "mocap": (sample_mocap, mocap_signal),
 }
 
 # Per-sample physical parameters stored under /params (NaN where they do not apply).
@@ -54,7 +56,7 @@ def slow_time(cfg: SimulateConfig) -> np.ndarray:
 
 def simulate_signal(cfg: SimulateConfig, target: str, index: int) -> tuple[np.ndarray, dict]:
     """Noisy complex slow-time signal of sample `index` of `target`, and its parameters."""
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, TARGETS.index(target), index]))
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, ALL_TARGETS.index(target), index]))
     wavelength = C / cfg.radar.carrier_hz
     scene = draw_scene(cfg.scene, slow_time(cfg), cfg.radar.height_m, wavelength, rng)
     sample_params, signal = MODELS[target]
