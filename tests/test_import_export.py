@@ -173,3 +173,19 @@ def test_chain_runs_on_imported_uncalibrated_data(gait_sample, tmp_path):
     _ok(["sample", "--ldm", str(ldm), "-o", str(smp), "-n", "2", "--steps", "3", "-q", "--preview", str(tmp_path / "p.png")])
     s = Spectrograms.load(smp)
     assert s.class_names == ["ID_1", "ID_2", "ID_3"] and not s.axes_calibrated and len(s) == 6
+
+
+def test_csv_labels_and_matlab_v73(tmp_path):
+    """A CSV maps files to labels; MATLAB v7.3 (HDF5, column-major) arrays come back [Doppler, time]."""
+    rng = np.random.default_rng(0)
+    arrays = {f"f{i}.mat": rng.random((12, 20)) for i in range(3)}
+    for name, arr in arrays.items():
+        with h5py.File(tmp_path / name, "w") as f:
+            f["spec"] = arr.T  # MATLAB stores column-major: h5py sees the transpose
+    (tmp_path / "labels.csv").write_text("file,label\nf0.mat,slow\nf1.mat,fast\nf2.mat,slow\n")
+    out = tmp_path / "csv.h5"
+    _ok(["import", str(tmp_path), "--csv", str(tmp_path / "labels.csv"), "--variable", "spec", "-o", str(out), "-q"])
+    d = Spectrograms.load(out)
+    assert d.class_names == ["fast", "slow"] and list(d.labels) == [1, 0, 1]
+    expected = arrays["f1.mat"] + (1 - arrays["f1.mat"].max())  # unit scale, re-referenced to the peak
+    assert np.allclose(d.spectrograms[1], np.clip(expected, 0, 1), atol=1e-6)
