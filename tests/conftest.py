@@ -31,6 +31,27 @@ def make_scene(prf: float, duration: float, aspect_deg: float = 0.0, range_m: fl
     )
 
 
+def limb_envelope_period(sig: np.ndarray, prf: float, n_frames: int, near: float) -> float:
+    """Period (s) of a walker spectrogram's upper limb envelope, searched within +-30% of `near`.
+
+    The envelope is the highest Doppler within 30 dB of the peak in each frame; its
+    autocorrelation peak is refined by a parabola through the three samples around it.
+    """
+    from mdcli.sim.signal import stft_power
+
+    power, f, t = stft_power(sig, prf, 128, 512, n_frames)
+    db = 10 * np.log10(power + 1e-30)
+    envelope = np.array([f[db[:, k] > db.max() - 30].max() for k in range(db.shape[1])])
+    e = envelope - envelope.mean()
+    ac = np.correlate(e, e, "full")[len(e) - 1 :]
+    dt = t[1] - t[0]
+    lags = np.arange(len(ac)) * dt
+    window = np.flatnonzero((lags > 0.7 * near) & (lags < 1.3 * near))
+    i = window[ac[window].argmax()]
+    y0, y1, y2 = ac[i - 1 : i + 2]
+    return float((i + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2)) * dt)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """The tiny simulated dataset, written once through the CLI."""

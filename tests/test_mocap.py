@@ -10,7 +10,7 @@ from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
 from mdcli.sim import mocap
 from mdcli.sim.signal import point_returns, stft_power
-from tests.conftest import CARRIER_HZ, ROOT, WAVELENGTH, make_scene
+from tests.conftest import CARRIER_HZ, ROOT, WAVELENGTH, limb_envelope_period, make_scene
 
 C = 299_792_458.0
 MOCAP = ROOT.parent / "shared" / "data" / "mocap"
@@ -53,18 +53,8 @@ def test_mocap_torso_ridge_follows_root_speed(joints, aspect):
 
 def test_mocap_gait_period_matches_foot_contacts(joints):
     sc, r, amp = _torso_and_body(joints, 2.9)
-    power, f, t = stft_power(point_returns(r, amp, WAVELENGTH), 4000.0, 128, 512, 1000)
-    db = 10 * np.log10(power + 1e-30)
-    envelope = np.array([f[db[:, k] > db.max() - 30].max() for k in range(db.shape[1])])
-    e = envelope - envelope.mean()
-    ac = np.correlate(e, e, "full")[len(e) - 1 :]
-    dt = t[1] - t[0]
     cycle = mocap.recording_stats(joints)["gait_cycle_s"]
-    lags = np.arange(len(ac)) * dt
-    window = np.flatnonzero((lags > 0.7 * cycle) & (lags < 1.3 * cycle))
-    i = window[ac[window].argmax()]
-    y0, y1, y2 = ac[i - 1 : i + 2]
-    measured = (i + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2)) * dt
+    measured = limb_envelope_period(point_returns(r, amp, WAVELENGTH), 4000.0, 1000, near=cycle)
     assert measured == pytest.approx(cycle, rel=0.05)
 
 

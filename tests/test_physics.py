@@ -8,7 +8,7 @@ import pytest
 from mdcli.sim import rotor, walker
 from mdcli.sim.signal import point_returns, stft_power
 from mdcli.sim.vehicle import wheel_points
-from tests.conftest import CARRIER_HZ, WAVELENGTH, make_scene
+from tests.conftest import CARRIER_HZ, WAVELENGTH, limb_envelope_period, make_scene
 
 C = 299_792_458.0
 
@@ -34,20 +34,9 @@ def test_walker_torso_ridge_at_two_v_fc_over_c(speed, height):
 def test_gait_cycle_is_1_346_over_sqrt_rv(speed, height):
     sc, r, amp = _walker(height, speed, duration=10.0)
     sig = point_returns(r, amp, WAVELENGTH)
-    power, f, t = stft_power(sig, 4000.0, 128, 512, 2000)
-    db = 10 * np.log10(power + 1e-30)
-    envelope = np.array([f[db[:, k] > db.max() - 30].max() for k in range(db.shape[1])])  # limb tips
-    e = envelope - envelope.mean()
-    ac = np.correlate(e, e, "full")[len(e) - 1 :]
-    dt = t[1] - t[0]
     cycle = walker.cycle_duration(walker.relative_velocity(speed, height))
     assert cycle == pytest.approx(1.346 / np.sqrt(speed / (0.491 * height)))
-    lags = np.arange(len(ac)) * dt
-    window = np.flatnonzero((lags > 0.7 * cycle) & (lags < 1.3 * cycle))
-    i = window[ac[window].argmax()]
-    y0, y1, y2 = ac[i - 1 : i + 2]
-    measured = (i + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2)) * dt
-    assert measured == pytest.approx(cycle, rel=0.03)
+    assert limb_envelope_period(sig, 4000.0, 2000, near=cycle) == pytest.approx(cycle, rel=0.03)
 
 
 def test_walker_translates_at_v_not_rv():
