@@ -613,6 +613,97 @@ def export(
     console.print(f"wrote {output} ({fmt}, {len(data)} spectrograms{f', {n} files' if fmt == 'png' else ''})")
 
 
+diagnose_app = typer.Typer(
+    help="Measure why a latent space that reconstructs well may still generate badly (rich tables, --json, --plot DIR).",
+    no_args_is_help=True,
+)
+app.add_typer(diagnose_app, name="diagnose")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
+PlotDirOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write PNG figures into this folder.")]
+
+
+def _report_table(title: str, rows: dict, per_class: dict) -> None:
+    table = Table(title=title)
+    table.add_column("")
+    cols = list(rows)
+    for c in cols:
+        table.add_column(c, justify="right")
+    fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and v != v) else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+    table.add_row("overall", *[fmt(rows[c]) for c in cols], style="bold")
+    for name, vals in per_class.items():
+        table.add_row(name, *[fmt(vals.get(c)) for c in cols])
+    console.print(table)
+
+
+@diagnose_app.command(
+    "recon",
+    epilog="Examples:\n\n  mdcli diagnose recon --ae ae.h5 --data data.h5\n\n  mdcli diagnose recon --ae ae.h5 --data data.h5 --classifier judge.h5 --json",
+)
+@user_errors
+def diagnose_recon(
+    ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to reconstruct.")] = Path("data.h5"),
+    classifier: Annotated[Optional[Path], typer.Option(help="classifier.h5 for the perceptual distance.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    as_json: JsonOpt = False,
+    plot_dir: PlotDirOpt = None,
+) -> None:
+    """Reconstruction quality: PSNR, SSIM, L1, log-spectral distance (dB), perceptual; overall and per class."""
+    from mdcli.diagnose import plot_recon, recon_report
+
+    with open_artifact_checked(ae, "autoencoder"), open_artifact_checked(data, "spectrograms"):
+        pass
+    if classifier is not None:
+        with open_artifact_checked(classifier, "classifier"):
+            pass
+    report = recon_report(ae, data, classifier, batch_size)
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(p) for p in plot_recon(report, plot_dir)]
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    _report_table(f"reconstruction of {data} by {ae} ({report['arch']}, {report['n']} images)", report["overall"], report["per_class"])
+
+
+@diagnose_app.command(
+    "codebook",
+    epilog="Examples:\n\n  mdcli diagnose codebook --ae vq.h5 --data data.h5\n\n  mdcli diagnose codebook --latents latents.h5 --json --plot figs/",
+)
+@user_errors
+def diagnose_codebook(
+    ae: Annotated[Optional[Path], typer.Option("--ae", help="VQ autoencoder artifact.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Spectrograms to encode.")] = None,
+    latents: Annotated[Optional[Path], typer.Option("--latents", help="Use the code indices stored by `encode` instead.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    as_json: JsonOpt = False,
+    plot_dir: PlotDirOpt = None,
+) -> None:
+    """Codebook use over the whole dataset: usage, perplexity (and /K), dead codes, top-10% mass, per class."""
+    from mdcli.diagnose import codebook_report, plot_codebook
+
+    for path, kind in ((ae, "autoencoder"), (data, "spectrograms"), (latents, "latents")):
+        if path is not None:
+            with open_artifact_checked(path, kind):
+                pass
+    report, counts = codebook_report(ae, data, latents, batch_size)
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(p) for p in plot_codebook(report, counts, plot_dir)]
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    overall = {k: report[k] for k in ("codebook_usage", "perplexity", "perplexity_ratio", "dead_codes", "top10pct_mass")}
+    _report_table(f"codebook of {ae or latents} ({report['arch']}, K = {report['codebook_size']}, {report['n_images']} images)",
+                  overall, report["per_class"])
+
+
+def open_artifact_checked(path: Path, kind: str):
+    from mdcli.artifacts import open_artifact
+
+    return open_artifact(path, kind)
+
+
 def main() -> None:
     app()
 

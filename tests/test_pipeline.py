@@ -100,3 +100,34 @@ def test_ldm_resume_is_exact(chain, tmp_path):
     a, b = load_model(full, "ldm")[2], load_model(split, "ldm")[2]
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+def test_diagnose_codebook_is_batch_size_independent(chain, tmp_path):
+    runner = CliRunner()
+    outs = []
+    for bs in ("3", "64"):
+        res = _ok(runner, ["diagnose", "codebook", "--ae", str(chain["ae"]), "--data", str(chain["data"]), "--batch-size", bs, "--json"])
+        outs.append(json.loads(res.output))
+    assert outs[0] == outs[1]
+    r = outs[0]
+    assert r["n_images"] == 40 and r["n_codes_drawn"] == 40 * 8 * 8 and r["codebook_size"] == 32
+    assert 0 < r["codebook_usage"] <= 1 and r["dead_codes"] == round(32 * (1 - r["codebook_usage"]))
+    assert 0 < r["top10pct_mass"] <= 1 and set(r["per_class"]) == {"walker", "drone", "helicopter", "bird", "vehicle"}
+    res = _ok(runner, ["diagnose", "codebook", "--latents", str(chain["lat"]), "--json", "--plot", str(tmp_path / "figs")])
+    from_latents = json.loads(res.output)
+    assert from_latents["perplexity"] == pytest.approx(r["perplexity"])  # stored indices = re-encoded ones
+    assert (tmp_path / "figs" / "codebook_usage.png").exists()
+
+
+def test_diagnose_recon(chain, tmp_path):
+    runner = CliRunner()
+    res = _ok(runner, ["diagnose", "recon", "--ae", str(chain["ae"]), "--data", str(chain["data"]), "--classifier", str(chain["clf"]),
+                       "--json", "--plot", str(tmp_path)])
+    r = json.loads(res.output)
+    assert set(r["overall"]) == {"psnr", "ssim", "l1", "lsd_db", "perceptual"} and r["n"] == 40
+    # the [0, 1] scale spans dynamic_range_db: the log-spectral distance is RMS error x 50 dB
+    assert r["overall"]["lsd_db"] > 0 and r["overall"]["psnr"] > 0
+    assert np.mean([v["psnr"] for v in r["per_class"].values()]) == pytest.approx(r["overall"]["psnr"], rel=1e-6)
+    assert (tmp_path / "recon_per_class.png").exists()
+    res = runner.invoke(app, ["diagnose", "codebook", "--ae", str(chain["ae"])])
+    assert res.exit_code == 2 and "--latents" in res.output

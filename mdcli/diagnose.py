@@ -1,0 +1,167 @@
+"""`diagnose recon` and `diagnose codebook`: what an autoencoder keeps and how it uses its codes.
+
+Both stream the dataset in batches and accumulate over the whole of it, so the numbers do
+not depend on the batch size. Reports are plain dicts with stable keys (`--json`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdcli.artifacts import open_artifact
+from mdcli.data import from_model, to_model
+from mdcli.errors import MdcliError
+from mdcli.metrics import psnr, ssim
+from mdcli.train.ae import codebook_stats, load_autoencoder
+
+
+def _stream(data_path: Path, batch_size: int):
+    with open_artifact(data_path, "spectrograms") as f:
+        labels = f["labels"][()]
+        names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+        dr = float(f.attrs["dynamic_range_db"])
+        n = len(labels)
+        yield names, dr, labels
+        for i in range(0, n, batch_size):
+            yield i, torch.from_numpy(f["spectrograms"][i : i + batch_size])[:, None]
+
+
+def _check_shapes(ae_attrs: dict, data_path: Path) -> None:
+    with open_artifact(data_path, "spectrograms") as f:
+        shape = list(f["spectrograms"].shape[1:])
+    if shape != list(ae_attrs["image_shape"]):
+        raise MdcliError(f"{data_path}: images are {shape[0]}x{shape[1]}, the autoencoder expects "
+                         f"{ae_attrs['image_shape'][0]}x{ae_attrs['image_shape'][1]}")
+
+
+@torch.no_grad()
+def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None, batch_size: int = 64) -> dict:
+    """PSNR, SSIM, L1, log-spectral distance (dB) and perceptual distance; overall and per class."""
+    ae, attrs, _ = load_autoencoder(ae_path)
+    _check_shapes(attrs, data_path)
+    perceptual = None
+    if classifier is not None:
+        from mdcli.losses import DomainPerceptual
+        from mdcli.train.classifier import load_classifier
+
+        perceptual = DomainPerceptual(load_classifier(classifier)[0])
+    stream = _stream(data_path, batch_size)
+    names, dr, labels = next(stream)
+    keys = ["psnr", "ssim", "l1", "lsd_db"] + (["perceptual"] if perceptual is not None else [])
+    per_image = {k: np.zeros(len(labels)) for k in keys}
+    for i, x01 in stream:
+        r01 = from_model(ae.decode(ae.encode(to_model(x01)).latent)).float()
+        sl = slice(i, i + len(x01))
+        per_image["psnr"][sl] = psnr(r01, x01).numpy()
+        per_image["ssim"][sl] = ssim(r01, x01).numpy()
+        diff = (r01 - x01).flatten(1)
+        per_image["l1"][sl] = diff.abs().mean(1).numpy()
+        # [0, 1] is linear in dB over the dynamic range: the RMS dB error of the spectrogram.
+        per_image["lsd_db"][sl] = (diff.pow(2).mean(1).sqrt() * (dr if np.isfinite(dr) else np.nan)).numpy()
+        if perceptual is not None:
+            per_image["perceptual"][sl] = perceptual(to_model(r01), to_model(x01)).numpy()
+    report = {"arch": attrs["arch"], "n": int(len(labels)), "overall": {k: float(np.mean(v)) for k, v in per_image.items()},
+              "per_class": {}}
+    for c, name in enumerate(names):
+        m = labels == c
+        if m.any():
+            report["per_class"][name] = {k: float(np.mean(v[m])) for k, v in per_image.items()}
+    return report
+
+
+@torch.no_grad()
+def codebook_report(ae_path: Path | None, data_path: Path | None, latents_path: Path | None = None,
+                    batch_size: int = 64) -> tuple[dict, np.ndarray]:
+    """Code usage over the whole dataset -> (report, code counts). From stored indices or by encoding."""
+    if latents_path is not None:
+        with open_artifact(latents_path, "latents") as f:
+            if "indices" not in f:
+                raise MdcliError(f"{latents_path}: holds no code indices (arch {f.attrs['arch']}); codebook statistics need a VQ model")
+            idx = f["indices"][()]
+            labels = f["labels"][()]
+            names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+            parents = f.attrs["parents"]
+        import json
+
+        ae_rec = json.loads(parents)[0]
+        ae_path = ae_path or Path(ae_rec["path"])
+        if not ae_path.exists():
+            raise MdcliError(f"{latents_path}: its autoencoder {ae_path} is missing; pass --ae")
+        ae, attrs, _ = load_autoencoder(ae_path)
+        k = ae.quantizer.cfg.codebook_size
+    else:
+        if ae_path is None or data_path is None:
+            raise MdcliError("diagnose codebook: give --ae and --data, or --latents")
+        ae, attrs, _ = load_autoencoder(ae_path)
+        if attrs["arch"] not in ("vqvae", "vqgan"):
+            raise MdcliError(f"{ae_path}: is a '{attrs['arch']}' autoencoder; codebook statistics need vqvae or vqgan")
+        _check_shapes(attrs, data_path)
+        k = ae.quantizer.cfg.codebook_size
+        stream = _stream(data_path, batch_size)
+        names, _, labels = next(stream)
+        idx = np.concatenate([ae.encode(to_model(x01)).indices.numpy() for _, x01 in stream])
+    counts = np.bincount(idx.reshape(-1), minlength=k)
+    stats = codebook_stats(counts)
+    order = np.sort(counts)[::-1]
+    top = max(1, int(np.ceil(0.1 * k)))
+    report = {
+        "arch": attrs["arch"], "codebook_size": int(k), "n_images": int(len(idx)), "n_codes_drawn": int(counts.sum()),
+        **stats, "dead_codes": int((counts == 0).sum()), "top10pct_mass": float(order[:top].sum() / max(1, counts.sum())),
+        "per_class": {},
+    }
+    for c, name in enumerate(names):
+        m = labels == c
+        if m.any():
+            cc = np.bincount(idx[m].reshape(-1), minlength=k)
+            report["per_class"][name] = codebook_stats(cc)
+    return report, counts
+
+
+def plot_recon(report: dict, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdcli.artifacts import atomic_path
+
+    classes = list(report["per_class"])
+    out = folder / "recon_per_class.png"
+    fig, axs = plt.subplots(1, 2, figsize=(8, 3), constrained_layout=True)
+    axs[0].bar(classes, [report["per_class"][c]["psnr"] for c in classes])
+    axs[0].set_ylabel("PSNR (dB)")
+    axs[1].bar(classes, [report["per_class"][c]["ssim"] for c in classes])
+    axs[1].set_ylabel("SSIM")
+    for ax in axs:
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return [out]
+
+
+def plot_codebook(report: dict, counts: np.ndarray, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdcli.artifacts import atomic_path
+
+    out = folder / "codebook_usage.png"
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3), constrained_layout=True)
+    axs[0].bar(np.arange(len(counts)), counts, width=1.0)
+    axs[0].set_xlabel("code index")
+    axs[0].set_ylabel("count")
+    axs[0].set_title(f"usage {report['codebook_usage']:.0%}, perplexity {report['perplexity']:.1f}/{report['codebook_size']}", fontsize=9)
+    ranked = np.sort(counts)[::-1] / max(1, counts.sum())
+    axs[1].plot(np.arange(1, len(ranked) + 1), np.cumsum(ranked))
+    axs[1].set_xlabel("codes, most used first")
+    axs[1].set_ylabel("cumulative share")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return [out]
