@@ -120,7 +120,6 @@ def simulate(
     Physics: point and line scatterers sum_k a_k exp(-j 4 pi R_k(t)/lambda), thermal noise at the
     chosen SNR, STFT -> dB -> [0, 1] image. Writes a `spectrograms` artifact.
     """
-    from mdcli.artifacts import Spectrograms  # noqa: F401
     from mdcli.config import load_config, to_yaml
     from mdcli.progress import progress_bar
     from mdcli.sim.config import SimulateConfig
@@ -250,14 +249,28 @@ def _check_input(path: Path, option: str) -> None:
         raise MdcliError(f"{option} {path}: file not found")
 
 
-def _run_training(name: str, output: Path, total: int, start_hint: int, quiet: bool, fn) -> object:
-    """Progress bar, clean Ctrl-C (the trainer has saved a checkpoint), and the usual messages."""
+def _require(path: Path, kind: str) -> None:
+    """Fail early (one line, exit 2) unless `path` is a readable artifact of `kind`."""
+    from mdcli.artifacts import open_artifact
+
+    with open_artifact(path, kind):
+        pass
+
+
+def _run_training(name: str, output: Path, total: int, stop_after: int | None, quiet: bool, fn) -> object:
+    """Progress bar, clean Ctrl-C (the trainer has saved a checkpoint), and the usual messages.
+
+    Returns the trainer's result, or None when it stopped early because of --stop-after.
+    """
     from mdcli.progress import progress_bar
     from mdcli.train.common import checkpoint_path
 
     try:
         with progress_bar(name, total, unit="step", quiet=quiet) as advance:
-            return fn(advance)
+            res = fn(advance)
+        if res is None:
+            console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
+        return res
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted: checkpoint saved to {checkpoint_path(output)}; "
                           "run the same command with --resume to continue[/]")
@@ -299,10 +312,9 @@ def train_classifier_cmd(
         return
     _check_input(data, "--data")
     output = _output_path(output)
-    res = _run_training("train-classifier", output, cfg.train.steps, 0, quiet,
+    res = _run_training("train-classifier", output, cfg.train.steps, stop_after, quiet,
                         lambda adv: train_classifier(cfg, data, output, resume, stop_after, adv, err_console.print))
     if res is None:
-        console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
         return
     if not quiet:
         console.print(f"wrote {output}: validation accuracy {res.val_accuracy:.3f} "
@@ -354,10 +366,9 @@ def train_ae_cmd(
     if cfg.loss.perceptual == "domain":
         _check_input(Path(cfg.loss.classifier), "--classifier")
     output = _output_path(output)
-    res = _run_training(f"train-ae {cfg.arch}", output, cfg.train.steps, 0, quiet,
+    res = _run_training(f"train-ae {cfg.arch}", output, cfg.train.steps, stop_after, quiet,
                         lambda adv: train_autoencoder(cfg, data, output, resume, stop_after, adv, err_console.print))
     if res is None:
-        console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
         return
     if not quiet:
         table = Table(title=f"{output} ({cfg.arch}, {res.images_per_s:.1f} images/s)")
@@ -393,8 +404,7 @@ def encode(
 
     with open_artifact(data, "spectrograms") as f:
         n = f["spectrograms"].shape[0]
-    with open_artifact(ae, "autoencoder"):
-        pass
+    _require(ae, "autoencoder")
     output = _output_path(output)
     with progress_bar("encode", n, unit="img", quiet=quiet) as advance:
         info = encode_dataset(ae, data, output, batch_size, advance)
@@ -439,10 +449,9 @@ def train_ldm_cmd(
         return
     _check_input(latents, "--latents")
     output = _output_path(output)
-    res = _run_training("train-ldm", output, cfg.train.steps, 0, quiet,
+    res = _run_training("train-ldm", output, cfg.train.steps, stop_after, quiet,
                         lambda adv: train_ldm(cfg, latents, output, resume, stop_after, adv, err_console.print))
     if res is None:
-        console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
         return
     if not quiet:
         losses = ", ".join(f"{k[10:]}: {v:.3f}" for k, v in res.items() if k.startswith("val_loss_t"))
@@ -491,12 +500,9 @@ def sample(
         _print_config(to_yaml(cfg))
         return
     with open_artifact(ldm, "ldm") as f:
-        import json as _json
-
-        n_classes = len(cfg.classes) or len(_json.loads(f.attrs["class_names"]))
+        n_classes = len(cfg.classes) or len(json.loads(f.attrs["class_names"]))
     if ae is not None:
-        with open_artifact(ae, "autoencoder"):
-            pass
+        _require(ae, "autoencoder")
     if preview is not None and preview.suffix.lower() != ".png":
         raise MdcliError(f"--preview {preview}: expected a .png file name")
     output = _output_path(output)
@@ -651,11 +657,10 @@ def diagnose_recon(
     """Reconstruction quality: PSNR, SSIM, L1, log-spectral distance (dB), perceptual; overall and per class."""
     from mdcli.diagnose import plot_recon, recon_report
 
-    with open_artifact_checked(ae, "autoencoder"), open_artifact_checked(data, "spectrograms"):
-        pass
+    _require(ae, "autoencoder")
+    _require(data, "spectrograms")
     if classifier is not None:
-        with open_artifact_checked(classifier, "classifier"):
-            pass
+        _require(classifier, "classifier")
     report = recon_report(ae, data, classifier, batch_size)
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
@@ -684,8 +689,7 @@ def diagnose_codebook(
 
     for path, kind in ((ae, "autoencoder"), (data, "spectrograms"), (latents, "latents")):
         if path is not None:
-            with open_artifact_checked(path, kind):
-                pass
+            _require(path, kind)
     report, counts = codebook_report(ae, data, latents, batch_size)
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
@@ -696,12 +700,6 @@ def diagnose_codebook(
     overall = {k: report[k] for k in ("codebook_usage", "perplexity", "perplexity_ratio", "dead_codes", "top10pct_mass")}
     _report_table(f"codebook of {ae or latents} ({report['arch']}, K = {report['codebook_size']}, {report['n_images']} images)",
                   overall, report["per_class"])
-
-
-def open_artifact_checked(path: Path, kind: str):
-    from mdcli.artifacts import open_artifact
-
-    return open_artifact(path, kind)
 
 
 def main() -> None:
