@@ -10,6 +10,8 @@ MATLAB's `h5read` / `h5readatt` and plain h5py; nothing is pickled.
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import datetime as _dt
 import hashlib
@@ -186,6 +188,17 @@ class Spectrograms:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def select(self, idx: np.ndarray) -> "Spectrograms":
+        """The samples at `idx` (in that order), with their parameters and provenance."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return dataclasses.replace(
+            self, spectrograms=self.spectrograms[idx], labels=self.labels[idx],
+            params={k: np.asarray(v)[idx] for k, v in self.params.items()},
+            iq=self.iq[idx] if self.iq is not None else None,
+            source_files=[self.source_files[i] for i in idx] if self.source_files is not None else None,
+            sequence=self.sequence[idx] if self.sequence is not None else None,
+        )
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.class_names))

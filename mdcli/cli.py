@@ -29,6 +29,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Train/validation split: random | blocked (contiguous recording runs held out; use for measured data).")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (see configs/).")]
 SetOpt = Annotated[
     Optional[list[str]],
@@ -292,6 +293,7 @@ def train_classifier_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Classifier artifact to write.")] = Path("classifier.h5"),
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches).")] = None,
+    split: SplitOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -306,7 +308,7 @@ def train_classifier_cmd(
     from mdcli.config import load_config, to_yaml
     from mdcli.train.classifier import TrainClassifierConfig, train_classifier
 
-    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed})
+    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split})
     if dry_run:
         _print_config(to_yaml(cfg))
         return
@@ -343,6 +345,7 @@ def train_ae_cmd(
     classifier: Annotated[Optional[Path], typer.Option(help="classifier.h5 for --perceptual domain.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches, noise).")] = None,
+    split: SplitOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -355,7 +358,7 @@ def train_ae_cmd(
     from mdcli.train.ae import TrainAEConfig, train_autoencoder
 
     cfg = load_config(TrainAEConfig, config, set_, {
-        "arch": arch, "loss.perceptual": perceptual, "train.steps": steps, "seed": seed,
+        "arch": arch, "loss.perceptual": perceptual, "train.steps": steps, "seed": seed, "train.split": split,
         "loss.perceptual_weights": str(perceptual_weights) if perceptual_weights else None,
         "loss.classifier": str(classifier) if classifier else None,
     })
@@ -428,6 +431,7 @@ def train_ldm_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="LDM artifact to write.")] = Path("ldm.h5"),
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, noise).")] = None,
+    split: SplitOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -443,7 +447,7 @@ def train_ldm_cmd(
     from mdcli.config import load_config, to_yaml
     from mdcli.train.ldm import TrainLDMConfig, train_ldm
 
-    cfg = load_config(TrainLDMConfig, config, set_, {"train.steps": steps, "seed": seed})
+    cfg = load_config(TrainLDMConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split})
     if dry_run:
         _print_config(to_yaml(cfg))
         return
@@ -619,6 +623,41 @@ def export(
     console.print(f"wrote {output} ({fmt}, {len(data)} spectrograms{f', {n} files' if fmt == 'png' else ''})")
 
 
+@app.command(
+    "split",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli split gait.h5 --split blocked --test-fraction 0.3 --train-out train.h5 --test-out test.h5\n\n"
+        "  mdcli split data.h5 --seed 1 --train-out train.h5 --test-out test.h5"
+    ),
+)
+@user_errors
+def split_cmd(
+    path: Annotated[Path, typer.Argument(help="A spectrograms artifact.")],
+    train_out: Annotated[Path, typer.Option("--train-out", help="Training part to write.")] = Path("train.h5"),
+    test_out: Annotated[Path, typer.Option("--test-out", help="Held-out part to write.")] = Path("test.h5"),
+    split: Annotated[str, typer.Option("--split", help="random | blocked (contiguous recording runs; measured data).")] = "random",
+    test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.01, max=0.99)] = 0.3,
+    gap: Annotated[int, typer.Option("--gap", min=0, help="blocked: sequence steps between test and training windows.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed (which samples / which block).")] = 0,
+) -> None:
+    """Split spectrograms per class into training and held-out files (random, or blocked by recording time)."""
+    from mdcli.artifacts import Spectrograms, parent_record
+    from mdcli.train.common import split_indices
+
+    _require(path, "spectrograms")
+    train_out, test_out = _output_path(train_out), _output_path(test_out)
+    data = Spectrograms.load(path)
+    tr, te = split_indices(data.labels, test_fraction, seed, split, data.sequence, gap)
+    text = f"split: {split}\ntest_fraction: {test_fraction}\ngap: {gap}\nseed: {seed}\n"
+    parents = [parent_record(path)]
+    data.select(tr).save(train_out, text + "part: train\n", seed, parents)
+    data.select(te).save(test_out, text + "part: test\n", seed, parents)
+    dropped = len(data) - len(tr) - len(te)
+    console.print(f"wrote {train_out} ({len(tr)}) and {test_out} ({len(te)}), {split} split"
+                  + (f"; {dropped} windows within {gap} steps of the test blocks left out" if dropped else ""))
+
+
 diagnose_app = typer.Typer(
     help="Measure why a latent space that reconstructs well may still generate badly (rich tables, --json, --plot DIR).",
     no_args_is_help=True,
@@ -700,6 +739,218 @@ def diagnose_codebook(
     overall = {k: report[k] for k in ("codebook_usage", "perplexity", "perplexity_ratio", "dead_codes", "top10pct_mass")}
     _report_table(f"codebook of {ae or latents} ({report['arch']}, K = {report['codebook_size']}, {report['n_images']} images)",
                   overall, report["per_class"])
+
+
+def _write_json(report: dict) -> None:
+    sys.stdout.write(json.dumps(report, indent=2, default=float) + "\n")
+
+
+def _kv_table(title: str, rows: list[tuple[str, object]]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in rows:
+        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    console.print(table)
+
+
+def _latent_rows(r: dict) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = [("images", r["n"]), ("latent shape", "x".join(map(str, r["latent_shape"])))]
+    if "vae" in r:
+        v = r["vae"]
+        rows += [("KL per image (nats)", v["kl_total"]), ("active units", f"{v['active_units']}/{v['latent_dims']}"),
+                 ("posterior sigma (mean)", v["posterior_sigma_mean"]), ("variance-collapse index", v["variance_collapse_index"]),
+                 ("I(x;z) nats (bound log N)", f"{v['mutual_information']:.3g} ({v['mutual_information_bound']:.3g})")]
+    if "vq" in r:
+        q = r["vq"]
+        rows += [("codebook usage", q["codebook_usage"]), ("perplexity / K", q["perplexity_ratio"]),
+                 ("neighbour-code MI / H", q["neighbour_mi_ratio"]), ("code-neighbour damage ratio", q["damage_ratio"])]
+    sp, eq = r["spectrum"], r["equivariance"]
+    rows += [("latent high-freq share", sp["latent_high_freq_share"]), ("image high-freq share", sp["image_high_freq_share"]),
+             ("recon PSNR dB", eq["recon_psnr"])]
+    if "half_psnr" in eq:
+        rows.append(("2x-down decode PSNR dB (equivariance)", eq["half_psnr"]))
+    rows += [(f"PSNR at latent noise {k} std", v) for k, v in r["robustness_psnr"].items() if k != "0"]
+    p = r["probe"]
+    if "linear_probe_accuracy" in p:
+        rows += [(f"linear probe acc ({p['split']} split)", p["linear_probe_accuracy"]), ("5-NN acc", p["knn_accuracy"])]
+    if "interpolation" in r:
+        rows.append(("interpolation path-length ratio", r["interpolation"]["path_length_ratio"]))
+    return rows
+
+
+@diagnose_app.command(
+    "latent",
+    epilog="Examples:\n\n  mdcli diagnose latent --ae ae.h5 --data data.h5\n\n  mdcli diagnose latent --ae vae.h5 --data data.h5 --json --plot figs/",
+)
+@user_errors
+def diagnose_latent(
+    ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to encode.")] = Path("data.h5"),
+    split: SplitOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    plot_dir: PlotDirOpt = None,
+) -> None:
+    """Latent geometry: VAE KL/active units/variance collapse/I(x;z); spectra, equivariance, robustness, probes; VQ structure."""
+    from mdcli.config import load_config
+    from mdcli.diagnose import plot_latent
+    from mdcli.latent import LatentConfig, latent_report_files
+
+    cfg = load_config(LatentConfig, config, set_, {"split": split})
+    _require(ae, "autoencoder")
+    _require(data, "spectrograms")
+    report = latent_report_files(ae, data, cfg)
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(p) for p in plot_latent(report, plot_dir)]
+    if as_json:
+        _write_json(report)
+        return
+    _kv_table(f"latent space of {ae} ({report['arch']}) on {data}", _latent_rows(report))
+
+
+@diagnose_app.command(
+    "collapse",
+    epilog=("Examples:\n\n  mdcli diagnose collapse --ae ae.h5 --data data.h5\n\n"
+            "  mdcli diagnose collapse --ae vq.h5 --data data.h5 --set damage_ratio_max=0.4 --json"),
+)
+@user_errors
+def diagnose_collapse(
+    ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to encode.")] = Path("data.h5"),
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Label the autoencoder healthy / variance collapse / codebook collapse / posterior collapse, with the evidence.
+
+    Thresholds (--set NAME=VALUE): variance_index_max, active_share_min, perplexity_ratio_min,
+    top10_mass_max, neighbour_mi_ratio_min, damage_ratio_max (see docs/DIAGNOSE.md).
+    """
+    from mdcli.config import load_config, to_yaml
+    from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report_files
+
+    th = load_config(CollapseThresholds, config, set_, {})
+    _require(ae, "autoencoder")
+    _require(data, "spectrograms")
+    report = latent_report_files(ae, data, LatentConfig())
+    label, evidence = collapse_label(report, th)
+    if as_json:
+        _write_json({"label": label, "evidence": evidence, "thresholds": to_yaml(th), "latent": report})
+        return
+    table = Table(title=f"{ae} ({report['arch']}): [bold]{label}[/]")
+    for col in ("metric", "value", "rule", "fired", "would mean"):
+        table.add_column(col, justify="right" if col == "value" else "left")
+    for row in evidence:
+        table.add_row(row["metric"], f"{row['value']:.4g}", row["rule"], "yes" if row["fired"] else "no", row["label"],
+                      style="bold red" if row["fired"] else None)
+    console.print(table)
+    _kv_table("supporting latent metrics", _latent_rows(report))
+
+
+@diagnose_app.command(
+    "diffusability",
+    epilog=("Examples:\n\n  mdcli diagnose diffusability --latents latents.h5\n\n"
+            "  mdcli diagnose diffusability --latents latents.h5 --classifier judge.h5 --real test.h5 --json"),
+)
+@user_errors
+def diagnose_diffusability(
+    latents: Annotated[Path, typer.Option("--latents", help="Latents artifact (from `encode`).")] = Path("latents.h5"),
+    classifier: Annotated[Optional[Path], typer.Option(help="Independent judge for FMD / accuracy of decoded samples.")] = None,
+    real: Annotated[Optional[Path], typer.Option(help="Real spectrograms for FMD (with --classifier).")] = None,
+    keep: Annotated[Optional[Path], typer.Option(help="Keep the probe LDM at this path (else a temp file).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a fixed-budget diffusion probe on the latents: held-out denoising error per noise level, sample quality."""
+    from mdcli.config import load_config
+    from mdcli.diffusability import DiffusabilityConfig, diffusability_report
+    from mdcli.progress import progress_bar
+
+    cfg = load_config(DiffusabilityConfig, config, set_, {})
+    _require(latents, "latents")
+    if (classifier is None) != (real is None):
+        from mdcli.errors import MdcliError
+
+        raise MdcliError("--classifier and --real: give both (FMD of the decoded samples) or neither")
+    if classifier is not None:
+        _require(classifier, "classifier")
+        _require(real, "spectrograms")
+    if keep is not None:
+        keep = _output_path(keep)
+    with progress_bar("diffusability probe", cfg.ldm.train.steps, unit="step", quiet=quiet or as_json) as advance:
+        report = diffusability_report(latents, cfg, classifier, real, keep, advance)
+    if as_json:
+        _write_json(report)
+        return
+    table = Table(title=f"diffusability of {latents} ({report['arch']}, probe {report['budget_steps']} steps)")
+    table.add_column("timestep")
+    table.add_column("held-out loss", justify="right")
+    table.add_column("x0-MSE (1 = predicting the mean)", justify="right")
+    for t, v in report["denoising"].items():
+        table.add_row(t, f"{v['loss']:.4f}", f"{v['x0_mse']:.4f}")
+    console.print(table)
+    rows = [("mean x0-MSE", report["mean_x0_mse"])] + [(f"latent {k}", v) for k, v in report["latent_prdc"].items()]
+    rows += [(k, report[k]) for k in ("fmd", "judge_accuracy_generated") if k in report]
+    _kv_table("generated latents against held-out latents", rows)
+
+
+@diagnose_app.command(
+    "generation",
+    epilog=("Examples:\n\n  mdcli diagnose generation --samples samples.h5 --real test.h5 --classifier judge.h5\n\n"
+            "  mdcli diagnose generation --samples samples.h5 --real test.h5 --train train.h5 --classifier judge.h5 "
+            "--set seeds=[0,1,2] --json"),
+)
+@user_errors
+def diagnose_generation(
+    samples: Annotated[Path, typer.Option("--samples", help="Generated spectrograms (from `sample`).")] = Path("samples.h5"),
+    real: Annotated[Path, typer.Option("--real", help="Held-out real spectrograms (not seen by any model).")] = Path("test.h5"),
+    classifier: Annotated[Path, typer.Option("--classifier", help="The judge: a classifier independent of the generator.")] = Path("judge.h5"),
+    train: Annotated[Optional[Path], typer.Option(help="Real training spectrograms (default: found through the lineage).")] = None,
+    allow_same_judge: Annotated[bool, typer.Option("--allow-same-judge", help="Accept a judge from the generator's lineage.")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    plot_dir: PlotDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """FMD, KID, precision/recall/density/coverage, judge accuracy, memorisation, TSTR and augmentation gain."""
+    from mdcli.config import load_config
+    from mdcli.diagnose import plot_generation
+    from mdcli.generation import GenerationConfig, generation_report, summary_rows
+
+    cfg = load_config(GenerationConfig, config, set_, {})
+    _require(samples, "spectrograms")
+    _require(real, "spectrograms")
+    _require(classifier, "classifier")
+    if train is not None:
+        _require(train, "spectrograms")
+    say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]"))
+    report = generation_report(samples, real, classifier, train, cfg, allow_same_judge, say)
+    if plot_dir is not None and "augmentation" in report:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(p) for p in plot_generation(report, plot_dir)]
+    if as_json:
+        _write_json(report)
+        return
+    _report_table(f"{samples} against {real} (judge {classifier})", summary_rows(report),
+                  {k: {"fmd": v["fmd"], "judge_accuracy_generated": v["judge_accuracy"]} for k, v in report["per_class"].items()})
+    rows: list[tuple[str, object]] = []
+    if report.get("memorisation"):
+        m = report["memorisation"]
+        rows += [("median NN distance generated->train", m["median_nn_generated"]),
+                 ("median NN distance real->train", m["median_nn_real"]), ("near copies (share)", m["near_copies"])]
+    for k, v in report.get("tstr", {}).items():
+        rows.append((f"{k.upper()} accuracy", f"{v['mean']:.3f} ± {v['std']:.3f}"))
+    for n, arms in report.get("augmentation", {}).items():
+        for arm in ("real", "real+classic", "real+generated"):
+            rows.append((f"{n}/class {arm}", f"{arms[arm]['mean']:.3f} ± {arms[arm]['std']:.3f}"))
+    if rows:
+        _kv_table(f"memorisation, TSTR and augmentation (seeds {cfg.seeds}; test: {real})", rows)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ def _stream(data_path: Path, batch_size: int):
             yield i, torch.from_numpy(f["spectrograms"][i : i + batch_size])[:, None]
 
 
-def _check_shapes(ae_attrs: dict, data_path: Path) -> None:
+def check_shapes(ae_attrs: dict, data_path: Path) -> None:
     with open_artifact(data_path, "spectrograms") as f:
         shape = list(f["spectrograms"].shape[1:])
     if shape != list(ae_attrs["image_shape"]):
@@ -41,7 +41,7 @@ def _check_shapes(ae_attrs: dict, data_path: Path) -> None:
 def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None, batch_size: int = 64) -> dict:
     """PSNR, SSIM, L1, log-spectral distance (dB) and perceptual distance; overall and per class."""
     ae, attrs, _ = load_autoencoder(ae_path)
-    _check_shapes(attrs, data_path)
+    check_shapes(attrs, data_path)
     perceptual = None
     if classifier is not None:
         from mdcli.losses import DomainPerceptual
@@ -98,7 +98,7 @@ def codebook_report(ae_path: Path | None, data_path: Path | None, latents_path: 
         ae, attrs, _ = load_autoencoder(ae_path)
         if attrs["arch"] not in ("vqvae", "vqgan"):
             raise MdcliError(f"{ae_path}: is a '{attrs['arch']}' autoencoder; codebook statistics need vqvae or vqgan")
-        _check_shapes(attrs, data_path)
+        check_shapes(attrs, data_path)
         k = ae.quantizer.cfg.codebook_size
         stream = _stream(data_path, batch_size)
         names, _, labels = next(stream)
@@ -165,3 +165,61 @@ def plot_codebook(report: dict, counts: np.ndarray, folder: Path) -> list[Path]:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return [out]
+
+
+def _save(fig, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from mdcli.artifacts import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_latent(report: dict, folder: Path) -> list[Path]:
+    """DCT radial power of latents vs images, and decoder robustness to latent noise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sp = report["spectrum"]
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3), constrained_layout=True)
+    bands = (np.arange(len(sp["latent_profile"])) + 0.5) / len(sp["latent_profile"])
+    axs[0].semilogy(bands, sp["image_profile"], "o-", label="images")
+    axs[0].semilogy(bands, sp["latent_profile"], "s-", label="latents")
+    axs[0].set_xlabel("normalised radial frequency")
+    axs[0].set_ylabel("share of DCT power")
+    axs[0].legend(fontsize=8)
+    sig = [float(k) for k in report["robustness_psnr"]]
+    axs[1].plot(sig, list(report["robustness_psnr"].values()), "o-")
+    axs[1].set_xlabel("latent noise (x channel std)")
+    axs[1].set_ylabel("PSNR of decode(z + noise) (dB)")
+    fig.suptitle(f"{report['arch']} latent space", fontsize=10)
+    return [_save(fig, folder / "latent_spectrum_robustness.png")]
+
+
+def plot_generation(report: dict, folder: Path) -> list[Path]:
+    """Held-out real accuracy of the augmentation arms (mean ± std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = ("real", "real+classic", "real+generated")
+    groups = list(report["augmentation"])
+    fig, ax = plt.subplots(figsize=(6, 3), constrained_layout=True)
+    width = 0.25
+    for j, arm in enumerate(arms):
+        means = [report["augmentation"][g][arm]["mean"] for g in groups]
+        stds = [report["augmentation"][g][arm]["std"] for g in groups]
+        ax.bar(np.arange(len(groups)) + (j - 1) * width, means, width, yerr=stds, label=arm, capsize=3)
+    if "tstr" in report:
+        ax.axhline(report["tstr"]["trtr"]["mean"], color="k", lw=0.8, ls="--", label="all real")
+        ax.axhline(report["tstr"]["tstr"]["mean"], color="r", lw=0.8, ls=":", label="generated only (TSTR)")
+    ax.set_xticks(np.arange(len(groups)), [f"{g} real/class" for g in groups])
+    ax.set_ylabel("accuracy on held-out real")
+    ax.legend(fontsize=7)
+    return [_save(fig, folder / "augmentation.png")]

@@ -60,6 +60,8 @@ def encode_dataset(ae_path: Path, data_path: Path, output: Path, batch_size: int
         mean = s1 / count
         std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
         out.create_dataset("labels", data=src["labels"][()])
+        if "sequence" in src:  # recording order, for blocked splits downstream
+            out.create_dataset("sequence", data=src["sequence"][()])
         out.attrs["channel_mean"] = mean
         out.attrs["channel_std"] = std
         out.attrs["arch"] = attrs["arch"]

@@ -165,6 +165,11 @@ class VQAutoencoder(nn.Module):
         """Quantise (nearest code) then decode: latents from the LDM land on the codebook."""
         return self.decoder(self.quantizer(latent).z_q)
 
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Decode a code map (B, h, w) directly."""
+        e = self.quantizer.codebook()[indices].permute(0, 3, 1, 2)
+        return self.decoder(self.quantizer.proj_out(e))
+
     def forward(self, x: torch.Tensor, sample: bool = True) -> AEOutput:
         q = self.quantizer(self.encoder(x))
         return AEOutput(self.decoder(q.z_q), q.loss, q.stats, q.indices)

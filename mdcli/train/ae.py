@@ -57,6 +57,7 @@ class TrainAEConfig:
     train: common.OptimConfig = field(default_factory=common.OptimConfig)
 
     def validate(self) -> None:
+        common.check_split(self.train)
         if self.arch not in ARCHS:
             raise ConfigError(f"--arch: unknown architecture '{self.arch}'; valid: {', '.join(ARCHS)}")
         if self.loss.perceptual not in PERCEPTUAL:
@@ -154,7 +155,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     f = cfg.model.downsample_factor
     if x.shape[-1] % f or x.shape[-2] % f:
         raise MdcliError(f"{data_path}: image size {tuple(x.shape[-2:])} is not divisible by the downsampling factor {f}")
-    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed)
+    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     ae = build_autoencoder(cfg).to(device)
     perceptual = build_perceptual(cfg)
     if perceptual is not None:

@@ -29,6 +29,7 @@ class TrainClassifierConfig:
     time_shift: bool = True  # augment with random circular time shifts (spectrograms are stationary-ish in time)
 
     def validate(self) -> None:
+        common.check_split(self.train)
         t = self.train
         if t.steps < 1 or t.batch_size < 1:
             raise ConfigError("train.steps and train.batch_size must be >= 1")
@@ -64,7 +65,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     device = common.pick_device(cfg.train.device)
     x, labels, data = load_images(data_path)
     y = torch.from_numpy(labels)
-    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed)
+    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     if len(tr) < 1 or len(va) < 1:
         raise MdcliError(f"{data_path}: too few samples ({len(labels)}) for a train/validation split")
     model = SpectrogramClassifier(cfg.net, len(data.class_names)).to(device)
@@ -114,7 +115,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     save_model(output, "classifier", text, cfg.seed, parents, model.state_dict(), {
         "class_names": list(data.class_names), "n_classes": len(data.class_names),
         "image_shape": list(x.shape[-2:]), "val_accuracy": val_acc, "train_accuracy": train_acc,
-        "split": "random", "val_indices": va.tolist(),
+        "split": cfg.train.split, "val_indices": va.tolist(),
     })
     jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
     if ckpt.exists():
@@ -131,3 +132,61 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tup
     model = SpectrogramClassifier(cfg.net, int(attrs["n_classes"]))
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
     return model.to(device).eval(), attrs
+
+
+@dataclass
+class FitConfig:
+    """A fresh classifier trained in memory (TSTR, augmentation gain): the same budget for every arm."""
+
+    net: ClassifierNetConfig = field(default_factory=lambda: ClassifierNetConfig(channels=[16, 32, 64]))
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 30
+    noise_std: float = 0.02  # classic augmentation: additive noise on the [0, 1] image
+    crop_min: float = 0.8  # classic augmentation: keep this share of the time axis (or more), resized back
+
+
+def classic_augment(xb: torch.Tensor, gen: torch.Generator, cfg: FitConfig) -> torch.Tensor:
+    """What a user tries first: random circular time shift, random time crop resized back, additive noise.
+
+    xb (B, 1, F, T) in [-1, 1]; vectorised over the batch (no per-sample Python).
+    """
+    b, _, nf, nt = xb.shape
+    shift = torch.randint(0, nt, (b, 1, 1, 1), generator=gen)
+    cols = (torch.arange(nt).view(1, 1, 1, nt) - shift) % nt
+    x = xb.gather(3, cols.expand(b, 1, nf, nt).to(xb.device))
+    keep = cfg.crop_min + (1 - cfg.crop_min) * torch.rand(b, generator=gen)
+    start = (1 - keep) * torch.rand(b, generator=gen)
+    # affine grid: sample time positions [start, start + keep] of each image onto the full width
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = keep
+    theta[:, 0, 2] = 2 * start + keep - 1
+    theta[:, 1, 1] = 1.0
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False).to(xb.device)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return x + 2 * cfg.noise_std * torch.randn(x.shape, generator=gen).to(xb.device)
+
+
+def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: FitConfig, seed: int,
+                   augment: bool = False, device: torch.device | str = "cpu") -> SpectrogramClassifier:
+    """Train a fresh classifier on (x in [-1, 1], y) with a fixed budget; seeded; -> model in eval mode."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    model = SpectrogramClassifier(cfg.net, n_classes).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optim = common.OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
+    model.train()
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = common.lr_at(step, optim)
+        idx = torch.from_numpy(common.batch_indices(len(x), min(cfg.batch_size, len(x)), step, seed))
+        xb, yb = x[idx].to(device), y[idx].to(device)
+        if augment:
+            xb = classic_augment(xb, gen, cfg)
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from mdcli.artifacts import atomic_h5, open_artifact, write_header
-from mdcli.errors import ArtifactError, MdcliError
+from mdcli.errors import ArtifactError, ConfigError, MdcliError
 
 
 @dataclass
@@ -35,10 +35,19 @@ class OptimConfig:
     grad_clip: float = 1.0  # max global grad norm (0: off)
     ema_decay: float = 0.0  # EMA of weights for the saved model (0: off; e.g. 0.999)
     val_fraction: float = 0.1  # held-out share of the data (stratified by class)
+    split: str = "random"  # random | blocked (contiguous runs of the recording held out; measured data)
+    split_gap: int = 3  # blocked: training windows at least this many sequence steps from held-out ones
     eval_every: int = 0  # validate every N steps (0: once per epoch)
     checkpoint_every: int = 200  # steps between checkpoints
     log_every: int = 10  # steps between JSONL records
     device: str = "auto"  # auto | cpu | cuda
+
+
+def check_split(cfg: OptimConfig) -> None:
+    if cfg.split not in ("random", "blocked"):
+        raise ConfigError(f"--split: unknown '{cfg.split}'; valid: random, blocked")
+    if cfg.split_gap < 0:
+        raise ConfigError("train.split_gap: must be >= 0")
 
 
 def pick_device(name: str) -> torch.device:
@@ -64,18 +73,41 @@ def lr_at(step: int, cfg: OptimConfig) -> float:
     return cfg.lr
 
 
-def split_indices(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified random split -> (train, val) index arrays; at least one val sample per class when possible."""
+def split_indices(labels: np.ndarray, val_fraction: float, seed: int, mode: str = "random",
+                  sequence: np.ndarray | None = None, gap: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split -> (train, val) index arrays; at least one val sample per class when possible.
+
+    random: a seeded shuffle per class. blocked: per class, a contiguous run of the recording
+    order (`sequence`, else file order) is held out, at a seeded position, and training windows
+    closer than `gap` sequence steps to it are dropped (overlapping windows of measured data
+    would otherwise put near-copies of test images into training).
+    """
+    if mode not in ("random", "blocked"):
+        raise MdcliError(f"--split: unknown '{mode}'; valid: random, blocked")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     train, val = [], []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
         n_val = int(round(val_fraction * len(idx)))
         if val_fraction > 0 and len(idx) > 1:
             n_val = max(1, n_val)
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
+        if mode == "random":
+            rng.shuffle(idx)
+            val.append(idx[:n_val])
+            train.append(idx[n_val:])
+            continue
+        pos = np.asarray(sequence)[idx] if sequence is not None else np.arange(len(idx))
+        order = np.argsort(pos, kind="stable")
+        idx, pos = idx[order], pos[order]
+        start = int(rng.integers(0, len(idx) - n_val + 1))
+        held = slice(start, start + n_val)
+        val.append(idx[held])
+        if n_val:
+            lo, hi = pos[held].min(), pos[held].max()
+            far = (pos <= lo - gap) | (pos >= hi + gap)
+        else:
+            far = np.ones(len(idx), bool)
+        train.append(idx[far])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 

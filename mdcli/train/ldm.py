@@ -48,6 +48,7 @@ class TrainLDMConfig:
         steps=2000, batch_size=64, lr=2e-4, warmup_steps=100, ema_decay=0.999, val_fraction=0.1))
 
     def validate(self) -> None:
+        common.check_split(self.train)
         d = self.diffusion
         if d.schedule not in ("linear", "cosine"):
             raise ConfigError(f"diffusion.schedule: unknown '{d.schedule}'; valid: linear, cosine")
@@ -75,6 +76,7 @@ class LatentSet:
     std: np.ndarray
     class_names: list[str]
     attrs: dict  # what sample needs to write spectrograms back
+    sequence: np.ndarray | None = None  # recording order (measured data), for blocked splits
 
 
 def load_latents(path: Path) -> LatentSet:
@@ -92,8 +94,9 @@ def load_latents(path: Path) -> LatentSet:
             "ae_parent": read_header(f)["parents"][0],
         }
         labels = f["labels"][()]
+        sequence = f["sequence"][()] if "sequence" in f else None
     zs = (z - mean[None, :, None, None]) / np.maximum(std, 1e-8)[None, :, None, None]
-    return LatentSet(torch.from_numpy(zs.astype(np.float32)), labels, mean, std, names, attrs)
+    return LatentSet(torch.from_numpy(zs.astype(np.float32)), labels, mean, std, names, attrs, sequence)
 
 
 @torch.no_grad()
@@ -130,7 +133,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     levels = len(cfg.unet.channel_mult) - 1
     if z.shape[-1] % (2**levels) or z.shape[-2] % (2**levels):
         raise MdcliError(f"{latents_path}: latent size {tuple(z.shape[-2:])} is not divisible by 2^{levels} (unet.channel_mult)")
-    tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed)
+    tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     schedule = build_schedule(cfg.diffusion)
     model = UNet(cfg.unet, z.shape[1], n_classes).to(device)
     if cuda:

@@ -1,0 +1,226 @@
+"""diagnose latent / collapse / diffusability / generation: formulas, constructed failures, CLI contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mdcli import stats
+from mdcli.cli import app
+from mdcli.constructed import ForcedSigmaVAE, PermutedVQ, collapse_codebook
+from mdcli.data import load_images
+from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, encode_all, latent_report, vae_metrics
+from mdcli.train.ae import codebook_stats, load_autoencoder
+from mdcli.train.classifier import FitConfig, classic_augment
+from mdcli.train.common import split_indices
+from tests.conftest import TINY
+
+
+def _ok(runner, args):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+# -- formulas against hand-computed values ---------------------------------------------------------
+def test_perplexity_of_known_histogram():
+    s = codebook_stats(np.array([2, 1, 1, 0]))
+    h = -(0.5 * np.log(0.5) + 2 * 0.25 * np.log(0.25))
+    assert s["perplexity"] == pytest.approx(np.exp(h))
+    assert s["perplexity_ratio"] == pytest.approx(np.exp(h) / 4)
+    assert s["codebook_usage"] == pytest.approx(0.75)
+
+
+def test_frechet_distance_closed_form():
+    # 1-D: (m1 - m2)^2 + (s1 - s2)^2
+    assert stats.frechet_distance([1.0], [[4.0]], [3.0], [[1.0]]) == pytest.approx(4.0 + 1.0)
+    # diagonal covariances: the sum over dimensions
+    c1, c2 = np.diag([1.0, 9.0]), np.diag([4.0, 1.0])
+    assert stats.frechet_distance([0, 0], c1, [1, 1], c2) == pytest.approx(2 + (1 - 2) ** 2 + (3 - 1) ** 2)
+    # same Gaussian, full covariance: zero
+    a = np.array([[2.0, 0.5], [0.5, 1.0]])
+    assert stats.frechet_distance([1, 2], a, [1, 2], a) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_prdc_on_small_point_sets():
+    real = np.array([[0.0], [1.0], [2.0], [3.0]])
+    fake = np.array([[0.5], [10.0]])
+    r = stats.prdc(real, fake, k=1)
+    # radii of real = 1; fake 0.5 sits in the balls of reals 0 and 1, fake 10 in none
+    assert r == {"precision": 0.5, "recall": 1.0, "density": 1.0, "coverage": 0.5}
+
+
+def test_kid_separates_shifted_features():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 8)), rng.normal(size=(200, 8))
+    same, _ = stats.kid(a, b, 10, 100)
+    shifted, _ = stats.kid(a, b + 1.0, 10, 100)
+    assert abs(same) < 0.02 and shifted > 0.1
+
+
+def test_active_units_on_constructed_encoder():
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.zeros(500, 3, 2, 2)
+    mu[:, 0] = torch.randn(500, 2, 2, generator=gen)  # informative: Cov_x E[z|x] = 1
+    mu[:, 1] = 0.05 * torch.randn(500, 2, 2, generator=gen)  # variance 0.0025 < 0.01: inactive
+    mu[:, 2] = 3.0  # constant: inactive
+    v = vae_metrics(mu, torch.zeros_like(mu), LatentConfig())
+    assert v["active_units"] == 4 and v["latent_dims"] == 12
+    assert v["kl_per_channel"][2] == pytest.approx(4.5)  # 0.5 * mu^2 with sigma = 1
+
+
+def test_mutual_information_limits():
+    n = 64
+    same = stats.gaussian_mutual_information(torch.zeros(n, 8), torch.zeros(n, 8))
+    apart = stats.gaussian_mutual_information(torch.arange(n).float()[:, None].repeat(1, 8), torch.full((n, 8), -10.0))
+    assert abs(same) < 1e-9 and apart == pytest.approx(np.log(n), rel=1e-6)
+
+
+def test_neighbour_code_mi():
+    checker = (np.indices((8, 8)).sum(0) % 2)[None].repeat(50, 0)  # neighbours always differ: MI = H = log 2
+    r = stats.neighbour_code_mi(checker, 2)
+    assert r["neighbour_mi"] == pytest.approx(np.log(2)) and r["neighbour_mi_ratio"] > 0.95
+    iid = np.random.default_rng(0).integers(0, 4, (200, 8, 8))
+    assert abs(stats.neighbour_code_mi(iid, 4)["neighbour_mi_ratio"]) < 0.01
+
+
+def test_dct_high_frequency_share():
+    checker = (np.indices((16, 16)).sum(0) % 2 * 2.0 - 1)[None, None].repeat(3, 0)
+    # DCT-II of (-1)^n is not a single basis vector, but nearly all its power is in the top bands
+    assert stats.high_frequency_share(stats.radial_dct_power(checker)) > 0.99
+    ramp = np.linspace(0, 1, 16)[None, None, None, :].repeat(16, 2).repeat(3, 0)
+    ramp = ramp + np.random.default_rng(0).normal(0, 1e-3, ramp.shape)
+    assert stats.high_frequency_share(stats.radial_dct_power(ramp)) < 0.01
+
+
+def test_blocked_split_keeps_test_windows_away():
+    labels = np.repeat([0, 1], 30)
+    seq = np.concatenate([np.arange(30), np.arange(100, 130)])
+    tr, te = split_indices(labels, 0.2, 5, "blocked", seq, gap=3)
+    for c in (0, 1):
+        t = np.sort(seq[te][labels[te] == c])
+        assert len(t) == 6 and np.all(np.diff(t) == 1)  # one contiguous block per class
+        train_c = seq[tr][labels[tr] == c]
+        assert np.abs(train_c[:, None] - t[None]).min() >= 3
+    assert not set(tr) & set(te)
+    rtr, rte = split_indices(labels, 0.2, 5, "random")
+    assert len(rte) == 12 and len(rtr) == 48
+
+
+def test_classic_augment_is_a_roll_without_crop_and_noise():
+    x = torch.arange(2 * 4 * 6, dtype=torch.float32).view(2, 1, 4, 6)
+    cfg = FitConfig(noise_std=0.0, crop_min=1.0)
+    y = classic_augment(x, torch.Generator().manual_seed(0), cfg)
+    for i in range(2):
+        assert any(torch.allclose(y[i], torch.roll(x[i], s, dims=-1), atol=1e-4) for s in range(6))
+
+
+# -- constructed failure cases: the labels and which metric catches them -------------------------
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    runner = CliRunner()
+    d = tmp_path_factory.mktemp("diag")
+    out = {"dir": d, "data": tiny_data}
+    for arch in ("vqvae", "vae"):
+        out[arch] = d / f"{arch}.h5"
+        _ok(runner, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data), "--arch", arch,
+                     "--perceptual", "none", "--steps", "60", "-o", str(out[arch]), "-q"])
+    return out
+
+
+def _report(model, data):
+    x, y, _ = load_images(data)
+    r = latent_report(model, x, y, LatentConfig(interp_pairs=10))
+    return r, collapse_label(r, CollapseThresholds())[0]
+
+
+def test_collapse_labels_on_constructed_vq_cases(trained):
+    vq, _, _ = load_autoencoder(trained["vqvae"])
+    x, _, _ = load_images(trained["data"])
+    idx = encode_all(vq, x, 64)["indices"]
+    healthy, lab_h = _report(vq, trained["data"])
+    assert lab_h == "healthy", healthy["vq"]
+    counts = torch.bincount(idx.flatten(), minlength=vq.quantizer.cfg.codebook_size)
+    few, lab_c = _report(collapse_codebook(vq, 2, counts), trained["data"])
+    assert lab_c == "codebook collapse" and few["vq"]["top10pct_mass"] > 0.8
+    hw = tuple(idx.shape[1:])
+    perm, lab_p = _report(PermutedVQ(vq, hw, seed=1), trained["data"])
+    pos, lab_q = _report(PermutedVQ(vq, hw, per_position=True, seed=1), trained["data"])
+    assert lab_p == "posterior collapse" and lab_q == "posterior collapse"
+    # reconstruction and usage unchanged by the relabelling ...
+    assert perm["equivariance"]["recon_psnr"] == pytest.approx(healthy["equivariance"]["recon_psnr"], abs=1e-3)
+    assert perm["vq"]["perplexity"] == pytest.approx(healthy["vq"]["perplexity"])
+    # ... a global relabelling leaves index statistics alone: only the geometric metric catches it
+    assert perm["vq"]["neighbour_mi_ratio"] == pytest.approx(healthy["vq"]["neighbour_mi_ratio"])
+    assert perm["vq"]["damage_ratio"] > 0.5 > healthy["vq"]["damage_ratio"]
+    assert perm["interpolation"]["path_length_ratio"] > healthy["interpolation"]["path_length_ratio"]
+    assert perm["spectrum"]["latent_high_freq_share"] > healthy["spectrum"]["latent_high_freq_share"]
+    # a different relabelling per position also scrambles the code maps' neighbour structure (what is
+    # left is position information); the damage ratio is what labels it
+    assert pos["vq"]["neighbour_mi_ratio"] < 0.5 * healthy["vq"]["neighbour_mi_ratio"]
+    assert pos["vq"]["damage_ratio"] > 0.5
+    assert pos["spectrum"]["latent_high_freq_share"] > healthy["spectrum"]["latent_high_freq_share"]
+
+
+def test_collapse_labels_on_constructed_vae_cases(trained):
+    vae, _, _ = load_autoencoder(trained["vae"])
+    healthy, lab_h = _report(vae, trained["data"])
+    forced, lab_f = _report(ForcedSigmaVAE(vae, -20.0), trained["data"])
+    assert lab_h == "healthy" and lab_f == "variance collapse"
+    assert forced["vae"]["variance_collapse_index"] < 1e-3 < healthy["vae"]["variance_collapse_index"]
+    assert forced["vae"]["mutual_information"] == pytest.approx(forced["vae"]["mutual_information_bound"], rel=1e-3)
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+def test_diagnose_latent_and_collapse_cli(trained):
+    runner = CliRunner()
+    res = _ok(runner, ["diagnose", "latent", "--ae", str(trained["vqvae"]), "--data", str(trained["data"]), "--json",
+                       "--plot", str(trained["dir"] / "figs")])
+    r = json.loads(res.stdout)
+    assert {"channels", "spectrum", "equivariance", "robustness_psnr", "probe", "vq"} <= set(r)
+    assert (trained["dir"] / "figs" / "latent_spectrum_robustness.png").stat().st_size > 1000
+    res = _ok(runner, ["diagnose", "collapse", "--ae", str(trained["vae"]), "--data", str(trained["data"]),
+                       "--set", "variance_index_max=1e9", "--json"])
+    c = json.loads(res.stdout)
+    assert c["label"] == "variance collapse" and c["evidence"][0]["fired"]  # the threshold is the user's to set
+    res = _ok(runner, ["diagnose", "collapse", "--ae", str(trained["vqvae"]), "--data", str(trained["data"])])
+    assert "healthy" in res.stdout and "damage_ratio" in res.stdout
+    bad = runner.invoke(app, ["diagnose", "collapse", "--ae", str(trained["vae"]), "--data", str(trained["data"]),
+                              "--set", "no_such=1"])
+    assert bad.exit_code == 2 and "no_such" in bad.output
+
+
+def test_generation_diffusability_and_split_cli(trained):
+    runner = CliRunner()
+    d, data = trained["dir"], trained["data"]
+    _ok(runner, ["split", str(data), "--train-out", str(d / "train.h5"), "--test-out", str(d / "test.h5"),
+                 "--test-fraction", "0.3", "--split", "blocked", "--gap", "0"])
+    clf, judge = d / "clf.h5", d / "judge.h5"
+    for path, seed in ((clf, "0"), (judge, "1")):
+        _ok(runner, ["train-classifier", "--config", str(TINY / "train-classifier.yaml"), "--data", str(d / "train.h5"),
+                     "--seed", seed, "-o", str(path), "-q"])
+    ae, lat, ldm, smp = d / "g_ae.h5", d / "g_lat.h5", d / "g_ldm.h5", d / "g_samples.h5"
+    _ok(runner, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(d / "train.h5"), "--arch", "vqvae",
+                 "--classifier", str(clf), "--steps", "10", "-o", str(ae), "-q"])
+    _ok(runner, ["encode", "--ae", str(ae), "--data", str(d / "train.h5"), "-o", str(lat), "-q"])
+    _ok(runner, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat), "-o", str(ldm), "-q"])
+    _ok(runner, ["sample", "--config", str(TINY / "sample.yaml"), "--ldm", str(ldm), "-o", str(smp), "-q"])
+    base = ["diagnose", "generation", "--samples", str(smp), "--real", str(d / "test.h5"),
+            "--set", "seeds=[0]", "--set", "few=[3]", "--set", "fit.steps=5", "--set", "kid_subset_size=10"]
+    refused = runner.invoke(app, [*base, "--classifier", str(clf)])
+    assert refused.exit_code == 2 and "--allow-same-judge" in refused.output and "Traceback" not in refused.output
+    res = _ok(runner, [*base, "--classifier", str(judge), "--json"])
+    g = json.loads(res.stdout)
+    for key in ("fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "memorisation", "tstr"):
+        assert key in g, key
+    assert g["fmd"] > 0 and 0 <= g["precision"] <= 1 and g["train_data"] == str(d / "train.h5")
+    assert set(g["augmentation"]["3"]) >= {"real", "real+classic", "real+generated", "gain_generated"}
+    res = _ok(runner, ["diagnose", "diffusability", "--latents", str(lat), "--set", "ldm.train.steps=20",
+                       "--set", "n_per_class=3", "--set", "sample_steps=4", "--json", "-q"])
+    f = json.loads(res.stdout)
+    assert set(f["denoising"]) == {"50", "150", "300", "500", "700", "900"}
+    assert all(v["x0_mse"] >= 0 for v in f["denoising"].values()) and f["budget_steps"] == 20
