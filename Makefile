@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench study study-gpu clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,16 +20,22 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	mkdir -p runs/demo
-	$(VENV)/bin/mdcli simulate --config configs/demo.yaml -o runs/demo/data.h5
-	$(VENV)/bin/mdcli plot runs/demo/data.h5 -o runs/demo/preview.png
-	$(VENV)/bin/mdcli info runs/demo/data.h5
+	MDCLI=$(VENV)/bin/mdcli bash examples/pipeline.sh runs/demo configs/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/bench_simulate.py --n 200
+
+# The comparison behind mdcli (docs/RESULTS.md): about 2.5 h on 2 CPU cores; study-gpu: one GPU, minutes.
+study: $(STAMP)
+	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset sim --out runs/study/cpu/sim
+	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/cpu/gait
+
+study-gpu: $(STAMP)
+	$(PY) -m mdcli.study --profile configs/study/gpu.yaml --dataset sim --out runs/study/gpu/sim --jobs 10
+	$(PY) -m mdcli.study --profile configs/study/gpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/gpu/gait --jobs 10
 
 clean:
 	rm -rf runs .pytest_cache

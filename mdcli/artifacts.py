@@ -204,10 +204,13 @@ class Spectrograms:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
         return {name: int(c) for name, c in zip(self.class_names, counts)}
 
-    def save(self, path: str | Path, config_yaml: str, seed: int, parents: list[dict] | None = None) -> None:
+    def save(self, path: str | Path, config_yaml: str, seed: int, parents: list[dict] | None = None,
+             attrs: dict | None = None) -> None:
         n, nf, nt = self.spectrograms.shape
         with atomic_h5(path) as f:
             write_header(f, "spectrograms", config_yaml, seed, parents)
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
             f.attrs["class_names"] = np.array(self.class_names, dtype=h5py.string_dtype())
             f.attrs["carrier_hz"] = float(self.carrier_hz)
             f.attrs["prf_hz"] = float(self.prf_hz)

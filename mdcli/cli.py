@@ -111,6 +111,7 @@ def simulate(
     ] = None,
     mocap: Annotated[Optional[Path], typer.Option("--mocap", help="AMC motion file for --targets mocap.")] = None,
     skeleton: Annotated[Optional[Path], typer.Option("--skeleton", help="ASF skeleton for --targets mocap.")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="i/N: simulate only shard i of N (cluster array jobs; join with `mdcli merge`).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -135,10 +136,16 @@ def simulate(
     if dry_run:
         _print_config(text)
         return
-    output = _output_path(output)
     total = cfg.n_per_class * len(cfg.targets)
+    part = _parse_shard(shard, total) if shard else None
+    output = _output_path(output)
+    if part is not None:
+        from mdcli.sim.dataset import shard_range
+
+        start, stop = shard_range(total, part)
+        total = stop - start
     with progress_bar("simulate", total, unit="spec", quiet=quiet) as advance:
-        data, report = simulate_dataset(cfg, advance)
+        data, report = simulate_dataset(cfg, advance, shard=part)
     nyq = cfg.radar.prf_hz / 2
     for target, r in report.items():
         if r["aliased"]:
@@ -148,7 +155,7 @@ def simulate(
                 "those returns alias (wrap around the Doppler axis). Raise radar.prf_hz to avoid it.",
                 highlight=False,
             )
-    data.save(output, text, cfg.seed)
+    data.save(output, text, cfg.seed, attrs={"shard": f"{part[0]}/{part[1]}"} if part else None)
     if not quiet:
         table = Table(title=f"{output} ({len(data)} spectrograms, {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]})")
         table.add_column("class")
@@ -623,6 +630,41 @@ def export(
     console.print(f"wrote {output} ({fmt}, {len(data)} spectrograms{f', {n} files' if fmt == 'png' else ''})")
 
 
+def _parse_shard(text: str, n_tasks: int) -> tuple[int, int]:
+    from mdcli.errors import ConfigError
+
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text}: expected i/N, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ConfigError(f"--shard {text}: need 0 <= i < N")
+    if n > n_tasks:
+        raise ConfigError(f"--shard {text}: more shards than spectrograms ({n_tasks})")
+    return i, n
+
+
+@app.command(
+    "merge",
+    epilog="Examples:\n\n  mdcli merge shard_0.h5 shard_1.h5 shard_2.h5 -o data.h5\n\n  mdcli merge runs/shards/*.h5 -o data.h5",
+)
+@user_errors
+def merge_cmd(
+    shards: Annotated[list[Path], typer.Argument(help="The shard files of one `simulate --shard i/N` run, any order.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The merged spectrograms artifact.")] = Path("data.h5"),
+) -> None:
+    """Join simulate shards; the data equal a single-process run of the same config byte for byte."""
+    from mdcli.artifacts import parent_record
+    from mdcli.sim.dataset import merge_shards
+
+    for path in shards:
+        _require(path, "spectrograms")
+    output = _output_path(output)
+    data, config, seed = merge_shards(shards)
+    data.save(output, config, seed, [parent_record(p) for p in shards])
+    console.print(f"wrote {output}: {len(data)} spectrograms from {len(shards)} shards")
+
+
 @app.command(
     "split",
     epilog=(
@@ -656,6 +698,16 @@ def split_cmd(
     dropped = len(data) - len(tr) - len(te)
     console.print(f"wrote {train_out} ({len(tr)}) and {test_out} ({len(te)}), {split} split"
                   + (f"; {dropped} windows within {gap} steps of the test blocks left out" if dropped else ""))
+
+
+@app.command("report", epilog="Examples:\n\n  mdcli report runs/demo")
+@user_errors
+def report_cmd(run: Annotated[Path, typer.Argument(help="A pipeline run folder (examples/pipeline.sh).")]) -> None:
+    """Write RUN/REPORT.md with real-vs-generated grids, loss curves, codebook use and the diagnostics; print the headline."""
+    from mdcli.report import build_report
+
+    out, head = build_report(run)
+    _kv_table(f"{run}: headline (full report: {out})", list(head.items()))
 
 
 diagnose_app = typer.Typer(

@@ -155,6 +155,25 @@ def parse_override(item: str, cls: type) -> dict:
     return out
 
 
+# One YAML file may hold the configs of several stages (configs/demo.yaml), one section each.
+SECTIONS = {
+    "SimulateConfig": "simulate", "TrainClassifierConfig": "train-classifier", "TrainAEConfig": "train-ae",
+    "TrainLDMConfig": "train-ldm", "SampleConfig": "sample", "LatentConfig": "diagnose-latent",
+    "CollapseThresholds": "diagnose-collapse", "DiffusabilityConfig": "diagnose-diffusability",
+    "GenerationConfig": "diagnose-generation", "StudyProfile": "study",
+}
+
+
+def _section(loaded: dict, cls: type, path: Path) -> dict:
+    """A multi-stage file (every top-level key a stage name) -> this stage's section."""
+    if not loaded or not set(loaded) <= set(SECTIONS.values()):
+        return loaded
+    name = SECTIONS.get(cls.__name__)
+    if name not in loaded:
+        raise ConfigError(f"--config {path}: has sections {', '.join(loaded)} but none for '{name}'")
+    return loaded[name] or {}
+
+
 def load_config(
     cls: type[T],
     path: Path | None = None,
@@ -180,6 +199,7 @@ def load_config(
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"--config {path}: expected a mapping of options at the top level")
+        loaded = _section(loaded, cls, path)
         data = loaded
         try:
             from_dict(cls, data)  # validate the file alone so errors name it

@@ -78,10 +78,11 @@ def check_judge(judge: Path, samples: Path, allow_same: bool) -> None:
 def embed(model, x: torch.Tensor, bs: int) -> tuple[np.ndarray, np.ndarray]:
     """-> (penultimate features, predicted class) for images in [-1, 1]."""
     feats, preds = [], []
+    device = next(model.parameters()).device
     for i in range(0, len(x), bs):
-        f = model.embed(x[i : i + bs])
-        feats.append(f.double().numpy())
-        preds.append(model.head(f).argmax(1).numpy())
+        f = model.embed(x[i : i + bs].to(device)).float()
+        feats.append(f.double().cpu().numpy())
+        preds.append(model.head(f).argmax(1).cpu().numpy())
     return np.concatenate(feats), np.concatenate(preds)
 
 
@@ -178,6 +179,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
     # TSTR and augmentation gain: fresh classifiers, same budget, accuracy on the held-out real data
     x_train, y_train = _images(train), torch.from_numpy(train.labels)
     y_gen_t, nc = torch.from_numpy(y_gen), len(names)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def acc(model) -> float:
         return float((embed(model, x_real, cfg.batch_size)[1] == y_real).mean())
@@ -188,16 +190,16 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
             runs[f"few{n}/{arm}"] = []
     for seed in cfg.seeds:
         progress(f"seed {seed}: train on real / on generated")
-        runs["trtr"].append(acc(fit_classifier(x_train, y_train, nc, cfg.fit, seed)))
-        runs["tstr"].append(acc(fit_classifier(x_gen, y_gen_t, nc, cfg.fit, seed)))
+        runs["trtr"].append(acc(fit_classifier(x_train, y_train, nc, cfg.fit, seed, device=device)))
+        runs["tstr"].append(acc(fit_classifier(x_gen, y_gen_t, nc, cfg.fit, seed, device=device)))
         for n in cfg.few:
             progress(f"seed {seed}: {n} real per class, alone / classic augmentation / plus generated")
             sel = torch.from_numpy(few_per_class(train.labels, n, seed))
             xs, ys = x_train[sel], y_train[sel]
-            runs[f"few{n}/real"].append(acc(fit_classifier(xs, ys, nc, cfg.fit, seed)))
-            runs[f"few{n}/real+classic"].append(acc(fit_classifier(xs, ys, nc, cfg.fit, seed, augment=True)))
+            runs[f"few{n}/real"].append(acc(fit_classifier(xs, ys, nc, cfg.fit, seed, device=device)))
+            runs[f"few{n}/real+classic"].append(acc(fit_classifier(xs, ys, nc, cfg.fit, seed, augment=True, device=device)))
             runs[f"few{n}/real+generated"].append(
-                acc(fit_classifier(torch.cat([xs, x_gen]), torch.cat([ys, y_gen_t]), nc, cfg.fit, seed)))
+                acc(fit_classifier(torch.cat([xs, x_gen]), torch.cat([ys, y_gen_t]), nc, cfg.fit, seed, device=device)))
     report["tstr"] = {k: _mean_std(v) for k, v in runs.items() if k in ("trtr", "tstr")}
     report["augmentation"] = {}
     for n in cfg.few:

@@ -75,3 +75,35 @@ def test_walker_image_peak_sits_near_bulk_doppler():
     for img, vr in zip(data.spectrograms, data.params["radial_speed_mps"]):
         peak = data.doppler_hz[img.mean(1).argmax()]
         assert peak == pytest.approx(2 * vr / lam, abs=0.25 * abs(2 * vr / lam) + 2 * (data.doppler_hz[1] - data.doppler_hz[0]))
+
+
+def test_shards_merge_to_the_single_run_byte_for_byte(tmp_path, runner):
+    import h5py
+
+    from mdcli.cli import app
+    from tests.conftest import TINY
+
+    base = ["simulate", "--config", str(TINY / "simulate.yaml"), "--n", "5", "--targets", "walker,drone,bird", "-q"]
+    whole = tmp_path / "whole.h5"
+    assert runner.invoke(app, [*base, "-o", str(whole)]).exit_code == 0
+    shards = []
+    for i in (2, 0, 1):  # any order
+        out = tmp_path / f"s{i}.h5"
+        res = runner.invoke(app, [*base, "--shard", f"{i}/3", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        shards.append(out)
+    merged = tmp_path / "merged.h5"
+    res = runner.invoke(app, ["merge", *map(str, shards), "-o", str(merged)])
+    assert res.exit_code == 0, res.output
+    with h5py.File(whole) as a, h5py.File(merged) as b:
+        names = []
+        a.visit(lambda n: names.append(n) if isinstance(a[n], h5py.Dataset) else None)
+        assert names and set(names) == {n for n in names if n in b}
+        for n in names:
+            assert a[n][()].tobytes() == b[n][()].tobytes(), n
+        skip = {"created_utc", "parents"}  # when it ran, and its inputs (the shards)
+        assert {k: str(v) for k, v in a.attrs.items() if k not in skip} == {k: str(v) for k, v in b.attrs.items() if k not in skip}
+    bad = runner.invoke(app, ["merge", str(shards[0]), str(shards[1]), "-o", str(tmp_path / "x.h5")])
+    assert bad.exit_code == 2 and "missing" in bad.output and not (tmp_path / "x.h5").exists()
+    bad = runner.invoke(app, [*base, "--shard", "3/3", "-o", str(tmp_path / "y.h5")])
+    assert bad.exit_code == 2 and "--shard" in bad.output

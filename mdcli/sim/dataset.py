@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
@@ -103,15 +104,25 @@ def _run_chunk(tasks: list[tuple[str, int]]) -> list[SampleResult]:
     return [simulate_sample(_WORKER_CFG, target, i) for target, i in tasks]
 
 
+def shard_range(n_tasks: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """Contiguous block [start, stop) of the canonical task order that shard i of N simulates."""
+    i, n = shard
+    return n_tasks * i // n, n_tasks * (i + 1) // n
+
+
 def simulate_dataset(
-    cfg: SimulateConfig, progress: Callable[[int], None] | None = None, chunk: int = 16
+    cfg: SimulateConfig, progress: Callable[[int], None] | None = None, chunk: int = 16,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[Spectrograms, dict[str, dict]]:
-    """Simulate `n_per_class` spectrograms of each target in `cfg.targets`.
+    """Simulate `n_per_class` spectrograms of each target in `cfg.targets` (or shard i of N of them).
 
     Returns the dataset and, per target, an aliasing report
-    {"aliased": count, "max_doppler_hz": largest |f_D|} against the PRF/2 limit.
+    {"aliased": count, "max_doppler_hz": largest |f_D|} against the PRF/2 limit. Every sample is
+    seeded by (seed, target, index), so shards concatenated in order equal the whole run.
     """
     tasks = [(target, i) for target in cfg.targets for i in range(cfg.n_per_class)]
+    if shard is not None:
+        tasks = tasks[slice(*shard_range(len(tasks), shard))]
     chunks = [tasks[k : k + chunk] for k in range(0, len(tasks), chunk)]
     results: list[SampleResult] = []
     if cfg.workers == 1:
@@ -139,7 +150,8 @@ def simulate_dataset(
     report = {}
     for ci, target in enumerate(cfg.targets):
         fm = params["max_doppler_hz"][labels == ci]
-        report[target] = {"aliased": int((fm > nyquist).sum()), "n": int(len(fm)), "max_doppler_hz": float(fm.max())}
+        if len(fm):
+            report[target] = {"aliased": int((fm > nyquist).sum()), "n": int(len(fm)), "max_doppler_hz": float(fm.max())}
     data = Spectrograms(
         spectrograms=np.stack([r.image for r in results]),
         labels=labels,
@@ -155,3 +167,43 @@ def simulate_dataset(
         iq_rate_hz=cfg.radar.prf_hz if cfg.save_iq else None,
     )
     return data, report
+
+
+def merge_shards(paths: list[Path]) -> tuple[Spectrograms, str, int]:
+    """Shards of one `simulate` run -> (the whole dataset in canonical order, its config, its seed).
+
+    Refuses shards of different runs, duplicates and gaps, with the file named.
+    """
+    from mdcli.artifacts import open_artifact, read_header
+    from mdcli.errors import MdcliError
+
+    found: dict[int, Path] = {}
+    config, seed, total = None, None, None
+    for path in paths:
+        with open_artifact(path, "spectrograms") as f:
+            header = read_header(f)
+            spec = f.attrs.get("shard")
+        if spec is None:
+            raise MdcliError(f"{path}: not a shard (written without simulate --shard)")
+        i, n = (int(v) for v in str(spec.decode() if isinstance(spec, bytes) else spec).split("/"))
+        if config is None:
+            config, seed, total = header["config"], header["seed"], n
+        elif header["config"] != config or n != total:
+            raise MdcliError(f"{path}: shard of a different simulate run (config or shard count differs from {paths[0]})")
+        if i in found:
+            raise MdcliError(f"{path}: shard {i}/{n} given twice (also {found[i]})")
+        found[i] = path
+    missing = sorted(set(range(total)) - set(found))
+    if missing:
+        raise MdcliError(f"merge: shard {missing[0]}/{total} is missing")
+    parts = [Spectrograms.load(found[i], with_iq=True) for i in range(total)]
+    first = parts[0]
+    merged = Spectrograms(
+        spectrograms=np.concatenate([p.spectrograms for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        class_names=first.class_names, doppler_hz=first.doppler_hz, time_s=first.time_s,
+        carrier_hz=first.carrier_hz, prf_hz=first.prf_hz, dynamic_range_db=first.dynamic_range_db,
+        source=first.source, params={k: np.concatenate([p.params[k] for p in parts]) for k in first.params},
+        iq=np.concatenate([p.iq for p in parts]) if first.iq is not None else None, iq_rate_hz=first.iq_rate_hz,
+    )
+    return merged, config, seed

@@ -151,6 +151,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     torch.manual_seed(cfg.seed)
     device = common.pick_device(cfg.train.device)
     cuda = device.type == "cuda"
+    common.dist_setup(device, cfg.train.batch_size)
     x, labels, data = load_images(data_path)
     f = cfg.model.downsample_factor
     if x.shape[-1] % f or x.shape[-2] % f:
@@ -166,6 +167,10 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         ae = ae.to(memory_format=torch.channels_last)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    # DDP wrappers for the training forward passes; the discriminator's GroupNorm is per sample,
+    # so it needs no cross-rank statistics. The generator step calls the bare discriminator.
+    ae_net = common.ddp(ae, device)
+    disc_net = common.ddp(disc, device) if gan else None
     betas = (0.5, 0.9) if gan else (0.9, 0.999)
     opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=0.0) if gan else None
@@ -197,14 +202,14 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
             for o in optimizers.values():
                 for g in o.param_groups:
                     g["lr"] = lr
-            idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+            idx = common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)])
             xb = x[idx].to(device)
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             # 2. autoencoder loss: reconstruction + perceptual + bottleneck (+ adversarial)
             ae.train()
             with autocast:
-                out = ae(xb)
+                out = ae_net(xb)
                 rec = reconstruction(out.recon.float(), xb, cfg.loss.recon).mean()
                 nll = cfg.loss.recon_weight * rec
                 if perceptual is not None:
@@ -230,7 +235,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
             # 3. discriminator: trains from `pretrain_steps` before the generator term switches on
             if gan and step >= cfg.disc.start - cfg.disc.pretrain_steps:
                 with autocast:
-                    d_loss = gan_d_loss(disc(xb), disc(out.recon.detach()), cfg.disc.loss)
+                    d_loss = gan_d_loss(*disc_net(torch.cat([xb, out.recon.detach()])).chunk(2), cfg.disc.loss)
                 common.check_finite(d_loss, step, ckpt)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
@@ -249,7 +254,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
             # 4. log, validate, checkpoint
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write(record)
-            if (step + 1) % eval_every == 0 or step + 1 == cfg.train.steps:
+            if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and common.is_main():
                 val = evaluate(ema.model if ema else ae, x[va], perceptual, device)
                 val = {"step": step + 1, **{f"val_{k_}": v for k_, v in val.items()}}
                 if out.indices is not None:  # usage over the whole epoch of training batches
@@ -262,7 +267,10 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     except KeyboardInterrupt:
         checkpoint(step)
         raise
-    rate = seen / max(1e-9, time.perf_counter() - t0)
+    rate = seen * common.world_size() / max(1e-9, time.perf_counter() - t0)
+    if not common.is_main():
+        common.dist_teardown()
+        return AEResult({}, rate)
     final = ema.model if ema else ae
     metrics = evaluate(final, x[va], perceptual, device)
     h, w = x.shape[-2:]
@@ -273,6 +281,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     })
     if ckpt.exists():
         ckpt.unlink()
+    common.dist_teardown()
     return AEResult(metrics, rate)
 
 

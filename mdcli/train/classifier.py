@@ -63,12 +63,14 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     common.set_threads()
     torch.manual_seed(cfg.seed)
     device = common.pick_device(cfg.train.device)
+    common.dist_setup(device, cfg.train.batch_size)
     x, labels, data = load_images(data_path)
     y = torch.from_numpy(labels)
     tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     if len(tr) < 1 or len(va) < 1:
         raise MdcliError(f"{data_path}: too few samples ({len(labels)}) for a train/validation split")
     model = SpectrogramClassifier(cfg.net, len(data.class_names)).to(device)
+    net = common.ddp(model, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     text = to_yaml(cfg)
     parents = [parent_record(data_path)]
@@ -85,11 +87,12 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             for g in opt.param_groups:
                 g["lr"] = common.lr_at(step, cfg.train)
             idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+            shifts = torch.randint(0, x.shape[-1], (len(idx),))  # drawn for the global batch, then sliced
+            idx, shifts = common.rank_slice(idx), common.rank_slice(shifts)
             xb, yb = x[idx].to(device), y[idx].to(device)
             if cfg.time_shift:
-                shifts = torch.randint(0, xb.shape[-1], (len(xb),))
-                xb = torch.stack([torch.roll(img, int(s), dims=-1) for img, s in zip(xb, shifts)])
-            loss = F.cross_entropy(model(xb), yb)
+                xb = roll_time(xb, shifts)
+            loss = F.cross_entropy(net(xb), yb)
             common.check_finite(loss, step, ckpt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -102,14 +105,17 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
             eval_every = cfg.train.eval_every or spe
-            if (step + 1) % eval_every == 0:
+            if (step + 1) % eval_every == 0 and common.is_main():
                 jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x[va], y[va], device)})
             if (step + 1) % cfg.train.checkpoint_every == 0:
                 common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
     except KeyboardInterrupt:
         common.save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
         raise
-    rate = done / max(1e-9, time.perf_counter() - t0)
+    rate = done * common.world_size() / max(1e-9, time.perf_counter() - t0)
+    if not common.is_main():
+        common.dist_teardown()
+        return ClassifierResult(float("nan"), float("nan"), cfg.train.steps, rate)
     val_acc = accuracy(model, x[va], y[va], device)
     train_acc = accuracy(model, x[tr], y[tr], device)
     save_model(output, "classifier", text, cfg.seed, parents, model.state_dict(), {
@@ -120,6 +126,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
     if ckpt.exists():
         ckpt.unlink()
+    common.dist_teardown()
     return ClassifierResult(val_acc, train_acc, cfg.train.steps, rate)
 
 
@@ -148,15 +155,20 @@ class FitConfig:
     crop_min: float = 0.8  # classic augmentation: keep this share of the time axis (or more), resized back
 
 
+def roll_time(xb: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Circular shift of each image (B, 1, F, T) along time by its own amount, in one gather."""
+    b, c, nf, nt = xb.shape
+    cols = (torch.arange(nt).view(1, 1, 1, nt) - shifts.view(b, 1, 1, 1)) % nt
+    return xb.gather(3, cols.expand(b, c, nf, nt).to(xb.device))
+
+
 def classic_augment(xb: torch.Tensor, gen: torch.Generator, cfg: FitConfig) -> torch.Tensor:
     """What a user tries first: random circular time shift, random time crop resized back, additive noise.
 
     xb (B, 1, F, T) in [-1, 1]; vectorised over the batch (no per-sample Python).
     """
     b, _, nf, nt = xb.shape
-    shift = torch.randint(0, nt, (b, 1, 1, 1), generator=gen)
-    cols = (torch.arange(nt).view(1, 1, 1, nt) - shift) % nt
-    x = xb.gather(3, cols.expand(b, 1, nf, nt).to(xb.device))
+    x = roll_time(xb, torch.randint(0, nt, (b,), generator=gen))
     keep = cfg.crop_min + (1 - cfg.crop_min) * torch.rand(b, generator=gen)
     start = (1 - keep) * torch.rand(b, generator=gen)
     # affine grid: sample time positions [start, start + keep] of each image onto the full width

@@ -52,10 +52,69 @@ def check_split(cfg: OptimConfig) -> None:
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise MdcliError("train.device=cuda: no CUDA device is available")
+    if name == "cuda" and world_size() > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(name)
+
+
+# -- distributed data parallel (torchrun) --------------------------------------------------------
+# Under `torchrun --nproc_per_node=N -m mdcli train-...` every rank draws the same global batch
+# (the seeded permutation), takes its own slice of it, and DDP averages the gradients: the run
+# follows a single-process run with the same global batch. Only rank 0 writes artifacts and logs.
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def dist_setup(device: torch.device, batch_size: int) -> None:
+    """Join the process group torchrun describes (NCCL on GPU, gloo on CPU); no-op for one process."""
+    import torch.distributed as dist
+
+    n = world_size()
+    if n == 1 or dist.is_initialized():
+        return
+    if batch_size % n:
+        raise ConfigError(f"train.batch_size={batch_size}: must be divisible by the {n} ranks (it is the global batch)")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def rank_slice(idx: np.ndarray | torch.Tensor):
+    """This rank's contiguous share of a global batch (everything when running alone).
+
+    Contiguous, so that gathering the ranks' rows in rank order restores the global batch.
+    """
+    n, r = world_size(), rank()
+    per = len(idx) // n
+    return idx[r * per : (r + 1) * per]
+
+
+def ddp(module: nn.Module, device: torch.device) -> nn.Module:
+    """Wrap for gradient averaging across ranks (the module itself when running alone)."""
+    if world_size() == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def dist_teardown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def set_threads() -> None:
@@ -195,7 +254,9 @@ def load_optimizer(group: h5py.Group, opt: torch.optim.Optimizer) -> None:
 
 def save_checkpoint(path: Path, config_yaml: str, seed: int, parents: list[dict], step: int,
                     modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], extra: dict) -> None:
-    """Everything for an exact resume, written atomically (kind `checkpoint`)."""
+    """Everything for an exact resume, written atomically (kind `checkpoint`); rank 0 only."""
+    if not is_main():
+        return
     with atomic_h5(path) as f:
         write_header(f, "checkpoint", config_yaml, seed, parents)
         f.attrs["step"] = int(step)
@@ -236,12 +297,12 @@ def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimi
              log, extra: dict) -> tuple[Path, JsonlLog, int, dict]:
     """Checkpoint path, metrics log, start step and saved extras: resumed from OUTPUT.ckpt, or fresh."""
     ckpt = checkpoint_path(output)
-    jsonl = JsonlLog(log_path(output))
+    jsonl = JsonlLog(log_path(output) if is_main() else None)
     if resume and ckpt.exists():
         start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers)
         log(f"resumed from {ckpt} at step {start}")
         return ckpt, jsonl, start, extra
-    if jsonl.path.exists():
+    if jsonl.path is not None and jsonl.path.exists():
         jsonl.path.unlink()
     return ckpt, jsonl, 0, extra
 

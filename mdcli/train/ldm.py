@@ -127,6 +127,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     torch.manual_seed(cfg.seed)
     device = common.pick_device(cfg.train.device)
     cuda = device.type == "cuda"
+    common.dist_setup(device, cfg.train.batch_size)
     data = load_latents(latents_path)
     z, labels = data.z, torch.from_numpy(data.labels)
     n_classes = len(data.class_names)
@@ -136,6 +137,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     schedule = build_schedule(cfg.diffusion)
     model = UNet(cfg.unet, z.shape[1], n_classes).to(device)
+    net = common.ddp(model, device)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -165,15 +167,17 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             for g in opt.param_groups:
                 g["lr"] = lr
             idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+            # noise is drawn for the global batch and sliced, so N ranks follow the 1-rank run
+            t = common.rank_slice(torch.randint(0, schedule.T, (len(idx),))).to(device)
+            eps = common.rank_slice(torch.randn((len(idx), *z.shape[1:]))).to(device)
+            drop = common.rank_slice(torch.rand(len(idx))).to(device) < d.cfg_dropout
+            idx = common.rank_slice(idx)
             z0, y = z[idx].to(device), labels[idx].to(device)
-            t = torch.randint(0, schedule.T, (len(idx),)).to(device)
-            eps = torch.randn(z0.shape).to(device)
-            drop = torch.rand(len(idx)).to(device) < d.cfg_dropout
             y = torch.where(drop, torch.full_like(y, n_classes), y)
             # 2. weighted denoising loss
             model.train()
             with autocast:
-                pred = model(schedule.q_sample(z0, t, eps), t, y).float()
+                pred = net(schedule.q_sample(z0, t, eps), t, y).float()
             per_sample = (pred - schedule.target(z0, t, eps, d.prediction)).pow(2).flatten(1).mean(1)
             loss = (schedule.loss_weight(t, d.prediction, d.min_snr_gamma) * per_sample).mean()
             common.check_finite(loss, step, ckpt)
@@ -190,7 +194,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             # 3. log, validate, checkpoint
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write({"step": step + 1, "lr": lr, "loss": loss.item()})
-            if (step + 1) % eval_every == 0 or step + 1 == cfg.train.steps:
+            if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and common.is_main():
                 val = {"step": step + 1, **validation_loss(ema.model if ema else model, z[va], labels[va], schedule, d.prediction, device)}
                 history.append(val)
                 jsonl.write(val)
@@ -199,7 +203,10 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     except KeyboardInterrupt:
         checkpoint(step)
         raise
-    rate = seen / max(1e-9, time.perf_counter() - t0)
+    rate = seen * common.world_size() / max(1e-9, time.perf_counter() - t0)
+    if not common.is_main():
+        common.dist_teardown()
+        return {"latents_per_s": rate}
     final = ema.model if ema else model
     metrics = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
     save_model(output, "ldm", text, cfg.seed, parents, final.state_dict(), {
@@ -209,6 +216,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     })
     if ckpt.exists():
         ckpt.unlink()
+    common.dist_teardown()
     return {"latents_per_s": rate, **metrics}
 
 

@@ -1,0 +1,157 @@
+"""`mdcli report RUN_DIR`: one Markdown page (plus PNGs) from a pipeline run's artifacts and diagnostics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mdcli.artifacts import Spectrograms, atomic_path, read_header, open_artifact
+from mdcli.errors import MdcliError
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_real_vs_generated(real: Spectrograms, gen: Spectrograms, out: Path, per_class: int = 4) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = real.class_names
+    fig, axs = plt.subplots(len(names), 2 * per_class, figsize=(2 * per_class * 1.1, len(names) * 1.15),
+                            constrained_layout=True, squeeze=False)
+    for r, name in enumerate(names):
+        for part, data in enumerate((real, gen)):
+            idx = np.flatnonzero(np.asarray(data.labels) == data.class_names.index(name))[:per_class] if name in data.class_names else []
+            for j in range(per_class):
+                ax = axs[r, part * per_class + j]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j < len(idx):
+                    ax.imshow(data.spectrograms[idx[j]], origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
+                if r == 0 and j == 0:
+                    ax.set_title("real" if part == 0 else "generated", fontsize=8, loc="left")
+            axs[r, 0].set_ylabel(name, fontsize=8)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_losses(run: Path, out: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ae, ldm = _jsonl(run / "ae.metrics.jsonl"), _jsonl(run / "ldm.metrics.jsonl")
+    if not ae and not ldm:
+        return None
+    fig, axs = plt.subplots(1, 3, figsize=(12, 3), constrained_layout=True)
+    for key in ("rec", "perceptual", "g_loss", "d_loss"):
+        pts = [(r["step"], r[key]) for r in ae if key in r]
+        if pts:
+            axs[0].plot(*zip(*pts), label=key, lw=0.8)
+    axs[0].set_title("autoencoder training", fontsize=9)
+    axs[0].legend(fontsize=7)
+    val = [(r["step"], r["val_psnr"]) for r in ae if "val_psnr" in r]
+    if val:
+        axs[1].plot(*zip(*val), "o-")
+    axs[1].set_title("autoencoder validation PSNR (dB)", fontsize=9)
+    pts = [(r["step"], r["loss"]) for r in ldm if "loss" in r]
+    if pts:
+        axs[2].plot(*zip(*pts), lw=0.8, label="train (weighted)")
+    for key in sorted({k for r in ldm for k in r if k.startswith("val_loss_t")}, key=lambda k: int(k[10:])):
+        v = [(r["step"], r[key]) for r in ldm if key in r]
+        axs[2].plot(*zip(*v), "o-", ms=3, label=key[9:], lw=0.8)
+    axs[2].set_yscale("log")
+    axs[2].set_title("LDM loss (held-out per timestep)", fontsize=9)
+    axs[2].legend(fontsize=6)
+    for ax in axs:
+        ax.set_xlabel("step")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def build_report(run: Path) -> tuple[Path, dict]:
+    """Write RUN/REPORT.md (+ PNGs) -> (path, headline figures)."""
+    if not run.is_dir():
+        raise MdcliError(f"{run}: not a folder (run examples/pipeline.sh {run} first)")
+    for name in ("train.h5", "test.h5", "samples.h5"):
+        if not (run / name).exists():
+            raise MdcliError(f"{run}: no {name}; run the pipeline (examples/pipeline.sh) first")
+    recon, codebook = _json(run / "recon.json"), _json(run / "codebook.json")
+    collapse, gen = _json(run / "collapse.json"), _json(run / "generation.json")
+    train, test, samples = (Spectrograms.load(run / n) for n in ("train.h5", "test.h5", "samples.h5"))
+    grid = plot_real_vs_generated(test, samples, run / "real_vs_generated.png")
+    losses = plot_losses(run, run / "losses.png")
+    with open_artifact(run / "ae.h5") as f:
+        ae_header = read_header(f)
+    head: dict = {}
+    if recon:
+        head["recon PSNR (dB, test)"] = recon["overall"]["psnr"]
+        head["recon SSIM (test)"] = recon["overall"]["ssim"]
+    if codebook:
+        head["codebook usage"] = codebook["codebook_usage"]
+        head["codebook perplexity"] = codebook["perplexity"]
+    if collapse:
+        head["collapse label"] = collapse["label"]
+    if gen:
+        head["FMD (judge features)"] = gen["fmd"]
+        head["judge accuracy on generated"] = gen["judge_accuracy_generated"]
+        head["judge accuracy on real test"] = gen["judge_accuracy_real"]
+        head["precision / recall"] = f"{gen['precision']:.3f} / {gen['recall']:.3f}"
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = [f"# mdcli run: {run}", "",
+             f"mdcli {ae_header['mdcli_version']}; {len(train)} training and {len(test)} held-out test spectrograms "
+             f"({', '.join(train.class_names)}); {len(samples)} generated. Every number below is measured on the held-out "
+             "test part, with a judge classifier trained independently of the generator.", "",
+             "## Headline", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {fmt(v)} |" for k, v in head.items()]
+    lines += ["", "## Real (left) and generated (right) spectrograms per class", "", f"![real vs generated]({grid.name})", ""]
+    if recon:
+        lines += ["## Reconstruction per class (test)", "", "| class | PSNR dB | SSIM | L1 | log-spectral dB |", "|---|---|---|---|---|"]
+        lines += [f"| {c} | {v['psnr']:.2f} | {v['ssim']:.3f} | {v['l1']:.4f} | {v['lsd_db']:.2f} |" for c, v in recon["per_class"].items()]
+        lines.append("")
+    if codebook:
+        lines += ["## Codebook", "", f"usage {codebook['codebook_usage']:.1%}, perplexity {codebook['perplexity']:.1f} of "
+                  f"{codebook['codebook_size']} ({codebook['perplexity_ratio']:.2f}), dead codes {codebook['dead_codes']}, "
+                  f"top-10% mass {codebook['top10pct_mass']:.2f}.", "", "![codebook](codebook_usage.png)", ""]
+    if collapse:
+        lines += ["## Collapse check", "", f"label: **{collapse['label']}**", "", "| evidence | value | rule | fired |", "|---|---|---|---|"]
+        lines += [f"| {e['metric']} | {e['value']:.4g} | {e['rule']} | {'yes' if e['fired'] else 'no'} |" for e in collapse["evidence"]]
+        lines.append("")
+    if gen:
+        lines += ["## Generation", "", "| metric | value |", "|---|---|"]
+        for k in ("fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "judge_accuracy_real"):
+            lines.append(f"| {k} | {gen[k]:.4g} |")
+        if gen.get("memorisation"):
+            m = gen["memorisation"]
+            lines.append(f"| nearest-train distance, generated / real (median) | {m['median_nn_generated']:.3f} / {m['median_nn_real']:.3f} |")
+            lines.append(f"| near copies | {m['near_copies']:.1%} |")
+        for k, v in gen.get("tstr", {}).items():
+            lines.append(f"| {k.upper()} accuracy (test) | {v['mean']:.3f} ± {v['std']:.3f} |")
+        for n, arms in gen.get("augmentation", {}).items():
+            for arm in ("real", "real+classic", "real+generated"):
+                lines.append(f"| {n} real/class, {arm} | {arms[arm]['mean']:.3f} ± {arms[arm]['std']:.3f} |")
+        lines.append("")
+        if (run / "augmentation.png").exists():
+            lines += ["![augmentation](augmentation.png)", ""]
+    if losses:
+        lines += ["## Training curves", "", f"![losses]({losses.name})", ""]
+    out = run / "REPORT.md"
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines))
+    return out, head
