@@ -72,27 +72,36 @@ def is_vq(model) -> bool:
     return hasattr(model, "quantizer")
 
 
+def _device(model) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def encode_all(model, x: torch.Tensor, bs: int) -> dict:
+    """Encode in batches on the model's device; results on the CPU."""
     out: dict[str, list] = {"latent": [], "logvar": [], "indices": []}
+    dev = _device(model)
     for i in range(0, len(x), bs):
-        e = model.encode(x[i : i + bs])
-        out["latent"].append(e.latent.float())
+        e = model.encode(x[i : i + bs].to(dev))
+        out["latent"].append(e.latent.float().cpu())
         if e.logvar is not None:
-            out["logvar"].append(e.logvar.float())
+            out["logvar"].append(e.logvar.float().cpu())
         if e.indices is not None:
-            out["indices"].append(e.indices)
+            out["indices"].append(e.indices.cpu())
     return {k: torch.cat(v) if v else None for k, v in out.items()}
 
 
 @torch.no_grad()
 def _decode(model, z: torch.Tensor, bs: int) -> torch.Tensor:
-    return torch.cat([from_model(model.decode(z[i : i + bs])).float() for i in range(0, len(z), bs)])
+    dev = _device(model)
+    return torch.cat([from_model(model.decode(z[i : i + bs].to(dev))).float().cpu() for i in range(0, len(z), bs)])
 
 
 @torch.no_grad()
 def _decode_idx(model, idx: torch.Tensor, bs: int) -> torch.Tensor:
-    return torch.cat([from_model(model.decode_indices(idx[i : i + bs])).float() for i in range(0, len(idx), bs)])
+    dev = _device(model)
+    return torch.cat([from_model(model.decode_indices(idx[i : i + bs].to(dev))).float().cpu() for i in range(0, len(idx), bs)])
 
 
 def _moments(z: torch.Tensor) -> dict:
@@ -141,7 +150,7 @@ def vq_metrics(model, indices: torch.Tensor, cfg: LatentConfig) -> dict:
 @torch.no_grad()
 def code_damage(model, indices: torch.Tensor, cfg: LatentConfig) -> dict:
     """Image change from swapping codes for their nearest other code vs for a random used code."""
-    codes = model.quantizer.codebook().float()
+    codes = model.quantizer.codebook().float().cpu()
     d = torch.cdist(codes, codes)
     d.fill_diagonal_(float("inf"))
     used = torch.unique(indices)
@@ -275,7 +284,7 @@ def latent_report_files(ae_path, data_path, cfg: LatentConfig) -> dict:
     from mdcli.diagnose import check_shapes
     from mdcli.train.ae import load_autoencoder
 
-    model, attrs, _ = load_autoencoder(ae_path)
+    model, attrs, _ = load_autoencoder(ae_path, "cuda" if torch.cuda.is_available() else "cpu")
     check_shapes(attrs, data_path)
     x, labels, data = load_images(data_path)
     return latent_report(model, x, labels, cfg, data.sequence, attrs["arch"])

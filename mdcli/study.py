@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -164,27 +164,38 @@ def main(argv: list[str] | None = None) -> None:
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // max(1, a.jobs))))
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     raw: dict[str, dict] = {}
+    few = yaml.safe_load(a.profile.read_text()).get("diagnose-generation", {}).get("few", [20, 50])
+    split = study["split"][a.dataset]
+
+    def write(final: bool) -> str:
+        """results.md / results.json, rewritten as arms finish (a killed study keeps what it measured)."""
+        wall = time.perf_counter() - t0
+        header = (f"dataset {a.dataset}, {split['mode']} split (test fraction {split['test_fraction']}), "
+                  f"seeds {study['seeds']}, perceptual {a.perceptual}, wall time {wall / 60:.1f} min"
+                  f"{'' if final else ' (incomplete)'}\n\n")
+        md = header + table({k: v for k, v in results.items() if v}, few) + "\n"
+        (a.out / "results.md").write_text(md)
+        (a.out / "results.json").write_text(json.dumps(
+            {"rows": results, "raw": raw, "wall_s": wall, "profile": str(a.profile), "dataset": a.dataset,
+             "split": split, "complete": final}, indent=1, default=float))
+        return md
+
     with ThreadPoolExecutor(a.jobs) as pool:
-        futures = {job: pool.submit(run_arm, a.profile, study, *job, p, a.out, a.perceptual, env) for job in jobs}
-        for (arm, seed), fut in futures.items():
-            res = fut.result()
+        futures = {pool.submit(run_arm, a.profile, study, *job, p, a.out, a.perceptual, env): job for job in jobs}
+        for fut in as_completed(futures):
+            arm, seed = futures[fut]
+            try:
+                res = fut.result()
+            except RuntimeError as e:
+                print(f"{arm} seed {seed}: FAILED {e}", flush=True)
+                continue
             raw[f"{arm}_s{seed}"] = res
             results[arm].append(row(res))
+            write(False)
             print(f"{arm} seed {seed}: {res['collapse']['label']}, PSNR {res['recon']['overall']['psnr']:.2f}, "
                   f"FMD {res['generation']['fmd']:.3g} ({res['seconds']:.0f} s)", flush=True)
-    constructed = constructed_rows(a.out, p, study["seeds"][0])
-    for name, r in constructed.items():
-        results[name] = [r]
-    wall = time.perf_counter() - t0
-    few = yaml.safe_load(a.profile.read_text()).get("diagnose-generation", {}).get("few", [20, 50])
-    md = table(results, few)
-    split = study["split"][a.dataset]
-    header = (f"dataset {a.dataset}, {split['mode']} split (test fraction {split['test_fraction']}), "
-              f"seeds {study['seeds']}, perceptual {a.perceptual}, wall time {wall / 60:.1f} min\n\n")
-    (a.out / "results.md").write_text(header + md + "\n")
-    (a.out / "results.json").write_text(json.dumps({"rows": results, "raw": raw, "wall_s": wall, "profile": str(a.profile),
-                                                    "dataset": a.dataset, "split": split}, indent=1, default=float))
-    print(header + md)
+    results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0]).items()})
+    print(write(True))
 
 
 if __name__ == "__main__":
