@@ -78,7 +78,8 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
     data = load_latents(latents_path)
     _, va = common.split_indices(data.labels, cfg.ldm.train.val_fraction, cfg.ldm.seed, cfg.ldm.train.split,
                                  data.sequence, cfg.ldm.train.split_gap)
-    held = data.z[va].flatten(1).double().numpy()
+    held = data.get(va).flatten(1).double().numpy()
+    data.reader.close()
     gen = z_gen.reshape(len(z_gen), -1).astype(np.float64)
     report = {
         "latents": str(latents_path), "arch": data.attrs["arch"], "budget_steps": cfg.ldm.train.steps,

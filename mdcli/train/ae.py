@@ -13,7 +13,7 @@ import yaml
 
 from mdcli.artifacts import load_model, parent_record, save_model
 from mdcli.config import from_dict, to_yaml
-from mdcli.data import from_model, load_images
+from mdcli.data import BatchReader, Prefetcher, eval_subset, from_model
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss, reconstruction
 from mdcli.metrics import psnr, ssim
@@ -152,11 +152,14 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     device = common.pick_device(cfg.train.device)
     cuda = device.type == "cuda"
     common.dist_setup(device, cfg.train.batch_size)
-    x, labels, data = load_images(data_path)
+    reader = BatchReader(data_path)  # batches come from disk: memory does not grow with the dataset
+    labels = reader.labels
+    h, w = reader.shape[1:]
     f = cfg.model.downsample_factor
-    if x.shape[-1] % f or x.shape[-2] % f:
-        raise MdcliError(f"{data_path}: image size {tuple(x.shape[-2:])} is not divisible by the downsampling factor {f}")
-    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
+    if h % f or w % f:
+        raise MdcliError(f"{data_path}: image size {(h, w)} is not divisible by the downsampling factor {f}")
+    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
+    x_val = reader.images(eval_subset(va, cfg.train.max_eval, cfg.seed))
     ae = build_autoencoder(cfg).to(device)
     perceptual = build_perceptual(cfg)
     if perceptual is not None:
@@ -191,6 +194,10 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, optimizers,
                                {"history": history, "usage": usage.tolist()})
 
+    def load(i: int) -> torch.Tensor:
+        return reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)]))
+
+    prefetch = Prefetcher(load)
     t0, seen, step = time.perf_counter(), 0, start
     try:
         for step in range(start, cfg.train.steps):
@@ -202,8 +209,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
             for o in optimizers.values():
                 for g in o.param_groups:
                     g["lr"] = lr
-            idx = common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)])
-            xb = x[idx].to(device)
+            xb = prefetch.get(step, cfg.train.steps).to(device)
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             # 2. autoencoder loss: reconstruction + perceptual + bottleneck (+ adversarial)
@@ -248,14 +254,14 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
             if out.indices is not None:
                 usage += np.bincount(out.indices.flatten().cpu().numpy(), minlength=k)
             record.update({key: float(v) for key, v in out.stats.items()})
-            seen += len(idx)
+            seen += len(xb)
             if progress:
                 progress(1)
             # 4. log, validate, checkpoint
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write(record)
             if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and common.is_main():
-                val = evaluate(ema.model if ema else ae, x[va], perceptual, device)
+                val = evaluate(ema.model if ema else ae, x_val, perceptual, device)
                 val = {"step": step + 1, **{f"val_{k_}": v for k_, v in val.items()}}
                 if out.indices is not None:  # usage over the whole epoch of training batches
                     val.update({f"epoch_{k_}": v for k_, v in codebook_stats(usage).items()})
@@ -267,17 +273,19 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     except KeyboardInterrupt:
         checkpoint(step)
         raise
+    finally:
+        prefetch.close()
+        reader.close()
     rate = seen * common.world_size() / max(1e-9, time.perf_counter() - t0)
     if not common.is_main():
         common.dist_teardown()
         return AEResult({}, rate)
     final = ema.model if ema else ae
-    metrics = evaluate(final, x[va], perceptual, device)
-    h, w = x.shape[-2:]
+    metrics = evaluate(final, x_val, perceptual, device)
     save_model(output, "autoencoder", text, cfg.seed, parents, final.state_dict(), {
         "arch": cfg.arch, "metrics": metrics, "history": history, "images_per_s": rate,
         "image_shape": [int(h), int(w)], "latent_shape": [cfg.model.latent_channels, int(h) // f, int(w) // f],
-        "class_names": list(data.class_names), "val_indices": va.tolist(),
+        "class_names": list(reader.class_names), "val_indices": va.tolist(),
     })
     if ckpt.exists():
         ckpt.unlink()

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from mdcli.artifacts import load_model, parent_record, save_model
 from mdcli.config import from_dict, to_yaml
-from mdcli.data import load_images
+from mdcli.data import BatchReader, Prefetcher, eval_subset
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
 from mdcli.train import common
@@ -54,6 +54,17 @@ def accuracy(model: SpectrogramClassifier, x: torch.Tensor, y: torch.Tensor, dev
     return correct / max(1, len(x))
 
 
+@torch.no_grad()
+def streamed_accuracy(model: SpectrogramClassifier, reader: BatchReader, idx: np.ndarray, device: torch.device,
+                      bs: int = 128) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(idx), bs):
+        part = idx[i : i + bs]
+        correct += int((model(reader.images(part).to(device)).argmax(1).cpu().numpy() == reader.labels[part]).sum())
+    return correct / max(1, len(idx))
+
+
 def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, resume: bool = False,
                      stop_after: int | None = None, progress: Callable[[int], None] | None = None,
                      log: Callable[[str], None] = lambda s: None) -> ClassifierResult | None:
@@ -64,18 +75,22 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     torch.manual_seed(cfg.seed)
     device = common.pick_device(cfg.train.device)
     common.dist_setup(device, cfg.train.batch_size)
-    x, labels, data = load_images(data_path)
+    reader = BatchReader(data_path)  # batches come from disk: memory does not grow with the dataset
+    labels = reader.labels
     y = torch.from_numpy(labels)
-    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
+    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
+    va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
+    x_val = reader.images(va_eval)
     if len(tr) < 1 or len(va) < 1:
         raise MdcliError(f"{data_path}: too few samples ({len(labels)}) for a train/validation split")
-    model = SpectrogramClassifier(cfg.net, len(data.class_names)).to(device)
+    model = SpectrogramClassifier(cfg.net, len(reader.class_names)).to(device)
     net = common.ddp(model, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     text = to_yaml(cfg)
     parents = [parent_record(data_path)]
     ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {})
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
+    prefetch = Prefetcher(lambda i: reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, done = time.perf_counter(), 0
     step = start
     try:
@@ -87,9 +102,9 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             for g in opt.param_groups:
                 g["lr"] = common.lr_at(step, cfg.train)
             idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
-            shifts = torch.randint(0, x.shape[-1], (len(idx),))  # drawn for the global batch, then sliced
+            shifts = torch.randint(0, reader.shape[-1], (len(idx),))  # drawn for the global batch, then sliced
             idx, shifts = common.rank_slice(idx), common.rank_slice(shifts)
-            xb, yb = x[idx].to(device), y[idx].to(device)
+            xb, yb = prefetch.get(step, cfg.train.steps).to(device), y[idx].to(device)
             if cfg.time_shift:
                 xb = roll_time(xb, shifts)
             loss = F.cross_entropy(net(xb), yb)
@@ -106,21 +121,24 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
                 jsonl.write({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
             eval_every = cfg.train.eval_every or spe
             if (step + 1) % eval_every == 0 and common.is_main():
-                jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x[va], y[va], device)})
+                jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x_val, y[va_eval], device)})
             if (step + 1) % cfg.train.checkpoint_every == 0:
                 common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
     except KeyboardInterrupt:
         common.save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
         raise
+    finally:
+        prefetch.close()
     rate = done * common.world_size() / max(1e-9, time.perf_counter() - t0)
     if not common.is_main():
         common.dist_teardown()
         return ClassifierResult(float("nan"), float("nan"), cfg.train.steps, rate)
-    val_acc = accuracy(model, x[va], y[va], device)
-    train_acc = accuracy(model, x[tr], y[tr], device)
+    val_acc = streamed_accuracy(model, reader, va, device)  # every held-out sample
+    train_acc = streamed_accuracy(model, reader, eval_subset(tr, cfg.train.max_eval, cfg.seed), device)
+    reader.close()
     save_model(output, "classifier", text, cfg.seed, parents, model.state_dict(), {
-        "class_names": list(data.class_names), "n_classes": len(data.class_names),
-        "image_shape": list(x.shape[-2:]), "val_accuracy": val_acc, "train_accuracy": train_acc,
+        "class_names": list(reader.class_names), "n_classes": len(reader.class_names),
+        "image_shape": list(reader.shape[1:]), "val_accuracy": val_acc, "train_accuracy": train_acc,
         "split": cfg.train.split, "val_indices": va.tolist(),
     })
     jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})

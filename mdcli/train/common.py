@@ -38,6 +38,7 @@ class OptimConfig:
     split: str = "random"  # random | blocked (contiguous runs of the recording held out; measured data)
     split_gap: int = 3  # blocked: training windows at least this many sequence steps from held-out ones
     eval_every: int = 0  # validate every N steps (0: once per epoch)
+    max_eval: int = 1000  # held-out samples used per validation (a seeded subset; bounds time and memory)
     checkpoint_every: int = 200  # steps between checkpoints
     log_every: int = 10  # steps between JSONL records
     device: str = "auto"  # auto | cpu | cuda

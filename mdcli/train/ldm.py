@@ -20,6 +20,7 @@ from mdcli.artifacts import load_model, open_artifact, parent_record, read_heade
 from mdcli.config import from_dict, to_yaml
 from mdcli.diffusion import NoiseSchedule
 from mdcli.errors import ConfigError, MdcliError
+from mdcli.data import BatchReader, Prefetcher, eval_subset
 from mdcli.models.unet import UNet, UNetConfig
 from mdcli.train import common
 
@@ -70,7 +71,7 @@ def build_schedule(d: DiffusionConfig) -> NoiseSchedule:
 
 @dataclass
 class LatentSet:
-    z: torch.Tensor  # standardised latents (N, C, h, w)
+    reader: BatchReader  # the latents on disk, read batch by batch
     labels: np.ndarray
     mean: np.ndarray
     std: np.ndarray
@@ -78,10 +79,19 @@ class LatentSet:
     attrs: dict  # what sample needs to write spectrograms back
     sequence: np.ndarray | None = None  # recording order (measured data), for blocked splits
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.reader.shape
+
+    def get(self, idx) -> torch.Tensor:
+        """Standardised latents of rows `idx` (per-channel mean/std of the whole dataset)."""
+        z = self.reader.read(idx)
+        z = (z - self.mean[None, :, None, None]) / np.maximum(self.std, 1e-8)[None, :, None, None]
+        return torch.from_numpy(z.astype(np.float32))
+
 
 def load_latents(path: Path) -> LatentSet:
     with open_artifact(path, "latents") as f:
-        z = f["latents"][()]
         mean = np.asarray(f.attrs["channel_mean"], np.float64)
         std = np.asarray(f.attrs["channel_std"], np.float64)
         names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
@@ -95,8 +105,7 @@ def load_latents(path: Path) -> LatentSet:
         }
         labels = f["labels"][()]
         sequence = f["sequence"][()] if "sequence" in f else None
-    zs = (z - mean[None, :, None, None]) / np.maximum(std, 1e-8)[None, :, None, None]
-    return LatentSet(torch.from_numpy(zs.astype(np.float32)), labels, mean, std, names, attrs, sequence)
+    return LatentSet(BatchReader(path, "latents", "latents"), labels, mean, std, names, attrs, sequence)
 
 
 @torch.no_grad()
@@ -129,14 +138,16 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     cuda = device.type == "cuda"
     common.dist_setup(device, cfg.train.batch_size)
     data = load_latents(latents_path)
-    z, labels = data.z, torch.from_numpy(data.labels)
+    shape, labels = data.shape, torch.from_numpy(data.labels)
     n_classes = len(data.class_names)
     levels = len(cfg.unet.channel_mult) - 1
-    if z.shape[-1] % (2**levels) or z.shape[-2] % (2**levels):
-        raise MdcliError(f"{latents_path}: latent size {tuple(z.shape[-2:])} is not divisible by 2^{levels} (unet.channel_mult)")
+    if shape[-1] % (2**levels) or shape[-2] % (2**levels):
+        raise MdcliError(f"{latents_path}: latent size {tuple(shape[-2:])} is not divisible by 2^{levels} (unet.channel_mult)")
     tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     schedule = build_schedule(cfg.diffusion)
-    model = UNet(cfg.unet, z.shape[1], n_classes).to(device)
+    model = UNet(cfg.unet, shape[1], n_classes).to(device)
+    va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
+    z_val = data.get(va_eval)
     net = common.ddp(model, device)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -156,6 +167,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     def checkpoint(at: int) -> None:
         common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {"history": history})
 
+    prefetch = Prefetcher(lambda i: data.get(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, seen, step = time.perf_counter(), 0, start
     try:
         for step in range(start, cfg.train.steps):
@@ -169,10 +181,10 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
             # noise is drawn for the global batch and sliced, so N ranks follow the 1-rank run
             t = common.rank_slice(torch.randint(0, schedule.T, (len(idx),))).to(device)
-            eps = common.rank_slice(torch.randn((len(idx), *z.shape[1:]))).to(device)
+            eps = common.rank_slice(torch.randn((len(idx), *shape[1:]))).to(device)
             drop = common.rank_slice(torch.rand(len(idx))).to(device) < d.cfg_dropout
             idx = common.rank_slice(idx)
-            z0, y = z[idx].to(device), labels[idx].to(device)
+            z0, y = prefetch.get(step, cfg.train.steps).to(device), labels[idx].to(device)
             y = torch.where(drop, torch.full_like(y, n_classes), y)
             # 2. weighted denoising loss
             model.train()
@@ -195,7 +207,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write({"step": step + 1, "lr": lr, "loss": loss.item()})
             if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and common.is_main():
-                val = {"step": step + 1, **validation_loss(ema.model if ema else model, z[va], labels[va], schedule, d.prediction, device)}
+                val = {"step": step + 1, **validation_loss(ema.model if ema else model, z_val, labels[va_eval], schedule, d.prediction, device)}
                 history.append(val)
                 jsonl.write(val)
             if (step + 1) % cfg.train.checkpoint_every == 0:
@@ -203,6 +215,9 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     except KeyboardInterrupt:
         checkpoint(step)
         raise
+    finally:
+        prefetch.close()
+        data.reader.close()
     rate = seen * common.world_size() / max(1e-9, time.perf_counter() - t0)
     if not common.is_main():
         common.dist_teardown()
@@ -210,7 +225,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     final = ema.model if ema else model
     metrics = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
     save_model(output, "ldm", text, cfg.seed, parents, final.state_dict(), {
-        **data.attrs, "latent_shape": list(z.shape[1:]), "channel_mean": data.mean.tolist(),
+        **data.attrs, "latent_shape": list(shape[1:]), "channel_mean": data.mean.tolist(),
         "channel_std": data.std.tolist(), "n_classes": n_classes, "history": history,
         "metrics": metrics, "latents_per_s": rate,
     })
