@@ -25,8 +25,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Side-by-side ratios (docs/PERFORMANCE.md): simulation vs bare STFT, training steps and samplers vs
+# diffusers (a bench-only extra), memory vs dataset size, sampler quality vs cost on the demo's model.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet ".[bench]"
 	$(PY) bench/bench_simulate.py --n 200
+	$(PY) bench/bench_train.py
+	$(PY) bench/bench_memory.py
+	test -f runs/demo/ldm.h5 || $(MAKE) demo
+	$(PY) bench/bench_samplers.py --ldm runs/demo/ldm.h5 --judge runs/demo/judge.h5 --real runs/demo/test.h5 --n 20
 
 # The comparison behind mdcli (docs/RESULTS.md): about 2.5 h on 2 CPU cores; study-gpu: one GPU, minutes.
 study: $(STAMP)
