@@ -28,7 +28,7 @@ test: $(STAMP)
 # Side-by-side ratios (docs/PERFORMANCE.md): simulation vs bare STFT, training steps and samplers vs
 # diffusers (a bench-only extra), memory vs dataset size, sampler quality vs cost on the demo's model.
 bench: $(STAMP)
-	$(PY) -m pip install --quiet ".[bench]"
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) bench/bench_simulate.py --n 200
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_memory.py
