@@ -29,6 +29,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+CompileOpt = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the training forward (GPU; the first steps compile).")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Train/validation split: random | blocked (contiguous recording runs held out; use for measured data).")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (see configs/).")]
 SetOpt = Annotated[
@@ -300,6 +301,7 @@ def train_classifier_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Classifier artifact to write.")] = Path("classifier.h5"),
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches).")] = None,
+    compile_: CompileOpt = None,
     split: SplitOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -315,7 +317,7 @@ def train_classifier_cmd(
     from mdcli.config import load_config, to_yaml
     from mdcli.train.classifier import TrainClassifierConfig, train_classifier
 
-    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split})
+    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_})
     if dry_run:
         _print_config(to_yaml(cfg))
         return
@@ -352,6 +354,7 @@ def train_ae_cmd(
     classifier: Annotated[Optional[Path], typer.Option(help="classifier.h5 for --perceptual domain.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches, noise).")] = None,
+    compile_: CompileOpt = None,
     split: SplitOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -365,7 +368,7 @@ def train_ae_cmd(
     from mdcli.train.ae import TrainAEConfig, train_autoencoder
 
     cfg = load_config(TrainAEConfig, config, set_, {
-        "arch": arch, "loss.perceptual": perceptual, "train.steps": steps, "seed": seed, "train.split": split,
+        "arch": arch, "loss.perceptual": perceptual, "train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
         "loss.perceptual_weights": str(perceptual_weights) if perceptual_weights else None,
         "loss.classifier": str(classifier) if classifier else None,
     })
@@ -438,6 +441,7 @@ def train_ldm_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="LDM artifact to write.")] = Path("ldm.h5"),
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, noise).")] = None,
+    compile_: CompileOpt = None,
     split: SplitOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -454,7 +458,7 @@ def train_ldm_cmd(
     from mdcli.config import load_config, to_yaml
     from mdcli.train.ldm import TrainLDMConfig, train_ldm
 
-    cfg = load_config(TrainLDMConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split})
+    cfg = load_config(TrainLDMConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_})
     if dry_run:
         _print_config(to_yaml(cfg))
         return

@@ -172,7 +172,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         torch.backends.cudnn.allow_tf32 = True
     # DDP wrappers for the training forward passes; the discriminator's GroupNorm is per sample,
     # so it needs no cross-rank statistics. The generator step calls the bare discriminator.
-    ae_net = common.ddp(ae, device)
+    ae_net = common.maybe_compile(common.ddp(ae, device), cfg.train.compile)
     disc_net = common.ddp(disc, device) if gan else None
     betas = (0.5, 0.9) if gan else (0.9, 0.999)
     opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay)

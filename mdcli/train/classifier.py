@@ -84,7 +84,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     if len(tr) < 1 or len(va) < 1:
         raise MdcliError(f"{data_path}: too few samples ({len(labels)}) for a train/validation split")
     model = SpectrogramClassifier(cfg.net, len(reader.class_names)).to(device)
-    net = common.ddp(model, device)
+    net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     text = to_yaml(cfg)
     parents = [parent_record(data_path)]

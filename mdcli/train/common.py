@@ -42,6 +42,7 @@ class OptimConfig:
     checkpoint_every: int = 200  # steps between checkpoints
     log_every: int = 10  # steps between JSONL records
     device: str = "auto"  # auto | cpu | cuda
+    compile: bool = False  # torch.compile the training forward (worth it on a GPU for long runs)
 
 
 def check_split(cfg: OptimConfig) -> None:
@@ -108,6 +109,11 @@ def ddp(module: nn.Module, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
+    """torch.compile for the training forward; weights stay shared with `module` (saved as usual)."""
+    return torch.compile(module) if enabled else module
 
 
 def dist_teardown() -> None:

@@ -148,7 +148,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     model = UNet(cfg.unet, shape[1], n_classes).to(device)
     va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
     z_val = data.get(va_eval)
-    net = common.ddp(model, device)
+    net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
