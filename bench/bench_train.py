@@ -88,6 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile both sides' models")
+    ap.add_argument("--only", choices=["ae", "ldm", "sampling"], help="run one part")
     a = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
@@ -105,6 +106,15 @@ def main() -> None:
         return torch.compile(m) if a.compile else m
 
     # -- autoencoders ------------------------------------------------------------------------------
+    if a.only in (None, "ae"):
+        bench_autoencoders(a, device, fmt, n, rounds, peak, maybe_compile, AutoencoderKL, VQModel)
+    if a.only in (None, "ldm", "sampling"):
+        bench_unets(a, device, fmt, n, rounds, peak, maybe_compile, UNet2DModel, DDIMScheduler, DDPMScheduler,
+                    DPMSolverMultistepScheduler)
+
+
+def bench_autoencoders(a, device, fmt, n, rounds, peak, maybe_compile, AutoencoderKL, VQModel) -> None:  # noqa: N803
+    cuda = device.type == "cuda"
     x = torch.rand(16, 1, 64, 64, device=device).mul(2).sub(1).contiguous(memory_format=fmt)
     mcfg = ModelConfig(channels=16, channel_mult=[1, 2, 4], num_res_blocks=1, attention=True, latent_channels=4, groups=8)
     ours_vq = VQAutoencoder(mcfg, VectorQuantizer(4, VQConfig(codebook_size=256))).to(device, memory_format=fmt)
@@ -150,7 +160,11 @@ def main() -> None:
             print(f"    MFU: mdcli {f_o / t[ours] / peak:.2%}, peer {f_p / t[peer] / peak:.2%} "
                   f"({f_o / 1e9:.1f} / {f_p / 1e9:.1f} GFLOP per step)")
 
+
+def bench_unets(a, device, fmt, n, rounds, peak, maybe_compile, UNet2DModel, DDIMScheduler, DDPMScheduler,  # noqa: N803
+                DPMSolverMultistepScheduler) -> None:  # noqa: N803
     # -- latent diffusion UNets --------------------------------------------------------------------
+    cuda = device.type == "cuda"
     n_classes = 5
     z = torch.randn(64, 4, 16, 16, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, n_classes, (64,), device=device)
@@ -166,19 +180,22 @@ def main() -> None:
     xt = sched.q_sample(z, tt, eps)
     target = sched.target(z, tt, eps, "v")
 
-    steps = {
-        "mdcli UNet": step_fn(ours_unet, lambda: F.mse_loss(m_unet(xt, tt, y).float(), target), device, cuda),
-        "diffusers UNet2DModel": step_fn(peer_unet, lambda: F.mse_loss(p_unet(xt, tt, class_labels=y).sample.float(), target),
-                                         device, cuda),
-    }
-    t = timed_rounds(steps, device, n, rounds)
-    print("\nLDM training step, batch 64 x 4 x 16 x 16")
-    print(f"  mdcli UNet {64 / t['mdcli UNet']:8.1f} latents/s ({n_params(ours_unet) / 1e6:.2f} M params)   "
-          f"diffusers UNet2DModel {64 / t['diffusers UNet2DModel']:8.1f} latents/s ({n_params(peer_unet) / 1e6:.2f} M)   "
-          f"ratio {t['diffusers UNet2DModel'] / t['mdcli UNet']:.2f}x")
-    if peak:
-        f_o, f_p = flops_of(steps["mdcli UNet"]), flops_of(steps["diffusers UNet2DModel"])
-        print(f"    MFU: mdcli {f_o / t['mdcli UNet'] / peak:.2%}, peer {f_p / t['diffusers UNet2DModel'] / peak:.2%}")
+    if a.only != "sampling":
+        steps = {
+            "mdcli UNet": step_fn(ours_unet, lambda: F.mse_loss(m_unet(xt, tt, y).float(), target), device, cuda),
+            "diffusers UNet2DModel": step_fn(peer_unet, lambda: F.mse_loss(p_unet(xt, tt, class_labels=y).sample.float(),
+                                                                           target), device, cuda),
+        }
+        t = timed_rounds(steps, device, n, rounds)
+        print("\nLDM training step, batch 64 x 4 x 16 x 16")
+        print(f"  mdcli UNet {64 / t['mdcli UNet']:8.1f} latents/s ({n_params(ours_unet) / 1e6:.2f} M params)   "
+              f"diffusers UNet2DModel {64 / t['diffusers UNet2DModel']:8.1f} latents/s ({n_params(peer_unet) / 1e6:.2f} M)   "
+              f"ratio {t['diffusers UNet2DModel'] / t['mdcli UNet']:.2f}x")
+        if peak:
+            f_o, f_p = flops_of(steps["mdcli UNet"]), flops_of(steps["diffusers UNet2DModel"])
+            print(f"    MFU: mdcli {f_o / t['mdcli UNet'] / peak:.2%}, peer {f_p / t['diffusers UNet2DModel'] / peak:.2%}")
+    if a.only == "ldm":
+        return
 
     # -- sampling latency --------------------------------------------------------------------------
     ours_unet.eval()
