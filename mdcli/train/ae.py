@@ -175,8 +175,8 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     ae_net = common.maybe_compile(common.ddp(ae, device), cfg.train.compile)
     disc_net = common.ddp(disc, device) if gan else None
     betas = (0.5, 0.9) if gan else (0.9, 0.999)
-    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay)
-    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=0.0) if gan else None
+    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay, fused=cuda)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=0.0, fused=cuda) if gan else None
     ema = common.EMA(ae, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     modules = {"ae": ae} | ({"disc": disc} if gan else {}) | ({"ema": ema.model} if ema else {})
     optimizers = {"ae": opt} | ({"disc": opt_d} if gan else {})

@@ -85,7 +85,8 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
         raise MdcliError(f"{data_path}: too few samples ({len(labels)}) for a train/validation split")
     model = SpectrogramClassifier(cfg.net, len(reader.class_names)).to(device)
     net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                            fused=device.type == "cuda")
     text = to_yaml(cfg)
     parents = [parent_record(data_path)]
     ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {})
@@ -205,7 +206,7 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: FitCon
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     model = SpectrogramClassifier(cfg.net, n_classes).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=torch.device(device).type == "cuda")
     optim = common.OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
     model.train()
     for step in range(cfg.steps):

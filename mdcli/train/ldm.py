@@ -146,13 +146,15 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     schedule = build_schedule(cfg.diffusion)
     model = UNet(cfg.unet, shape[1], n_classes).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
     va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
     z_val = data.get(va_eval)
     net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=cuda)
     ema = common.EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     modules = {"unet": model} | ({"ema": ema.model} if ema else {})
     text = to_yaml(cfg)
@@ -185,6 +187,8 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             drop = common.rank_slice(torch.rand(len(idx))).to(device) < d.cfg_dropout
             idx = common.rank_slice(idx)
             z0, y = prefetch.get(step, cfg.train.steps).to(device), labels[idx].to(device)
+            if cuda:
+                z0 = z0.contiguous(memory_format=torch.channels_last)
             y = torch.where(drop, torch.full_like(y, n_classes), y)
             # 2. weighted denoising loss
             model.train()
