@@ -727,6 +727,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output w
 PlotDirOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write PNG figures into this folder.")]
 
 
+def _write_json(report: dict) -> None:
+    sys.stdout.write(json.dumps(report, indent=2, default=float) + "\n")
+
+
 def _report_table(title: str, rows: dict, per_class: dict) -> None:
     table = Table(title=title)
     table.add_column("")
@@ -765,7 +769,7 @@ def diagnose_recon(
         plot_dir.mkdir(parents=True, exist_ok=True)
         report["figures"] = [str(p) for p in plot_recon(report, plot_dir)]
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        _write_json(report)
         return
     _report_table(f"reconstruction of {data} by {ae} ({report['arch']}, {report['n']} images)", report["overall"], report["per_class"])
 
@@ -794,15 +798,11 @@ def diagnose_codebook(
         plot_dir.mkdir(parents=True, exist_ok=True)
         report["figures"] = [str(p) for p in plot_codebook(report, counts, plot_dir)]
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        _write_json(report)
         return
     overall = {k: report[k] for k in ("codebook_usage", "perplexity", "perplexity_ratio", "dead_codes", "top10pct_mass")}
     _report_table(f"codebook of {ae or latents} ({report['arch']}, K = {report['codebook_size']}, {report['n_images']} images)",
                   overall, report["per_class"])
-
-
-def _write_json(report: dict) -> None:
-    sys.stdout.write(json.dumps(report, indent=2, default=float) + "\n")
 
 
 def _kv_table(title: str, rows: list[tuple[str, object]]) -> None:

@@ -18,11 +18,15 @@ def from_model(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
+def model_images(data: Spectrograms) -> torch.Tensor:
+    """A dataset's spectrograms as model inputs (N, 1, F, T) in [-1, 1]."""
+    return to_model(torch.from_numpy(np.ascontiguousarray(data.spectrograms))[:, None])
+
+
 def load_images(path: str | Path) -> tuple[torch.Tensor, np.ndarray, Spectrograms]:
     """-> images (N, 1, F, T) in [-1, 1], labels (N,), and the artifact itself."""
     data = Spectrograms.load(path)
-    x = torch.from_numpy(np.ascontiguousarray(data.spectrograms))[:, None]
-    return to_model(x), data.labels, data
+    return model_images(data), data.labels, data
 
 
 class BatchReader:

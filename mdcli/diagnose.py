@@ -126,8 +126,6 @@ def plot_recon(report: dict, folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mdcli.artifacts import atomic_path
-
     classes = list(report["per_class"])
     out = folder / "recon_per_class.png"
     fig, axs = plt.subplots(1, 2, figsize=(8, 3), constrained_layout=True)
@@ -137,10 +135,7 @@ def plot_recon(report: dict, folder: Path) -> list[Path]:
     axs[1].set_ylabel("SSIM")
     for ax in axs:
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return [out]
+    return [_save(fig, out)]
 
 
 def plot_codebook(report: dict, counts: np.ndarray, folder: Path) -> list[Path]:
@@ -148,8 +143,6 @@ def plot_codebook(report: dict, counts: np.ndarray, folder: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from mdcli.artifacts import atomic_path
 
     out = folder / "codebook_usage.png"
     fig, axs = plt.subplots(1, 2, figsize=(9, 3), constrained_layout=True)
@@ -161,10 +154,7 @@ def plot_codebook(report: dict, counts: np.ndarray, folder: Path) -> list[Path]:
     axs[1].plot(np.arange(1, len(ranked) + 1), np.cumsum(ranked))
     axs[1].set_xlabel("codes, most used first")
     axs[1].set_ylabel("cumulative share")
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return [out]
+    return [_save(fig, out)]
 
 
 def _save(fig, out: Path) -> Path:

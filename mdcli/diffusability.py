@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from mdcli import stats
 from mdcli.errors import ConfigError
@@ -89,7 +88,7 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
         "generated_latent_std": float(gen.std()), "n_generated": int(len(gen)), "n_held_out": int(len(held)),
     }
     if judge is not None and real is not None:
-        from mdcli.data import to_model
+        from mdcli.data import model_images
         from mdcli.generation import embed
         from mdcli.train.classifier import load_classifier
 
@@ -97,8 +96,8 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
         from mdcli.artifacts import Spectrograms
 
         r = Spectrograms.load(real)
-        f_real, _ = embed(model, to_model(torch.from_numpy(r.spectrograms)[:, None]), 128)
-        f_gen, p_gen = embed(model, to_model(torch.from_numpy(images.spectrograms)[:, None]), 128)
+        f_real, _ = embed(model, model_images(r), 128)
+        f_gen, p_gen = embed(model, model_images(images), 128)
         report["fmd"] = stats.feature_frechet(f_real, f_gen)
         report["judge_accuracy_generated"] = float((p_gen == images.labels).mean())
     return report

@@ -9,7 +9,6 @@ the augmentation gain with few real images per class, next to classic augmentati
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +18,7 @@ import torch
 
 from mdcli import stats
 from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
-from mdcli.data import to_model
+from mdcli.data import model_images
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.train.classifier import FitConfig, fit_classifier, load_classifier
 
@@ -86,10 +85,6 @@ def embed(model, x: torch.Tensor, bs: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(feats), np.concatenate(preds)
 
 
-def _images(data: Spectrograms) -> torch.Tensor:
-    return to_model(torch.from_numpy(np.ascontiguousarray(data.spectrograms))[:, None])
-
-
 def _align_labels(data: Spectrograms, names: list[str], path: Path) -> np.ndarray:
     """Labels of `data` re-indexed to the class order `names`."""
     missing = [c for c in data.class_names if c not in names]
@@ -137,7 +132,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
         raise MdcliError(f"{samples_path}: images are {gen.spectrograms.shape[1:]}, the real data's {real.spectrograms.shape[1:]}")
     y_gen = _align_labels(gen, names, samples_path)
     y_real = real.labels
-    x_gen, x_real = _images(gen), _images(real)
+    x_gen, x_real = model_images(gen), model_images(real)
     f_gen, p_gen = embed(judge, x_gen, cfg.batch_size)
     f_real, p_real = embed(judge, x_real, cfg.batch_size)
     kid_m, kid_s = stats.kid(f_real, f_gen, cfg.kid_subsets, cfg.kid_subset_size, cfg.seeds[0])
@@ -177,7 +172,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
         return report
 
     # TSTR and augmentation gain: fresh classifiers, same budget, accuracy on the held-out real data
-    x_train, y_train = _images(train), torch.from_numpy(train.labels)
+    x_train, y_train = model_images(train), torch.from_numpy(train.labels)
     y_gen_t, nc = torch.from_numpy(y_gen), len(names)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -218,7 +213,3 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
 def summary_rows(report: dict) -> dict:
     keys = ["fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "judge_accuracy_real"]
     return {k: report[k] for k in keys}
-
-
-def dumps(report: dict) -> str:
-    return json.dumps(report, indent=2)
