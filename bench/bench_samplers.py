@@ -2,7 +2,8 @@
 
     python bench/bench_samplers.py --ldm runs/demo/ldm.h5 --judge runs/demo/judge.h5 --real runs/demo/test.h5 --n 40
 
-Same model, same initial noise seeds; ddpm 1000 steps vs ddim 50 vs dpmpp-2m 20 (and 10). Target:
+Same model, same initial noise seeds; ddpm 1000 steps vs ddim 50 vs dpmpp-2m 20 (and 10) vs its
+stochastic form dpmpp-2m-sde at 20 and 50. Target:
 dpmpp-2m at 20 steps within 5% of ddpm at 1000 steps in FMD.
 """
 
@@ -24,7 +25,7 @@ def main() -> None:
     ap.add_argument("--real", type=Path, required=True, help="held-out real spectrograms")
     ap.add_argument("--n", type=int, default=40, help="samples per class")
     ap.add_argument("--cfg-scale", type=float, default=1.5)
-    ap.add_argument("--plan", default="ddpm:1000,ddim:50,dpmpp-2m:20,dpmpp-2m:10")
+    ap.add_argument("--plan", default="ddpm:1000,ddim:50,dpmpp-2m:20,dpmpp-2m:10,dpmpp-2m-sde:20,dpmpp-2m-sde:50")
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -488,7 +488,7 @@ def sample(
     ae: Annotated[Optional[Path], typer.Option("--ae", help="Autoencoder (default: found through the lineage).")] = None,
     n_per_class: Annotated[Optional[int], typer.Option("--n-per-class", "-n", help="Samples per class.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all).")] = None,
-    sampler: Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m | dpmpp-2m-sde")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Sampling steps.")] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")] = None,
     cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")] = None,
@@ -503,7 +503,8 @@ def sample(
     """Generate spectrograms per class: LDM latents -> un-standardise -> decode with the autoencoder.
 
     dpmpp-2m (20 steps) is the fast default; on small, briefly trained LDMs the stochastic ddpm
-    sampler (1000 steps, ~35x slower) gave a clearly better FMD (docs/PERFORMANCE.md).
+    sampler (1000 steps, ~35x slower) gave a clearly better FMD; dpmpp-2m-sde is the stochastic
+    solver at few steps (docs/PERFORMANCE.md).
     """
     from mdcli.artifacts import atomic_path, open_artifact
     from mdcli.config import load_config, to_yaml

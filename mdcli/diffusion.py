@@ -145,12 +145,16 @@ def sample_ddim(eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, steps: 
 
 @torch.no_grad()
 def sample_dpmpp_2m(eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, steps: int,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None, sde: bool = False) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): multistep second order in lambda, data prediction.
 
-    x_{i+1} = (s_{i+1}/s_i) x_i - a_{i+1} (e^{-h} - 1) D_i, with D_i = (1 + 1/2r) x0_i - (1/2r) x0_{i-1},
+    ODE: x_{i+1} = (s_{i+1}/s_i) x_i - a_{i+1} (e^{-h} - 1) D_i, with D_i = (1 + 1/2r) x0_i - (1/2r) x0_{i-1},
     r = h_{i-1}/h_i; first order on the first step and on the final step to the clean data;
     timesteps uniform in lambda.
+    sde=True, SDE-DPM-Solver++(2M) (same paper, sec. 5, midpoint form), solves the reverse SDE:
+    x_{i+1} = (s_{i+1}/s_i) e^{-h} x_i + a_{i+1} (1 - e^{-2h}) D_i + s_{i+1} sqrt(1 - e^{-2h}) z.
+    The fresh noise lets later, low-noise steps wash out errors the model made at high noise,
+    which the deterministic solver carries to the end.
     """
     ts = schedule.timesteps(steps, spacing="lambda")
     x0_prev, h_prev = None, None
@@ -163,12 +167,18 @@ def sample_dpmpp_2m(eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, ste
         lam, lam_next = 0.5 * math.log(ab / (1 - ab)), 0.5 * math.log(ab_next / (1 - ab_next))
         h = lam_next - lam
         d = x0 if x0_prev is None else (1 + 1 / (2 * h_prev / h)) * x0 - (1 / (2 * h_prev / h)) * x0_prev
-        x = math.sqrt((1 - ab_next) / (1 - ab)) * x - math.sqrt(ab_next) * math.expm1(-h) * d
+        ratio = math.sqrt((1 - ab_next) / (1 - ab))
+        if sde:
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = (ratio * math.exp(-h) * x - math.sqrt(ab_next) * math.expm1(-2 * h) * d
+                 + math.sqrt((1 - ab_next) * -math.expm1(-2 * h)) * noise)
+        else:
+            x = ratio * x - math.sqrt(ab_next) * math.expm1(-h) * d
         x0_prev, h_prev = x0, h
     return x
 
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp-2m")
+SAMPLERS = ("ddpm", "ddim", "dpmpp-2m", "dpmpp-2m-sde")
 
 
 def run_sampler(name: str, eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, steps: int,
@@ -179,6 +189,8 @@ def run_sampler(name: str, eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedu
         return sample_ddim(eps_fn, x, schedule, steps, eta, generator)
     if name == "dpmpp-2m":
         return sample_dpmpp_2m(eps_fn, x, schedule, steps, generator)
+    if name == "dpmpp-2m-sde":
+        return sample_dpmpp_2m(eps_fn, x, schedule, steps, generator, sde=True)
     raise ValueError(f"unknown sampler '{name}' ({', '.join(SAMPLERS)})")
 
 

@@ -43,7 +43,7 @@ def test_ldm_artifact_and_lineage(chain):
     assert len(attrs["doppler_hz"]) == 32 and attrs["class_names"][0] == "walker"
 
 
-@pytest.mark.parametrize("sampler,extra", [("dpmpp-2m", []), ("ddim", ["--eta", "0.5"]), ("ddpm", [])])
+@pytest.mark.parametrize("sampler,extra", [("dpmpp-2m", []), ("ddim", ["--eta", "0.5"]), ("ddpm", []), ("dpmpp-2m-sde", [])])
 def test_sample_contract_and_determinism(chain, sampler, extra):
     runner = CliRunner()
     out1, out2 = chain["dir"] / f"s1_{sampler}.h5", chain["dir"] / f"s2_{sampler}.h5"
