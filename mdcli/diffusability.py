@@ -58,7 +58,7 @@ def x0_mse(val_loss: float, t: int, schedule, prediction: str) -> float:
 
 def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Path | None = None,
                          real: Path | None = None, keep: Path | None = None,
-                         progress: Callable[[int], None] | None = None) -> dict:
+                         progress: Callable[..., None] | None = None) -> dict:
     from mdcli.sample import SampleConfig, generate
 
     cfg.validate()

@@ -36,9 +36,13 @@ class RateColumn(ProgressColumn):
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, unit: str = "it", quiet: bool = False) -> Iterator[Callable[[int], None]]:
-    """Yield an `advance(n)` callable; shows a bar on stderr unless quiet."""
+    """Yield an `advance(n=1, completed=None)` callable; shows a bar on stderr unless quiet.
+
+    `completed` sets the position without counting it as work done (a resumed run starts its bar at
+    the checkpoint's step, and its rate and ETA come from the steps it actually runs).
+    """
     if quiet:
-        yield lambda n=1: None
+        yield lambda n=1, completed=None: None
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -52,4 +56,10 @@ def progress_bar(description: str, total: int, unit: str = "it", quiet: bool = F
     )
     with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+
+        def advance(n: int = 1, completed: int | None = None) -> None:
+            if completed is not None:
+                progress.reset(task, completed=completed)  # clears the rate samples too
+            progress.advance(task, n)
+
+        yield advance

@@ -140,3 +140,15 @@ def test_plot_reconstructions(runner, tiny_data, clf, tmp_path):
     res = runner.invoke(app, ["plot", str(tiny_data), "--ae", str(ae), "-o", str(png), "--per-class", "2"])
     assert res.exit_code == 0, res.output
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resumed_run_moves_the_progress_bar_to_its_checkpoint(tiny_data, tmp_path):
+    """The bar of a resumed run starts at the checkpoint's step; only the steps it runs count as work."""
+    from mdcli.config import load_config
+    from mdcli.train.classifier import TrainClassifierConfig, train_classifier
+
+    cfg = load_config(TrainClassifierConfig, TINY / "train-classifier.yaml", None, {"train.steps": 10})
+    out, calls = tmp_path / "c.h5", []
+    assert train_classifier(cfg, tiny_data, out, stop_after=6) is None
+    train_classifier(cfg, tiny_data, out, resume=True, progress=lambda n=1, completed=None: calls.append((n, completed)))
+    assert calls[0] == (0, 6) and calls[1:] == [(1, None)] * 4 and out.exists()

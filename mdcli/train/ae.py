@@ -144,7 +144,7 @@ def codebook_stats(counts: np.ndarray) -> dict:
 
 
 def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume: bool = False,
-                      stop_after: int | None = None, progress: Callable[[int], None] | None = None,
+                      stop_after: int | None = None, progress: Callable[..., None] | None = None,
                       log: Callable[[str], None] = lambda s: None) -> AEResult | None:
     """Train; write `output` (kind `autoencoder`). Returns None when stopped early by `stop_after`."""
     common.set_threads()
@@ -182,7 +182,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     optimizers = {"ae": opt} | ({"disc": opt_d} if gan else {})
     text = to_yaml(cfg)
     parents = [parent_record(data_path)] + ([parent_record(cfg.loss.classifier)] if cfg.loss.perceptual == "domain" else [])
-    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, optimizers, log, {"history": [], "usage": None})
+    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, optimizers, log, {"history": [], "usage": None}, progress)
     history: list = extra["history"]
     k = cfg.vq.codebook_size
     usage = np.array(extra["usage"], dtype=np.int64) if extra.get("usage") is not None else np.zeros(k, np.int64)

@@ -66,7 +66,7 @@ def streamed_accuracy(model: SpectrogramClassifier, reader: BatchReader, idx: np
 
 
 def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, resume: bool = False,
-                     stop_after: int | None = None, progress: Callable[[int], None] | None = None,
+                     stop_after: int | None = None, progress: Callable[..., None] | None = None,
                      log: Callable[[str], None] = lambda s: None) -> ClassifierResult | None:
     """Train; write `output` (kind `classifier`). Returns None when stopped early by `stop_after`."""
     import time
@@ -89,7 +89,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
                             fused=device.type == "cuda")
     text = to_yaml(cfg)
     parents = [parent_record(data_path)]
-    ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {})
+    ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress)
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     prefetch = Prefetcher(lambda i: reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, done = time.perf_counter(), 0

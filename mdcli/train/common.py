@@ -301,13 +301,18 @@ def _strip_steps(config_yaml: str) -> str:
 
 
 def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimizers: dict,
-             log, extra: dict) -> tuple[Path, JsonlLog, int, dict]:
-    """Checkpoint path, metrics log, start step and saved extras: resumed from OUTPUT.ckpt, or fresh."""
+             log, extra: dict, progress=None) -> tuple[Path, JsonlLog, int, dict]:
+    """Checkpoint path, metrics log, start step and saved extras: resumed from OUTPUT.ckpt, or fresh.
+
+    A resumed run moves the progress bar (`progress(n, completed=...)`) to its start step.
+    """
     ckpt = checkpoint_path(output)
     jsonl = JsonlLog(log_path(output) if is_main() else None)
     if resume and ckpt.exists():
         start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers)
         log(f"resumed from {ckpt} at step {start}")
+        if progress is not None:
+            progress(0, completed=start)
         return ckpt, jsonl, start, extra
     if jsonl.path is not None and jsonl.path.exists():
         jsonl.path.unlink()

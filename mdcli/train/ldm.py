@@ -129,7 +129,7 @@ def validation_loss(model: UNet, z: torch.Tensor, labels: torch.Tensor, schedule
 
 
 def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: bool = False,
-              stop_after: int | None = None, progress: Callable[[int], None] | None = None,
+              stop_after: int | None = None, progress: Callable[..., None] | None = None,
               log: Callable[[str], None] = lambda s: None) -> dict | None:
     """Train; write `output` (kind `ldm`). Returns final metrics, or None when stopped by `stop_after`."""
     common.set_threads()
@@ -159,7 +159,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     modules = {"unet": model} | ({"ema": ema.model} if ema else {})
     text = to_yaml(cfg)
     parents = [parent_record(latents_path)]
-    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, {"opt": opt}, log, {"history": []})
+    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, {"opt": opt}, log, {"history": []}, progress)
     history = extra["history"]
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or max(spe, 100)
