@@ -25,7 +25,7 @@ class SampleConfig:
     seed: int = 0
     n_per_class: int = 16
     classes: list[str] = field(default_factory=list)  # empty: all classes
-    sampler: str = "dpmpp-2m"  # ddpm | ddim | dpmpp-2m | dpmpp-2m-sde
+    sampler: str = "dpmpp-2m-sde"  # ddpm | ddim | dpmpp-2m | dpmpp-2m-sde (default: FMD of ddpm-1000 at 20 steps)
     steps: int = 25
     eta: float = 0.0  # DDIM noise (0 deterministic, 1 = DDPM posterior)
     cfg_scale: float = 1.5  # classifier-free guidance (1: conditional model only)

@@ -65,7 +65,7 @@ def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path,
     mdcli("sample", "--config", str(profile), "--ldm", str(f["ldm"]), "--seed", str(seed), "-o", str(f["samples"]),
           "-q", "--preview", str(d / "samples.png"), env=env)
     for name, args in (
-        ("recon", ["recon", "--ae", str(f["ae"]), "--data", str(p["test"])]),
+        ("recon", ["recon", "--ae", str(f["ae"]), "--data", str(p["test"]), "--classifier", str(p["judge"])]),
         ("collapse", ["collapse", "--ae", str(f["ae"]), "--data", str(p["test"])]),
         ("generation", ["generation", "--config", str(profile), "--samples", str(f["samples"]), "--real", str(p["test"]),
                         "--classifier", str(p["judge"]), "--train", str(p["train"]), "--set", f"seeds=[{seed}]"]),
@@ -80,6 +80,7 @@ def row(res: dict) -> dict:
     """The study table's numbers for one trained arm and seed."""
     lat, gen = res["collapse"]["latent"], res["generation"]
     r = {"psnr": res["recon"]["overall"]["psnr"], "ssim": res["recon"]["overall"]["ssim"],
+         "recon_fmd": res["recon"]["overall"].get("fmd"),
          "label": res["collapse"]["label"],
          "hf_share": lat["spectrum"]["latent_high_freq_share"], "eq_half_psnr": lat["equivariance"].get("half_psnr", np.nan),
          "fmd": gen["fmd"], "precision": gen["precision"], "recall": gen["recall"],
@@ -99,7 +100,7 @@ def row(res: dict) -> dict:
 COLUMNS = [("psnr", "PSNR dB"), ("ssim", "SSIM"), ("label", "collapse label"), ("usage", "code usage"),
            ("perplexity", "perplexity"), ("active_share", "active units"), ("variance_index", "var.-collapse idx"),
            ("nmi", "nbr-code MI/H"), ("damage", "damage ratio"), ("hf_share", "latent HF share"),
-           ("eq_half_psnr", "EQ 2x-down PSNR"), ("fmd", "FMD"), ("precision", "precision"), ("recall", "recall"),
+           ("eq_half_psnr", "EQ 2x-down PSNR"), ("recon_fmd", "recon FMD"), ("fmd", "FMD"), ("precision", "precision"), ("recall", "recall"),
            ("judge_acc_gen", "judge acc (gen)"), ("tstr", "TSTR acc"), ("trtr", "TRTR acc")]
 
 

@@ -8,6 +8,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from mdcli.artifacts import Spectrograms, load_model, sha256_file
@@ -124,7 +125,20 @@ def test_diagnose_recon(chain, tmp_path):
     res = _ok(runner, ["diagnose", "recon", "--ae", str(chain["ae"]), "--data", str(chain["data"]), "--classifier", str(chain["clf"]),
                        "--json", "--plot", str(tmp_path)])
     r = json.loads(res.output)
-    assert set(r["overall"]) == {"psnr", "ssim", "l1", "lsd_db", "perceptual"} and r["n"] == 40
+    assert set(r["overall"]) == {"psnr", "ssim", "l1", "lsd_db", "perceptual", "fmd"} and r["n"] == 40
+    # reconstruction FMD: the classifier's features of decode(encode(x)) against those of x, recomputed here
+    from mdcli.data import from_model, load_images
+    from mdcli.stats import feature_frechet
+    from mdcli.train.ae import load_autoencoder
+    from mdcli.train.classifier import load_classifier
+
+    ae, judge = load_autoencoder(chain["ae"])[0], load_classifier(chain["clf"])[0]
+    x = load_images(chain["data"])[0]
+    with torch.no_grad():
+        rec = from_model(ae.decode(ae.encode(x).latent)) * 2 - 1
+        f_x, f_rec = judge.embed(x).double().numpy(), judge.embed(rec).double().numpy()
+    assert r["overall"]["fmd"] == pytest.approx(feature_frechet(f_x, f_rec), rel=1e-4) and r["overall"]["fmd"] > 0
+    assert all("fmd" in v for v in r["per_class"].values())
     # the [0, 1] scale spans dynamic_range_db: the log-spectral distance is RMS error x 50 dB
     assert r["overall"]["lsd_db"] > 0 and r["overall"]["psnr"] > 0
     assert np.mean([v["psnr"] for v in r["per_class"].values()]) == pytest.approx(r["overall"]["psnr"], rel=1e-6)
