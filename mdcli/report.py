@@ -103,6 +103,8 @@ def build_report(run: Path) -> tuple[Path, dict]:
     if recon:
         head["recon PSNR (dB, test)"] = recon["overall"]["psnr"]
         head["recon SSIM (test)"] = recon["overall"]["ssim"]
+        if "fmd" in recon["overall"]:
+            head["recon FMD (judge features)"] = recon["overall"]["fmd"]
     if codebook:
         head["codebook usage"] = codebook["codebook_usage"]
         head["codebook perplexity"] = codebook["perplexity"]
@@ -122,8 +124,16 @@ def build_report(run: Path) -> tuple[Path, dict]:
     lines += [f"| {k} | {fmt(v)} |" for k, v in head.items()]
     lines += ["", "## Real (left) and generated (right) spectrograms per class", "", f"![real vs generated]({grid.name})", ""]
     if recon:
-        lines += ["## Reconstruction per class (test)", "", "| class | PSNR dB | SSIM | L1 | log-spectral dB |", "|---|---|---|---|---|"]
-        lines += [f"| {c} | {v['psnr']:.2f} | {v['ssim']:.3f} | {v['l1']:.4f} | {v['lsd_db']:.2f} |" for c, v in recon["per_class"].items()]
+        rfmd = "fmd" in recon["overall"]
+        lines += ["## Reconstruction per class (test)", "",
+                  "| class | PSNR dB | SSIM | L1 | log-spectral dB |" + (" recon FMD |" if rfmd else ""),
+                  "|---|---|---|---|---|" + ("---|" if rfmd else "")]
+        lines += [f"| {c} | {v['psnr']:.2f} | {v['ssim']:.3f} | {v['l1']:.4f} | {v['lsd_db']:.2f} |"
+                  + ((f" {v['fmd']:.3g} |" if "fmd" in v else " – |") if rfmd else "") for c, v in recon["per_class"].items()]
+        if rfmd:
+            lines += ["", "recon FMD: the judge's features of the reconstructions against those of the originals — what "
+                      "the decoder alone costs. A generation FMD far above it is the latent diffusion model's share; "
+                      "a class whose recon FMD is already high cannot be generated well from this autoencoder."]
         lines.append("")
     if codebook:
         lines += ["## Codebook", "", f"usage {codebook['codebook_usage']:.1%}, perplexity {codebook['perplexity']:.1f} of "
@@ -147,6 +157,10 @@ def build_report(run: Path) -> tuple[Path, dict]:
             for arm in ("real", "real+classic", "real+generated"):
                 lines.append(f"| {n} real/class, {arm} | {arms[arm]['mean']:.3f} ± {arms[arm]['std']:.3f} |")
         lines.append("")
+        if gen.get("per_class"):
+            lines += ["Per class (generated against held-out real):", "", "| class | FMD | judge accuracy on generated |", "|---|---|---|"]
+            lines += [f"| {c} | {v['fmd']:.3g} | {v['judge_accuracy']:.3f} |" for c, v in gen["per_class"].items()]
+            lines.append("")
         if (run / "augmentation.png").exists():
             lines += ["![augmentation](augmentation.png)", ""]
     if losses:

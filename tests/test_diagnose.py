@@ -224,3 +224,26 @@ def test_generation_diffusability_and_split_cli(trained):
     f = json.loads(res.stdout)
     assert set(f["denoising"]) == {"50", "150", "300", "500", "700", "900"}
     assert all(v["x0_mse"] >= 0 for v in f["denoising"].values()) and f["budget_steps"] == 20
+
+    # `mdcli report` on a run folder laid out as examples/pipeline.sh writes it
+    import shutil
+
+    run = d / "run"
+    run.mkdir()
+    for src, name in ((d / "train.h5", "train.h5"), (d / "test.h5", "test.h5"), (smp, "samples.h5"), (ae, "ae.h5")):
+        shutil.copy(src, run / name)
+    (run / "generation.json").write_text(json.dumps(g))
+    for name, args in (("recon", ["recon", "--ae", str(ae), "--data", str(d / "test.h5"), "--classifier", str(judge)]),
+                       ("codebook", ["codebook", "--ae", str(ae), "--data", str(d / "test.h5")])):
+        (run / f"{name}.json").write_text(_ok(runner, ["diagnose", *args, "--json"]).stdout)
+    _ok(runner, ["report", str(run)])
+    text = (run / "REPORT.md").read_text()
+    recon = json.loads((run / "recon.json").read_text())
+    assert f"| recon FMD (judge features) | {recon['overall']['fmd']:.4g} |" in text
+    assert f"| FMD (judge features) | {g['fmd']:.4g} |" in text
+    for c, v in g["per_class"].items():  # the per-class generation table a user reads first
+        assert f"| {c} | {v['fmd']:.3g} | {v['judge_accuracy']:.3f} |" in text
+    assert (run / "real_vs_generated.png").read_bytes()[:4] == b"\x89PNG"
+    assert not run.joinpath("collapse.json").exists() and "## Collapse check" not in text  # absent parts are left out
+    bad = runner.invoke(app, ["report", str(d / "nope")])
+    assert bad.exit_code == 2 and "not a folder" in bad.output and "Traceback" not in bad.output
