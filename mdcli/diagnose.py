@@ -48,16 +48,15 @@ def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None,
     """
     ae, attrs, _ = load_autoencoder(ae_path)
     check_shapes(attrs, data_path)
-    perceptual = judge = None
+    judge = None
     if classifier is not None:
         from mdcli.losses import DomainPerceptual
         from mdcli.train.classifier import load_classifier
 
         judge = load_classifier(classifier)[0]
-        perceptual = DomainPerceptual(judge)
     stream = _stream(data_path, batch_size)
     names, dr, labels = next(stream)
-    keys = ["psnr", "ssim", "l1", "lsd_db"] + (["perceptual"] if perceptual is not None else [])
+    keys = ["psnr", "ssim", "l1", "lsd_db"] + (["perceptual"] if judge is not None else [])
     per_image = {k: np.zeros(len(labels)) for k in keys}
     feats_real, feats_rec = [], []
     for i, x01 in stream:
@@ -69,11 +68,11 @@ def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None,
         per_image["l1"][sl] = diff.abs().mean(1).numpy()
         # [0, 1] is linear in dB over the dynamic range: the RMS dB error of the spectrogram.
         per_image["lsd_db"][sl] = (diff.pow(2).mean(1).sqrt() * (dr if np.isfinite(dr) else np.nan)).numpy()
-        if perceptual is not None:
-            per_image["perceptual"][sl] = perceptual(to_model(r01), to_model(x01)).numpy()
-        if judge is not None:
-            feats_real.append(judge.embed(to_model(x01)).double().numpy())
-            feats_rec.append(judge.embed(to_model(r01)).double().numpy())
+        if judge is not None:  # one pass of the classifier per image set: perceptual distance and FMD features
+            fr, fx = judge.features(to_model(r01)), judge.features(to_model(x01))
+            per_image["perceptual"][sl] = DomainPerceptual.between(fr, fx).numpy()
+            feats_real.append(judge.pool(fx[-1]).double().numpy())
+            feats_rec.append(judge.pool(fr[-1]).double().numpy())
     report = {"arch": attrs["arch"], "n": int(len(labels)), "overall": {k: float(np.mean(v)) for k, v in per_image.items()},
               "per_class": {}}
     if judge is not None:

@@ -44,8 +44,13 @@ class DomainPerceptual(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.between(self.net.features(x), self.net.features(y))
+
+    @staticmethod
+    def between(feats_x: list[torch.Tensor], feats_y: list[torch.Tensor]) -> torch.Tensor:
+        """The distance from feature maps already computed by the classifier's `features`."""
         d = 0.0
-        for fx, fy in zip(self.net.features(x), self.net.features(y)):
+        for fx, fy in zip(feats_x, feats_y):
             d = d + (_unit(fx) - _unit(fy)).pow(2).sum(1).mean((1, 2))
         return d
 

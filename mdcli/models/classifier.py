@@ -41,9 +41,13 @@ class SpectrogramClassifier(nn.Module):
             out.append(h)
         return out
 
+    def pool(self, deepest: torch.Tensor) -> torch.Tensor:
+        """The deepest feature map (last of `features`) -> pooled penultimate features (B, C)."""
+        return F.silu(self.norm(deepest)).mean((2, 3))
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled penultimate features (B, C)."""
-        return F.silu(self.norm(self.features(x)[-1])).mean((2, 3))
+        return self.pool(self.features(x)[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(x)))
