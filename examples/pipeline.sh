@@ -25,6 +25,7 @@ $MDCLI sample --config "$CFG" --ldm "$RUN/ldm.h5" -o "$RUN/samples.h5" --preview
 
 # 4. diagnostics on the held-out test part (JSON kept for the report)
 $MDCLI diagnose recon --ae "$RUN/ae.h5" --data "$RUN/test.h5" --classifier "$RUN/judge.h5" --json > "$RUN/recon.json"
+$MDCLI plot "$RUN/test.h5" --ae "$RUN/ae.h5" --per-class 2 -o "$RUN/reconstructions.png"
 $MDCLI diagnose codebook --ae "$RUN/ae.h5" --data "$RUN/test.h5" --json --plot "$RUN" > "$RUN/codebook.json"
 $MDCLI diagnose collapse --ae "$RUN/ae.h5" --data "$RUN/test.h5" --json > "$RUN/collapse.json"
 $MDCLI diagnose generation --config "$CFG" --samples "$RUN/samples.h5" --real "$RUN/test.h5" \

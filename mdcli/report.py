@@ -22,26 +22,38 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def plot_real_vs_generated(real: Spectrograms, gen: Spectrograms, out: Path, per_class: int = 4) -> Path:
+    """Held-out real (left block) and generated (right block) spectrograms, a row per class, on the
+    physical axes of `mdcli plot`: Doppler (Hz) on the first column, time (s) on the bottom row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = real.class_names
-    fig, axs = plt.subplots(len(names), 2 * per_class, figsize=(2 * per_class * 1.1, len(names) * 1.15),
+    fig, axs = plt.subplots(len(names), 2 * per_class, figsize=(2 * per_class * 1.25, len(names) * 1.3 + 0.4),
                             constrained_layout=True, squeeze=False)
+    f, t = real.doppler_hz, real.time_s
+    extent = [t[0], t[-1], f[0], f[-1]]
+    calibrated = getattr(real, "axes_calibrated", True)
     for r, name in enumerate(names):
         for part, data in enumerate((real, gen)):
             idx = np.flatnonzero(np.asarray(data.labels) == data.class_names.index(name))[:per_class] if name in data.class_names else []
             for j in range(per_class):
                 ax = axs[r, part * per_class + j]
-                ax.set_xticks([])
-                ax.set_yticks([])
+                col = part * per_class + j
                 if j < len(idx):
-                    ax.imshow(data.spectrograms[idx[j]], origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
+                    ax.imshow(data.spectrograms[idx[j]], origin="lower", aspect="auto", extent=extent, cmap="jet",
+                              vmin=0, vmax=1, interpolation="nearest")
+                ax.tick_params(labelsize=6, length=2)
+                if col != 0:
+                    ax.set_yticklabels([])
+                if r != len(names) - 1:
+                    ax.set_xticklabels([])
                 if r == 0 and j == 0:
-                    ax.set_title("real" if part == 0 else "generated", fontsize=8, loc="left")
-            axs[r, 0].set_ylabel(name, fontsize=8)
+                    ax.set_title("real (held-out)" if part == 0 else "generated", fontsize=8, loc="left")
+        axs[r, 0].set_ylabel(f"{name}\nDoppler ({'Hz' if calibrated else 'norm.'})", fontsize=7)
+    for ax in axs[-1]:
+        ax.set_xlabel("time (s)" if calibrated else "time (norm.)", fontsize=7)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
@@ -135,6 +147,9 @@ def build_report(run: Path) -> tuple[Path, dict]:
                       "the decoder alone costs. A generation FMD far above it is the latent diffusion model's share; "
                       "a class whose recon FMD is already high cannot be generated well from this autoencoder."]
         lines.append("")
+    if (run / "reconstructions.png").exists():  # examples/pipeline.sh: `mdcli plot test.h5 --ae ae.h5`
+        lines += ["Held-out inputs (top) over their reconstructions (bottom):", "",
+                  "![reconstructions](reconstructions.png)", ""]
     if codebook:
         lines += ["## Codebook", "", f"usage {codebook['codebook_usage']:.1%}, perplexity {codebook['perplexity']:.1f} of "
                   f"{codebook['codebook_size']} ({codebook['perplexity_ratio']:.2f}), dead codes {codebook['dead_codes']}, "

@@ -236,8 +236,10 @@ def test_generation_diffusability_and_split_cli(trained):
     for name, args in (("recon", ["recon", "--ae", str(ae), "--data", str(d / "test.h5"), "--classifier", str(judge)]),
                        ("codebook", ["codebook", "--ae", str(ae), "--data", str(d / "test.h5")])):
         (run / f"{name}.json").write_text(_ok(runner, ["diagnose", *args, "--json"]).stdout)
+    _ok(runner, ["plot", str(d / "test.h5"), "--ae", str(ae), "--per-class", "1", "-o", str(run / "reconstructions.png")])
     _ok(runner, ["report", str(run)])
     text = (run / "REPORT.md").read_text()
+    assert "![reconstructions](reconstructions.png)" in text
     recon = json.loads((run / "recon.json").read_text())
     assert f"| recon FMD (judge features) | {recon['overall']['fmd']:.4g} |" in text
     assert f"| FMD (judge features) | {g['fmd']:.4g} |" in text
