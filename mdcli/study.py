@@ -155,12 +155,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gait-dir", type=Path, default=Path("../shared/data/gait"))
     ap.add_argument("--perceptual", default="domain", help="domain | lpips-vgg (needs the ImageNet VGG weights)")
     ap.add_argument("--jobs", type=int, default=1, help="arms trained in parallel")
-    ap.add_argument("--arms", help="comma-separated subset of the profile's arms")
+    ap.add_argument("--arms", help="comma-separated subset of the profile's arms and extra_arms (default: its arms)")
     a = ap.parse_args(argv)
     study = yaml.safe_load(a.profile.read_text())["study"]
+    # extra_arms: measured follow-ups (e.g. a fix tried on VQ-GAN) that run only when --arms names them
+    known = study["arms"] | (study.get("extra_arms") or {})
+    arms = a.arms.split(",") if a.arms else list(study["arms"])
+    unknown = [arm for arm in arms if arm not in known]
+    if unknown:
+        ap.error(f"--arms: unknown {', '.join(unknown)}; {a.profile} has {', '.join(known)}")
+    study["arms"] = known
     t0 = time.perf_counter()
     p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir)
-    arms = a.arms.split(",") if a.arms else list(study["arms"])
     jobs = [(arm, seed) for arm in arms for seed in study["seeds"]]
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // max(1, a.jobs))))
     results: dict[str, list[dict]] = {arm: [] for arm in arms}

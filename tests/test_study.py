@@ -19,3 +19,15 @@ def test_study_tiny_profile(tiny_data, tmp_path):
     assert res["rows"]["vqvae, codes relabelled (global)"][0]["label"] == "posterior collapse"
     md = (out / "results.md").read_text()
     assert "| vqvae |" in md and "random split" in md
+
+
+def test_study_unknown_arm_is_refused_before_any_work(tmp_path, capsys):
+    import pytest
+
+    out = tmp_path / "study"
+    with pytest.raises(SystemExit) as e:
+        main(["--profile", str(ROOT / "configs/study/cpu.yaml"), "--dataset", "sim", "--out", str(out), "--arms", "vqgan,nope"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--arms: unknown nope" in err and "vqgan-ema" in err  # extra_arms are offered too
+    assert not out.exists()

@@ -152,3 +152,30 @@ def test_resumed_run_moves_the_progress_bar_to_its_checkpoint(tiny_data, tmp_pat
     assert train_classifier(cfg, tiny_data, out, stop_after=6) is None
     train_classifier(cfg, tiny_data, out, resume=True, progress=lambda n=1, completed=None: calls.append((n, completed)))
     assert calls[0] == (0, 6) and calls[1:] == [(1, None)] * 4 and out.exists()
+
+
+def test_ema_of_weights_is_exact_and_is_what_the_artifact_holds(runner, tiny_data, clf, tmp_path):
+    """train.ema_decay: parameters follow e <- d e + (1 - d) p, buffers are copied, and the saved
+    autoencoder is the average (decay 1 never moves it, so the artifact keeps the seeded init)."""
+    from mdcli.config import load_config
+    from mdcli.train.ae import TrainAEConfig, build_autoencoder
+    from mdcli.train.common import EMA
+
+    net = torch.nn.BatchNorm1d(3)
+    ema, w0 = EMA(net, 0.9), net.weight.detach().clone()
+    for v in (2.0, 5.0):
+        with torch.no_grad():
+            net.weight.fill_(v)
+            net.running_mean.fill_(v)
+        ema.update(net)
+    assert torch.allclose(ema.model.weight, 0.9 * (0.9 * w0 + 0.1 * 2.0) + 0.1 * 5.0)
+    assert torch.equal(ema.model.running_mean, torch.full((3,), 5.0))
+
+    cfg = load_config(TrainAEConfig, TINY / "train-ae.yaml", None, {"arch": "vqvae", "loss.classifier": str(clf)})
+    torch.manual_seed(cfg.seed)
+    init = dict(build_autoencoder(cfg).named_parameters())
+    for decay, same in (("1.0", True), ("0", False)):
+        out = tmp_path / f"ae_{decay}.h5"
+        _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "4", "--set", f"train.ema_decay={decay}")
+        saved = _weights(out)
+        assert all(torch.equal(torch.as_tensor(saved[n]), p.detach()) for n, p in init.items()) is same
