@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from mdcli.artifacts import Spectrograms, atomic_path, read_header, open_artifact
 from mdcli.errors import MdcliError
@@ -60,7 +61,7 @@ def plot_real_vs_generated(real: Spectrograms, gen: Spectrograms, out: Path, per
     return out
 
 
-def plot_losses(run: Path, out: Path) -> Path | None:
+def plot_losses(run: Path, out: Path, ae_ema: bool = False) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +80,7 @@ def plot_losses(run: Path, out: Path) -> Path | None:
     val = [(r["step"], r["val_psnr"]) for r in ae if "val_psnr" in r]
     if val:
         axs[1].plot(*zip(*val), "o-")
-    axs[1].set_title("autoencoder validation PSNR (dB)", fontsize=9)
+    axs[1].set_title("autoencoder validation PSNR (dB" + (", EMA weights)" if ae_ema else ")"), fontsize=9)
     pts = [(r["step"], r["loss"]) for r in ldm if "loss" in r]
     if pts:
         axs[2].plot(*zip(*pts), lw=0.8, label="train (weighted)")
@@ -108,9 +109,10 @@ def build_report(run: Path) -> tuple[Path, dict]:
     collapse, gen = _json(run / "collapse.json"), _json(run / "generation.json")
     train, test, samples = (Spectrograms.load(run / n) for n in ("train.h5", "test.h5", "samples.h5"))
     grid = plot_real_vs_generated(test, samples, run / "real_vs_generated.png")
-    losses = plot_losses(run, run / "losses.png")
     with open_artifact(run / "ae.h5") as f:
         ae_header = read_header(f)
+    ae_ema = float(yaml.safe_load(ae_header["config"]).get("train", {}).get("ema_decay", 0.0)) > 0
+    losses = plot_losses(run, run / "losses.png", ae_ema)
     head: dict = {}
     if recon:
         head["recon PSNR (dB, test)"] = recon["overall"]["psnr"]
@@ -161,7 +163,8 @@ def build_report(run: Path) -> tuple[Path, dict]:
     if gen:
         lines += ["## Generation", "", "| metric | value |", "|---|---|"]
         for k in ("fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "judge_accuracy_real"):
-            lines.append(f"| {k} | {gen[k]:.4g} |")
+            note = " (unbiased estimate; ≤ 0: no difference measurable with these sample sizes)" if k == "kid" and gen[k] <= 0 else ""
+            lines.append(f"| {k} | {gen[k]:.4g}{note} |")
         if gen.get("memorisation"):
             m = gen["memorisation"]
             lines.append(f"| nearest-train distance, generated / real (median) | {m['median_nn_generated']:.3f} / {m['median_nn_real']:.3f} |")
