@@ -9,6 +9,20 @@ import numpy as np
 from mdcli.artifacts import Spectrograms
 
 
+def axis_labels(data: Spectrograms) -> tuple[str, str]:
+    """(Doppler label, time label): physical units, or a normalised range for uncalibrated imports."""
+    if getattr(data, "axes_calibrated", True):
+        return "Doppler (Hz)", "time (s)"
+    return "Doppler (norm.)", "time (norm.)"
+
+
+def show(ax, image: np.ndarray, data: Spectrograms):
+    """One spectrogram on `data`'s Doppler/time axes, jet over the [0, 1] dB scale."""
+    f, t = data.doppler_hz, data.time_s
+    return ax.imshow(image, origin="lower", aspect="auto", extent=[t[0], t[-1], f[0], f[-1]],
+                     cmap="jet", vmin=0.0, vmax=1.0, interpolation="nearest")
+
+
 def plot_grid(data: Spectrograms, path: str | Path, per_class: int = 4, seed: int = 0, title: str | None = None) -> None:
     """A grid of spectrograms: one row per class, `per_class` random examples each.
 
@@ -28,9 +42,7 @@ def plot_grid(data: Spectrograms, path: str | Path, per_class: int = 4, seed: in
     fig, axs = plt.subplots(
         len(classes), cols, figsize=(2.6 * cols, 2.3 * len(classes)), squeeze=False, constrained_layout=True
     )
-    f, t = data.doppler_hz, data.time_s
-    extent = [t[0], t[-1], f[0], f[-1]]
-    calibrated = getattr(data, "axes_calibrated", True)
+    doppler_label, time_label = axis_labels(data)
     im = None
     for row, c in enumerate(classes):
         idx = np.flatnonzero(data.labels == c)
@@ -40,16 +52,13 @@ def plot_grid(data: Spectrograms, path: str | Path, per_class: int = 4, seed: in
             if col >= len(pick):
                 ax.axis("off")
                 continue
-            im = ax.imshow(
-                data.spectrograms[pick[col]], origin="lower", aspect="auto", extent=extent,
-                cmap="jet", vmin=0.0, vmax=1.0, interpolation="nearest",
-            )
+            im = show(ax, data.spectrograms[pick[col]], data)
             ax.set_title(f"{data.class_names[c]} #{pick[col]}", fontsize=9)
             ax.tick_params(labelsize=7)
             if col == 0:
-                ax.set_ylabel("Doppler (Hz)" if calibrated else "Doppler (norm.)", fontsize=8)
+                ax.set_ylabel(doppler_label, fontsize=8)
             if row == len(classes) - 1:
-                ax.set_xlabel("time (s)" if calibrated else "time (norm.)", fontsize=8)
+                ax.set_xlabel(time_label, fontsize=8)
     if im is not None:
         cb = fig.colorbar(im, ax=axs, shrink=0.6, pad=0.01)
         floor = f"-{data.dynamic_range_db:g} dB" if np.isfinite(data.dynamic_range_db) else "floor"
@@ -72,12 +81,10 @@ def plot_reconstructions(data: Spectrograms, recon: np.ndarray, index: np.ndarra
 
     cols = len(index)
     fig, axs = plt.subplots(2, cols, figsize=(2.2 * cols, 4.6), squeeze=False, constrained_layout=True)
-    f, t = data.doppler_hz, data.time_s
-    extent = [t[0], t[-1], f[0], f[-1]]
     for col, i in enumerate(index):
         for row, img in enumerate((data.spectrograms[i], recon[col])):
             ax = axs[row, col]
-            ax.imshow(img, origin="lower", aspect="auto", extent=extent, cmap="jet", vmin=0, vmax=1, interpolation="nearest")
+            show(ax, img, data)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:

@@ -30,21 +30,20 @@ def plot_real_vs_generated(real: Spectrograms, gen: Spectrograms, out: Path, per
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mdcli.plotting import axis_labels, show
+
     names = real.class_names
     fig, axs = plt.subplots(len(names), 2 * per_class, figsize=(2 * per_class * 1.25, len(names) * 1.3 + 0.4),
                             constrained_layout=True, squeeze=False)
-    f, t = real.doppler_hz, real.time_s
-    extent = [t[0], t[-1], f[0], f[-1]]
-    calibrated = getattr(real, "axes_calibrated", True)
+    doppler_label, time_label = axis_labels(real)
     for r, name in enumerate(names):
         for part, data in enumerate((real, gen)):
             idx = np.flatnonzero(np.asarray(data.labels) == data.class_names.index(name))[:per_class] if name in data.class_names else []
             for j in range(per_class):
-                ax = axs[r, part * per_class + j]
                 col = part * per_class + j
+                ax = axs[r, col]
                 if j < len(idx):
-                    ax.imshow(data.spectrograms[idx[j]], origin="lower", aspect="auto", extent=extent, cmap="jet",
-                              vmin=0, vmax=1, interpolation="nearest")
+                    show(ax, data.spectrograms[idx[j]], real)
                 ax.tick_params(labelsize=6, length=2)
                 if col != 0:
                     ax.set_yticklabels([])
@@ -52,9 +51,9 @@ def plot_real_vs_generated(real: Spectrograms, gen: Spectrograms, out: Path, per
                     ax.set_xticklabels([])
                 if r == 0 and j == 0:
                     ax.set_title("real (held-out)" if part == 0 else "generated", fontsize=8, loc="left")
-        axs[r, 0].set_ylabel(f"{name}\nDoppler ({'Hz' if calibrated else 'norm.'})", fontsize=7)
+        axs[r, 0].set_ylabel(f"{name}\n{doppler_label}", fontsize=7)
     for ax in axs[-1]:
-        ax.set_xlabel("time (s)" if calibrated else "time (norm.)", fontsize=7)
+        ax.set_xlabel(time_label, fontsize=7)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
