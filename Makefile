@@ -41,8 +41,8 @@ study: $(STAMP)
 	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/cpu/gait
 
 study-gpu: $(STAMP)
-	$(PY) -m mdcli.study --profile configs/study/gpu.yaml --dataset sim --out runs/study/gpu/sim --jobs 10
-	$(PY) -m mdcli.study --profile configs/study/gpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/gpu/gait --jobs 10
+	$(PY) -m mdcli.study --profile configs/study/gpu.yaml --dataset sim --out runs/study/gpu/sim
+	$(PY) -m mdcli.study --profile configs/study/gpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/gpu/gait
 
 clean:
 	rm -rf runs .pytest_cache

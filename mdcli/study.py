@@ -31,23 +31,31 @@ def mdcli(*args: str, stdout: Path | None = None, env: dict | None = None) -> No
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
 
 
-def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | None, gait_dir: Path) -> dict:
+def parallelism(study: dict, jobs: int | None) -> tuple[int, int]:
+    """(parallel arm pipelines, torch threads per process). CPU results depend on the thread count (the
+    float summation order changes, and GAN training amplifies it), so a profile pins study.threads to
+    give the same numbers on any machine; without it each job gets its share of the cores."""
+    n = study.get("jobs", 1) if jobs is None else jobs
+    return n, study.get("threads") or max(1, (os.cpu_count() or 1) // max(1, n))
+
+
+def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | None, gait_dir: Path, env: dict) -> dict:
     """Data, split, perceptual classifier and judge (shared by every arm)."""
     out.mkdir(parents=True, exist_ok=True)
     p = {k: out / f"{k}.h5" for k in ("data", "train", "test", "clf", "judge")}
     if data is not None:
         p["data"] = data
     elif dataset == "sim":
-        mdcli("simulate", "--config", str(profile), "-o", str(p["data"]), "-q")
+        mdcli("simulate", "--config", str(profile), "-o", str(p["data"]), "-q", env=env)
     else:
         size = ",".join(str(v) for v in study.get("image_size", [64, 64]))
-        mdcli("import", str(gait_dir), "--colormap", "jet", "--image-size", size, "-o", str(p["data"]))
+        mdcli("import", str(gait_dir), "--colormap", "jet", "--image-size", size, "-o", str(p["data"]), env=env)
     split = study["split"][dataset]
     mdcli("split", str(p["data"]), "--split", split["mode"], "--test-fraction", str(split["test_fraction"]),
-          "--gap", str(split.get("gap", 3)), "--train-out", str(p["train"]), "--test-out", str(p["test"]))
+          "--gap", str(split.get("gap", 3)), "--train-out", str(p["train"]), "--test-out", str(p["test"]), env=env)
     for name, seed in (("clf", 0), ("judge", 1)):
         mdcli("train-classifier", "--config", str(profile), "--data", str(p["train"]), "--seed", str(seed),
-              "--split", split["mode"], "-o", str(p[name]), "-q")
+              "--split", split["mode"], "-o", str(p[name]), "-q", env=env)
     return p
 
 
@@ -121,8 +129,11 @@ def table(rows: dict[str, list[dict]], few: list[int]) -> str:
     return "\n".join(out)
 
 
-def constructed_rows(out: Path, p: dict, seed: int) -> dict:
+def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
     """Posterior collapse by construction: the trained VQ-VAE with its codes relabelled (see mdcli.constructed)."""
+    import torch
+
+    torch.set_num_threads(threads)
     from mdcli.constructed import PermutedVQ
     from mdcli.data import load_images
     from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report
@@ -154,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, help="Use these spectrograms instead of simulating/importing.")
     ap.add_argument("--gait-dir", type=Path, default=Path("../shared/data/gait"))
     ap.add_argument("--perceptual", default="domain", help="domain | lpips-vgg (needs the ImageNet VGG weights)")
-    ap.add_argument("--jobs", type=int, default=1, help="arms trained in parallel")
+    ap.add_argument("--jobs", type=int, help="arm pipelines run in parallel (default: the profile's study.jobs, else 1)")
     ap.add_argument("--arms", help="comma-separated subset of the profile's arms and extra_arms (default: its arms)")
     a = ap.parse_args(argv)
     study = yaml.safe_load(a.profile.read_text())["study"]
@@ -166,9 +177,12 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--arms: unknown {', '.join(unknown)}; {a.profile} has {', '.join(known)}")
     study["arms"] = known
     t0 = time.perf_counter()
-    p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir)
+    n_jobs, threads = parallelism(study, a.jobs)
+    if n_jobs < 1 or threads < 1:
+        ap.error(f"--jobs / study.jobs / study.threads in {a.profile} must be at least 1 (jobs {n_jobs}, threads {threads})")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env)
     jobs = [(arm, seed) for arm in arms for seed in study["seeds"]]
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // max(1, a.jobs))))
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     raw: dict[str, dict] = {}
     few = yaml.safe_load(a.profile.read_text()).get("diagnose-generation", {}).get("few", [20, 50])
@@ -178,16 +192,16 @@ def main(argv: list[str] | None = None) -> None:
         """results.md / results.json, rewritten as arms finish (a killed study keeps what it measured)."""
         wall = time.perf_counter() - t0
         header = (f"dataset {a.dataset}, {split['mode']} split (test fraction {split['test_fraction']}), "
-                  f"seeds {study['seeds']}, perceptual {a.perceptual}, wall time {wall / 60:.1f} min"
+                  f"seeds {study['seeds']}, perceptual {a.perceptual}, {n_jobs} job(s) x {threads} thread(s), wall time {wall / 60:.1f} min"
                   f"{'' if final else ' (incomplete)'}\n\n")
         md = header + table({k: v for k, v in results.items() if v}, few) + "\n"
         (a.out / "results.md").write_text(md)
         (a.out / "results.json").write_text(json.dumps(
             {"rows": results, "raw": raw, "wall_s": wall, "profile": str(a.profile), "dataset": a.dataset,
-             "split": split, "complete": final}, indent=1, default=float))
+             "split": split, "jobs": n_jobs, "threads": threads, "complete": final}, indent=1, default=float))
         return md
 
-    with ThreadPoolExecutor(a.jobs) as pool:
+    with ThreadPoolExecutor(n_jobs) as pool:
         futures = {pool.submit(run_arm, a.profile, study, *job, p, a.out, a.perceptual, env): job for job in jobs}
         for fut in as_completed(futures):
             arm, seed = futures[fut]
@@ -201,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
             write(False)
             print(f"{arm} seed {seed}: {res['collapse']['label']}, PSNR {res['recon']['overall']['psnr']:.2f}, "
                   f"FMD {res['generation']['fmd']:.3g} ({res['seconds']:.0f} s)", flush=True)
-    results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0]).items()})
+    results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0], threads).items()})
     print(write(True))
 
 

@@ -19,6 +19,24 @@ def test_study_tiny_profile(tiny_data, tmp_path):
     assert res["rows"]["vqvae, codes relabelled (global)"][0]["label"] == "posterior collapse"
     md = (out / "results.md").read_text()
     assert "| vqvae |" in md and "random split" in md
+    assert res["jobs"] == 2 and "2 job(s)" in md  # how it ran is part of the record: numbers depend on threads
+
+
+def test_study_threads_are_pinned_by_the_profile_and_bad_jobs_refused(tmp_path, capsys):
+    import os
+
+    import pytest
+
+    from mdcli.study import parallelism
+
+    assert parallelism({"jobs": 2, "threads": 1}, None) == (2, 1)  # the cpu profile: same numbers on any machine
+    assert parallelism({"jobs": 2, "threads": 1}, 4) == (4, 1)  # --jobs overrides the profile, threads stay pinned
+    assert parallelism({}, None) == (1, os.cpu_count() or 1)
+    out = tmp_path / "study"
+    with pytest.raises(SystemExit) as e:
+        main(["--profile", str(ROOT / "configs/study/cpu.yaml"), "--dataset", "sim", "--out", str(out), "--jobs", "0"])
+    assert e.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_study_unknown_arm_is_refused_before_any_work(tmp_path, capsys):
