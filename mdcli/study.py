@@ -31,12 +31,13 @@ def mdcli(*args: str, stdout: Path | None = None, env: dict | None = None) -> No
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
 
 
-def parallelism(study: dict, jobs: int | None) -> tuple[int, int]:
+def parallelism(study: dict, jobs: int | None, threads: int | None = None) -> tuple[int, int]:
     """(parallel arm pipelines, torch threads per process). CPU results depend on the thread count (the
     float summation order changes, and GAN training amplifies it), so a profile pins study.threads to
     give the same numbers on any machine; without it each job gets its share of the cores."""
     n = study.get("jobs", 1) if jobs is None else jobs
-    return n, study.get("threads") or max(1, (os.cpu_count() or 1) // max(1, n))
+    t = study.get("threads") if threads is None else threads
+    return n, max(1, (os.cpu_count() or 1) // max(1, n)) if t is None else t
 
 
 def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | None, gait_dir: Path, env: dict) -> dict:
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gait-dir", type=Path, default=Path("../shared/data/gait"))
     ap.add_argument("--perceptual", default="domain", help="domain | lpips-vgg (needs the ImageNet VGG weights)")
     ap.add_argument("--jobs", type=int, help="arm pipelines run in parallel (default: the profile's study.jobs, else 1)")
+    ap.add_argument("--threads", type=int, help="torch threads per process (default: the profile's study.threads, "
+                    "else the cores shared out over the jobs)")
     ap.add_argument("--arms", help="comma-separated subset of the profile's arms and extra_arms (default: its arms)")
     a = ap.parse_args(argv)
     study = yaml.safe_load(a.profile.read_text())["study"]
@@ -177,9 +180,9 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--arms: unknown {', '.join(unknown)}; {a.profile} has {', '.join(known)}")
     study["arms"] = known
     t0 = time.perf_counter()
-    n_jobs, threads = parallelism(study, a.jobs)
+    n_jobs, threads = parallelism(study, a.jobs, a.threads)
     if n_jobs < 1 or threads < 1:
-        ap.error(f"--jobs / study.jobs / study.threads in {a.profile} must be at least 1 (jobs {n_jobs}, threads {threads})")
+        ap.error(f"--jobs/--threads (study.jobs/study.threads in {a.profile}) must be at least 1, got {n_jobs}/{threads}")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env)
     jobs = [(arm, seed) for arm in arms for seed in study["seeds"]]

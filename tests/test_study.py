@@ -31,6 +31,7 @@ def test_study_threads_are_pinned_by_the_profile_and_bad_jobs_refused(tmp_path, 
 
     assert parallelism({"jobs": 2, "threads": 1}, None) == (2, 1)  # the cpu profile: same numbers on any machine
     assert parallelism({"jobs": 2, "threads": 1}, 4) == (4, 1)  # --jobs overrides the profile, threads stay pinned
+    assert parallelism({"jobs": 2, "threads": 1}, 1, 2) == (1, 2)  # how the 2026-11-27 tables were run
     assert parallelism({}, None) == (1, os.cpu_count() or 1)
     out = tmp_path / "study"
     with pytest.raises(SystemExit) as e:
