@@ -979,6 +979,9 @@ def diagnose_generation(
     classifier: Annotated[Path, typer.Option("--classifier", help="The judge: a classifier independent of the generator.")] = Path("judge.h5"),
     train: Annotated[Optional[Path], typer.Option(help="Real training spectrograms (default: found through the lineage).")] = None,
     allow_same_judge: Annotated[bool, typer.Option("--allow-same-judge", help="Accept a judge from the generator's lineage.")] = False,
+    baseline_cache: Annotated[Optional[Path], typer.Option(
+        "--baseline-cache", help="Folder that keeps the accuracies of the fits not involving the generator (all real, "
+        "few real, few real + classic), so comparing many generators on the same data fits each once.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
@@ -997,7 +1000,7 @@ def diagnose_generation(
     if train is not None:
         _require(train, "spectrograms")
     say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]"))
-    report = generation_report(samples, real, classifier, train, cfg, allow_same_judge, say)
+    report = generation_report(samples, real, classifier, train, cfg, allow_same_judge, say, baseline_cache)
     if plot_dir is not None and "augmentation" in report:
         plot_dir.mkdir(parents=True, exist_ok=True)
         report["figures"] = [str(p) for p in plot_generation(report, plot_dir)]

@@ -9,7 +9,9 @@ the augmentation gain with few real images per class, next to classic augmentati
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +19,8 @@ import numpy as np
 import torch
 
 from mdcli import stats
-from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
+from mdcli import __version__
+from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, sha256_file
 from mdcli.data import model_images
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.train.classifier import FitConfig, fit_classifier, load_classifier
@@ -114,13 +117,43 @@ def few_per_class(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(out))
 
 
+class BaselineCache:
+    """Accuracies of the classifier fits that do not involve the generator (train on all real, on few real,
+    on few real + classic augmentation), kept in a folder so that comparing many generators against the
+    same data fits each baseline once. A fit is seeded and self-contained, so a reused accuracy is the
+    one a fresh fit would give; the key holds everything it depends on (data hashes, fit config, seed,
+    device, torch threads, torch and mdcli versions). Without a folder every fit runs."""
+
+    def __init__(self, folder: Path | None, common: dict):
+        self.folder, self.common, self.reused = folder, common, 0
+        if folder is not None and not folder.is_dir():
+            raise MdcliError(f"--baseline-cache {folder}: not a folder")
+
+    def get(self, what: dict, fit: Callable[[], float]) -> float:
+        if self.folder is None:
+            return fit()
+        key = {**self.common, **what}
+        path = self.folder / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32] + ".json")
+        try:
+            entry = json.loads(path.read_text())
+            if entry["key"] == key:
+                self.reused += 1
+                return float(entry["accuracy"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # absent or unreadable: fit (and rewrite it)
+        value = fit()
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"key": key, "accuracy": value}, sort_keys=True))
+        return value
+
+
 def _mean_std(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
 
 
 def generation_report(samples_path: Path, real_path: Path, judge_path: Path, train_path: Path | None,
                       cfg: GenerationConfig, allow_same_judge: bool = False,
-                      progress: Callable[[str], None] = lambda s: None) -> dict:
+                      progress: Callable[[str], None] = lambda s: None, baseline_cache: Path | None = None) -> dict:
     cfg.validate()
     check_judge(judge_path, samples_path, allow_same_judge)
     judge, jattrs = load_classifier(judge_path)
@@ -183,16 +216,24 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
     for n in cfg.few:
         for arm in ("real", "real+classic", "real+generated"):
             runs[f"few{n}/{arm}"] = []
+    cache = BaselineCache(baseline_cache, {
+        "train_sha256": sha256_file(train_path), "real_sha256": sha256_file(real_path), "fit": asdict(cfg.fit),
+        "batch_size": cfg.batch_size, "device": device.type, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "mdcli": __version__})
     for seed in cfg.seeds:
         progress(f"seed {seed}: train on real / on generated")
-        runs["trtr"].append(acc(fit_classifier(x_train, y_train, nc, cfg.fit, seed, device=device)))
+        runs["trtr"].append(cache.get({"fit_on": "all real", "seed": seed},
+                                      lambda: acc(fit_classifier(x_train, y_train, nc, cfg.fit, seed, device=device))))
         runs["tstr"].append(acc(fit_classifier(x_gen, y_gen_t, nc, cfg.fit, seed, device=device)))
         for n in cfg.few:
             progress(f"seed {seed}: {n} real per class, alone / classic augmentation / plus generated")
             sel = torch.from_numpy(few_per_class(train.labels, n, seed))
             xs, ys = x_train[sel], y_train[sel]
-            runs[f"few{n}/real"].append(acc(fit_classifier(xs, ys, nc, cfg.fit, seed, device=device)))
-            runs[f"few{n}/real+classic"].append(acc(fit_classifier(xs, ys, nc, cfg.fit, seed, augment=True, device=device)))
+            runs[f"few{n}/real"].append(cache.get({"fit_on": "few real", "n": n, "seed": seed},
+                                                  lambda: acc(fit_classifier(xs, ys, nc, cfg.fit, seed, device=device))))
+            runs[f"few{n}/real+classic"].append(cache.get(
+                {"fit_on": "few real + classic augmentation", "n": n, "seed": seed},
+                lambda: acc(fit_classifier(xs, ys, nc, cfg.fit, seed, augment=True, device=device))))
             runs[f"few{n}/real+generated"].append(
                 acc(fit_classifier(torch.cat([xs, x_gen]), torch.cat([ys, y_gen_t]), nc, cfg.fit, seed, device=device)))
     report["tstr"] = {k: _mean_std(v) for k, v in runs.items() if k in ("trtr", "tstr")}
@@ -207,6 +248,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
             "gain_classic": _mean_std(list(np.array(runs[f"few{n}/real+classic"]) - base)),
         }
     report["seeds"] = list(cfg.seeds)
+    report["baseline_fits_reused"] = cache.reused
     return report
 
 

@@ -44,6 +44,8 @@ def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | No
     """Data, split, perceptual classifier and judge (shared by every arm)."""
     out.mkdir(parents=True, exist_ok=True)
     p = {k: out / f"{k}.h5" for k in ("data", "train", "test", "clf", "judge")}
+    p["baselines"] = out / "baseline-fits"  # the generator-free fits of `diagnose generation`, shared by every arm
+    p["baselines"].mkdir(exist_ok=True)
     if data is not None:
         p["data"] = data
     elif dataset == "sim":
@@ -77,7 +79,8 @@ def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path,
         ("recon", ["recon", "--ae", str(f["ae"]), "--data", str(p["test"]), "--classifier", str(p["judge"])]),
         ("collapse", ["collapse", "--ae", str(f["ae"]), "--data", str(p["test"])]),
         ("generation", ["generation", "--config", str(profile), "--samples", str(f["samples"]), "--real", str(p["test"]),
-                        "--classifier", str(p["judge"]), "--train", str(p["train"]), "--set", f"seeds=[{seed}]"]),
+                        "--classifier", str(p["judge"]), "--train", str(p["train"]), "--set", f"seeds=[{seed}]",
+                        "--baseline-cache", str(p["baselines"])]),
     ):
         mdcli("diagnose", *args, "--json", stdout=d / f"{name}.json", env=env)
     res = {k: json.loads((d / f"{k}.json").read_text()) for k in ("recon", "collapse", "generation")}

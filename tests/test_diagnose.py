@@ -219,6 +219,21 @@ def test_generation_diffusability_and_split_cli(trained):
         assert key in g, key
     assert g["fmd"] > 0 and 0 <= g["precision"] <= 1 and g["train_data"] == str(d / "train.h5")
     assert set(g["augmentation"]["3"]) >= {"real", "real+classic", "real+generated", "gain_generated"}
+    # --baseline-cache: the generator-free fits (all real; few real, alone and with classic augmentation) are
+    # reused across runs on the same data, and the report is the same as without the cache
+    cache = d / "baselines"
+    cache.mkdir()
+    first = json.loads(_ok(runner, [*base, "--classifier", str(judge), "--baseline-cache", str(cache), "--json"]).stdout)
+    assert first["baseline_fits_reused"] == 0 and len(list(cache.glob("*.json"))) == 3
+    again = json.loads(_ok(runner, [*base, "--classifier", str(judge), "--baseline-cache", str(cache), "--json"]).stdout)
+    assert again["baseline_fits_reused"] == 3
+    assert {k: v for k, v in again.items() if k != "baseline_fits_reused"} == \
+        {k: v for k, v in g.items() if k != "baseline_fits_reused"}
+    other = json.loads(_ok(runner, [*base, "--set", "fit.steps=6", "--classifier", str(judge), "--baseline-cache", str(cache),
+                                    "--json"]).stdout)
+    assert other["baseline_fits_reused"] == 0 and len(list(cache.glob("*.json"))) == 6  # another fit budget: fit anew
+    missing = runner.invoke(app, [*base, "--classifier", str(judge), "--baseline-cache", str(d / "nope")])
+    assert missing.exit_code == 2 and "--baseline-cache" in missing.output and "Traceback" not in missing.output
     res = _ok(runner, ["diagnose", "diffusability", "--latents", str(lat), "--set", "ldm.train.steps=20",
                        "--set", "n_per_class=3", "--set", "sample_steps=4", "--json", "-q"])
     f = json.loads(res.stdout)

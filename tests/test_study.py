@@ -20,6 +20,12 @@ def test_study_tiny_profile(tiny_data, tmp_path):
     md = (out / "results.md").read_text()
     assert "| vqvae |" in md and "random split" in md
     assert res["jobs"] == 2 and "2 job(s)" in md  # how it ran is part of the record: numbers depend on threads
+    # the generator-free fits of `diagnose generation` go to one cache for all arms (reuse itself is tested in
+    # test_diagnose; the two arms here run in parallel, so how many of its fits one finds done is not fixed)
+    assert len(list((out / "baseline-fits").glob("*.json"))) == 3  # one seed, few = [2]: TRTR, real, real+classic
+    assert {r["generation"]["baseline_fits_reused"] for r in res["raw"].values()} <= {0, 1, 2, 3}
+    for key in ("trtr", "few2_real", "few2_classic"):
+        assert res["rows"]["vae"][0][key] == res["rows"]["vqvae"][0][key], key
 
 
 def test_study_threads_are_pinned_by_the_profile_and_bad_jobs_refused(tmp_path, capsys):
