@@ -18,8 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mdcli import stats
-from mdcli import __version__
+from mdcli import __version__, stats
 from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, sha256_file
 from mdcli.data import model_images
 from mdcli.errors import ConfigError, MdcliError
@@ -216,10 +215,10 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
     for n in cfg.few:
         for arm in ("real", "real+classic", "real+generated"):
             runs[f"few{n}/{arm}"] = []
-    cache = BaselineCache(baseline_cache, {
+    cache = BaselineCache(baseline_cache, {  # the data files are hashed only when there is a cache to key
         "train_sha256": sha256_file(train_path), "real_sha256": sha256_file(real_path), "fit": asdict(cfg.fit),
         "batch_size": cfg.batch_size, "device": device.type, "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "mdcli": __version__})
+        "torch": torch.__version__, "mdcli": __version__} if baseline_cache is not None else {})
     for seed in cfg.seeds:
         progress(f"seed {seed}: train on real / on generated")
         runs["trtr"].append(cache.get({"fit_on": "all real", "seed": seed},
