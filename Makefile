@@ -35,7 +35,7 @@ bench: $(STAMP)
 	test -f runs/demo/ldm.h5 || $(MAKE) demo
 	$(PY) bench/bench_samplers.py --ldm runs/demo/ldm.h5 --judge runs/demo/judge.h5 --real runs/demo/test.h5 --n 20
 
-# The comparison behind mdcli (docs/RESULTS.md): an estimated 1.8-2.8 h on 2 CPU cores, depending on the VM; study-gpu: one GPU, minutes.
+# The comparison behind mdcli (docs/RESULTS.md §0): hours on 2 CPU cores; run it again to resume after a kill. study-gpu: one GPU, minutes.
 study: $(STAMP)
 	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset sim --out runs/study/cpu/sim
 	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/cpu/gait

@@ -6,11 +6,18 @@
 Every step is a plain `mdcli` command (run as a subprocess, so arms run in parallel with --jobs);
 every number comes from the `diagnose` JSON of the held-out test part, judged by a classifier
 trained independently of the generators. Writes OUT/results.json and OUT/results.md.
+
+A study resumes: run the same command again after a kill and it reuses the shared data and judge
+(OUT/study.json), every finished arm-seed (OUT/ARM_sSEED/result.json) and every finished stage of an
+unfinished one, and continues its training from the checkpoint. Each record carries a key of what it
+was made from (profile sections, dataset, threads, arm settings, seed, mdcli version); an OUT made from
+anything else is refused. At one thread a resumed study gives the same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -24,11 +31,66 @@ import yaml
 
 
 def mdcli(*args: str, stdout: Path | None = None, env: dict | None = None) -> None:
+    """Run one `mdcli` command; `stdout` (a JSON report) is written atomically: a temp file, renamed on success."""
     cmd = [sys.executable, "-m", "mdcli", *args]
-    with open(stdout, "w") if stdout else open(os.devnull, "w") as out:
+    tmp = stdout.with_name(f".{stdout.name}.tmp") if stdout else None
+    with open(tmp, "w") if tmp else open(os.devnull, "w") as out:
         res = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
     if res.returncode != 0:
+        if tmp:
+            tmp.unlink(missing_ok=True)
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
+    if tmp:
+        os.replace(tmp, stdout)
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Path, threads: int) -> dict:
+    """What the shared part of a study (data, split, classifier, judge) and every arm's budget are made of:
+    the profile without its arm lists and scheduling, the dataset and the thread count."""
+    from mdcli import __version__
+
+    body = {k: v for k, v in profile_data.items() if k != "study"}
+    body["study"] = {k: v for k, v in profile_data.get("study", {}).items() if k not in ("arms", "extra_arms", "jobs", "seeds")}
+    src = {"data": str(data), "data_sha256": file_sha256(data)} if data is not None else (
+        {"gait_dir": str(gait_dir.resolve())} if dataset == "gait" else {})
+    return {"profile": digest(body), "dataset": dataset, **src, "threads": threads, "mdcli": __version__}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_resumable(out: Path, key: dict, arm_keys: dict[str, dict]) -> str | None:
+    """Why OUT cannot be resumed by this study (None when it can, or when it is new)."""
+    rec = out / "study.json"
+    if rec.exists():
+        old = json.loads(rec.read_text()).get("key")
+        if old != key:
+            diff = ", ".join(k for k in sorted(set(old or {}) | set(key)) if (old or {}).get(k) != key.get(k))
+            return f"--out {out}: holds a study made with a different {diff}; choose another --out or delete it"
+    for name, k in arm_keys.items():
+        d = out / name
+        if not d.exists() or not any(d.iterdir()):
+            continue
+        if not (d / "arm.json").exists():
+            return f"--out {out}: {name}/ was not written by a resumable study (no arm.json); delete it to rerun that arm"
+        if json.loads((d / "arm.json").read_text()).get("key") != k:
+            return f"--out {out}: {name}/ was made with other arm settings; choose another --out or delete {name}/"
+    return None
 
 
 def parallelism(study: dict, jobs: int | None, threads: int | None = None) -> tuple[int, int]:
@@ -40,14 +102,20 @@ def parallelism(study: dict, jobs: int | None, threads: int | None = None) -> tu
     return n, max(1, (os.cpu_count() or 1) // max(1, n)) if t is None else t
 
 
-def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | None, gait_dir: Path, env: dict) -> dict:
-    """Data, split, perceptual classifier and judge (shared by every arm)."""
+def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | None, gait_dir: Path, env: dict,
+            key: dict) -> dict:
+    """Data, split, perceptual classifier and judge (shared by every arm); reused when OUT/study.json
+    records that they were made with `key` (check_resumable refuses any other)."""
     out.mkdir(parents=True, exist_ok=True)
     p = {k: out / f"{k}.h5" for k in ("data", "train", "test", "clf", "judge")}
     p["baselines"] = out / "baseline-fits"  # the generator-free fits of `diagnose generation`, shared by every arm
     p["baselines"].mkdir(exist_ok=True)
     if data is not None:
         p["data"] = data
+    if (out / "study.json").exists() and all(p[k].exists() for k in ("data", "train", "test", "clf", "judge")):
+        return p
+    if data is not None:
+        pass  # the user's spectrograms: read, never written
     elif dataset == "sim":
         mdcli("simulate", "--config", str(profile), "-o", str(p["data"]), "-q", env=env)
     else:
@@ -59,32 +127,53 @@ def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | No
     for name, seed in (("clf", 0), ("judge", 1)):
         mdcli("train-classifier", "--config", str(profile), "--data", str(p["train"]), "--seed", str(seed),
               "--split", split["mode"], "-o", str(p[name]), "-q", env=env)
+    write_json(out / "study.json", {"key": key})
     return p
 
 
-def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path, perceptual: str, env: dict) -> dict:
+def arm_key(key: dict, study: dict, arm: str, seed: int, perceptual: str) -> dict:
+    return {"study": digest(key), "arm": arm, "settings": study["arms"][arm], "seed": seed, "perceptual": perceptual}
+
+
+def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path, perceptual: str, env: dict,
+            akey: dict) -> dict:
+    """One arm-seed's pipeline. A finished one (result.json) is reused; in an unfinished one each stage whose
+    output exists is skipped (outputs are written atomically) and training continues from its checkpoint."""
     d = out / f"{arm}_s{seed}"
     d.mkdir(exist_ok=True)
+    if (d / "result.json").exists():
+        return json.loads((d / "result.json").read_text()) | {"reused": True}
+    write_json(d / "arm.json", {"key": akey})
     f = {k: d / f"{k}.h5" for k in ("ae", "latents", "ldm", "samples")}
     sets = [a for s in study["arms"][arm] for a in ("--set", s)]
-    t0 = time.perf_counter()
-    mdcli("train-ae", "--config", str(profile), "--data", str(p["train"]), "--classifier", str(p["clf"]),
-          "--perceptual", perceptual, "--seed", str(seed), *sets, "-o", str(f["ae"]), "-q", env=env)
-    mdcli("encode", "--ae", str(f["ae"]), "--data", str(p["train"]), "-o", str(f["latents"]), "-q", env=env)
-    mdcli("train-ldm", "--config", str(profile), "--latents", str(f["latents"]), "--seed", str(seed),
-          "-o", str(f["ldm"]), "-q", env=env)
-    mdcli("sample", "--config", str(profile), "--ldm", str(f["ldm"]), "--seed", str(seed), "-o", str(f["samples"]),
-          "-q", "--preview", str(d / "samples.png"), env=env)
-    for name, args in (
-        ("recon", ["recon", "--ae", str(f["ae"]), "--data", str(p["test"]), "--classifier", str(p["judge"])]),
-        ("collapse", ["collapse", "--ae", str(f["ae"]), "--data", str(p["test"])]),
-        ("generation", ["generation", "--config", str(profile), "--samples", str(f["samples"]), "--real", str(p["test"]),
-                        "--classifier", str(p["judge"]), "--train", str(p["train"]), "--set", f"seeds=[{seed}]",
-                        "--baseline-cache", str(p["baselines"])]),
-    ):
-        mdcli("diagnose", *args, "--json", stdout=d / f"{name}.json", env=env)
+    stages = [
+        (f["ae"], ["train-ae", "--config", str(profile), "--data", str(p["train"]), "--classifier", str(p["clf"]),
+                   "--perceptual", perceptual, "--seed", str(seed), *sets, "-o", str(f["ae"]), "-q", "--resume"], None),
+        (f["latents"], ["encode", "--ae", str(f["ae"]), "--data", str(p["train"]), "-o", str(f["latents"]), "-q"], None),
+        (f["ldm"], ["train-ldm", "--config", str(profile), "--latents", str(f["latents"]), "--seed", str(seed),
+                    "-o", str(f["ldm"]), "-q", "--resume"], None),
+        ((f["samples"], d / "samples.png"), ["sample", "--config", str(profile), "--ldm", str(f["ldm"]), "--seed", str(seed), "-o", str(f["samples"]),
+                        "-q", "--preview", str(d / "samples.png")], None),
+        (d / "recon.json", ["diagnose", "recon", "--ae", str(f["ae"]), "--data", str(p["test"]), "--classifier", str(p["judge"]),
+                            "--json"], d / "recon.json"),
+        (d / "collapse.json", ["diagnose", "collapse", "--ae", str(f["ae"]), "--data", str(p["test"]), "--json"], d / "collapse.json"),
+        (d / "generation.json", ["diagnose", "generation", "--config", str(profile), "--samples", str(f["samples"]),
+                                 "--real", str(p["test"]), "--classifier", str(p["judge"]), "--train", str(p["train"]),
+                                 "--set", f"seeds=[{seed}]", "--baseline-cache", str(p["baselines"]), "--json"], d / "generation.json"),
+    ]
+    timing = d / "seconds.json"  # per stage, kept across resumes (the killed part of a stage is not counted)
+    seconds = json.loads(timing.read_text()) if timing.exists() else {}
+    for outputs, args, stdout in stages:
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        if all(o.exists() for o in outputs):
+            continue
+        t0 = time.perf_counter()
+        mdcli(*args, stdout=stdout, env=env)
+        seconds[outputs[0].name] = seconds.get(outputs[0].name, 0.0) + time.perf_counter() - t0
+        write_json(timing, seconds)
     res = {k: json.loads((d / f"{k}.json").read_text()) for k in ("recon", "collapse", "generation")}
-    res["seconds"] = time.perf_counter() - t0
+    res["seconds"] = sum(seconds.values())
+    write_json(d / "result.json", res)
     return res
 
 
@@ -187,8 +276,15 @@ def main(argv: list[str] | None = None) -> None:
     if n_jobs < 1 or threads < 1:
         ap.error(f"--jobs/--threads (study.jobs/study.threads in {a.profile}) must be at least 1, got {n_jobs}/{threads}")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env)
+    if a.data is not None and not a.data.is_file():
+        ap.error(f"--data {a.data}: file not found")
+    key = study_key(yaml.safe_load(a.profile.read_text()), a.dataset, a.data, a.gait_dir, threads)
     jobs = [(arm, seed) for arm in arms for seed in study["seeds"]]
+    akeys = {f"{arm}_s{seed}": arm_key(key, study, arm, seed, a.perceptual) for arm, seed in jobs}
+    why = check_resumable(a.out, key, akeys)
+    if why:
+        ap.error(why)
+    p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env, key)
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     raw: dict[str, dict] = {}
     few = yaml.safe_load(a.profile.read_text()).get("diagnose-generation", {}).get("few", [20, 50])
@@ -197,18 +293,24 @@ def main(argv: list[str] | None = None) -> None:
     def write(final: bool) -> str:
         """results.md / results.json, rewritten as arms finish (a killed study keeps what it measured)."""
         wall = time.perf_counter() - t0
+        reused = sorted(k for k, r in raw.items() if r.get("reused"))
+        resumed = f", {len(reused)} of {len(jobs)} arm-seeds reused from an earlier run" if reused else ""
         header = (f"dataset {a.dataset}, {split['mode']} split (test fraction {split['test_fraction']}), "
-                  f"seeds {study['seeds']}, perceptual {a.perceptual}, {n_jobs} job(s) x {threads} thread(s), wall time {wall / 60:.1f} min"
-                  f"{'' if final else ' (incomplete)'}\n\n")
+                  f"seeds {study['seeds']}, perceptual {a.perceptual}, {n_jobs} job(s) x {threads} thread(s), "
+                  f"wall time {wall / 60:.1f} min{resumed}{'' if final else ' (incomplete)'}\n\n")
         md = header + table({k: v for k, v in results.items() if v}, few) + "\n"
-        (a.out / "results.md").write_text(md)
-        (a.out / "results.json").write_text(json.dumps(
-            {"rows": results, "raw": raw, "wall_s": wall, "profile": str(a.profile), "dataset": a.dataset,
-             "split": split, "jobs": n_jobs, "threads": threads, "complete": final}, indent=1, default=float))
+        tmp = a.out / ".results.md.tmp"
+        tmp.write_text(md)
+        os.replace(tmp, a.out / "results.md")
+        write_json(a.out / "results.json", {
+            "rows": results, "raw": raw, "wall_s": wall, "arm_seconds": sum(r["seconds"] for r in raw.values()),
+            "reused": reused, "profile": str(a.profile), "dataset": a.dataset, "split": split, "jobs": n_jobs,
+            "threads": threads, "key": key, "complete": final})
         return md
 
     with ThreadPoolExecutor(n_jobs) as pool:
-        futures = {pool.submit(run_arm, a.profile, study, *job, p, a.out, a.perceptual, env): job for job in jobs}
+        futures = {pool.submit(run_arm, a.profile, study, *job, p, a.out, a.perceptual, env, akeys[f"{job[0]}_s{job[1]}"]): job
+                   for job in jobs}
         for fut in as_completed(futures):
             arm, seed = futures[fut]
             try:
@@ -220,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
             results[arm].append(row(res))
             write(False)
             print(f"{arm} seed {seed}: {res['collapse']['label']}, PSNR {res['recon']['overall']['psnr']:.2f}, "
-                  f"FMD {res['generation']['fmd']:.3g} ({res['seconds']:.0f} s)", flush=True)
+                  f"FMD {res['generation']['fmd']:.3g} ({res['seconds']:.0f} s{', reused' if res.get('reused') else ''})", flush=True)
     results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0], threads).items()})
     print(write(True))
 

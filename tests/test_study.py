@@ -56,3 +56,49 @@ def test_study_unknown_arm_is_refused_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--arms: unknown nope" in err and "vqgan-ema" in err  # extra_arms are offered too
     assert not out.exists()
+
+
+def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny_data, tmp_path, capsys):
+    import pytest
+
+    from mdcli.study import file_sha256
+
+    given = file_sha256(tiny_data)
+    out = tmp_path / "study"
+    args = ["--profile", str(ROOT / "configs/study/tiny.yaml"), "--dataset", "sim", "--data", str(tiny_data),
+            "--out", str(out), "--arms", "vae", "--jobs", "1", "--threads", "1"]
+    main(args)
+    first = json.loads((out / "results.json").read_text())
+    assert first["reused"] == [] and first["complete"]
+    d = out / "vae_s0"
+    stamp = {f: (d / f).stat().st_mtime_ns for f in ("ae.h5", "latents.h5")} | {"judge": (out / "judge.h5").stat().st_mtime_ns}
+
+    main(args)  # everything was finished: nothing is trained again
+    again = json.loads((out / "results.json").read_text())
+    assert again["reused"] == ["vae_s0"] and again["rows"] == first["rows"]
+    assert "1 of 1 arm-seeds reused" in (out / "results.md").read_text()
+
+    # killed after the autoencoder: the LDM onward runs again, the autoencoder and shared judge are kept,
+    # and the numbers are those of the uninterrupted run (1 thread: deterministic)
+    for f in ("result.json", "ldm.h5", "samples.h5", "samples.png", "generation.json"):
+        (d / f).unlink()
+    main(args)
+    resumed = json.loads((out / "results.json").read_text())
+    assert resumed["reused"] == [] and resumed["rows"] == first["rows"]
+    assert {f: (d / f).stat().st_mtime_ns for f in ("ae.h5", "latents.h5")} | {"judge": (out / "judge.h5").stat().st_mtime_ns} == stamp
+    assert (d / "ldm.h5").exists() and set(json.loads((d / "seconds.json").read_text())) >= {"ae.h5", "ldm.h5", "generation.json"}
+
+    # the same OUT with another budget is refused before any work, naming what differs
+    other = tmp_path / "other.yaml"
+    other.write_text((ROOT / "configs/study/tiny.yaml").read_text().replace("steps: 8", "steps: 9", 1))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main([*args[:1], str(other), *args[2:]])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: holds a study made with a different profile" in err
+    # and another thread count too (the numbers depend on it)
+    with pytest.raises(SystemExit) as e:
+        main([*args[:-1], "2"])
+    assert e.value.code == 2 and "different threads" in capsys.readouterr().err
+    assert file_sha256(tiny_data) == given  # the user's --data is read, never rewritten
