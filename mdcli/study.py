@@ -60,7 +60,7 @@ def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Pat
     from mdcli import __version__
 
     body = {k: v for k, v in profile_data.items() if k != "study"}
-    body["study"] = {k: v for k, v in profile_data.get("study", {}).items() if k not in ("arms", "extra_arms", "jobs", "seeds")}
+    body["study"] = {k: v for k, v in profile_data.get("study", {}).items() if k not in ("arms", "extra_arms", "jobs", "seeds", "judges")}
     src = {"data": str(data), "data_sha256": file_sha256(data)} if data is not None else (
         {"gait_dir": str(gait_dir.resolve())} if dataset == "gait" else {})
     return {"profile": digest(body), "dataset": dataset, **src, "threads": threads, "mdcli": __version__}
@@ -144,6 +144,8 @@ def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path,
     if (d / "result.json").exists():
         return json.loads((d / "result.json").read_text()) | {"reused": True}
     write_json(d / "arm.json", {"key": akey})
+    for stale in (out / "judges").glob(f"{d.name}__*.json"):  # extra judges' scores of samples about to be remade
+        stale.unlink()
     f = {k: d / f"{k}.h5" for k in ("ae", "latents", "ldm", "samples")}
     sets = [a for s in study["arms"][arm] for a in ("--set", s)]
     stages = [
@@ -222,6 +224,54 @@ def table(rows: dict[str, list[dict]], few: list[int]) -> str:
     return "\n".join(out)
 
 
+def rejudge(profile: Path, p: dict, out: Path, names: list[str], seeds: list[int], split_mode: str, env: dict) -> dict:
+    """Every arm's samples scored by more judges: classifiers of the judge's recipe with other seeds, trained on
+    the same training part (so just as independent of the generators). FMD lives in a judge's feature space,
+    whose scale and geometry change with the judge's seed, so a ranking of arms means something only when it
+    holds under several. Feature metrics only (no TSTR/augmentation fits); reused when already on disk."""
+    jd = out / "judges"
+    jd.mkdir(exist_ok=True)
+    res: dict[str, dict[str, dict]] = {}
+    for seed in seeds:
+        judge = jd / f"judge_s{seed}.h5"
+        if not judge.exists():
+            mdcli("train-classifier", "--config", str(profile), "--data", str(p["train"]), "--seed", str(seed),
+                  "--split", split_mode, "-o", str(judge), "-q", env=env)
+        for name in names:
+            f = jd / f"{name}__judge_s{seed}.json"
+            if not f.exists():
+                mdcli("diagnose", "generation", "--config", str(profile), "--samples", str(out / name / "samples.h5"),
+                      "--real", str(p["test"]), "--classifier", str(judge), "--train", str(p["train"]), "--set", "tstr=false",
+                      "--set", "few=[]", "--set", "seeds=[0]", "--json", stdout=f, env=env)
+            res.setdefault(name, {})[f"judge_s{seed}"] = json.loads(f.read_text())
+    return res
+
+
+def judges_table(raw: dict, extra: dict, seeds: list[int]) -> str:
+    """FMD of each arm under the study's judge (seed 1) and the extra ones, mean ± std over the arm's seeds, and on how
+    many (judge, seed) pairs the arm has the lowest FMD of all arms."""
+    judges = ["judge"] + [f"judge_s{s}" for s in seeds]
+    fmd: dict[str, dict[str, list[float]]] = {}
+    for name, res in raw.items():
+        arm, seed = name.rsplit("_s", 1)
+        per = {"judge": res["generation"]["fmd"]} | {j: g["fmd"] for j, g in extra.get(name, {}).items()}
+        for j, v in per.items():
+            fmd.setdefault(arm, {}).setdefault(j, []).append((int(seed), v))
+    wins = {arm: 0 for arm in fmd}
+    pairs = {(j, s) for arm in fmd for j in judges for s, _ in fmd[arm].get(j, [])}
+    for j, s in pairs:
+        vals = {arm: v for arm in fmd for s_, v in fmd[arm].get(j, []) if s_ == s}
+        if len(vals) == len(fmd):
+            wins[min(vals, key=vals.get)] += 1
+    full = sum(1 for j, s in pairs if all(any(s_ == s for s_, _ in fmd[a].get(j, [])) for a in fmd))
+    out = ["| arm | " + " | ".join(f"FMD, {j.replace('_s', ' seed ') if j != 'judge' else 'study judge'}" for j in judges)
+           + " | lowest FMD on |", "|---" * (len(judges) + 2) + "|"]
+    for arm, per in fmd.items():
+        cells = [f"{np.mean([v for _, v in per[j]]):.3g} ± {np.std([v for _, v in per[j]]):.2g}" if per.get(j) else "–" for j in judges]
+        out.append(f"| {arm} | " + " | ".join(cells) + f" | {wins[arm]} of {full} |")
+    return "\n".join(out)
+
+
 def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
     """Posterior collapse by construction: the trained VQ-VAE with its codes relabelled (see mdcli.constructed)."""
     import torch
@@ -262,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, help="torch threads per process (default: the profile's study.threads, "
                     "else the cores shared out over the jobs)")
     ap.add_argument("--arms", help="comma-separated subset of the profile's arms and extra_arms (default: its arms)")
+    ap.add_argument("--judges", help="comma-separated seeds of extra judges that score every arm's samples "
+                    "(default: the profile's study.judges; 'none' for none)")
     a = ap.parse_args(argv)
     study = yaml.safe_load(a.profile.read_text())["study"]
     # extra_arms: measured follow-ups (e.g. a fix tried on VQ-GAN) that run only when --arms names them
@@ -275,6 +327,12 @@ def main(argv: list[str] | None = None) -> None:
     n_jobs, threads = parallelism(study, a.jobs, a.threads)
     if n_jobs < 1 or threads < 1:
         ap.error(f"--jobs/--threads (study.jobs/study.threads in {a.profile}) must be at least 1, got {n_jobs}/{threads}")
+    try:
+        judge_seeds = ([] if a.judges == "none" else [int(v) for v in a.judges.split(",")]) if a.judges else list(study.get("judges") or [])
+    except ValueError:
+        ap.error(f"--judges: expected comma-separated integer seeds or 'none', got {a.judges!r}")
+    if {0, 1} & set(judge_seeds):
+        ap.error("--judges (study.judges): seed 0 is the perceptual classifier's and seed 1 the study judge's; give other seeds")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if a.data is not None and not a.data.is_file():
         ap.error(f"--data {a.data}: file not found")
@@ -287,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env, key)
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     raw: dict[str, dict] = {}
+    judged: dict[str, dict] = {}
     few = yaml.safe_load(a.profile.read_text()).get("diagnose-generation", {}).get("few", [20, 50])
     split = study["split"][a.dataset]
 
@@ -299,13 +358,16 @@ def main(argv: list[str] | None = None) -> None:
                   f"seeds {study['seeds']}, perceptual {a.perceptual}, {n_jobs} job(s) x {threads} thread(s), "
                   f"wall time {wall / 60:.1f} min{resumed}{'' if final else ' (incomplete)'}\n\n")
         md = header + table({k: v for k, v in results.items() if v}, few) + "\n"
+        if judged:
+            md += (f"\nFMD under more judges (the study judge's recipe, seeds {judge_seeds}; mean ± std over the arm's seeds; "
+                   "FMD scales differ between judges, compare within a column):\n\n" + judges_table(raw, judged, judge_seeds) + "\n")
         tmp = a.out / ".results.md.tmp"
         tmp.write_text(md)
         os.replace(tmp, a.out / "results.md")
         write_json(a.out / "results.json", {
             "rows": results, "raw": raw, "wall_s": wall, "arm_seconds": sum(r["seconds"] for r in raw.values()),
             "reused": reused, "profile": str(a.profile), "dataset": a.dataset, "split": split, "jobs": n_jobs,
-            "threads": threads, "key": key, "complete": final})
+            "threads": threads, "key": key, "judges": judged, "complete": final})
         return md
 
     with ThreadPoolExecutor(n_jobs) as pool:
@@ -323,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
             write(False)
             print(f"{arm} seed {seed}: {res['collapse']['label']}, PSNR {res['recon']['overall']['psnr']:.2f}, "
                   f"FMD {res['generation']['fmd']:.3g} ({res['seconds']:.0f} s{', reused' if res.get('reused') else ''})", flush=True)
+    if judge_seeds:
+        judged.update(rejudge(a.profile, p, a.out, sorted(raw), judge_seeds, split["mode"], env))
     results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0], threads).items()})
     print(write(True))
 

@@ -56,6 +56,10 @@ def test_study_unknown_arm_is_refused_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--arms: unknown nope" in err and "vqgan-ema" in err  # extra_arms are offered too
     assert not out.exists()
+    with pytest.raises(SystemExit) as e:  # seed 1 is the study judge itself: not another judge
+        main(["--profile", str(ROOT / "configs/study/cpu.yaml"), "--dataset", "sim", "--out", str(out), "--judges", "2,1"])
+    assert e.value.code == 2 and "seed 1 the study judge's" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny_data, tmp_path, capsys):
@@ -66,16 +70,23 @@ def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny
     given = file_sha256(tiny_data)
     out = tmp_path / "study"
     args = ["--profile", str(ROOT / "configs/study/tiny.yaml"), "--dataset", "sim", "--data", str(tiny_data),
-            "--out", str(out), "--arms", "vae", "--jobs", "1", "--threads", "1"]
+            "--out", str(out), "--arms", "vae", "--jobs", "1", "--judges", "2", "--threads", "1"]
     main(args)
     first = json.loads((out / "results.json").read_text())
     assert first["reused"] == [] and first["complete"]
+    # one more judge (seed 2, the judge's recipe) scores the samples in its own feature space
+    extra = first["judges"]["vae_s0"]["judge_s2"]
+    assert extra["fmd"] > 0 and extra["fmd"] != first["raw"]["vae_s0"]["generation"]["fmd"]
+    assert "judge_s2" in extra["judge"] and "| vae |" in (out / "results.md").read_text().split("more judges")[1]
+    assert "2 of 2 |" in (out / "results.md").read_text()  # the only arm is lowest on both pairs (study judge, judge 2) x seed 0
     d = out / "vae_s0"
     stamp = {f: (d / f).stat().st_mtime_ns for f in ("ae.h5", "latents.h5")} | {"judge": (out / "judge.h5").stat().st_mtime_ns}
+    judge2 = (out / "judges" / "judge_s2.h5").stat().st_mtime_ns
 
     main(args)  # everything was finished: nothing is trained again
     again = json.loads((out / "results.json").read_text())
-    assert again["reused"] == ["vae_s0"] and again["rows"] == first["rows"]
+    assert again["reused"] == ["vae_s0"] and again["rows"] == first["rows"] and again["judges"] == first["judges"]
+    assert (out / "judges" / "judge_s2.h5").stat().st_mtime_ns == judge2
     assert "1 of 1 arm-seeds reused" in (out / "results.md").read_text()
 
     # killed after the autoencoder: the LDM onward runs again, the autoencoder and shared judge are kept,
