@@ -386,7 +386,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{arm} seed {seed}: {res['collapse']['label']}, PSNR {res['recon']['overall']['psnr']:.2f}, "
                   f"FMD {res['generation']['fmd']:.3g} ({res['seconds']:.0f} s{', reused' if res.get('reused') else ''})", flush=True)
     if judge_seeds:
-        judged.update(rejudge(a.profile, p, a.out, sorted(raw), judge_seeds, split["mode"], env))
+        try:
+            judged.update(rejudge(a.profile, p, a.out, sorted(raw), judge_seeds, split["mode"], env))
+        except RuntimeError as e:
+            print(f"extra judges: FAILED {e}", flush=True)
     results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0], threads).items()})
     print(write(True))
 
