@@ -342,6 +342,10 @@ def main(argv: list[str] | None = None) -> None:
     why = check_resumable(a.out, key, akeys)
     if why:
         ap.error(why)
+    # wall time of the earlier runs that built this OUT (a resumed or fully reused study would otherwise
+    # report only its own minutes and lose the from-scratch figure)
+    prev = json.loads((a.out / "results.json").read_text()) if (a.out / "results.json").exists() else {}
+    prev_wall, prev_runs = prev.get("total_wall_s", prev.get("wall_s", 0.0)), prev.get("runs", 1 if prev else 0)
     p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env, key)
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     raw: dict[str, dict] = {}
@@ -356,7 +360,9 @@ def main(argv: list[str] | None = None) -> None:
         resumed = f", {len(reused)} of {len(jobs)} arm-seeds reused from an earlier run" if reused else ""
         header = (f"dataset {a.dataset}, {split['mode']} split (test fraction {split['test_fraction']}), "
                   f"seeds {study['seeds']}, perceptual {a.perceptual}, {n_jobs} job(s) x {threads} thread(s), "
-                  f"wall time {wall / 60:.1f} min{resumed}{'' if final else ' (incomplete)'}\n\n")
+                  f"wall time {wall / 60:.1f} min"
+                  f"{f' ({(prev_wall + wall) / 60:.1f} min over the {prev_runs + 1} runs that built it)' if prev_runs else ''}"
+                  f"{resumed}{'' if final else ' (incomplete)'}\n\n")
         md = header + table({k: v for k, v in results.items() if v}, few) + "\n"
         if judged:
             md += (f"\nFMD under more judges (the study judge's recipe, seeds {judge_seeds}; mean ± std over the arm's seeds; "
@@ -365,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
         tmp.write_text(md)
         os.replace(tmp, a.out / "results.md")
         write_json(a.out / "results.json", {
-            "rows": results, "raw": raw, "wall_s": wall, "arm_seconds": sum(r["seconds"] for r in raw.values()),
+            "rows": results, "raw": raw, "wall_s": wall, "total_wall_s": prev_wall + wall, "runs": prev_runs + 1,
+            "arm_seconds": sum(r["seconds"] for r in raw.values()),
             "reused": reused, "profile": str(a.profile), "dataset": a.dataset, "split": split, "jobs": n_jobs,
             "threads": threads, "key": key, "judges": judged, "complete": final})
         return md

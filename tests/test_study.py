@@ -88,6 +88,10 @@ def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny
     assert again["reused"] == ["vae_s0"] and again["rows"] == first["rows"] and again["judges"] == first["judges"]
     assert (out / "judges" / "judge_s2.h5").stat().st_mtime_ns == judge2
     assert "1 of 1 arm-seeds reused" in (out / "results.md").read_text()
+    # the from-scratch wall time is carried, not replaced by the reuse run's few seconds
+    assert first["runs"] == 1 and first["total_wall_s"] == first["wall_s"]
+    assert again["runs"] == 2 and again["total_wall_s"] == pytest.approx(first["wall_s"] + again["wall_s"])
+    assert f"{again['total_wall_s'] / 60:.1f} min over the 2 runs that built it" in (out / "results.md").read_text()
 
     # killed after the autoencoder: the LDM onward runs again, the autoencoder and shared judge are kept,
     # and the numbers are those of the uninterrupted run (1 thread: deterministic)
