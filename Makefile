@@ -20,13 +20,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	MDCLI=$(VENV)/bin/mdcli bash examples/pipeline.sh runs/demo configs/demo.yaml
+	MDCLI=$(VENV)/bin/mdcli TORCHRUN=$(VENV)/bin/torchrun bash examples/pipeline.sh runs/demo configs/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 # Side-by-side ratios (docs/PERFORMANCE.md): simulation vs bare STFT, training steps and samplers vs
-# diffusers (a bench-only extra), memory vs dataset size, sampler quality vs cost on the demo's model.
+# diffusers (a bench-only extra), memory vs dataset size, sampler quality vs cost on the demo's model,
+# and 1 process x N threads vs N ranks x 1 thread for the demo's training.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) bench/bench_simulate.py --n 200
@@ -34,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_memory.py
 	test -f runs/demo/ldm.h5 || $(MAKE) demo
 	$(PY) bench/bench_samplers.py --ldm runs/demo/ldm.h5 --judge runs/demo/judge.h5 --real runs/demo/test.h5 --n 20
+	PY=$(PY) bash bench/bench_parallel.sh runs/demo
 
 # The comparison behind mdcli (docs/RESULTS.md §0): hours on 2 CPU cores; run it again to resume after a kill. study-gpu: one GPU, minutes.
 study: $(STAMP)

@@ -37,10 +37,16 @@ class GenerationConfig:
     few: list[int] = field(default_factory=lambda: [20, 50])  # real images per class in the augmentation runs
     fit: FitConfig = field(default_factory=FitConfig)
     batch_size: int = 128
+    # the fresh classifiers are independent: on a CPU, run them in this many processes, each with an equal
+    # share of the torch threads (two 1-thread fits beat one 2-thread fit on small nets). CPU results
+    # depend on the thread count, so the report records it; ignored on a GPU
+    jobs: int = 1
 
     def validate(self) -> None:
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed")
+        if self.jobs < 1:
+            raise ConfigError(f"jobs: must be >= 1, got {self.jobs}")
         if self.k < 1 or any(n < 1 for n in self.few):
             raise ConfigError("k and few: must be >= 1")
 
@@ -128,26 +134,118 @@ class BaselineCache:
         if folder is not None and not folder.is_dir():
             raise MdcliError(f"--baseline-cache {folder}: not a folder")
 
-    def get(self, what: dict, fit: Callable[[], float]) -> float:
+    def _path(self, key: dict) -> Path:
+        assert self.folder is not None
+        return self.folder / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32] + ".json")
+
+    def lookup(self, what: dict) -> float | None:
         if self.folder is None:
-            return fit()
+            return None
         key = {**self.common, **what}
-        path = self.folder / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32] + ".json")
         try:
-            entry = json.loads(path.read_text())
+            entry = json.loads(self._path(key).read_text())
             if entry["key"] == key:
                 self.reused += 1
                 return float(entry["accuracy"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # absent or unreadable: fit (and rewrite it)
-        value = fit()
-        with atomic_path(path) as tmp:
+        return None
+
+    def store(self, what: dict, value: float) -> None:
+        if self.folder is None:
+            return
+        key = {**self.common, **what}
+        with atomic_path(self._path(key)) as tmp:
             tmp.write_text(json.dumps({"key": key, "accuracy": value}, sort_keys=True))
+
+    def get(self, what: dict, fit: Callable[[], float]) -> float:
+        value = self.lookup(what)
+        if value is None:
+            value = fit()
+            self.store(what, value)
         return value
 
 
 def _mean_std(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
+
+
+def fit_tasks(cfg: GenerationConfig) -> list[dict]:
+    """Every fresh-classifier fit of TSTR and the augmentation runs, in report order; a baseline (one not
+    involving the generator) carries its cache key."""
+    tasks: list[dict] = []
+    for seed in cfg.seeds:
+        tasks.append({"name": "trtr", "on": "real", "seed": seed, "cache": {"fit_on": "all real", "seed": seed}})
+        tasks.append({"name": "tstr", "on": "generated", "seed": seed})
+        for n in cfg.few:
+            tasks.append({"name": f"few{n}/real", "on": "few", "n": n, "seed": seed,
+                          "cache": {"fit_on": "few real", "n": n, "seed": seed}})
+            tasks.append({"name": f"few{n}/real+classic", "on": "few", "n": n, "seed": seed, "augment": True,
+                          "cache": {"fit_on": "few real + classic augmentation", "n": n, "seed": seed}})
+            tasks.append({"name": f"few{n}/real+generated", "on": "few+generated", "n": n, "seed": seed})
+    return tasks
+
+
+@dataclass
+class FitData:
+    """The tensors the fits train and test on: real training images, generated ones, held-out real ones."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    train_labels: np.ndarray
+    x_gen: torch.Tensor
+    y_gen: torch.Tensor
+    x_real: torch.Tensor
+    y_real: np.ndarray
+    n_classes: int
+
+    @classmethod
+    def build(cls, train: Spectrograms, gen: Spectrograms, real: Spectrograms, names: list[str], samples_path: Path):
+        return cls(model_images(train), torch.from_numpy(train.labels), train.labels, model_images(gen),
+                   torch.from_numpy(_align_labels(gen, names, samples_path)), model_images(real), real.labels, len(names))
+
+
+def fit_accuracy(task: dict, data: FitData, fit: FitConfig, batch_size: int, device: torch.device) -> float:
+    """Train the task's fresh classifier (seeded, self-contained) and return its held-out real accuracy."""
+    seed = task["seed"]
+    if task["on"] == "real":
+        x, y = data.x_train, data.y_train
+    elif task["on"] == "generated":
+        x, y = data.x_gen, data.y_gen
+    else:
+        sel = torch.from_numpy(few_per_class(data.train_labels, task["n"], seed))
+        x, y = data.x_train[sel], data.y_train[sel]
+        if task["on"] == "few+generated":
+            x, y = torch.cat([x, data.x_gen]), torch.cat([y, data.y_gen])
+    model = fit_classifier(x, y, data.n_classes, fit, seed, augment=task.get("augment", False), device=device)
+    return float((embed(model, data.x_real, batch_size)[1] == data.y_real).mean())
+
+
+def fit_in_processes(spec: dict, tasks: list[dict], jobs: int, threads: int) -> list[float]:
+    """Run `tasks` in `jobs` worker processes (`python -m mdcli.fitworker`, JSON over stdin/stdout, each
+    with `threads` torch threads), round-robin; -> accuracies in task order."""
+    import os
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [list(range(len(tasks)))[j::jobs] for j in range(min(jobs, len(tasks)))]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+    def work(idx: list[int]) -> list[float]:
+        res = subprocess.run([sys.executable, "-m", "mdcli.fitworker"], input=json.dumps({**spec, "tasks": [tasks[i] for i in idx]}),
+                             capture_output=True, text=True, env=env)
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or ["no message"])[-1]
+            raise MdcliError(f"diagnose generation: a classifier-fit worker failed: {last}")
+        return [float(v) for v in json.loads(res.stdout)]
+
+    out: list[float] = [0.0] * len(tasks)
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        for idx, values in zip(chunks, pool.map(work, chunks)):
+            for i, v in zip(idx, values):
+                out[i] = v
+    return out
 
 
 def generation_report(samples_path: Path, real_path: Path, judge_path: Path, train_path: Path | None,
@@ -204,37 +302,35 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
         return report
 
     # TSTR and augmentation gain: fresh classifiers, same budget, accuracy on the held-out real data
-    x_train, y_train = model_images(train), torch.from_numpy(train.labels)
-    y_gen_t, nc = torch.from_numpy(y_gen), len(names)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-    def acc(model) -> float:
-        return float((embed(model, x_real, cfg.batch_size)[1] == y_real).mean())
-
-    runs: dict[str, list[float]] = {"trtr": [], "tstr": []}
-    for n in cfg.few:
-        for arm in ("real", "real+classic", "real+generated"):
-            runs[f"few{n}/{arm}"] = []
+    jobs = cfg.jobs if device.type == "cpu" else 1
+    threads = max(1, torch.get_num_threads() // jobs)
+    tasks = fit_tasks(cfg)
     cache = BaselineCache(baseline_cache, {  # the data files are hashed only when there is a cache to key
         "train_sha256": sha256_file(train_path), "real_sha256": sha256_file(real_path), "fit": asdict(cfg.fit),
-        "batch_size": cfg.batch_size, "device": device.type, "threads": torch.get_num_threads(),
+        "batch_size": cfg.batch_size, "device": device.type, "threads": threads,
         "torch": torch.__version__, "mdcli": __version__} if baseline_cache is not None else {})
-    for seed in cfg.seeds:
-        progress(f"seed {seed}: train on real / on generated")
-        runs["trtr"].append(cache.get({"fit_on": "all real", "seed": seed},
-                                      lambda: acc(fit_classifier(x_train, y_train, nc, cfg.fit, seed, device=device))))
-        runs["tstr"].append(acc(fit_classifier(x_gen, y_gen_t, nc, cfg.fit, seed, device=device)))
-        for n in cfg.few:
-            progress(f"seed {seed}: {n} real per class, alone / classic augmentation / plus generated")
-            sel = torch.from_numpy(few_per_class(train.labels, n, seed))
-            xs, ys = x_train[sel], y_train[sel]
-            runs[f"few{n}/real"].append(cache.get({"fit_on": "few real", "n": n, "seed": seed},
-                                                  lambda: acc(fit_classifier(xs, ys, nc, cfg.fit, seed, device=device))))
-            runs[f"few{n}/real+classic"].append(cache.get(
-                {"fit_on": "few real + classic augmentation", "n": n, "seed": seed},
-                lambda: acc(fit_classifier(xs, ys, nc, cfg.fit, seed, augment=True, device=device))))
-            runs[f"few{n}/real+generated"].append(
-                acc(fit_classifier(torch.cat([xs, x_gen]), torch.cat([ys, y_gen_t]), nc, cfg.fit, seed, device=device)))
+    acc: list[float | None] = [cache.lookup(t["cache"]) if "cache" in t else None for t in tasks]
+    todo = [i for i, a in enumerate(acc) if a is None]
+    if jobs > 1 and len(todo) > 1:
+        progress(f"{len(todo)} classifier fits in {min(jobs, len(todo))} processes x {threads} thread(s)")
+        spec = {"samples": str(samples_path), "real": str(real_path), "train": str(train_path), "names": names,
+                "fit": asdict(cfg.fit), "batch_size": cfg.batch_size}
+        done = fit_in_processes(spec, [tasks[i] for i in todo], jobs, threads)
+    else:
+        data = FitData.build(train, gen, real, names, samples_path)
+        done = []
+        for i in todo:
+            progress(f"fit {tasks[i]['name']} (seed {tasks[i]['seed']})")
+            done.append(fit_accuracy(tasks[i], data, cfg.fit, cfg.batch_size, device))
+    for i, value in zip(todo, done):
+        acc[i] = value
+        if "cache" in tasks[i]:
+            cache.store(tasks[i]["cache"], value)
+    runs: dict[str, list[float]] = {}
+    for t, a in zip(tasks, acc):
+        runs.setdefault(t["name"], []).append(float(a))  # type: ignore[arg-type]
+    report["fits"] = {"jobs": min(jobs, max(1, len(todo))), "threads": threads, "device": device.type}
     report["tstr"] = {k: _mean_std(v) for k, v in runs.items() if k in ("trtr", "tstr")}
     report["augmentation"] = {}
     for n in cfg.few:

@@ -173,6 +173,9 @@ def build_report(run: Path) -> tuple[Path, dict]:
         for n, arms in gen.get("augmentation", {}).items():
             for arm in ("real", "real+classic", "real+generated"):
                 lines.append(f"| {n} real/class, {arm} | {arms[arm]['mean']:.3f} ± {arms[arm]['std']:.3f} |")
+        if gen.get("fits"):  # CPU fits depend on the torch thread count: say how they ran
+            f = gen["fits"]
+            lines.append(f"| fresh classifier fits ran as | {f['jobs']} process(es) x {f['threads']} thread(s), {f['device']} |")
         lines.append("")
         if gen.get("per_class"):
             lines += ["Per class (generated against held-out real):", "", "| class | FMD | judge accuracy on generated |", "|---|---|---|"]

@@ -234,6 +234,20 @@ def test_generation_diffusability_and_split_cli(trained):
     assert other["baseline_fits_reused"] == 0 and len(list(cache.glob("*.json"))) == 6  # another fit budget: fit anew
     missing = runner.invoke(app, [*base, "--classifier", str(judge), "--baseline-cache", str(d / "nope")])
     assert missing.exit_code == 2 and "--baseline-cache" in missing.output and "Traceback" not in missing.output
+    # jobs=2: the fits run in two worker processes with half the torch threads each, and give exactly the
+    # accuracies of in-process fits at that thread count (each fit is seeded and self-contained)
+    threads, t = torch.get_num_threads(), max(1, torch.get_num_threads() // 2)
+    par = json.loads(_ok(runner, [*base, "--set", "jobs=2", "--classifier", str(judge), "--json"]).stdout)
+    assert par["fits"] == {"jobs": 2, "threads": t, "device": "cpu"}
+    torch.set_num_threads(t)
+    try:
+        seq = json.loads(_ok(runner, [*base, "--classifier", str(judge), "--json"]).stdout)
+    finally:
+        torch.set_num_threads(threads)
+    assert seq["fits"] == {"jobs": 1, "threads": t, "device": "cpu"}
+    assert (par["tstr"], par["augmentation"]) == (seq["tstr"], seq["augmentation"])
+    bad = runner.invoke(app, [*base, "--set", "jobs=0", "--classifier", str(judge)])
+    assert bad.exit_code == 2 and "jobs" in bad.output and "Traceback" not in bad.output
     res = _ok(runner, ["diagnose", "diffusability", "--latents", str(lat), "--set", "ldm.train.steps=20",
                        "--set", "n_per_class=3", "--set", "sample_steps=4", "--json", "-q"])
     f = json.loads(res.stdout)
@@ -258,6 +272,7 @@ def test_generation_diffusability_and_split_cli(trained):
     recon = json.loads((run / "recon.json").read_text())
     assert f"| recon FMD (judge features) | {recon['overall']['fmd']:.4g} |" in text
     assert f"| FMD (judge features) | {g['fmd']:.4g} |" in text
+    assert f"| fresh classifier fits ran as | 1 process(es) x {g['fits']['threads']} thread(s), cpu |" in text
     for c, v in g["per_class"].items():  # the per-class generation table a user reads first
         assert f"| {c} | {v['fmd']:.3g} | {v['judge_accuracy']:.3f} |" in text
     assert (run / "real_vs_generated.png").read_bytes()[:4] == b"\x89PNG"
