@@ -119,7 +119,7 @@ def build_report(run: Path) -> tuple[Path, dict]:
         if "fmd" in recon["overall"]:
             head["recon FMD (judge features)"] = recon["overall"]["fmd"]
     if codebook:
-        head["codebook usage"] = codebook["codebook_usage"]
+        head["codebook usage (share of codes used, test)"] = f"{codebook['codebook_usage']:.1%}"
         head["codebook perplexity"] = codebook["perplexity"]
     if collapse:
         head["collapse label"] = collapse["label"]
@@ -168,11 +168,13 @@ def build_report(run: Path) -> tuple[Path, dict]:
             m = gen["memorisation"]
             lines.append(f"| nearest-train distance, generated / real (median) | {m['median_nn_generated']:.3f} / {m['median_nn_real']:.3f} |")
             lines.append(f"| near copies | {m['near_copies']:.1%} |")
+        n_seeds = len(gen.get("seeds", [])) or 1
+        spread = lambda v: f"{v['mean']:.3f} ± {v['std']:.3f} ({n_seeds} seeds)" if n_seeds > 1 else f"{v['mean']:.3f} (1 seed)"  # noqa: E731
         for k, v in gen.get("tstr", {}).items():
-            lines.append(f"| {k.upper()} accuracy (test) | {v['mean']:.3f} ± {v['std']:.3f} |")
+            lines.append(f"| {k.upper()} accuracy (test) | {spread(v)} |")
         for n, arms in gen.get("augmentation", {}).items():
             for arm in ("real", "real+classic", "real+generated"):
-                lines.append(f"| {n} real/class, {arm} | {arms[arm]['mean']:.3f} ± {arms[arm]['std']:.3f} |")
+                lines.append(f"| {n} real/class, {arm} | {spread(arms[arm])} |")
         if gen.get("fits"):  # CPU fits depend on the torch thread count: say how they ran
             f = gen["fits"]
             lines.append(f"| fresh classifier fits ran as | {f['jobs']} process(es) x {f['threads']} thread(s), {f['device']} |")

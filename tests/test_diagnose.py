@@ -273,6 +273,9 @@ def test_generation_diffusability_and_split_cli(trained):
     assert f"| recon FMD (judge features) | {recon['overall']['fmd']:.4g} |" in text
     assert f"| FMD (judge features) | {g['fmd']:.4g} |" in text
     assert f"| fresh classifier fits ran as | 1 process(es) x {g['fits']['threads']} thread(s), cpu |" in text
+    assert f"| TSTR accuracy (test) | {g['tstr']['tstr']['mean']:.3f} (1 seed) |" in text  # no ± 0 from one seed
+    cb = json.loads((run / "codebook.json").read_text())
+    assert f"| codebook usage (share of codes used, test) | {cb['codebook_usage']:.1%} |" in text
     for c, v in g["per_class"].items():  # the per-class generation table a user reads first
         assert f"| {c} | {v['fmd']:.3g} | {v['judge_accuracy']:.3f} |" in text
     assert (run / "real_vs_generated.png").read_bytes()[:4] == b"\x89PNG"
