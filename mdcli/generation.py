@@ -158,12 +158,6 @@ class BaselineCache:
         with atomic_path(self._path(key)) as tmp:
             tmp.write_text(json.dumps({"key": key, "accuracy": value}, sort_keys=True))
 
-    def get(self, what: dict, fit: Callable[[], float]) -> float:
-        value = self.lookup(what)
-        if value is None:
-            value = fit()
-            self.store(what, value)
-        return value
 
 
 def _mean_std(values: list[float]) -> dict:
@@ -192,7 +186,6 @@ class FitData:
 
     x_train: torch.Tensor
     y_train: torch.Tensor
-    train_labels: np.ndarray
     x_gen: torch.Tensor
     y_gen: torch.Tensor
     x_real: torch.Tensor
@@ -201,7 +194,7 @@ class FitData:
 
     @classmethod
     def build(cls, train: Spectrograms, gen: Spectrograms, real: Spectrograms, names: list[str], samples_path: Path):
-        return cls(model_images(train), torch.from_numpy(train.labels), train.labels, model_images(gen),
+        return cls(model_images(train), torch.from_numpy(train.labels), model_images(gen),
                    torch.from_numpy(_align_labels(gen, names, samples_path)), model_images(real), real.labels, len(names))
 
 
@@ -213,7 +206,7 @@ def fit_accuracy(task: dict, data: FitData, fit: FitConfig, batch_size: int, dev
     elif task["on"] == "generated":
         x, y = data.x_gen, data.y_gen
     else:
-        sel = torch.from_numpy(few_per_class(data.train_labels, task["n"], seed))
+        sel = torch.from_numpy(few_per_class(data.y_train.numpy(), task["n"], seed))
         x, y = data.x_train[sel], data.y_train[sel]
         if task["on"] == "few+generated":
             x, y = torch.cat([x, data.x_gen]), torch.cat([y, data.y_gen])
@@ -317,12 +310,16 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
         spec = {"samples": str(samples_path), "real": str(real_path), "train": str(train_path), "names": names,
                 "fit": asdict(cfg.fit), "batch_size": cfg.batch_size}
         done = fit_in_processes(spec, [tasks[i] for i in todo], jobs, threads)
-    else:
+    else:  # in this process, at the thread count the cache keys and the report record (< all when jobs > 1)
         data = FitData.build(train, gen, real, names, samples_path)
-        done = []
-        for i in todo:
-            progress(f"fit {tasks[i]['name']} (seed {tasks[i]['seed']})")
-            done.append(fit_accuracy(tasks[i], data, cfg.fit, cfg.batch_size, device))
+        done, all_threads = [], torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            for i in todo:
+                progress(f"fit {tasks[i]['name']} (seed {tasks[i]['seed']})")
+                done.append(fit_accuracy(tasks[i], data, cfg.fit, cfg.batch_size, device))
+        finally:
+            torch.set_num_threads(all_threads)
     for i, value in zip(todo, done):
         acc[i] = value
         if "cache" in tasks[i]:
