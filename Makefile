@@ -27,7 +27,7 @@ test: $(STAMP)
 
 # Side-by-side ratios (docs/PERFORMANCE.md): simulation vs bare STFT, training steps and samplers vs
 # diffusers (a bench-only extra), memory vs dataset size, sampler quality vs cost on the demo's model,
-# and 1 process x N threads vs N ranks x 1 thread for the demo's training.
+# 1 process x N threads vs N ranks x 1 thread for the demo's training, and fp32 vs bf16 autocast on this CPU.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) bench/bench_simulate.py --n 200
@@ -36,6 +36,7 @@ bench: $(STAMP)
 	test -f runs/demo/ldm.h5 || $(MAKE) demo
 	$(PY) bench/bench_samplers.py --ldm runs/demo/ldm.h5 --judge runs/demo/judge.h5 --real runs/demo/test.h5 --n 20
 	PY=$(PY) bash bench/bench_parallel.sh runs/demo
+	$(PY) bench/bench_precision.py
 
 # The comparison behind mdcli (docs/RESULTS.md §0): hours on 2 CPU cores; run it again to resume after a kill. study-gpu: one GPU, minutes.
 study: $(STAMP)

@@ -105,3 +105,18 @@ def test_codebook_stats():
     assert s["perplexity"] == pytest.approx(2.0)
     assert s["perplexity_ratio"] == pytest.approx(0.5)
     assert codebook_stats(np.array([5, 0, 0, 0]))["perplexity"] == pytest.approx(1.0)
+
+
+def test_nearest_code_is_exact_under_bf16_autocast():
+    """train.precision=bf16 runs the encoder under autocast; the code lookup must still be the
+    fp32 argmin (a bf16 z.c term moves vectors whose two nearest codes are close)."""
+    torch.manual_seed(1)
+    vq = _vq(codebook_size=256)
+    z = 5 * torch.randn(8, 4, 8, 8)
+    ze, codes = vq._flat(z).float(), vq.codebook().float()
+    exact = torch.cdist(ze.double(), codes.double()).argmin(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = vq(z).indices.flatten()
+        bare = (ze.pow(2).sum(1, keepdim=True) - 2 * ze @ codes.t() + codes.pow(2).sum(1)[None]).argmin(1)
+    assert torch.equal(got, exact)
+    assert not torch.equal(bare, exact)  # the same expression left to autocast does move codes

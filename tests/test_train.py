@@ -179,3 +179,24 @@ def test_ema_of_weights_is_exact_and_is_what_the_artifact_holds(runner, tiny_dat
         _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "4", "--set", f"train.ema_decay={decay}")
         saved = _weights(out)
         assert all(torch.equal(torch.as_tensor(saved[n]), p.detach()) for n, p in init.items()) is same
+
+
+def test_bf16_precision_trains_on_a_cpu_and_is_recorded(runner, tiny_data, clf, tmp_path):
+    """train.precision=bf16 autocasts on a CPU too: a different run from fp32 (auto on a CPU), recorded
+    in the artifact's config; an unknown value is a one-line error naming the option."""
+    import yaml
+
+    runs = {}
+    for precision in ("auto", "bf16"):
+        out = tmp_path / f"ae_{precision}.h5"
+        _train_ae(runner, tiny_data, clf, out, "vqgan", "--steps", "12", "--set", f"train.precision={precision}",
+                  "--set", "disc.start=6", "--set", "disc.pretrain_steps=3")
+        header, attrs, weights = load_model(out, "autoencoder")
+        assert yaml.safe_load(header["config"])["train"]["precision"] == precision
+        assert np.isfinite(attrs["metrics"]["psnr"]) and attrs["metrics"]["codebook_usage"] > 0
+        runs[precision] = weights
+    assert any(not np.array_equal(runs["auto"][k], runs["bf16"][k]) for k in runs["auto"])
+    res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
+                              "--classifier", str(clf), "-o", str(tmp_path / "x.h5"), "--set", "train.precision=fp16"])
+    assert res.exit_code == 2 and "train.precision" in res.output and "fp16" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "x.h5").exists()

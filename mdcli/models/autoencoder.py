@@ -125,7 +125,7 @@ class GaussianAutoencoder(nn.Module):
         self.logvar_range = logvar_range
 
     def _posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        mean, logvar = self.encoder(x).float().chunk(2, dim=1)  # the KL in fp32 under bf16 autocast
         return mean, logvar.clamp(*self.logvar_range)
 
     def encode(self, x: torch.Tensor) -> Encoding:

@@ -94,8 +94,10 @@ class VectorQuantizer(nn.Module):
 
     @staticmethod
     def _nearest(ze: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        dist = ze.pow(2).sum(1, keepdim=True) - 2 * ze @ codes.t() + codes.pow(2).sum(1)[None]
-        return dist.argmin(1)
+        # in fp32 even under bf16 autocast: |z|^2 - 2 z.c + |c|^2 cancels, and a bf16 product
+        # (8 bits of mantissa) would hand many vectors to a neighbouring code
+        with torch.autocast(ze.device.type, enabled=False):
+            return (ze.pow(2).sum(1, keepdim=True) - 2 * ze @ codes.t() + codes.pow(2).sum(1)[None]).argmin(1)
 
     @torch.no_grad()
     def lookup_indices(self, z: torch.Tensor) -> torch.Tensor:

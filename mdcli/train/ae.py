@@ -57,7 +57,7 @@ class TrainAEConfig:
     train: common.OptimConfig = field(default_factory=common.OptimConfig)
 
     def validate(self) -> None:
-        common.check_split(self.train)
+        common.check_optim(self.train)
         if self.arch not in ARCHS:
             raise ConfigError(f"--arch: unknown architecture '{self.arch}'; valid: {', '.join(ARCHS)}")
         if self.loss.perceptual not in PERCEPTUAL:
@@ -188,7 +188,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     usage = np.array(extra["usage"], dtype=np.int64) if extra.get("usage") is not None else np.zeros(k, np.int64)
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or spe
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+    autocast = common.autocast(device, cfg.train.precision)
 
     def checkpoint(at: int) -> None:
         common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, optimizers,

@@ -29,7 +29,7 @@ class TrainClassifierConfig:
     time_shift: bool = True  # augment with random circular time shifts (spectrograms are stationary-ish in time)
 
     def validate(self) -> None:
-        common.check_split(self.train)
+        common.check_optim(self.train)
         t = self.train
         if t.steps < 1 or t.batch_size < 1:
             raise ConfigError("train.steps and train.batch_size must be >= 1")
@@ -91,6 +91,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     parents = [parent_record(data_path)]
     ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress)
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
+    autocast = common.autocast(device, cfg.train.precision)
     prefetch = Prefetcher(lambda i: reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, done = time.perf_counter(), 0
     step = start
@@ -108,7 +109,8 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             xb, yb = prefetch.get(step, cfg.train.steps).to(device), y[idx].to(device)
             if cfg.time_shift:
                 xb = roll_time(xb, shifts)
-            loss = F.cross_entropy(net(xb), yb)
+            with autocast:
+                loss = F.cross_entropy(net(xb).float(), yb)
             common.check_finite(loss, step, ckpt)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -43,13 +43,28 @@ class OptimConfig:
     log_every: int = 10  # steps between JSONL records
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the training forward (worth it on a GPU for long runs)
+    # auto: bf16 autocast on a GPU, fp32 on a CPU | fp32: never autocast | bf16: also on a CPU
+    # (1.4-1.7x per step on CPUs with AMX, docs/PERFORMANCE.md; other numerics than the fp32 runs)
+    precision: str = "auto"
 
 
-def check_split(cfg: OptimConfig) -> None:
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def check_optim(cfg: OptimConfig) -> None:
+    """The checks every trainer's `train` section shares."""
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision: unknown '{cfg.precision}'; valid: {', '.join(PRECISIONS)}")
     if cfg.split not in ("random", "blocked"):
         raise ConfigError(f"--split: unknown '{cfg.split}'; valid: random, blocked")
     if cfg.split_gap < 0:
         raise ConfigError("train.split_gap: must be >= 0")
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The training forward's autocast context for `train.precision` on `device` (see OptimConfig)."""
+    on = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
 
 
 def pick_device(name: str) -> torch.device:

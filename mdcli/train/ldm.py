@@ -49,7 +49,7 @@ class TrainLDMConfig:
         steps=2000, batch_size=64, lr=2e-4, warmup_steps=100, ema_decay=0.999, val_fraction=0.1))
 
     def validate(self) -> None:
-        common.check_split(self.train)
+        common.check_optim(self.train)
         d = self.diffusion
         if d.schedule not in ("linear", "cosine"):
             raise ConfigError(f"diffusion.schedule: unknown '{d.schedule}'; valid: linear, cosine")
@@ -164,7 +164,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or max(spe, 100)
     d = cfg.diffusion
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+    autocast = common.autocast(device, cfg.train.precision)
 
     def checkpoint(at: int) -> None:
         common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {"history": history})
