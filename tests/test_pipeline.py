@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from mdcli.artifacts import Spectrograms, load_model, sha256_file
@@ -101,6 +102,24 @@ def test_ldm_resume_is_exact(chain, tmp_path):
     a, b = load_model(full, "ldm")[2], load_model(split, "ldm")[2]
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+def test_ldm_bf16_precision_on_a_cpu_resumes_exactly(chain, tmp_path):
+    """train.precision=bf16 on a CPU: another run than fp32, recorded in the artifact, still exactly resumable."""
+    runner = CliRunner()
+    base = ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(chain["lat"]), "--steps", "10", "-q"]
+    fp32, full, split = tmp_path / "fp32.h5", tmp_path / "full.h5", tmp_path / "split.h5"
+    _ok(runner, [*base, "-o", str(fp32)])
+    bf16 = [*base, "--set", "train.precision=bf16"]
+    _ok(runner, [*bf16, "-o", str(full)])
+    _ok(runner, [*bf16, "-o", str(split), "--stop-after", "4"])
+    _ok(runner, [*bf16, "-o", str(split), "--resume"])
+    header, attrs, a = load_model(full, "ldm")
+    assert yaml.safe_load(header["config"])["train"]["precision"] == "bf16"
+    assert all(np.isfinite(v) for v in attrs["metrics"].values())
+    b, c = load_model(split, "ldm")[2], load_model(fp32, "ldm")[2]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
 
 
 def test_diagnose_codebook_is_batch_size_independent(chain, tmp_path):
