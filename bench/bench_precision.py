@@ -5,15 +5,13 @@
 One process, the torch thread count as mdcli sets it, interleaved rounds after warm-up: the demo's
 VQ-GAN generator step (forward, L1, backward, AdamW; batch and widths from `train-ae`) and its LDM
 step (UNet forward, MSE, backward, AdamW; batch from `train-ldm`, 4 x 16 x 16 latents), each in
-fp32 and under bf16 autocast, with and without channels_last. On CPUs with AMX or AVX-512 BF16 the
-bf16 rows are faster; elsewhere bf16 is emulated and slower. Ratios > 1 mean faster than fp32.
+fp32 and under bf16 autocast, with and without channels_last. What bf16 gains depends on the CPU's
+bf16 instructions (AMX here: docs/PERFORMANCE.md). Ratios > 1 mean faster than fp32.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +21,8 @@ from mdcli.train import common
 from mdcli.train.ae import TrainAEConfig, build_autoencoder
 from mdcli.train.ldm import TrainLDMConfig
 from mdcli.models.unet import UNet
+
+from bench_train import timed_rounds  # the interleaved-rounds timer of bench_train.py (bench/ is on sys.path)
 
 VARIANTS = {"fp32": (False, False), "fp32 + channels_last": (False, True),
             "bf16 autocast": (True, False), "bf16 autocast + channels_last": (True, True)}
@@ -68,20 +68,9 @@ def main() -> None:
           f"CPU bf16 kernels: {torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
     for kind in ("autoencoder", "ldm"):
         steps = {name: make_step(kind, args.config, *v) for name, v in VARIANTS.items()}
-        for fn in steps.values():
-            for _ in range(3):
-                fn()
-        times: dict[str, list[float]] = {k: [] for k in steps}
-        for _ in range(args.rounds):
-            for name, fn in steps.items():
-                t0 = time.perf_counter()
-                for _ in range(args.n):
-                    fn()
-                times[name].append((time.perf_counter() - t0) / args.n)
-        base = statistics.median(times["fp32"])
-        for name, ts in times.items():
-            med = statistics.median(ts)
-            print(f"{kind:12s} {name:32s} {1000 * med:7.1f} ms/step  x{base / med:.2f}")
+        medians = timed_rounds(steps, torch.device("cpu"), args.n, args.rounds)
+        for name, med in medians.items():
+            print(f"{kind:12s} {name:32s} {1000 * med:7.1f} ms/step  x{medians['fp32'] / med:.2f}")
 
 
 if __name__ == "__main__":
