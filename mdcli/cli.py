@@ -269,20 +269,25 @@ def _require(path: Path, kind: str) -> None:
 def _run_training(name: str, output: Path, total: int, stop_after: int | None, quiet: bool, fn) -> object:
     """Progress bar, clean Ctrl-C (the trainer has saved a checkpoint), and the usual messages.
 
-    Returns the trainer's result, or None when it stopped early because of --stop-after.
+    Returns the trainer's result, or None when it stopped early because of --stop-after (and on
+    every torchrun rank but 0).
     """
     from mdcli.progress import progress_bar
-    from mdcli.train.common import checkpoint_path
+    from mdcli.train.common import checkpoint_path, is_main
 
+    main = is_main()  # under torchrun only rank 0 shows a bar and a summary; the other ranks return None
     try:
-        with progress_bar(name, total, unit="step", quiet=quiet) as advance:
+        with progress_bar(name, total, unit="step", quiet=quiet or not main) as advance:
             res = fn(advance)
+        if not main:
+            return None
         if res is None:
             console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
         return res
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted: checkpoint saved to {checkpoint_path(output)}; "
-                          "run the same command with --resume to continue[/]")
+        if main:
+            err_console.print(f"[yellow]interrupted: checkpoint saved to {checkpoint_path(output)}; "
+                              "run the same command with --resume to continue[/]")
         raise typer.Exit(130) from None
 
 

@@ -15,11 +15,12 @@ from mdcli.cli import app
 from tests.conftest import ROOT, TINY
 
 
-def _torchrun(args: list[str], nproc: int = 2) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def _torchrun(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "mdcli", *args]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+    return res
 
 
 def _weights(path, kind):
@@ -61,9 +62,12 @@ def test_two_rank_classifier_matches_one_rank(tiny_data, tmp_path):
 
 def test_two_rank_ldm_matches_one_rank(lat):
     d, latents = lat
-    args = ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(latents), "--steps", "20", "-q"]
-    _torchrun([*args, "-o", str(d / "two.h5")])
-    assert CliRunner().invoke(app, [*args, "-o", str(d / "one.h5")]).exit_code == 0
+    args = ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(latents), "--steps", "20"]
+    res = _torchrun([*args, "-o", str(d / "two.h5")])
+    # only rank 0 reports: one progress bar, one summary line naming the artifact, with its held-out losses
+    assert res.stderr.count("train-ldm") == 1, res.stderr
+    assert res.stdout.count("wrote ") == 1 and "held-out loss by timestep 50: " in res.stdout, res.stdout
+    assert CliRunner().invoke(app, [*args, "-o", str(d / "one.h5"), "-q"]).exit_code == 0
     _assert_close(_weights(d / "one.h5", "ldm"), _weights(d / "two.h5", "ldm"), ATOL)
 
 
