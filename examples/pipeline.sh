@@ -28,9 +28,18 @@ $MDCLI simulate --config "$CFG" -o "$RUN/data.h5"
 $MDCLI split "$RUN/data.h5" --test-fraction 0.2 --train-out "$RUN/train.h5" --test-out "$RUN/test.h5"
 $MDCLI plot "$RUN/train.h5" -o "$RUN/real.png"
 
-# 2. two classifiers on the training part: features for the perceptual loss, and an independent judge
-$MDCLI train-classifier --config "$CFG" --data "$RUN/train.h5" -o "$RUN/clf.h5"
-$MDCLI train-classifier --config "$CFG" --data "$RUN/train.h5" --seed 1 -o "$RUN/judge.h5"
+# 2. two classifiers on the training part, side by side: features for the perceptual loss, and an
+#    independent judge. On a CPU each takes half the cores (two 1-thread fits at once beat two
+#    2-thread fits one after the other on 2 cores); the judge's output goes to judge.log until it is done
+if nvidia-smi -L > /dev/null 2>&1; then HALF=""; else
+    HALF="env OMP_NUM_THREADS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))"; fi
+$HALF $MDCLI train-classifier --config "$CFG" --data "$RUN/train.h5" --seed 1 -o "$RUN/judge.h5" > "$RUN/judge.log" 2>&1 &
+JUDGE=$!
+trap 'kill $JUDGE 2> /dev/null' EXIT  # a failing or interrupted feature classifier takes the judge with it
+$HALF $MDCLI train-classifier --config "$CFG" --data "$RUN/train.h5" -o "$RUN/clf.h5"
+wait $JUDGE || { cat "$RUN/judge.log" >&2; exit 1; }
+trap - EXIT
+cat "$RUN/judge.log"
 
 # 3. autoencoder (VQ-GAN), latents, latent diffusion, samples
 $TRAIN_AE --config "$CFG" --data "$RUN/train.h5" --classifier "$RUN/clf.h5" -o "$RUN/ae.h5"
