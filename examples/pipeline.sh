@@ -16,7 +16,8 @@ mkdir -p "$RUN"
 # On a GPU, or with RANKS=1, train-ae is the plain `$MDCLI train-ae` command.
 RANKS=${RANKS:-2}
 TORCHRUN=${TORCHRUN:-torchrun}
-if [ "$RANKS" -gt 1 ] && ! nvidia-smi -L > /dev/null 2>&1; then
+GPU=0; nvidia-smi -L > /dev/null 2>&1 && GPU=1
+if [ "$RANKS" -gt 1 ] && [ "$GPU" = 0 ]; then
     THREADS=$(( $(nproc) / RANKS )); [ "$THREADS" -ge 1 ] || THREADS=1
     TRAIN_AE="env OMP_NUM_THREADS=$THREADS $TORCHRUN --standalone --nproc_per_node=$RANKS -m mdcli train-ae"
 else
@@ -31,8 +32,7 @@ $MDCLI plot "$RUN/train.h5" -o "$RUN/real.png"
 # 2. two classifiers on the training part, side by side: features for the perceptual loss, and an
 #    independent judge. On a CPU each takes half the cores (two 1-thread fits at once beat two
 #    2-thread fits one after the other on 2 cores); the judge's output goes to judge.log until it is done
-if nvidia-smi -L > /dev/null 2>&1; then HALF=""; else
-    HALF="env OMP_NUM_THREADS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))"; fi
+HALF=""; [ "$GPU" = 1 ] || HALF="env OMP_NUM_THREADS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))"
 $HALF $MDCLI train-classifier --config "$CFG" --data "$RUN/train.h5" --seed 1 -o "$RUN/judge.h5" > "$RUN/judge.log" 2>&1 &
 JUDGE=$!
 trap 'kill $JUDGE 2> /dev/null' EXIT  # a failing or interrupted feature classifier takes the judge with it
