@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mdcli.errors import MdcliError
+from mdcli.ranks import all_mean
 
 # torchvision ImageNet trunks the lpips package expects (torch hub cache file names).
 LPIPS_TRUNK_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
@@ -140,24 +141,10 @@ def gan_g_loss(fake: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
     return -fake.mean() if kind == "hinge" else F.softplus(-fake).mean()
 
 
-def _global_batch_mean(*grads: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Under DDP, each rank's gradients of its batch-mean losses, averaged: the gradients of the global batch.
-
-    Every rank then computes the same adaptive weight, the one a single process computes on the whole batch.
-    """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return grads
-    flat = torch.cat([g.flatten() for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    return tuple(part.view_as(g) for part, g in zip(flat.split([g.numel() for g in grads]), grads))
-
-
 def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor, max_weight: float = 1e4) -> torch.Tensor:
     """lambda = ||grad L_rec|| / (||grad L_G|| + 1e-4) at the decoder's last layer, clamped (Esser et al. 2021, eq. 7)."""
     g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
     g_gan = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
-    g_rec, g_gan = _global_batch_mean(g_rec, g_gan)
+    # under DDP, the global batch's gradients (every rank then uses the weight one process would)
+    g_rec, g_gan = all_mean(torch.stack([g_rec, g_gan]))
     return (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, max_weight).detach()

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdcli.ranks import all_gather_rows, all_sum
+
 
 @dataclass
 class VQConfig:
@@ -31,31 +33,6 @@ class VQConfig:
     kmeans_iters: int = 10
     dead_code_threshold: float = 1.0  # restart codes whose EMA cluster size drops below this (0: never)
     cosine: bool = False  # l2-normalise codes and inputs (cosine-similarity lookup)
-
-
-def _distributed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _all_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum over data-parallel ranks (codebook statistics must see the global batch)."""
-    if _distributed():
-        import torch.distributed as dist
-
-        dist.all_reduce(t)
-    return t
-
-
-def _all_gather_rows(t: torch.Tensor) -> torch.Tensor:
-    if not _distributed():
-        return t
-    import torch.distributed as dist
-
-    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, t.contiguous())
-    return torch.cat(parts)
 
 
 class QuantizerOutput(NamedTuple):
@@ -107,7 +84,7 @@ class VectorQuantizer(nn.Module):
     # -- codebook maintenance ----------------------------------------------------------------
     @torch.no_grad()
     def _kmeans_init(self, ze: torch.Tensor) -> None:
-        ze = _all_gather_rows(ze)  # every rank clusters the global batch, identically
+        ze = all_gather_rows(ze)  # every rank clusters the global batch, identically
         k = self.cfg.codebook_size
         pick = torch.randint(0, len(ze), (k,), device=ze.device) if len(ze) < k else torch.randperm(len(ze), device=ze.device)[:k]
         centres = ze[pick].clone()
@@ -127,8 +104,8 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _ema_update(self, ze: torch.Tensor, idx: torch.Tensor) -> None:
         k, decay, eps = self.cfg.codebook_size, self.cfg.ema_decay, 1e-5
-        counts = _all_sum(torch.bincount(idx, minlength=k).to(ze.dtype))
-        sums = _all_sum(torch.zeros(k, self.code_dim, device=ze.device, dtype=ze.dtype).index_add_(0, idx, ze))
+        counts = all_sum(torch.bincount(idx, minlength=k).to(ze.dtype))
+        sums = all_sum(torch.zeros(k, self.code_dim, device=ze.device, dtype=ze.dtype).index_add_(0, idx, ze))
         self.cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
         self.embed_avg.mul_(decay).add_(sums, alpha=1 - decay)
         n = self.cluster_size.sum()
@@ -138,7 +115,7 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _track_usage(self, idx: torch.Tensor) -> None:
         """Without EMA codes, still keep the EMA cluster size: it drives dead-code restarts."""
-        counts = _all_sum(torch.bincount(idx, minlength=self.cfg.codebook_size).float())
+        counts = all_sum(torch.bincount(idx, minlength=self.cfg.codebook_size).float())
         self.cluster_size.mul_(self.cfg.ema_decay).add_(counts, alpha=1 - self.cfg.ema_decay)
 
     @torch.no_grad()
@@ -147,7 +124,7 @@ class VectorQuantizer(nn.Module):
         n_dead = int(dead.sum())
         if n_dead == 0:
             return 0
-        ze = _all_gather_rows(ze)  # the same replacements on every rank (cluster sizes are all-reduced)
+        ze = all_gather_rows(ze)  # the same replacements on every rank (cluster sizes are all-reduced)
         pick = torch.randint(0, len(ze), (n_dead,), device=ze.device)
         fresh = ze[pick]
         self.embed.data[dead] = fresh
