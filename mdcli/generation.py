@@ -102,18 +102,56 @@ def _align_labels(data: Spectrograms, names: list[str], path: Path) -> np.ndarra
     return remap[data.labels]
 
 
-def find_training_data(samples: Path) -> Path | None:
-    """The spectrograms the generator was trained on: samples -> ldm -> latents -> data."""
-    for digest, p in ancestors(samples).items():
-        path = Path(p)
-        if path.exists():
-            try:
-                with open_artifact(path, "spectrograms") as f:
-                    if read_header(f)["kind"] == "spectrograms" and sha256_file(path) == digest:
-                        return path
-            except MdcliError:
-                continue
+def _parent(path: Path, kind: str) -> Path | None:
+    """The input of `kind` that `path` was made from, if it is still on disk unchanged."""
+    try:
+        with open_artifact(path) as f:
+            parents = read_header(f)["parents"]
+    except MdcliError:
+        return None
+    for rec in parents:
+        p = Path(rec["path"])
+        try:
+            with open_artifact(p) as f:
+                if read_header(f)["kind"] != kind:
+                    continue
+        except MdcliError:
+            continue
+        if sha256_file(p) == rec["sha256"]:
+            return p
     return None
+
+
+def find_training_data(samples: Path) -> Path | None:
+    """The spectrograms the diffusion model was trained on: samples -> ldm -> latents -> spectrograms.
+
+    Followed by kind, not by the first spectrograms file anywhere in the lineage: the autoencoder (and its
+    perceptual classifier) may have been trained on other data, e.g. simulated before measured."""
+    p: Path | None = Path(samples)
+    for kind in ("ldm", "latents", "spectrograms"):
+        p = _parent(p, kind)
+        if p is None:
+            return None
+    return p
+
+
+def _image_digests(x: np.ndarray) -> list[bytes]:
+    return [hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest() for row in x]
+
+
+def shared_images(a: np.ndarray, b: np.ndarray) -> int:
+    """How many images of `b` occur, byte for byte, in `a`."""
+    seen = set(_image_digests(a))
+    return sum(d in seen for d in _image_digests(b))
+
+
+def check_held_out(real: Spectrograms, real_path: Path, other: Spectrograms, what: str) -> None:
+    """Refuse data that shares images with the held-out set: every number here assumes nothing saw it."""
+    n = shared_images(other.spectrograms, real.spectrograms)
+    if n:
+        raise MdcliError(f"{what}: holds {n} of the {len(real.spectrograms)} held-out images of --real {real_path}; "
+                         "the held-out set must be disjoint from everything the generator, the judge and the fresh "
+                         "classifiers train on (make it with `mdcli split`)")
 
 
 def few_per_class(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -248,6 +286,9 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
     check_judge(judge_path, samples_path, allow_same_judge)
     judge, jattrs = load_classifier(judge_path)
     gen, real = Spectrograms.load(samples_path), Spectrograms.load(real_path)
+    judge_data = _parent(judge_path, "spectrograms")
+    if judge_data is not None:
+        check_held_out(real, real_path, Spectrograms.load(judge_data), f"--classifier {judge_path}: its training data {judge_data}")
     names = list(real.class_names)
     if list(jattrs["class_names"]) != names:
         raise MdcliError(f"--classifier {judge_path}: knows classes {list(jattrs['class_names'])}, the real data has {names}")
@@ -275,6 +316,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
                                          "judge_accuracy": float((p_gen[mg] == c).mean())}
 
     # memorisation: nearest training image of each sample vs of each held-out real image (pixel L2)
+    found = train_path is None
     train_path = train_path or find_training_data(samples_path)
     report["train_data"] = str(train_path) if train_path else None
     if train_path is None:
@@ -283,6 +325,8 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
     train = Spectrograms.load(train_path)
     if list(train.class_names) != names:
         raise MdcliError(f"--train {train_path}: classes {list(train.class_names)} differ from the real data's {names}")
+    check_held_out(real, real_path, train, f"the generator's training data {train_path} (found through the samples' lineage; "
+                   "pass --train)" if found else f"--train {train_path}")
     flat = lambda d: d.spectrograms.reshape(len(d.spectrograms), -1).astype(np.float64)  # noqa: E731
     d_gen = stats.nearest_distances(flat(gen), flat(train))
     d_real = stats.nearest_distances(flat(real), flat(train))

@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from mdcli import stats
+from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
 from mdcli.constructed import ForcedSigmaVAE, PermutedVQ, collapse_codebook
 from mdcli.data import load_images
@@ -107,6 +108,10 @@ def test_blocked_split_keeps_test_windows_away():
         train_c = seq[tr][labels[tr] == c]
         assert np.abs(train_c[:, None] - t[None]).min() >= 3
     assert not set(tr) & set(te)
+    # gap 0: the neighbours of the test block may train, the test block itself never
+    for seed in range(4):
+        tr0, te0 = split_indices(labels, 0.2, seed, "blocked", seq, gap=0)
+        assert not set(tr0) & set(te0) and len(tr0) + len(te0) == len(labels)
     rtr, rte = split_indices(labels, 0.2, 5, "random")
     assert len(rte) == 12 and len(rtr) == 48
 
@@ -213,6 +218,30 @@ def test_generation_diffusability_and_split_cli(trained):
             "--set", "seeds=[0]", "--set", "few=[3]", "--set", "fit.steps=5", "--set", "kid_subset_size=10"]
     refused = runner.invoke(app, [*base, "--classifier", str(clf)])
     assert refused.exit_code == 2 and "--allow-same-judge" in refused.output and "Traceback" not in refused.output
+    # nothing that trains may have seen the held-out images: a judge trained on the unsplit file, or
+    # --train pointing at it, is refused by name (exact image overlap), and nothing is written
+    leaky = d / "leaky_judge.h5"
+    _ok(runner, ["train-classifier", "--config", str(TINY / "train-classifier.yaml"), "--data", str(data),
+                 "--seed", "1", "--steps", "2", "-o", str(leaky), "-q"])
+    n_test = len(Spectrograms.load(d / "test.h5").labels)
+    for extra, name in ((["--classifier", str(leaky)], f"--classifier {leaky}"),
+                        (["--classifier", str(judge), "--train", str(data)], f"--train {data}")):
+        out = d / "leak_plots"
+        res = runner.invoke(app, [*base, *extra, "--plot", str(out)])
+        assert res.exit_code == 2 and name in res.output and "Traceback" not in res.output, res.output
+        assert f"holds {n_test} of the {n_test} held-out images" in res.output and not out.exists()
+    # the training data is the diffusion model's (samples -> ldm -> latents -> spectrograms), not the first
+    # spectrograms file in the lineage: here the autoencoder was trained on the unsplit file
+    ae2, lat2, ldm2, smp2 = d / "g2_ae.h5", d / "g2_lat.h5", d / "g2_ldm.h5", d / "g2_samples.h5"
+    _ok(runner, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(data), "--arch", "vqvae",
+                 "--perceptual", "none", "--steps", "2", "-o", str(ae2), "-q"])
+    _ok(runner, ["encode", "--ae", str(ae2), "--data", str(d / "train.h5"), "-o", str(lat2), "-q"])
+    _ok(runner, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat2), "--steps", "2", "-o", str(ldm2), "-q"])
+    _ok(runner, ["sample", "--config", str(TINY / "sample.yaml"), "--ldm", str(ldm2), "-o", str(smp2), "-q"])
+    g2 = json.loads(_ok(runner, ["diagnose", "generation", "--samples", str(smp2), "--real", str(d / "test.h5"),
+                                 "--classifier", str(judge), "--set", "tstr=false", "--set", "kid_subset_size=10",
+                                 "--json"]).stdout)
+    assert g2["train_data"] == str(d / "train.h5") and g2["memorisation"]["median_nn_real"] > 0
     res = _ok(runner, [*base, "--classifier", str(judge), "--json"])
     g = json.loads(res.stdout)
     for key in ("fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "memorisation", "tstr"):

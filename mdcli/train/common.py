@@ -184,8 +184,9 @@ def split_indices(labels: np.ndarray, val_fraction: float, seed: int, mode: str 
         held = slice(start, start + n_val)
         val.append(idx[held])
         if n_val:
-            lo, hi = pos[held].min(), pos[held].max()
-            far = (pos <= lo - gap) | (pos >= hi + gap)
+            # at least `gap` steps from the block, and never inside it (gap 0 kept the block's own ends)
+            lo, hi, g = pos[held].min(), pos[held].max(), max(gap, 1)
+            far = (pos <= lo - g) | (pos >= hi + g)
         else:
             far = np.ones(len(idx), bool)
         train.append(idx[far])
