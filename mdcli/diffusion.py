@@ -105,6 +105,12 @@ def _tvec(x: torch.Tensor, t: int) -> torch.Tensor:
     return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
 
 
+def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like x, drawn on the CPU (from `generator`, a CPU generator) and moved:
+    a seeded run draws the same noise on any device, so GPU and CPU samples agree up to float tolerance."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+
+
 @torch.no_grad()
 def sample_ddpm(eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, steps: int,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -121,7 +127,7 @@ def sample_ddpm(eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, steps: 
         mean = (x - beta / math.sqrt(1 - ab) * eps) / math.sqrt(1 - beta)
         if i + 1 < len(ts):
             var = (1 - ab_prev) / (1 - ab) * beta
-            x = mean + math.sqrt(var) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = mean + math.sqrt(var) * _noise(x, generator)
         else:
             x = mean
     return x
@@ -139,7 +145,7 @@ def sample_ddim(eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, steps: 
         sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
         x = math.sqrt(ab_prev) * x0 + math.sqrt(max(0.0, 1 - ab_prev - sigma**2)) * eps
         if sigma > 0:
-            x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + sigma * _noise(x, generator)
     return x
 
 
@@ -169,7 +175,7 @@ def sample_dpmpp_2m(eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedule, ste
         d = x0 if x0_prev is None else (1 + 1 / (2 * h_prev / h)) * x0 - (1 / (2 * h_prev / h)) * x0_prev
         ratio = math.sqrt((1 - ab_next) / (1 - ab))
         if sde:
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            noise = _noise(x, generator)
             x = (ratio * math.exp(-h) * x - math.sqrt(ab_next) * math.expm1(-2 * h) * d
                  + math.sqrt((1 - ab_next) * -math.expm1(-2 * h)) * noise)
         else:

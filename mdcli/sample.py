@@ -79,7 +79,7 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
             x = torch.randn((n, *shape), generator=gen).to(device)
             y = torch.full((n,), ci, dtype=torch.long, device=device)
             eps_fn = guided_eps(unet, schedule, ldm_cfg.diffusion.prediction, y, len(names), cfg.cfg_scale)
-            z = run_sampler(cfg.sampler, eps_fn, x, schedule, cfg.steps, cfg.eta, gen if device.type == "cpu" else None)
+            z = run_sampler(cfg.sampler, eps_fn, x, schedule, cfg.steps, cfg.eta, gen)
             latents.append(z.cpu().numpy())
             img = from_model(ae.decode(z * std + mean)).float()[:, 0].cpu().numpy()
             # Re-reference each image to its own peak (1 = peak; the [0, 1] scale is linear in dB).

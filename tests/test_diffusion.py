@@ -148,3 +148,21 @@ def test_timesteps_are_descending_and_end_at_zero():
     ts = s.timesteps(20)
     assert ts[0] == 999 and ts[-1] == 0 and len(ts) == 20 and ts == sorted(ts, reverse=True)
     assert s.timesteps(1000) == list(range(999, -1, -1))
+
+
+@pytest.mark.parametrize("sampler,eta", [("ddpm", 0.0), ("ddim", 1.0), ("dpmpp-2m-sde", 0.0)])
+def test_stochastic_samplers_take_their_noise_from_the_seeded_cpu_generator(sampler, eta):
+    """The noise of every step comes from the caller's CPU generator whatever the device, so a seeded run is
+    reproducible on a GPU and matches the CPU run (checked when CUDA is present). Before, a GPU run drew from
+    the GPU's unseeded default generator and `sample --seed` only set the starting noise."""
+    schedule = NoiseSchedule("linear", 1000)
+    x = torch.randn((64, 2, 1, 1), generator=torch.Generator().manual_seed(0))
+    eps_fn = lambda x, t: 0.5 * x  # noqa: E731  (any denoiser: only the noise matters here; works on any device)
+    run = lambda dev, seed: run_sampler(sampler, eps_fn, x.to(dev), schedule, 10, eta,  # noqa: E731
+                                        torch.Generator().manual_seed(seed)).cpu()
+    ref = run("cpu", 1)
+    assert torch.equal(run("cpu", 1), ref) and not torch.allclose(run("cpu", 2), ref, atol=1e-3)
+    torch.manual_seed(123)  # the global streams play no part
+    assert torch.equal(run("cpu", 1), ref)
+    if torch.cuda.is_available():
+        assert torch.allclose(run("cuda", 1), ref, atol=1e-4)
