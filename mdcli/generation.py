@@ -294,6 +294,9 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
         raise MdcliError(f"--classifier {judge_path}: knows classes {list(jattrs['class_names'])}, the real data has {names}")
     if gen.spectrograms.shape[1:] != real.spectrograms.shape[1:]:
         raise MdcliError(f"{samples_path}: images are {gen.spectrograms.shape[1:]}, the real data's {real.spectrograms.shape[1:]}")
+    for path, n in ((samples_path, len(gen.spectrograms)), (real_path, len(real.spectrograms))):
+        if n <= cfg.k:
+            raise MdcliError(f"{path}: {n} images; precision / recall need more than k = {cfg.k} (--set k=...)")
     y_gen = _align_labels(gen, names, samples_path)
     y_real = real.labels
     x_gen, x_real = model_images(gen), model_images(real)

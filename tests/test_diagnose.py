@@ -277,6 +277,8 @@ def test_generation_diffusability_and_split_cli(trained):
     assert (par["tstr"], par["augmentation"]) == (seq["tstr"], seq["augmentation"])
     bad = runner.invoke(app, [*base, "--set", "jobs=0", "--classifier", str(judge)])
     assert bad.exit_code == 2 and "jobs" in bad.output and "Traceback" not in bad.output
+    few_k = runner.invoke(app, [*base, "--set", "k=1000", "--classifier", str(judge)])
+    assert few_k.exit_code == 2 and "need more than k = 1000" in few_k.output and "Traceback" not in few_k.output
     res = _ok(runner, ["diagnose", "diffusability", "--latents", str(lat), "--set", "ldm.train.steps=20",
                        "--set", "n_per_class=3", "--set", "sample_steps=4", "--json", "-q"])
     f = json.loads(res.stdout)
