@@ -155,30 +155,34 @@ def test_resumed_run_moves_the_progress_bar_to_its_checkpoint(tiny_data, tmp_pat
 
 
 def test_ema_of_weights_is_exact_and_is_what_the_artifact_holds(runner, tiny_data, clf, tmp_path):
-    """train.ema_decay: parameters follow e <- d e + (1 - d) p, buffers are copied, and the saved
-    autoencoder is the average (decay 1 never moves it, so the artifact keeps the seeded init)."""
-    from mdcli.config import load_config
-    from mdcli.train.ae import TrainAEConfig, build_autoencoder
+    """train.ema_decay: parameters follow the bias-corrected average (the initial weights get no share),
+    buffers are copied, and the saved autoencoder is that average (after one step: the raw weights)."""
     from mdcli.train.common import EMA
 
     net = torch.nn.BatchNorm1d(3)
-    ema, w0 = EMA(net, 0.9), net.weight.detach().clone()
-    for v in (2.0, 5.0):
+    ema = EMA(net, 0.9)
+    for step, v in enumerate((2.0, 5.0)):
         with torch.no_grad():
             net.weight.fill_(v)
             net.running_mean.fill_(v)
-        ema.update(net)
-    assert torch.allclose(ema.model.weight, 0.9 * (0.9 * w0 + 0.1 * 2.0) + 0.1 * 5.0)
+        ema.update(net, step)
+        if step == 0:
+            assert torch.equal(ema.model.weight, torch.full((3,), 2.0))  # no share of the init
+    assert torch.allclose(ema.model.weight, torch.full((3,), (0.9 * 0.1 * 2.0 + 0.1 * 5.0) / (1 - 0.9**2)))
     assert torch.equal(ema.model.running_mean, torch.full((3,), 5.0))
 
-    cfg = load_config(TrainAEConfig, TINY / "train-ae.yaml", None, {"arch": "vqvae", "loss.classifier": str(clf)})
-    torch.manual_seed(cfg.seed)
-    init = dict(build_autoencoder(cfg).named_parameters())
-    for decay, same in (("1.0", True), ("0", False)):
-        out = tmp_path / f"ae_{decay}.h5"
-        _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "4", "--set", f"train.ema_decay={decay}")
-        saved = _weights(out)
-        assert all(torch.equal(torch.as_tensor(saved[n]), p.detach()) for n, p in init.items()) is same
+    saved = {}
+    for decay, steps in (("0", "1"), ("0.9", "1"), ("0", "4"), ("0.9", "4")):
+        out = tmp_path / f"ae_{decay}_{steps}.h5"
+        _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", steps, "--set", f"train.ema_decay={decay}")
+        saved[decay, steps] = _weights(out)
+    same = lambda a, b: all(np.array_equal(a[k], b[k]) for k in a)  # noqa: E731
+    assert same(saved["0.9", "1"], saved["0", "1"])  # one update of the average is the raw weights
+    assert not same(saved["0.9", "4"], saved["0", "4"])  # four are not: the artifact holds the average
+    bad = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
+                              "--classifier", str(clf), "-o", str(tmp_path / "x.h5"), "--set", "train.ema_decay=1"])
+    assert bad.exit_code == 2 and "train.ema_decay" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_bf16_precision_trains_on_a_cpu_and_is_recorded(runner, tiny_data, clf, tmp_path):

@@ -33,7 +33,7 @@ class OptimConfig:
     warmup_steps: int = 100  # linear warm-up from 0
     schedule: str = "constant"  # constant | cosine (after warm-up)
     grad_clip: float = 1.0  # max global grad norm (0: off)
-    ema_decay: float = 0.0  # EMA of weights for the saved model (0: off; e.g. 0.999)
+    ema_decay: float = 0.0  # EMA of weights for the saved model (0: off; e.g. 0.999), bias-corrected
     val_fraction: float = 0.1  # held-out share of the data (stratified by class)
     split: str = "random"  # random | blocked (contiguous runs of the recording held out; measured data)
     split_gap: int = 3  # blocked: training windows at least this many sequence steps from held-out ones
@@ -59,6 +59,8 @@ def check_optim(cfg: OptimConfig) -> None:
         raise ConfigError(f"--split: unknown '{cfg.split}'; valid: random, blocked")
     if cfg.split_gap < 0:
         raise ConfigError("train.split_gap: must be >= 0")
+    if not 0 <= cfg.ema_decay < 1:
+        raise ConfigError(f"train.ema_decay: must be in [0, 1) (0: off), got {cfg.ema_decay}")
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
@@ -206,7 +208,12 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 class EMA:
-    """Exponential moving average of a model's parameters and buffers."""
+    """Bias-corrected exponential moving average of a model's parameters; buffers are copied.
+
+    After step t (0-based) the average is sum_i d^(t-i) (1-d) w_i / (1 - d^(t+1)) over the weights w_i
+    after steps 0..t, as Adam corrects its moments: the random initial weights get no share. Without
+    the correction they keep d^steps of it (decay 0.999 over 1200 steps: 30 %, zero-initialised output
+    layers shrunk by as much). The step comes from the caller, so a resumed run continues exactly."""
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
@@ -215,9 +222,10 @@ class EMA:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int) -> None:
+        weight = (1.0 - self.decay) / (1.0 - self.decay ** (step + 1))  # 1 at step 0: a copy
         for e, p in zip(self.model.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1.0 - self.decay)
+            e.lerp_(p.detach(), weight)
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
 

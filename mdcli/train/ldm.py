@@ -203,7 +203,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             opt.step()
             if ema is not None:
-                ema.update(model)
+                ema.update(model, step)
             seen += len(idx)
             if progress:
                 progress(1)
