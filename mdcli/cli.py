@@ -286,8 +286,9 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
         return res
     except KeyboardInterrupt:
         if main:
-            err_console.print(f"[yellow]interrupted: checkpoint saved to {checkpoint_path(output)}; "
-                              "run the same command with --resume to continue[/]")
+            ckpt = checkpoint_path(output)
+            err_console.print(f"[yellow]interrupted: checkpoint {ckpt}; run the same command with --resume to continue[/]"
+                              if ckpt.exists() else "[yellow]interrupted before the first checkpoint; no output written[/]")
         raise typer.Exit(130) from None
 
 

@@ -77,6 +77,40 @@ def test_resume_is_exact(runner, tiny_data, clf, tmp_path):
         assert np.array_equal(a[k], b[k]), k
 
 
+def test_ctrl_c_mid_step_checkpoints_at_the_step_boundary(tiny_data, clf, tmp_path):
+    """SIGINT arriving inside a step (here: after the optimiser steps, in the progress callback) takes effect
+    once the step is complete, and the checkpoint then written resumes to exactly the uninterrupted run
+    (vqgan with a weight EMA: the generator, discriminator, both optimisers and the average). Before, the
+    interrupt raised at once and the checkpoint labelled the updated weights with the step before, so the
+    resumed run applied that step twice."""
+    import os
+    import signal
+
+    from mdcli.config import load_config
+    from mdcli.train.ae import TrainAEConfig, train_autoencoder
+
+    cfg = load_config(TrainAEConfig, TINY / "train-ae.yaml", None, {
+        "arch": "vqgan", "loss.classifier": str(clf), "train.steps": 16, "train.ema_decay": 0.9})
+    full, cut = tmp_path / "full.h5", tmp_path / "cut.h5"
+    train_autoencoder(cfg, tiny_data, full)
+    steps = []
+
+    def interrupt_in_step_8(n=1, completed=None):
+        steps.append(n)
+        if len(steps) == 8:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(cfg, tiny_data, cut, progress=interrupt_in_step_8)
+    assert not cut.exists() and checkpoint_path(cut).exists()
+    with h5py.File(checkpoint_path(cut)) as f:
+        assert int(f.attrs["step"]) == 8
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    train_autoencoder(cfg, tiny_data, cut, resume=True)
+    a, b = _weights(full), _weights(cut)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_resume_refuses_another_config(runner, tiny_data, clf, tmp_path):
     out = tmp_path / "x.h5"
     _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "6", "--stop-after", "3")

@@ -202,6 +202,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
 
     prefetch = Prefetcher(load)
     t0, seen, step = time.perf_counter(), 0, start
+    interrupt = common.StepBoundaryInterrupt.install()
     try:
         for step in range(start, cfg.train.steps):
             if stop_after is not None and step - start >= stop_after:
@@ -273,10 +274,13 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                 jsonl.write(val)
             if (step + 1) % cfg.train.checkpoint_every == 0:
                 checkpoint(step + 1)
+            interrupt.check()
     except KeyboardInterrupt:
-        checkpoint(step)
+        if interrupt.clean:  # at a step boundary: the state after step + 1 steps
+            checkpoint(step + 1)
         raise
     finally:
+        interrupt.restore()
         prefetch.close()
         reader.close()
     rate = seen * common.world_size() / max(1e-9, time.perf_counter() - t0)

@@ -95,6 +95,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     prefetch = Prefetcher(lambda i: reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, done = time.perf_counter(), 0
     step = start
+    interrupt = common.StepBoundaryInterrupt.install()
     try:
         for step in range(start, cfg.train.steps):
             if stop_after is not None and step - start >= stop_after:
@@ -127,10 +128,13 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
                 jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x_val, y[va_eval], device)})
             if (step + 1) % cfg.train.checkpoint_every == 0:
                 common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
+            interrupt.check()
     except KeyboardInterrupt:
-        common.save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
+        if interrupt.clean:  # at a step boundary: the state after step + 1 steps
+            common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
         raise
     finally:
+        interrupt.restore()
         prefetch.close()
     rate = done * common.world_size() / max(1e-9, time.perf_counter() - t0)
     if not common.is_main():

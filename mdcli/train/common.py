@@ -11,6 +11,8 @@ import copy
 import json
 import math
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -228,6 +230,39 @@ class EMA:
             e.lerp_(p.detach(), weight)
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
+
+
+class StepBoundaryInterrupt:
+    """Ctrl-C takes effect between training steps, so the checkpoint written on the way out is a state the
+    resumed run continues from exactly. SIGINT only sets `pending`; the loop calls `check()` after a
+    complete step, which raises KeyboardInterrupt there with `clean` set (checkpoint the steps done). A
+    second Ctrl-C interrupts at once, mid-step: nothing new is written, the last checkpoint stays."""
+
+    def __init__(self) -> None:
+        self.pending = self.clean = False
+        self._previous = None
+
+    @classmethod
+    def install(cls) -> "StepBoundaryInterrupt":
+        self = cls()
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            self.clean = True
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 class JsonlLog:

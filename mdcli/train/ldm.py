@@ -171,6 +171,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
 
     prefetch = Prefetcher(lambda i: data.get(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, seen, step = time.perf_counter(), 0, start
+    interrupt = common.StepBoundaryInterrupt.install()
     try:
         for step in range(start, cfg.train.steps):
             if stop_after is not None and step - start >= stop_after:
@@ -216,10 +217,13 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
                 jsonl.write(val)
             if (step + 1) % cfg.train.checkpoint_every == 0:
                 checkpoint(step + 1)
+            interrupt.check()
     except KeyboardInterrupt:
-        checkpoint(step)
+        if interrupt.clean:  # at a step boundary: the state after step + 1 steps
+            checkpoint(step + 1)
         raise
     finally:
+        interrupt.restore()
         prefetch.close()
         data.reader.close()
     rate = seen * common.world_size() / max(1e-9, time.perf_counter() - t0)
