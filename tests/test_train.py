@@ -70,11 +70,15 @@ def test_resume_is_exact(runner, tiny_data, clf, tmp_path):
     _train_ae(runner, tiny_data, clf, full, "vqgan", "--steps", "16")
     res = _train_ae(runner, tiny_data, clf, split, "vqgan", "--steps", "16", "--stop-after", "8")
     assert "stopped after 8 steps" in res.output and checkpoint_path(split).exists() and not split.exists()
+    with open(log_path(split), "a") as f:  # what a run killed after its checkpoint leaves: later records, a torn line
+        f.write(json.dumps({"step": 12, "rec": 0.5}) + "\n" + '{"step": 13, "re')
     _train_ae(runner, tiny_data, clf, split, "vqgan", "--steps", "16", "--resume")
     a, b = _weights(full), _weights(split)
     assert a.keys() == b.keys()
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+    steps = lambda p: [json.loads(line)["step"] for line in log_path(p).read_text().splitlines()]  # noqa: E731
+    assert steps(split) == steps(full)  # the resumed log is the uninterrupted one's, step for step
 
 
 def test_ctrl_c_mid_step_checkpoints_at_the_step_boundary(tiny_data, clf, tmp_path):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdcli.artifacts import atomic_h5, open_artifact, write_header
+from mdcli.artifacts import atomic_h5, atomic_path, open_artifact, write_header
 from mdcli.errors import ArtifactError, ConfigError, MdcliError
 
 
@@ -278,6 +278,22 @@ class JsonlLog:
         with open(self.path, "a") as f:
             f.write(json.dumps(clean) + "\n")
 
+    def keep_until(self, step: int) -> None:
+        """On resume: drop the records written after the checkpoint (the resumed run writes them again) and a
+        torn last line of a killed run, so the log stays one record per step."""
+        if self.path is None or not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("step", 0) <= step:
+                kept.append(line)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(k + "\n" for k in kept))
+
 
 def batches(x: torch.Tensor, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     for i in range(0, len(x), batch_size):
@@ -370,6 +386,7 @@ def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimi
     if resume and ckpt.exists():
         start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers)
         log(f"resumed from {ckpt} at step {start}")
+        jsonl.keep_until(start)
         if progress is not None:
             progress(0, completed=start)
         return ckpt, jsonl, start, extra
