@@ -38,3 +38,16 @@ def all_gather_rows(t: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, t.contiguous())
     return torch.cat(parts)
+
+
+def global_randn_like(t: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise for this rank's rows of the global batch. Every rank seeds the same stream,
+    draws the noise of the whole global batch and keeps its contiguous share (rank order, as the batch is
+    sliced), so N ranks draw the noise 1 rank would instead of N copies of the first share."""
+    if not distributed():
+        return torch.randn_like(t)
+    import torch.distributed as dist
+
+    n, r = t.shape[0], dist.get_rank()
+    full = torch.randn((n * dist.get_world_size(), *t.shape[1:]), dtype=t.dtype, device=t.device)
+    return full[r * n : (r + 1) * n]

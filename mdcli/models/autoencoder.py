@@ -18,6 +18,7 @@ from torch import nn
 
 from mdcli.models.blocks import AttnBlock, Downsample, ResBlock, Upsample, norm
 from mdcli.models.quantizer import VectorQuantizer
+from mdcli.ranks import global_randn_like
 
 
 @dataclass
@@ -137,7 +138,7 @@ class GaussianAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor, sample: bool = True) -> AEOutput:
         mean, logvar = self._posterior(x)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
+        z = mean + torch.exp(0.5 * logvar) * global_randn_like(mean) if sample else mean
         # KL(N(mu, s^2) || N(0, 1)) summed over latent elements, averaged over the batch.
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()
         stats = {"kl": kl.detach(), "posterior_std": torch.exp(0.5 * logvar).mean().detach()}
