@@ -48,6 +48,30 @@ def sequence_key(name: str) -> int:
     return int(nums[-1]) if nums else -1
 
 
+def natural_key(name: str) -> list:
+    """Sort key reading digit runs as numbers: rec2_img10 after rec2_img9, rec10_* after rec2_*."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", Path(name).name)]
+
+
+def recording_order(names: list[str], labels: np.ndarray) -> np.ndarray:
+    """Position of each window in its class's recording order, for the blocked split.
+
+    The last integer of the file name where it is distinct within the class (the gait sample's
+    ..._Doppler17.jpg: the window's start in seconds). Where it is not (no digits; a take number or a
+    date last; several recordings numbered alike) the tied windows would all sit at one position and
+    the blocked split would drop the whole class from training, or interleave recordings. Those
+    classes use the rank in natural name order instead: consecutive windows of a recording stay
+    adjacent, and a rank never exceeds the true distance, so the split's gap only errs on the safe side.
+    """
+    seq = np.array([sequence_key(n) for n in names], dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(np.unique(seq[idx])) < len(idx):
+            order = sorted(range(len(idx)), key=lambda i: natural_key(names[idx[i]]))
+            seq[idx[order]] = np.arange(len(idx))
+    return seq
+
+
 def colormap_table(name: str | None, file: Path | None) -> np.ndarray:
     """(K, 3) RGB in [0, 1], from low to high."""
     if file is not None:
@@ -87,6 +111,11 @@ def _read_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I;16") or im.mode in ("I", "F"):  # 16-bit / 32-bit greyscale: keep the depth
+                x = np.asarray(im, dtype=np.float64)
+                if im.mode == "F":
+                    return x if x.max() <= 1.0 else x / max(x.max(), 1e-30)
+                return x / (65535.0 if x.max() <= 65535 else 4294967295.0)
             im = im.convert("RGB") if im.mode not in ("L", "RGB") else im
             return np.asarray(im, dtype=np.float64) / 255.0
     except (OSError, UnidentifiedImageError) as e:
@@ -197,7 +226,7 @@ def import_dataset(source: Path, opts: ImportOptions, progress: Callable[[int], 
         return import_export_file(source, opts)
     pairs, classes = list_inputs(source, opts)
     inverter = None
-    images, labels, names, seq, distances, iq_axes = [], [], [], [], [], None
+    images, labels, names, distances, iq_axes = [], [], [], [], None
     for path, cls in pairs:
         if not path.exists():
             raise MdcliError(f"{path}: file not found")
@@ -238,7 +267,6 @@ def import_dataset(source: Path, opts: ImportOptions, progress: Callable[[int], 
         images.append(img)
         labels.append(classes.index(cls))
         names.append(str(path))
-        seq.append(sequence_key(path.name))
         if progress:
             progress(1)
     shapes = {im.shape for im in images}
@@ -270,7 +298,7 @@ def import_dataset(source: Path, opts: ImportOptions, progress: Callable[[int], 
         carrier_hz=opts.carrier_hz, prf_hz=opts.iq_rate if opts.iq_rate else float("nan"),
         dynamic_range_db=opts.dynamic_range_db if transform["input_scale"] != "unit" else float("nan"),
         source="imported", axes_calibrated=calibrated, source_files=names,
-        sequence=np.array(seq, dtype=np.int64), transform=transform,
+        sequence=recording_order(names, np.array(labels, dtype=np.int64)), transform=transform,
     )
 
 

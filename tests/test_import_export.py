@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
-from mdcli.importing import sequence_key
+from mdcli.errors import MdcliError
+from mdcli.importing import recording_order, sequence_key
+from mdcli.train.common import split_indices
 from tests.conftest import ROOT
 
 GAIT = ROOT.parent / "shared" / "data" / "gait"
@@ -48,6 +50,42 @@ def gait_sample(tmp_path):
 
 def test_sequence_key():
     assert sequence_key("ID1_case1_1_Doppler17.jpg") == 17 and sequence_key("walk.png") == -1
+
+
+def test_recording_order_when_file_numbers_do_not_give_one():
+    """Distinct last numbers are kept (the gait sample's window starts); tied ones (no digits, a take
+    number last, two recordings numbered alike) become the rank in natural name order, so the blocked
+    split still trains on the class and never interleaves two recordings."""
+    names = ["a/p_Doppler3.jpg", "a/p_Doppler12.jpg", "a/p_Doppler7.jpg"]
+    assert list(recording_order(names, np.zeros(3, int))) == [3, 12, 7]
+    names = [f"b/rec{r}_img{i}.png" for i in range(1, 7) for r in (10, 2)]  # sorted as the import sorts them
+    seq = recording_order(names, np.zeros(len(names), int))
+    # natural order: rec2_img1..6 at 0..5, then rec10_img1..6 at 6..11
+    assert [int(seq[names.index(f"b/rec2_img{i}.png")]) for i in range(1, 7)] == list(range(6))
+    assert [int(seq[names.index(f"b/rec10_img{i}.png")]) for i in range(1, 7)] == list(range(6, 12))
+    labels = np.zeros(20, int)
+    tied = recording_order([f"c/walk_take2_{x}.png" for x in "abcdefghijklmnopqrst"], labels)
+    assert sorted(tied) == list(range(20))
+    tr, te = split_indices(labels, 0.2, 0, "blocked", tied, gap=3)
+    assert len(te) == 4 and len(tr) > 0 and not set(tr) & set(te)
+    # where no training window can be kept, the split says so instead of training on nothing
+    with pytest.raises(MdcliError, match="class 0 keeps no training windows"):
+        split_indices(labels, 0.2, 0, "blocked", np.full(20, -1), gap=3)
+
+
+def test_16_bit_greyscale_png_keeps_its_depth(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "grey" / "a"
+    src.mkdir(parents=True)
+    ramp = np.tile(np.linspace(0, 65535, 32).round().astype(np.uint16)[:, None], (1, 16))
+    Image.fromarray(ramp).save(src / "r_1.png")  # mode I;16
+    assert Image.open(src / "r_1.png").mode.startswith("I")
+    out = tmp_path / "grey.h5"
+    _ok(["import", str(tmp_path / "grey"), "-o", str(out), "-q"])
+    img = Spectrograms.load(out).spectrograms[0]
+    # a ramp from 0 to 1 (rows flipped: row 0 is the top); saturated to 1 everywhere before
+    assert np.allclose(img[:, 0], np.linspace(1, 0, 32), atol=1e-4)
 
 
 def test_import_measured_gait_images(gait_sample, tmp_path):

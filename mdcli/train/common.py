@@ -193,6 +193,9 @@ def split_indices(labels: np.ndarray, val_fraction: float, seed: int, mode: str 
             far = (pos <= lo - g) | (pos >= hi + g)
         else:
             far = np.ones(len(idx), bool)
+        if not far.any() and len(idx) > n_val:
+            raise MdcliError(f"--split blocked: class {c} keeps no training windows ({len(idx)} windows, {n_val} held out, "
+                             f"gap {gap}): its recording positions span too little; lower --gap or use --split random")
         train.append(idx[far])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
