@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mdcli import __version__, stats
+from mdcli import __version__, code_digest, stats
 from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, sha256_file
 from mdcli.data import model_images
 from mdcli.errors import ConfigError, MdcliError
@@ -349,7 +349,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
     cache = BaselineCache(baseline_cache, {  # the data files are hashed only when there is a cache to key
         "train_sha256": sha256_file(train_path), "real_sha256": sha256_file(real_path), "fit": asdict(cfg.fit),
         "batch_size": cfg.batch_size, "device": device.type, "threads": threads,
-        "torch": torch.__version__, "mdcli": __version__} if baseline_cache is not None else {})
+        "torch": torch.__version__, "mdcli": __version__, "code": code_digest()} if baseline_cache is not None else {})
     acc: list[float | None] = [cache.lookup(t["cache"]) if "cache" in t else None for t in tasks]
     todo = [i for i, a in enumerate(acc) if a is None]
     if jobs > 1 and len(todo) > 1:

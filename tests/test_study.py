@@ -62,7 +62,7 @@ def test_study_unknown_arm_is_refused_before_any_work(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny_data, tmp_path, capsys):
+def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny_data, tmp_path, capsys, monkeypatch):
     import pytest
 
     from mdcli.study import file_sha256
@@ -116,4 +116,11 @@ def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny
     with pytest.raises(SystemExit) as e:
         main([*args[:-1], "2"])
     assert e.value.code == 2 and "different threads" in capsys.readouterr().err
+    # and other code: results of the code before a fix are not reused
+    import mdcli
+
+    monkeypatch.setattr(mdcli, "code_digest", lambda: "0" * 16)
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and "different code" in capsys.readouterr().err
     assert file_sha256(tiny_data) == given  # the user's --data is read, never rewritten
