@@ -732,7 +732,7 @@ diagnose_app = typer.Typer(
 )
 app.add_typer(diagnose_app, name="diagnose")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
-PlotDirOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write PNG figures into this folder.")]
+PlotDirOpt = Annotated[Optional[Path], typer.Option("--plot", file_okay=False, help="Write PNG figures into this folder.")]
 
 
 def _write_json(report: dict) -> None:

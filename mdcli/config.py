@@ -191,6 +191,8 @@ def load_config(
             raise ConfigError(f"--config {path}: file not found")
         try:
             loaded = yaml.safe_load(path.read_text())
+        except (UnicodeDecodeError, OSError) as e:
+            raise ConfigError(f"--config {path}: cannot read it as a YAML text file ({type(e).__name__})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""

@@ -28,6 +28,10 @@ def export(data: Spectrograms, output: Path, fmt: str, colormap: str = "gray") -
     """Write `data` as `fmt`; returns the number of files written."""
     if fmt not in FORMATS:
         raise MdcliError(f"--format: unknown '{fmt}'; valid: {', '.join(FORMATS)}")
+    if fmt != "png" and output.is_dir():
+        raise MdcliError(f"--output {output}: is a folder; --format {fmt} writes one file")
+    if fmt == "png" and output.exists() and not output.is_dir():
+        raise MdcliError(f"--output {output}: is a file; --format png writes a folder with one subfolder per class")
     if fmt == "npz":
         with atomic_path(output) as tmp:
             with open(tmp, "wb") as f:

@@ -90,6 +90,32 @@ def test_bad_artifacts(runner, tmp_path):
     assert not (tmp_path / "g.png").exists()
 
 
+def test_malformed_inputs_and_outputs_are_one_line_errors(runner, tiny_data, tmp_path):
+    """Found by probing the CLI: each of these used to end in a traceback (exit 1)."""
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(tiny_data.read_bytes()[:200])  # not text
+    _one_line_error(runner.invoke(app, ["simulate", "--config", str(binary), "-o", str(tmp_path / "s.h5")]),
+                    f"--config {binary}", "YAML text file")
+    assert not (tmp_path / "s.h5").exists()
+    hollow = tmp_path / "hollow.h5"  # the right kind, none of the contents
+    with h5py.File(hollow, "w") as f:
+        f.attrs["kind"] = "latents"
+        f.attrs["schema_version"] = 1
+    _one_line_error(runner.invoke(app, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(hollow),
+                                        "-o", str(tmp_path / "l.h5"), "-q"]), str(hollow), "not a complete latents artifact")
+    assert not (tmp_path / "l.h5").exists() and not (tmp_path / "l.h5.ckpt").exists()
+    folder, file = tmp_path / "adir", tmp_path / "afile"
+    folder.mkdir()
+    file.write_text("x")
+    _one_line_error(runner.invoke(app, ["export", str(tiny_data), "-o", str(folder), "--format", "npz"]),
+                    f"--output {folder}", "is a folder")
+    _one_line_error(runner.invoke(app, ["export", str(tiny_data), "-o", str(file), "--format", "png"]),
+                    f"--output {file}", "is a file")
+    assert file.read_text() == "x" and not any(folder.iterdir())
+    res = runner.invoke(app, ["diagnose", "codebook", "--ae", str(tiny_data), "--data", str(tiny_data), "--plot", str(file)])
+    assert res.exit_code == 2 and "--plot" in res.output and "Traceback" not in res.output
+
+
 def test_plot_requires_png(runner, tiny_data, tmp_path):
     _one_line_error(runner.invoke(app, ["plot", str(tiny_data), "-o", str(tmp_path / "g.jpg")]), "--output", ".png")
 

@@ -19,7 +19,7 @@ import yaml
 from mdcli.artifacts import load_model, open_artifact, parent_record, read_header, save_model
 from mdcli.config import from_dict, to_yaml
 from mdcli.diffusion import NoiseSchedule
-from mdcli.errors import ConfigError, MdcliError
+from mdcli.errors import ArtifactError, ConfigError, MdcliError
 from mdcli.data import BatchReader, Prefetcher, eval_subset
 from mdcli.models.unet import UNet, UNetConfig
 from mdcli.train import common
@@ -91,6 +91,13 @@ class LatentSet:
 
 
 def load_latents(path: Path) -> LatentSet:
+    try:
+        return _load_latents(path)
+    except KeyError as e:  # h5py: a missing attribute or dataset
+        raise ArtifactError(f"{path}: not a complete latents artifact ({str(e).strip(chr(34))}); rerun `mdcli encode`") from None
+
+
+def _load_latents(path: Path) -> LatentSet:
     with open_artifact(path, "latents") as f:
         mean = np.asarray(f.attrs["channel_mean"], np.float64)
         std = np.asarray(f.attrs["channel_std"], np.float64)
