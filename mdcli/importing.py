@@ -42,6 +42,9 @@ class ImportOptions:
     flip_images: bool = True  # image row 0 is the top (highest Doppler); arrays are stored ascending
 
 
+NOT_NUMPY = "not a plain numpy array file (pickled objects, or not numpy at all); mdcli never unpickles"
+
+
 def sequence_key(name: str) -> int:
     """The last integer in a file stem (e.g. ..._Doppler17.jpg -> 17), -1 if none."""
     nums = re.findall(r"\d+", Path(name).stem)
@@ -137,7 +140,7 @@ def _read_array(path: Path, variable: str | None) -> np.ndarray:
         return _read_mat(path, variable)
     except ValueError as e:
         if "pickle" in str(e):
-            raise MdcliError(f"{path}: holds pickled Python objects, which mdcli never loads") from None
+            raise MdcliError(f"{path}: {NOT_NUMPY}") from None
         raise MdcliError(f"{path}: unreadable array file ({e})") from None
     except OSError as e:
         raise MdcliError(f"{path}: unreadable file ({e})") from None
@@ -338,7 +341,7 @@ def import_export_file(path: Path, opts: ImportOptions) -> Spectrograms:
             with np.load(path, allow_pickle=False) as z:
                 d = {k: z[k] for k in z.keys()}
         except ValueError:
-            raise MdcliError(f"{path}: holds pickled Python objects, which mdcli never loads") from None
+            raise MdcliError(f"{path}: {NOT_NUMPY}") from None
     else:
         from scipy.io import loadmat
 
