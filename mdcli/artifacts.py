@@ -49,6 +49,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def tree_sha256(folder: str | Path, pattern: str = "*") -> str:
+    """sha256 of the files matching `pattern` under `folder` (relative names and contents); a missing folder
+    gives the digest of nothing."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob(pattern)) if folder.is_dir() else []:
+        if p.is_file():
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + bytes.fromhex(sha256_file(p)))
+    return h.hexdigest()
+
+
 def parent_record(path: str | Path) -> dict:
     """Lineage entry of an input artifact: its path and content hash."""
     p = Path(path)

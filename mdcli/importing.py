@@ -117,7 +117,7 @@ def _read_image(path: Path) -> np.ndarray:
             if im.mode.startswith("I;16") or im.mode in ("I", "F"):  # 16-bit / 32-bit greyscale: keep the depth
                 x = np.asarray(im, dtype=np.float64)
                 if im.mode == "F":
-                    return x if x.max() <= 1.0 else x / max(x.max(), 1e-30)
+                    return x if x.max() <= 1.0 else x / x.max()
                 return x / (65535.0 if x.max() <= 65535 else 4294967295.0)
             im = im.convert("RGB") if im.mode not in ("L", "RGB") else im
             return np.asarray(im, dtype=np.float64) / 255.0

@@ -59,6 +59,7 @@ def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Pat
     the profile without its arm lists and scheduling, the dataset, the thread count and the code (a fix that
     changes what a stage computes must not reuse the results of the code before it)."""
     from mdcli import __version__, code_digest
+    from mdcli.artifacts import tree_sha256
 
     body = {k: v for k, v in profile_data.items() if k != "study"}
     body["study"] = {k: v for k, v in profile_data.get("study", {}).items() if k not in ("arms", "extra_arms", "jobs", "seeds", "judges")}
@@ -66,16 +67,6 @@ def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Pat
         {"gait_dir": str(gait_dir.resolve()), "gait_sha256": tree_sha256(gait_dir)} if dataset == "gait" else {})
     return {"profile": digest(body), "dataset": dataset, **src, "threads": threads, "mdcli": __version__,
             "code": code_digest()}
-
-
-def tree_sha256(folder: Path) -> str:
-    """Of every file under `folder` (relative names and contents): a changed measured-data folder is not the
-    one a stored import was made from."""
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")) if folder.is_dir() else []:
-        if p.is_file():
-            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + bytes.fromhex(file_sha256(p)))
-    return h.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
