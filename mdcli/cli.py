@@ -1029,8 +1029,29 @@ def diagnose_generation(
         _kv_table(f"memorisation, TSTR and augmentation (seeds {cfg.seeds}; test: {real})", rows)
 
 
-def main() -> None:
-    app()
+def main(argv: Optional[list[str]] = None) -> None:
+    """The entry point. Click's usage errors (an unknown option, a value of the wrong type, a missing
+    option) become one line naming the command and option, exit code 2, like every other user error;
+    Typer would print its usage block and a boxed message instead."""
+    try:  # Typer >= 0.22 vendors click; older releases use the click package
+        from typer._click.exceptions import ClickException, UsageError
+    except ImportError:
+        from click.exceptions import ClickException, UsageError
+
+    try:
+        rv = app(args=argv, prog_name="mdcli", standalone_mode=False)
+    except ClickException as e:
+        where = e.ctx.command_path if getattr(e, "ctx", None) is not None else "mdcli"
+        message = " ".join(e.format_message().split())
+        hint = f" (see '{where} -h')" if isinstance(e, UsageError) else ""
+        if message:  # a bare `mdcli` has printed its help already (no_args_is_help)
+            err_console.print(f"[bold red]error:[/] {where}: {message}{hint}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err_console.print("[yellow]interrupted; no output written[/]")
+        sys.exit(130)
+    # without standalone mode, click returns typer.Exit's code instead of exiting with it
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -127,3 +127,36 @@ def test_real_process_error_is_one_line_exit_2(tmp_path):
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and "ufo" in res.stderr
     assert len([line for line in res.stderr.splitlines() if line.strip()]) == 1
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["train-ae", "--steps", "abc"], ["mdcli train-ae", "'--steps'", "integer"]),
+    (["simulate", "--targts", "walker"], ["mdcli simulate", "--targts", "--targets"]),
+    (["diagnose", "nothing"], ["mdcli diagnose", "'nothing'"]),
+])
+def test_usage_errors_are_one_line_exit_2(capsys, tmp_path, argv, names):
+    """Typer's own parsing errors (wrong type, unknown option or command) read like every other user error:
+    one line on stderr naming the command and option, exit 2, no usage block or box; and nothing written."""
+    from mdcli.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "-o", str(tmp_path / "out.h5")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert all(n in lines[0] for n in names) and "╭" not in err and "Usage:" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_main_passes_exit_codes_through(capsys):
+    """Without click's standalone mode the entry point must still exit 0 for --help / --version and 2 for a
+    bare `mdcli` (its help), as the standalone app did."""
+    from mdcli.cli import main
+
+    for argv, code in ((["--version"], 0), (["simulate", "--help"], 0), ([], 2)):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == code, argv
+    out = capsys.readouterr().out
+    assert __version__ in out and "Usage" in out
