@@ -77,6 +77,17 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def made_from(output: Path, inputs: tuple[Path, ...]) -> bool:
+    """Whether the artifact `output` records the current content of every one of `inputs` among its parents."""
+    if not inputs:
+        return True
+    import h5py
+
+    with h5py.File(output, "r") as h:
+        recorded = {rec["sha256"] for rec in json.loads(h.attrs.get("parents", "[]"))}
+    return all(file_sha256(i) in recorded for i in inputs)
+
+
 def check_resumable(out: Path, key: dict, arm_keys: dict[str, dict]) -> str | None:
     """Why OUT cannot be resumed by this study (None when it can, or when it is new)."""
     rec = out / "study.json"
@@ -141,15 +152,21 @@ def arm_key(key: dict, study: dict, arm: str, seed: int, perceptual: str) -> dic
 def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path, perceptual: str, env: dict,
             akey: dict) -> dict:
     """One arm-seed's pipeline. A finished one (result.json) is reused; in an unfinished one each stage whose
-    output exists is skipped (outputs are written atomically) and training continues from its checkpoint."""
+    output exists is skipped (outputs are written atomically) and training continues from its checkpoint.
+    A stage's output counts only if its lineage holds the current content of the stage's inputs: one made
+    from a file since replaced (a model retrained by hand in the arm folder) is made again, with every stage
+    after it."""
     d = out / f"{arm}_s{seed}"
     d.mkdir(exist_ok=True)
-    if (d / "result.json").exists():
+    f = {k: d / f"{k}.h5" for k in ("ae", "latents", "ldm", "samples")}
+    lineage = [(f["ae"], (p["train"], p["clf"])), (f["latents"], (f["ae"], p["train"])), (f["ldm"], (f["latents"],)),
+               (f["samples"], (f["ldm"],))]
+    if (d / "result.json").exists() and all(not o.exists() or made_from(o, inputs) for o, inputs in lineage):
         return json.loads((d / "result.json").read_text()) | {"reused": True}
+    (d / "result.json").unlink(missing_ok=True)
     write_json(d / "arm.json", {"key": akey})
     for stale in (out / "judges").glob(f"{d.name}__*.json"):  # extra judges' scores of samples about to be remade
         stale.unlink()
-    f = {k: d / f"{k}.h5" for k in ("ae", "latents", "ldm", "samples")}
     sets = [a for s in study["arms"][arm] for a in ("--set", s)]
     stages = [
         (f["ae"], ["train-ae", "--config", str(profile), "--data", str(p["train"]), "--classifier", str(p["clf"]),
@@ -168,10 +185,17 @@ def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path,
     ]
     timing = d / "seconds.json"  # per stage, kept across resumes (the killed part of a stage is not counted)
     seconds = json.loads(timing.read_text()) if timing.exists() else {}
+    inputs = dict(lineage)
+    redo = False  # once a stage runs, every later one runs too (the diagnoses' JSON carries no lineage)
     for outputs, args, stdout in stages:
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        if all(o.exists() for o in outputs):
+        if not redo and all(o.exists() and made_from(o, inputs.get(o, ())) for o in outputs):
             continue
+        if redo or any(o.exists() for o in outputs):  # made from other inputs, or after a stage made again
+            for o in outputs:  # (a killed stage's checkpoint, with nothing remade before it, is resumed)
+                o.unlink(missing_ok=True)
+            Path(str(outputs[0]) + ".ckpt").unlink(missing_ok=True)
+        redo = True
         t0 = time.perf_counter()
         mdcli(*args, stdout=stdout, env=env)
         seconds[outputs[0].name] = seconds.get(outputs[0].name, 0.0) + time.perf_counter() - t0

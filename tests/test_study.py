@@ -103,6 +103,19 @@ def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny
     assert {f: (d / f).stat().st_mtime_ns for f in ("ae.h5", "latents.h5")} | {"judge": (out / "judge.h5").stat().st_mtime_ns} == stamp
     assert (d / "ldm.h5").exists() and set(json.loads((d / "seconds.json").read_text())) >= {"ae.h5", "ldm.h5", "generation.json"}
 
+    # a model replaced by hand in the arm folder (here: the LDM's file changed) makes every stage after it
+    # stale: the samples and diagnoses are made again from it, nothing before it is
+    import h5py
+
+    with h5py.File(d / "ldm.h5", "a") as h:
+        h.attrs["note"] = "retrained by hand"
+    kept = {f: (d / f).stat().st_mtime_ns for f in ("ae.h5", "latents.h5", "ldm.h5")}
+    samples = (d / "samples.h5").stat().st_mtime_ns
+    main(args)
+    redone = json.loads((out / "results.json").read_text())
+    assert redone["reused"] == [] and redone["rows"] == first["rows"]  # the same weights: the same numbers
+    assert {f: (d / f).stat().st_mtime_ns for f in kept} == kept and (d / "samples.h5").stat().st_mtime_ns != samples
+
     # the same OUT with another budget is refused before any work, naming what differs
     other = tmp_path / "other.yaml"
     other.write_text((ROOT / "configs/study/tiny.yaml").read_text().replace("steps: 8", "steps: 9", 1))

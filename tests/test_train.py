@@ -124,6 +124,29 @@ def test_resume_refuses_another_config(runner, tiny_data, clf, tmp_path):
     assert res.exit_code == 2 and "different config" in res.output
 
 
+def test_resume_refuses_other_inputs_but_not_a_moved_copy(runner, tiny_data, clf, tmp_path):
+    """--resume continues only on the files the checkpoint started from (by content hash): otherwise the
+    artifact's lineage would name data its weights were only partly trained on. A moved copy is the same input."""
+    import shutil
+
+    out = tmp_path / "x.h5"
+    _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "6", "--stop-after", "3")
+    other = tmp_path / "other.h5"
+    shutil.copy(tiny_data, other)
+    with h5py.File(other, "a") as f:
+        f["spectrograms"][0] = 1.0 - f["spectrograms"][0]
+    res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(other), "--arch",
+                              "vqvae", "--classifier", str(clf), "-o", str(out), "--steps", "6", "--resume", "--quiet"])
+    assert res.exit_code == 2 and "trained on other inputs" in res.output and str(other) in res.output
+    assert not out.exists() and checkpoint_path(out).exists()
+    moved = tmp_path / "moved" / "data.h5"
+    moved.parent.mkdir()
+    shutil.copy(tiny_data, moved)
+    _train_ae(runner, moved, clf, out, "vqvae", "--steps", "6", "--resume")
+    with h5py.File(out) as f:
+        assert json.loads(f.attrs["parents"])[0]["path"] == str(moved)
+
+
 def test_nan_loss_stops_with_a_clear_message(runner, tiny_data, clf, tmp_path):
     out = tmp_path / "nan.h5"
     res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),

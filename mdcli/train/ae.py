@@ -185,7 +185,8 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     optimizers = {"ae": opt} | ({"disc": opt_d} if gan else {})
     text = to_yaml(cfg)
     parents = [parent_record(data_path)] + ([parent_record(cfg.loss.classifier)] if cfg.loss.perceptual == "domain" else [])
-    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, optimizers, log, {"history": [], "usage": None}, progress)
+    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, optimizers, log,
+                                                {"history": [], "usage": None}, progress, parents)
     history: list = extra["history"]
     k = cfg.vq.codebook_size
     usage = np.array(extra["usage"], dtype=np.int64) if extra.get("usage") is not None else np.zeros(k, np.int64)

@@ -89,7 +89,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
                             fused=device.type == "cuda")
     text = to_yaml(cfg)
     parents = [parent_record(data_path)]
-    ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress)
+    ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     autocast = common.autocast(device, cfg.train.precision)
     prefetch = Prefetcher(lambda i: reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))

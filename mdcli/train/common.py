@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdcli.artifacts import atomic_h5, atomic_path, open_artifact, write_header
+from mdcli.artifacts import atomic_h5, atomic_path, open_artifact, read_header, write_header
 from mdcli.errors import ArtifactError, ConfigError, MdcliError
 
 
@@ -356,13 +356,16 @@ def save_checkpoint(path: Path, config_yaml: str, seed: int, parents: list[dict]
 
 
 def load_checkpoint(path: Path, config_yaml: str, modules: dict[str, nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, dict]:
-    """Restore modules, optimisers and RNG; refuses a checkpoint made with another config."""
+                    optimizers: dict[str, torch.optim.Optimizer], parents: list[dict] | None = None) -> tuple[int, dict]:
+    """Restore modules, optimisers and RNG; refuses a checkpoint made with another config or, given the run's
+    `parents`, from other input files (compared by content hash, so a moved folder still resumes)."""
     with open_artifact(path, "checkpoint") as f:
         saved = f.attrs["config"]
         saved = saved.decode() if isinstance(saved, bytes) else saved
         if _strip_steps(saved) != _strip_steps(config_yaml):
             raise ArtifactError(f"{path}: checkpoint was made with a different config; resume with the same options")
+        if parents is not None:
+            _check_parents(path, read_header(f)["parents"], parents)
         for name, m in modules.items():
             m.load_state_dict(load_state(f[f"modules/{name}"], m.state_dict()))
         for name, o in optimizers.items():
@@ -373,21 +376,32 @@ def load_checkpoint(path: Path, config_yaml: str, modules: dict[str, nn.Module],
         return int(f.attrs["step"]), json.loads(f.attrs["extra"])
 
 
+def _check_parents(path: Path, saved: list[dict], current: list[dict]) -> None:
+    """A resumed run must continue on the inputs it started from: the artifact's lineage would otherwise name
+    files its weights were only partly trained on."""
+    changed = [c["path"] for s, c in zip(saved, current) if s["sha256"] != c["sha256"]]
+    if changed or len(saved) != len(current):
+        what = changed[0] if changed else ", ".join(c["path"] for c in current)
+        raise ArtifactError(f"{path}: checkpoint was trained on other inputs ({what} is not the file it started "
+                            "from); resume with the same input files, or drop --resume to start afresh")
+
+
 def _strip_steps(config_yaml: str) -> str:
     """The total step count may grow on resume; everything else must match."""
     return "\n".join(line for line in config_yaml.splitlines() if not line.strip().startswith("steps:"))
 
 
 def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimizers: dict,
-             log, extra: dict, progress=None) -> tuple[Path, JsonlLog, int, dict]:
-    """Checkpoint path, metrics log, start step and saved extras: resumed from OUTPUT.ckpt, or fresh.
+             log, extra: dict, progress=None, parents: list[dict] | None = None) -> tuple[Path, JsonlLog, int, dict]:
+    """Checkpoint path, metrics log, start step and saved extras: resumed from OUTPUT.ckpt (made with the same
+    config from the same `parents`), or fresh.
 
     A resumed run moves the progress bar (`progress(n, completed=...)`) to its start step.
     """
     ckpt = checkpoint_path(output)
     jsonl = JsonlLog(log_path(output) if is_main() else None)
     if resume and ckpt.exists():
-        start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers)
+        start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers, parents)
         log(f"resumed from {ckpt} at step {start}")
         jsonl.keep_until(start)
         if progress is not None:

@@ -166,7 +166,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     modules = {"unet": model} | ({"ema": ema.model} if ema else {})
     text = to_yaml(cfg)
     parents = [parent_record(latents_path)]
-    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, {"opt": opt}, log, {"history": []}, progress)
+    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, {"opt": opt}, log, {"history": []}, progress, parents)
     history = extra["history"]
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or max(spe, 100)
