@@ -164,7 +164,8 @@ def simulate(
         table.add_column("max |Doppler| (Hz)", justify="right")
         table.add_column("aliased", justify="right")
         for target, count in data.class_counts().items():
-            table.add_row(target, str(count), f"{report[target]['max_doppler_hz']:.0f}", str(report[target]["aliased"]))
+            r = report.get(target)  # a --shard may hold no sample of a class
+            table.add_row(target, str(count), f"{r['max_doppler_hz']:.0f}" if r else "–", str(r["aliased"]) if r else "–")
         console.print(table)
 
 
@@ -716,6 +717,39 @@ def split_cmd(
                   + (f"; {dropped} windows within {gap} steps of the test blocks left out" if dropped else ""))
 
 
+@app.command(
+    "subset",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli subset train.h5 --per-class 20 --seed 0 -o few20.h5\n\n"
+        "  (then train-ae / encode / train-ldm / sample on few20.h5, and\n"
+        "  mdcli diagnose generation --samples s20.h5 --train few20.h5 --set few=[20] --set seeds=[0] ...)"
+    ),
+)
+@user_errors
+def subset_cmd(
+    path: Annotated[Path, typer.Argument(help="A spectrograms artifact (e.g. the training part of `split`).")],
+    per_class: Annotated[int, typer.Option("--per-class", min=1, help="Spectrograms to keep per class.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the draw (diagnose generation's few-shot draw with this seed).")] = 0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms file to write.")] = Path("subset.h5"),
+) -> None:
+    """Keep N spectrograms per class: the few-shot subset `diagnose generation` draws with the same seed, so a
+    generator trained on it alone measures the augmentation gain of a user who has only N real images."""
+    from mdcli.artifacts import Spectrograms, parent_record
+    from mdcli.errors import MdcliError
+    from mdcli.generation import few_per_class
+
+    _require(path, "spectrograms")
+    output = _output_path(output)
+    data = Spectrograms.load(path)
+    short = [(c, k) for c, k in data.class_counts().items() if k < per_class]
+    if short:
+        raise MdcliError(f"--per-class {per_class}: {path} holds only {short[0][1]} spectrograms of class '{short[0][0]}'")
+    idx = few_per_class(data.labels, per_class, seed)
+    data.select(idx).save(output, f"per_class: {per_class}\nseed: {seed}\n", seed, [parent_record(path)])
+    console.print(f"wrote {output}: {per_class} per class ({len(idx)}) of {len(data)} in {path}")
+
+
 @app.command("report", epilog="Examples:\n\n  mdcli report runs/demo")
 @user_errors
 def report_cmd(run: Annotated[Path, typer.Argument(help="A pipeline run folder (examples/pipeline.sh).")]) -> None:
@@ -1007,7 +1041,7 @@ def diagnose_generation(
         _require(train, "spectrograms")
     say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]"))
     report = generation_report(samples, real, classifier, train, cfg, allow_same_judge, say, baseline_cache)
-    if plot_dir is not None and "augmentation" in report:
+    if plot_dir is not None and report.get("augmentation"):  # no augmentation runs (few: []): no empty figure
         plot_dir.mkdir(parents=True, exist_ok=True)
         report["figures"] = [str(p) for p in plot_generation(report, plot_dir)]
     if as_json:
@@ -1020,11 +1054,18 @@ def diagnose_generation(
         m = report["memorisation"]
         rows += [("median NN distance generated->train", m["median_nn_generated"]),
                  ("median NN distance real->train", m["median_nn_real"]), ("near copies (share)", m["near_copies"])]
+    from mdcli.stats import fmt_spread
+
+    spread = lambda v: fmt_spread(v["values"], ".3f", ".3f")  # noqa: E731
     for k, v in report.get("tstr", {}).items():
-        rows.append((f"{k.upper()} accuracy", f"{v['mean']:.3f} ± {v['std']:.3f}"))
+        rows.append((f"{k.upper()} accuracy", spread(v)))
     for n, arms in report.get("augmentation", {}).items():
         for arm in ("real", "real+classic", "real+generated"):
-            rows.append((f"{n}/class {arm}", f"{arms[arm]['mean']:.3f} ± {arms[arm]['std']:.3f}"))
+            rows.append((f"{n}/class {arm}", spread(arms[arm])))
+    from mdcli.generation import augmentation_caveat
+
+    if augmentation_caveat(report):
+        err_console.print(f"[yellow]note:[/] {augmentation_caveat(report)}", highlight=False, soft_wrap=True)
     if rows:
         _kv_table(f"memorisation, TSTR and augmentation (seeds {cfg.seeds}; test: {real})", rows)
 

@@ -209,7 +209,7 @@ def plot_latent(report: dict, folder: Path) -> list[Path]:
 
 
 def plot_generation(report: dict, folder: Path) -> list[Path]:
-    """Held-out real accuracy of the augmentation arms (mean ± std over seeds)."""
+    """Held-out real accuracy of the augmentation arms (mean ± sample std over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,8 +221,9 @@ def plot_generation(report: dict, folder: Path) -> list[Path]:
     width = 0.25
     for j, arm in enumerate(arms):
         means = [report["augmentation"][g][arm]["mean"] for g in groups]
-        stds = [report["augmentation"][g][arm]["std"] for g in groups]
-        ax.bar(np.arange(len(groups)) + (j - 1) * width, means, width, yerr=stds, label=arm, capsize=3)
+        stds = [report["augmentation"][g][arm]["std"] for g in groups]  # None for one seed: no error bar
+        ax.bar(np.arange(len(groups)) + (j - 1) * width, means, width, label=arm, capsize=3,
+               yerr=None if None in stds else stds)
     if "tstr" in report:
         ax.axhline(report["tstr"]["trtr"]["mean"], color="k", lw=0.8, ls="--", label="all real")
         ax.axhline(report["tstr"]["tstr"]["mean"], color="r", lw=0.8, ls=":", label="generated only (TSTR)")

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from mdcli import stats
-from mdcli.errors import ConfigError
+from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.unet import UNetConfig
 from mdcli.train import common
 from mdcli.train.ldm import DiffusionConfig, TrainLDMConfig, build_schedule, load_latents, train_ldm
@@ -62,6 +62,19 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
     from mdcli.sample import SampleConfig, generate
 
     cfg.validate()
+    if judge is not None and real is not None:  # before the probe trains: the judge and held-out set must be fit to score
+        from mdcli.artifacts import Spectrograms
+        from mdcli.generation import check_judge_for
+
+        r = Spectrograms.load(real)
+        check_judge_for(judge, r, real, latents_path)
+        latent_classes = load_latents(latents_path)
+        names, image_shape = list(latent_classes.class_names), tuple(latent_classes.attrs["image_shape"])
+        latent_classes.reader.close()
+        if names != list(r.class_names):
+            raise MdcliError(f"--real {real}: classes {list(r.class_names)} differ from the latents' {names}")
+        if tuple(r.spectrograms.shape[1:]) != image_shape:
+            raise MdcliError(f"--real {real}: images are {tuple(r.spectrograms.shape[1:])}, the autoencoder's {image_shape}")
     with tempfile.TemporaryDirectory(dir=str(keep.parent) if keep else None) as tmp:
         out = keep or Path(tmp) / "probe_ldm.h5"
         metrics = train_ldm(cfg.ldm, latents_path, out, progress=progress)
@@ -93,9 +106,6 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
         from mdcli.train.classifier import load_classifier
 
         model, _ = load_classifier(judge)
-        from mdcli.artifacts import Spectrograms
-
-        r = Spectrograms.load(real)
         f_real, _ = embed(model, model_images(r), 128)
         f_gen, p_gen = embed(model, model_images(images), 128)
         report["fmd"] = stats.feature_frechet(f_real, f_gen)

@@ -76,7 +76,7 @@ def check_judge(judge: Path, samples: Path, allow_same: bool) -> None:
     lineage = ancestors(samples)
     digest = sha256_file(judge)
     if digest in lineage and not allow_same:
-        raise MdcliError(f"--classifier {judge}: this classifier is in the samples' lineage ({lineage[digest]}: it shaped "
+        raise MdcliError(f"--classifier {judge}: this classifier is in the lineage of {samples} ({lineage[digest]}: it shaped "
                          "the generator, e.g. as the perceptual loss), so it cannot judge them; train an independent "
                          "judge (mdcli train-classifier --seed 1) or pass --allow-same-judge")
 
@@ -154,6 +154,56 @@ def check_held_out(real: Spectrograms, real_path: Path, other: Spectrograms, wha
                          "classifiers train on (make it with `mdcli split`)")
 
 
+def lineage_spectrograms(path: Path) -> list[Path]:
+    """The spectrograms files that models in the lineage of `path` were trained on, still on disk unchanged:
+    the data of the diffusion model, the autoencoder and its perceptual classifier (for samples or latents),
+    or of a classifier. The walk stops at each spectrograms file: what it was made from (the unsplit file
+    behind a `split`) is its source, not training data."""
+    out: list[Path] = []
+    seen: set[str] = set()
+    todo = [Path(path)]
+    while todo:
+        try:
+            with open_artifact(todo.pop()) as f:
+                parents = read_header(f)["parents"]
+        except MdcliError:
+            continue
+        for rec in parents:
+            p = Path(rec["path"])
+            if rec["sha256"] in seen or not p.exists() or sha256_file(p) != rec["sha256"]:
+                continue
+            seen.add(rec["sha256"])
+            try:
+                with open_artifact(p) as f:
+                    kind = read_header(f)["kind"]
+            except MdcliError:
+                continue
+            (out.append if kind == "spectrograms" else todo.append)(p)
+    return out
+
+
+def check_lineage_held_out(real: Spectrograms, real_path: Path, path: Path, what: str) -> None:
+    """check_held_out against every spectrograms file `path` was made from (see lineage_spectrograms)."""
+    for data in lineage_spectrograms(path):
+        check_held_out(real, real_path, Spectrograms.load(data), f"{what}: its training data {data}")
+
+
+def check_judge_for(judge_path: Path, real: Spectrograms, real_path: Path, generated: Path,
+                    allow_same_judge: bool = False) -> dict:
+    """Everything a judge and a held-out set must satisfy before they score what `generated` (samples or
+    latents) came from: the judge is not in its lineage, knows the real data's classes in the same order, and
+    neither the judge's nor the generator's training data (autoencoder, its perceptual classifier, diffusion
+    model) holds a held-out image. -> the judge's attributes."""
+    check_judge(judge_path, generated, allow_same_judge)
+    _, jattrs = load_classifier(judge_path)
+    names = list(real.class_names)
+    if list(jattrs["class_names"]) != names:
+        raise MdcliError(f"--classifier {judge_path}: knows classes {list(jattrs['class_names'])}, the real data has {names}")
+    check_lineage_held_out(real, real_path, judge_path, f"--classifier {judge_path}")
+    check_lineage_held_out(real, real_path, generated, f"the generator behind {generated}")
+    return jattrs
+
+
 def few_per_class(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 23, n]))
     out = [rng.permutation(np.flatnonzero(labels == c))[:n] for c in np.unique(labels)]
@@ -199,7 +249,9 @@ class BaselineCache:
 
 
 def _mean_std(values: list[float]) -> dict:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
+    """Mean and sample std (ddof = 1; None for one seed) over the seeds, and the per-seed values."""
+    mean, sd = stats.seed_spread(values)
+    return {"mean": mean, "std": sd, "values": [float(v) for v in values]}
 
 
 def fit_tasks(cfg: GenerationConfig) -> list[dict]:
@@ -283,15 +335,10 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
                       cfg: GenerationConfig, allow_same_judge: bool = False,
                       progress: Callable[[str], None] = lambda s: None, baseline_cache: Path | None = None) -> dict:
     cfg.validate()
-    check_judge(judge_path, samples_path, allow_same_judge)
-    judge, jattrs = load_classifier(judge_path)
     gen, real = Spectrograms.load(samples_path), Spectrograms.load(real_path)
-    judge_data = _parent(judge_path, "spectrograms")
-    if judge_data is not None:
-        check_held_out(real, real_path, Spectrograms.load(judge_data), f"--classifier {judge_path}: its training data {judge_data}")
+    jattrs = check_judge_for(judge_path, real, real_path, samples_path, allow_same_judge)
+    judge, _ = load_classifier(judge_path)
     names = list(real.class_names)
-    if list(jattrs["class_names"]) != names:
-        raise MdcliError(f"--classifier {judge_path}: knows classes {list(jattrs['class_names'])}, the real data has {names}")
     if gen.spectrograms.shape[1:] != real.spectrograms.shape[1:]:
         raise MdcliError(f"{samples_path}: images are {gen.spectrograms.shape[1:]}, the real data's {real.spectrograms.shape[1:]}")
     for path, n in ((samples_path, len(gen.spectrograms)), (real_path, len(real.spectrograms))):
@@ -386,9 +433,29 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
             "gain_generated": _mean_std(list(np.array(runs[f"few{n}/real+generated"]) - base)),
             "gain_classic": _mean_std(list(np.array(runs[f"few{n}/real+classic"]) - base)),
         }
+    gen_data = find_training_data(samples_path)  # what the generator learned from, whatever --train says
+    if cfg.few and gen_data is not None:
+        counts = Spectrograms.load(gen_data).class_counts()
+        report["generator_data"] = {"path": str(gen_data), "per_class": counts}
+        for n in cfg.few:
+            report["augmentation"][str(n)]["generator_saw_more"] = bool(max(counts.values()) > n)
     report["seeds"] = list(cfg.seeds)
     report["baseline_fits_reused"] = cache.reused
     return report
+
+
+def augmentation_caveat(report: dict) -> str | None:
+    """The line to print beside augmentation results whose generator learned from more real images per class
+    than the few-shot arms get: `real+generated` then carries information the `real` arms never saw, so its
+    gain is not a few-shot gain (an upper bound on it, as far as better samples help)."""
+    more = [n for n, a in report.get("augmentation", {}).items() if a.get("generator_saw_more")]
+    if not more:
+        return None
+    g = report["generator_data"]
+    return (f"the generator was trained on {g['path']} (up to {max(g['per_class'].values())} real images per class), "
+            f"more than the {', '.join(more)} per class of the few-shot arms: real+generated has seen more real data "
+            "than real and real+classic. For the few-shot gain, train the generator on the subset alone "
+            "(mdcli subset --per-class N --seed S, then --train that file, few=[N], seeds=[S]).")
 
 
 def summary_rows(report: dict) -> dict:

@@ -10,6 +10,7 @@ import yaml
 
 from mdcli.artifacts import Spectrograms, atomic_path, read_header, open_artifact
 from mdcli.errors import MdcliError
+from mdcli.stats import fmt_spread
 
 
 def _json(path: Path) -> dict | None:
@@ -169,12 +170,16 @@ def build_report(run: Path) -> tuple[Path, dict]:
             lines.append(f"| nearest-train distance, generated / real (median) | {m['median_nn_generated']:.3f} / {m['median_nn_real']:.3f} |")
             lines.append(f"| near copies | {m['near_copies']:.1%} |")
         n_seeds = len(gen.get("seeds", [])) or 1
-        spread = lambda v: f"{v['mean']:.3f} ± {v['std']:.3f} ({n_seeds} seeds)" if n_seeds > 1 else f"{v['mean']:.3f} (1 seed)"  # noqa: E731
+        spread = lambda v: f"{fmt_spread(v['values'], '.3f', '.3f')} ({n_seeds} seed{'s' if n_seeds > 1 else ''})"  # noqa: E731
         for k, v in gen.get("tstr", {}).items():
             lines.append(f"| {k.upper()} accuracy (test) | {spread(v)} |")
         for n, arms in gen.get("augmentation", {}).items():
             for arm in ("real", "real+classic", "real+generated"):
                 lines.append(f"| {n} real/class, {arm} | {spread(arms[arm])} |")
+        from mdcli.generation import augmentation_caveat
+
+        if augmentation_caveat(gen):
+            lines.append(f"| note | {augmentation_caveat(gen)} |")
         if gen.get("fits"):  # CPU fits depend on the torch thread count: say how they ran
             f = gen["fits"]
             lines.append(f"| fresh classifier fits ran as | {f['jobs']} process(es) x {f['threads']} thread(s), {f['device']} |")

@@ -18,6 +18,20 @@ def entropy(counts: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def seed_spread(values) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (ddof = 1) of one number measured under several seeds: the spread
+    a further seed is expected to show. The population std (ddof = 0) understates it, by sqrt(2) at two seeds
+    (it is then half the range). One value has no spread: None."""
+    v = np.asarray(values, np.float64)
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
+
+
+def fmt_spread(values, mean_fmt: str = ".3g", sd_fmt: str = ".2g") -> str:
+    """`mean ± sd` over seeds, or the bare value for one seed."""
+    m, sd = seed_spread(values)
+    return f"{m:{mean_fmt}}" if sd is None else f"{m:{mean_fmt}} ± {sd:{sd_fmt}}"
+
+
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2): the Fréchet distance of two Gaussians."""
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)

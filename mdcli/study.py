@@ -234,6 +234,12 @@ COLUMNS = [("psnr", "PSNR dB"), ("ssim", "SSIM"), ("label", "collapse label"), (
            ("judge_acc_gen", "judge acc (gen)"), ("tstr", "TSTR acc"), ("trtr", "TRTR acc")]
 
 
+def fmt_spread(vals: list[float]) -> str:
+    from mdcli.stats import fmt_spread as fmt
+
+    return fmt(vals)
+
+
 def table(rows: dict[str, list[dict]], few: list[int]) -> str:
     cols = COLUMNS + [(f"few{n}_{a}", f"{n}/cls {a}") for n in few for a in ("real", "classic", "generated")]
     out = ["| arm | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -246,7 +252,7 @@ def table(rows: dict[str, list[dict]], few: list[int]) -> str:
             elif isinstance(vals[0], str):
                 cells.append(", ".join(sorted(set(vals))))
             else:
-                cells.append(f"{np.mean(vals):.3g} ± {np.std(vals):.2g}")
+                cells.append(fmt_spread(vals))
         out.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -294,7 +300,7 @@ def judges_table(raw: dict, extra: dict, seeds: list[int]) -> str:
     out = ["| arm | " + " | ".join(f"FMD, {j.replace('_s', ' seed ') if j != 'judge' else 'study judge'}" for j in judges)
            + " | lowest FMD on |", "|---" * (len(judges) + 2) + "|"]
     for arm, per in fmd.items():
-        cells = [f"{np.mean([v for _, v in per[j]]):.3g} ± {np.std([v for _, v in per[j]]):.2g}" if per.get(j) else "–" for j in judges]
+        cells = [fmt_spread([v for _, v in per[j]]) if per.get(j) else "–" for j in judges]
         out.append(f"| {arm} | " + " | ".join(cells) + f" | {wins[arm]} of {full} |")
     return "\n".join(out)
 

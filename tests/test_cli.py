@@ -25,7 +25,7 @@ def test_python_dash_m_works():
 
 
 @pytest.mark.parametrize("cmd", ["simulate", "info", "plot", "train-classifier", "train-ae", "encode", "train-ldm",
-                                 "sample", "import", "export", "diagnose recon", "diagnose codebook"])
+                                 "sample", "import", "export", "subset", "diagnose recon", "diagnose codebook"])
 def test_every_command_has_help_with_examples(runner, cmd):
     res = runner.invoke(app, [*cmd.split(), "--help"])
     assert res.exit_code == 0 and "Examples" in res.output and f"mdcli {cmd}" in res.output

@@ -107,3 +107,8 @@ def test_shards_merge_to_the_single_run_byte_for_byte(tmp_path, runner):
     assert bad.exit_code == 2 and "missing" in bad.output and not (tmp_path / "x.h5").exists()
     bad = runner.invoke(app, [*base, "--shard", "3/3", "-o", str(tmp_path / "y.h5")])
     assert bad.exit_code == 2 and "--shard" in bad.output
+    # a shard holding no sample of a class (contiguous shards often do) prints its summary, not a KeyError
+    res = runner.invoke(app, ["simulate", "--config", str(TINY / "simulate.yaml"), "--n", "2", "--targets", "walker,bird",
+                              "--shard", "0/2", "-o", str(tmp_path / "walkers.h5")])
+    assert res.exit_code == 0 and res.exception is None, res.output
+    assert "bird" in res.output and "walker" in res.output
