@@ -132,8 +132,9 @@ def build_report(run: Path) -> tuple[Path, dict]:
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = [f"# mdcli run: {run}", "",
              f"mdcli {ae_header['mdcli_version']}; {len(train)} training and {len(test)} held-out test spectrograms "
-             f"({', '.join(train.class_names)}); {len(samples)} generated. Every number below is measured on the held-out "
-             "test part, with a judge classifier trained independently of the generator.", "",
+             f"({', '.join(train.class_names)}); {len(samples)} generated. Every diagnostic below is measured on the held-out "
+             "test part, with a judge classifier trained independently of the generator; the training curves are "
+             "the training runs' own validation splits.", "",
              "## Headline", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {fmt(v)} |" for k, v in head.items()]
     lines += ["", "## Real (left) and generated (right) spectrograms per class", "", f"![real vs generated]({grid.name})", ""]
