@@ -147,6 +147,18 @@ def simulate(
         total = stop - start
     with progress_bar("simulate", total, unit="spec", quiet=quiet) as advance:
         data, report = simulate_dataset(cfg, advance, shard=part)
+    from mdcli.sim.signal import window_coverage
+
+    pc = cfg.processing
+    n_samples = int(round(cfg.radar.prf_hz * cfg.radar.duration_s))
+    weak = float((window_coverage(n_samples, pc.win_len, pc.image_size[1] * pc.time_oversample, pc.window) < 0.25).mean())
+    if weak > 0.05:
+        err_console.print(
+            f"[yellow]warning:[/] {weak:.0%} of the slow-time samples weigh under -6 dB in every STFT window "
+            f"({pc.image_size[1]} columns x {pc.time_oversample} frame(s) of {pc.win_len} samples over {n_samples}): "
+            "short events there (blade flashes, foot strikes) fade. Raise processing.time_oversample.",
+            highlight=False,
+        )
     nyq = cfg.radar.prf_hz / 2
     for target, r in report.items():
         if r["aliased"]:

@@ -112,3 +112,20 @@ def test_shards_merge_to_the_single_run_byte_for_byte(tmp_path, runner):
                               "--shard", "0/2", "-o", str(tmp_path / "walkers.h5")])
     assert res.exit_code == 0 and res.exception is None, res.output
     assert "bird" in res.output and "walker" in res.output
+
+
+def test_simulate_warns_when_stft_windows_leave_samples_out(tmp_path, runner):
+    """The tiny config's 32 columns of 64-sample windows over 3000 samples (hop 95 > window) leave most samples
+    weak in every frame: `simulate` says so and names the fix; 4 frames per column (hop 23) cover them."""
+    from mdcli.cli import app
+    from tests.conftest import TINY
+
+    base = ["simulate", "--config", str(TINY / "simulate.yaml"), "--n", "1", "--targets", "walker"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "a.h5")])
+    assert res.exit_code == 0 and "weigh under -6 dB" in res.output and "processing.time_oversample" in res.output
+    res = runner.invoke(app, [*base, "--set", "processing.time_oversample=4", "-o", str(tmp_path / "b.h5")])
+    assert res.exit_code == 0 and "weigh under" not in res.output, res.output
+    import h5py
+
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert f["spectrograms"].shape == (1, 32, 32)

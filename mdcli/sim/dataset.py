@@ -76,7 +76,8 @@ def spectrogram_image(sig: np.ndarray, cfg: SimulateConfig) -> tuple[np.ndarray,
     """Signal -> STFT power -> image size -> dB -> [0, 1]. Returns image (F, T), doppler_hz, time_s."""
     pc = cfg.processing
     h, w = pc.image_size
-    power, doppler, time = stft_power(sig, cfg.radar.prf_hz, pc.win_len, pc.nfft, w, pc.window)
+    power, doppler, time = stft_power(sig, cfg.radar.prf_hz, pc.win_len, pc.nfft, w * pc.time_oversample, pc.window)
+    power, time = resample_axis(power, time, w, axis=1)  # block means of time_oversample frames (none at 1)
     power, doppler = resample_axis(power, doppler, h, axis=0)
     return to_unit_db(power, pc.dynamic_range_db), doppler, time
 

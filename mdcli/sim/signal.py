@@ -100,6 +100,17 @@ def frame_starts(n_samples: int, win_len: int, n_frames: int) -> np.ndarray:
     return np.round(np.linspace(0, n_samples - win_len, n_frames)).astype(np.int64)
 
 
+def window_coverage(n_samples: int, win_len: int, n_frames: int, window: str = "hann") -> np.ndarray:
+    """Per slow-time sample, its largest power weight w^2 over all STFT frames (1 = some window's peak): how
+    strongly a one-sample event there (a blade flash) can show in the spectrogram at best."""
+    w2 = get_window(window, win_len, fftbins=True).astype(np.float64) ** 2
+    w2 = w2 / w2.max()
+    best = np.zeros(n_samples)
+    for s in frame_starts(n_samples, win_len, n_frames):
+        np.maximum(best[s : s + win_len], w2, out=best[s : s + win_len])
+    return best
+
+
 def stft_power(
     sig: np.ndarray, prf_hz: float, win_len: int, nfft: int, n_frames: int, window: str = "hann"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
