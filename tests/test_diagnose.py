@@ -208,7 +208,10 @@ def test_diagnose_latent_and_collapse_cli(trained):
     assert bad.exit_code == 2 and "no_such" in bad.output
 
 
-def test_generation_diffusability_and_split_cli(trained):
+@pytest.fixture(scope="module")
+def chain(trained):
+    """A split, a perceptual classifier and an independent judge, and a tiny generator trained on the split's
+    training part: what `diagnose generation` scores."""
     runner = CliRunner()
     d, data = trained["dir"], trained["data"]
     _ok(runner, ["split", str(data), "--train-out", str(d / "train.h5"), "--test-out", str(d / "test.h5"),
@@ -225,6 +228,12 @@ def test_generation_diffusability_and_split_cli(trained):
     _ok(runner, ["sample", "--config", str(TINY / "sample.yaml"), "--ldm", str(ldm), "-o", str(smp), "-q"])
     base = ["diagnose", "generation", "--samples", str(smp), "--real", str(d / "test.h5"),
             "--set", "seeds=[0]", "--set", "few=[3]", "--set", "fit.steps=5", "--set", "kid_subset_size=10"]
+    return {"d": d, "data": data, "clf": clf, "judge": judge, "ae": ae, "lat": lat, "ldm": ldm, "smp": smp, "base": base}
+
+
+def test_generation_diffusability_and_split_cli(chain):
+    runner = CliRunner()
+    d, data, clf, judge, ae, lat, smp, base = (chain[k] for k in ("d", "data", "clf", "judge", "ae", "lat", "smp", "base"))
     refused = runner.invoke(app, [*base, "--classifier", str(clf)])
     assert refused.exit_code == 2 and "--allow-same-judge" in refused.output and "Traceback" not in refused.output
     # nothing that trains may have seen the held-out images: a judge trained on the unsplit file, or
@@ -239,32 +248,6 @@ def test_generation_diffusability_and_split_cli(trained):
         res = runner.invoke(app, [*base, *extra, "--plot", str(out)])
         assert res.exit_code == 2 and name in res.output and "Traceback" not in res.output, res.output
         assert f"holds {n_test} of the {n_test} held-out images" in res.output and not out.exists()
-    # an autoencoder that saw the held-out images (trained on the unsplit file) is refused too, though the
-    # diffusion model's own data is clean: the whole lineage of the samples is checked, not one file
-    ae2, lat2, ldm2, smp2 = d / "g2_ae.h5", d / "g2_lat.h5", d / "g2_ldm.h5", d / "g2_samples.h5"
-    _ok(runner, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(data), "--arch", "vqvae",
-                 "--perceptual", "none", "--steps", "2", "-o", str(ae2), "-q"])
-    _ok(runner, ["encode", "--ae", str(ae2), "--data", str(d / "train.h5"), "-o", str(lat2), "-q"])
-    _ok(runner, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat2), "--steps", "2", "-o", str(ldm2), "-q"])
-    _ok(runner, ["sample", "--config", str(TINY / "sample.yaml"), "--ldm", str(ldm2), "-o", str(smp2), "-q"])
-    gen_args = ["--real", str(d / "test.h5"), "--classifier", str(judge), "--set", "tstr=false", "--set", "kid_subset_size=10", "--json"]
-    res = runner.invoke(app, ["diagnose", "generation", "--samples", str(smp2), *gen_args])
-    assert res.exit_code == 2 and f"its training data {data}: holds {n_test} of the {n_test}" in res.output, res.output
-    # the training data is the diffusion model's (samples -> ldm -> latents -> spectrograms), not the first
-    # spectrograms file in the lineage: here the autoencoder was trained on all of train.h5, the LDM on a part
-    part = d / "part.h5"
-    _ok(runner, ["split", str(d / "train.h5"), "--train-out", str(part), "--test-out", str(d / "rest.h5"), "--test-fraction", "0.3"])
-    lat3, ldm3, smp3 = d / "g3_lat.h5", d / "g3_ldm.h5", d / "g3_samples.h5"
-    _ok(runner, ["encode", "--ae", str(ae), "--data", str(part), "-o", str(lat3), "-q"])
-    _ok(runner, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat3), "--steps", "2", "-o", str(ldm3), "-q"])
-    _ok(runner, ["sample", "--config", str(TINY / "sample.yaml"), "--ldm", str(ldm3), "-o", str(smp3), "-q"])
-    g2 = json.loads(_ok(runner, ["diagnose", "generation", "--samples", str(smp3), *gen_args]).stdout)
-    assert g2["train_data"] == str(part) and g2["memorisation"]["median_nn_real"] > 0
-    # diagnose diffusability holds its judge to the same rules, before the probe trains: the perceptual
-    # classifier of the latents' autoencoder cannot judge them
-    res = runner.invoke(app, ["diagnose", "diffusability", "--latents", str(lat), "--classifier", str(clf), "--real",
-                              str(d / "test.h5"), "-q"])
-    assert res.exit_code == 2 and f"--classifier {clf}: this classifier is in the lineage of {lat}" in res.output
     res = _ok(runner, [*base, "--classifier", str(judge), "--json"])
     g = json.loads(res.stdout)
     for key in ("fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "memorisation", "tstr"):
@@ -272,25 +255,6 @@ def test_generation_diffusability_and_split_cli(trained):
     assert g["fmd"] > 0 and 0 <= g["precision"] <= 1 and g["train_data"] == str(d / "train.h5")
     assert set(g["augmentation"]["3"]) >= {"real", "real+classic", "real+generated", "gain_generated"}
     assert g["augmentation"]["3"]["real"]["std"] is None and g["tstr"]["tstr"]["std"] is None  # one seed: no spread
-    # the generator learned from every training image, the few-shot arms get 3 per class: said, with the way out
-    from mdcli.generation import augmentation_caveat, few_per_class
-
-    counts = Spectrograms.load(d / "train.h5").class_counts()
-    assert g["generator_data"] == {"path": str(d / "train.h5"), "per_class": counts} and max(counts.values()) > 3
-    assert g["augmentation"]["3"]["generator_saw_more"] is True
-    assert "more than the 3 per class" in augmentation_caveat(g) and "mdcli subset" in augmentation_caveat(g)
-    assert augmentation_caveat({"augmentation": {"3": {"generator_saw_more": False}}}) is None
-    # `mdcli subset` writes exactly the few-shot draw of that seed, to train a generator on it alone
-    few3 = d / "few3.h5"
-    _ok(runner, ["subset", str(d / "train.h5"), "--per-class", "3", "--seed", "1", "-o", str(few3)])
-    sub, full = Spectrograms.load(few3), Spectrograms.load(d / "train.h5")
-    assert set(sub.class_counts().values()) == {3}
-    assert np.array_equal(sub.spectrograms, full.spectrograms[few_per_class(full.labels, 3, 1)])
-    too_many = runner.invoke(app, ["subset", str(d / "train.h5"), "--per-class", "99", "-o", str(d / "few99.h5")])
-    assert too_many.exit_code == 2 and "--per-class 99" in too_many.output and not (d / "few99.h5").exists()
-    no_aug = d / "no_aug_plots"  # few: [] (the demo's setting): no empty augmentation figure
-    _ok(runner, [*base, "--classifier", str(judge), "--set", "few=[]", "--set", "tstr=false", "--plot", str(no_aug)])
-    assert not (no_aug / "augmentation.png").exists()
     # --baseline-cache: the generator-free fits (all real; few real, alone and with classic augmentation) are
     # reused across runs on the same data, and the report is the same as without the cache
     cache = d / "baselines"
@@ -356,3 +320,58 @@ def test_generation_diffusability_and_split_cli(trained):
     assert not run.joinpath("collapse.json").exists() and "## Collapse check" not in text  # absent parts are left out
     bad = runner.invoke(app, ["report", str(d / "nope")])
     assert bad.exit_code == 2 and "not a folder" in bad.output and "Traceback" not in bad.output
+
+
+def test_generation_checks_the_whole_lineage_and_the_few_shot_data(chain):
+    """Every training set in the samples' (or latents') lineage must be disjoint from --real; the augmentation
+    report says when the generator saw more real images than the few-shot arms, and `mdcli subset` makes the
+    set to train one on."""
+    runner = CliRunner()
+    d, data, clf, judge, ae, lat, base = (chain[k] for k in ("d", "data", "clf", "judge", "ae", "lat", "base"))
+    n_test = len(Spectrograms.load(d / "test.h5").labels)
+    # an autoencoder that saw the held-out images (trained on the unsplit file) is refused too, though the
+    # diffusion model's own data is clean: the whole lineage of the samples is checked, not one file
+    ae2, lat2, ldm2, smp2 = d / "g2_ae.h5", d / "g2_lat.h5", d / "g2_ldm.h5", d / "g2_samples.h5"
+    _ok(runner, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(data), "--arch", "vqvae",
+                 "--perceptual", "none", "--steps", "2", "-o", str(ae2), "-q"])
+    _ok(runner, ["encode", "--ae", str(ae2), "--data", str(d / "train.h5"), "-o", str(lat2), "-q"])
+    _ok(runner, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat2), "--steps", "2", "-o", str(ldm2), "-q"])
+    _ok(runner, ["sample", "--config", str(TINY / "sample.yaml"), "--ldm", str(ldm2), "-o", str(smp2), "-q"])
+    gen_args = ["--real", str(d / "test.h5"), "--classifier", str(judge), "--set", "tstr=false", "--set", "kid_subset_size=10", "--json"]
+    res = runner.invoke(app, ["diagnose", "generation", "--samples", str(smp2), *gen_args])
+    assert res.exit_code == 2 and f"its training data {data}: holds {n_test} of the {n_test}" in res.output, res.output
+    # the training data is the diffusion model's (samples -> ldm -> latents -> spectrograms), not the first
+    # spectrograms file in the lineage: here the autoencoder was trained on all of train.h5, the LDM on a part
+    part = d / "part.h5"
+    _ok(runner, ["split", str(d / "train.h5"), "--train-out", str(part), "--test-out", str(d / "rest.h5"), "--test-fraction", "0.3"])
+    lat3, ldm3, smp3 = d / "g3_lat.h5", d / "g3_ldm.h5", d / "g3_samples.h5"
+    _ok(runner, ["encode", "--ae", str(ae), "--data", str(part), "-o", str(lat3), "-q"])
+    _ok(runner, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat3), "--steps", "2", "-o", str(ldm3), "-q"])
+    _ok(runner, ["sample", "--config", str(TINY / "sample.yaml"), "--ldm", str(ldm3), "-o", str(smp3), "-q"])
+    g2 = json.loads(_ok(runner, ["diagnose", "generation", "--samples", str(smp3), *gen_args]).stdout)
+    assert g2["train_data"] == str(part) and g2["memorisation"]["median_nn_real"] > 0
+    # diagnose diffusability holds its judge to the same rules, before the probe trains: the perceptual
+    # classifier of the latents' autoencoder cannot judge them
+    res = runner.invoke(app, ["diagnose", "diffusability", "--latents", str(lat), "--classifier", str(clf), "--real",
+                              str(d / "test.h5"), "-q"])
+    assert res.exit_code == 2 and f"--classifier {clf}: this classifier is in the lineage of {lat}" in res.output
+    g = json.loads(_ok(runner, [*base, "--classifier", str(judge), "--json"]).stdout)
+    # the generator learned from every training image, the few-shot arms get 3 per class: said, with the way out
+    from mdcli.generation import augmentation_caveat, few_per_class
+
+    counts = Spectrograms.load(d / "train.h5").class_counts()
+    assert g["generator_data"] == {"path": str(d / "train.h5"), "per_class": counts} and max(counts.values()) > 3
+    assert g["augmentation"]["3"]["generator_saw_more"] is True
+    assert "more than the 3 per class" in augmentation_caveat(g) and "mdcli subset" in augmentation_caveat(g)
+    assert augmentation_caveat({"augmentation": {"3": {"generator_saw_more": False}}}) is None
+    # `mdcli subset` writes exactly the few-shot draw of that seed, to train a generator on it alone
+    few3 = d / "few3.h5"
+    _ok(runner, ["subset", str(d / "train.h5"), "--per-class", "3", "--seed", "1", "-o", str(few3)])
+    sub, full = Spectrograms.load(few3), Spectrograms.load(d / "train.h5")
+    assert set(sub.class_counts().values()) == {3}
+    assert np.array_equal(sub.spectrograms, full.spectrograms[few_per_class(full.labels, 3, 1)])
+    too_many = runner.invoke(app, ["subset", str(d / "train.h5"), "--per-class", "99", "-o", str(d / "few99.h5")])
+    assert too_many.exit_code == 2 and "--per-class 99" in too_many.output and not (d / "few99.h5").exists()
+    no_aug = d / "no_aug_plots"  # few: [] (the demo's setting): no empty augmentation figure
+    _ok(runner, [*base, "--classifier", str(judge), "--set", "few=[]", "--set", "tstr=false", "--plot", str(no_aug)])
+    assert not (no_aug / "augmentation.png").exists()
