@@ -159,7 +159,8 @@ def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path,
     d = out / f"{arm}_s{seed}"
     d.mkdir(exist_ok=True)
     f = {k: d / f"{k}.h5" for k in ("ae", "latents", "ldm", "samples")}
-    lineage = [(f["ae"], (p["train"], p["clf"])), (f["latents"], (f["ae"], p["train"])), (f["ldm"], (f["latents"],)),
+    ae_inputs = (p["train"], p["clf"]) if perceptual == "domain" else (p["train"],)  # lpips-vgg: no classifier
+    lineage = [(f["ae"], ae_inputs), (f["latents"], (f["ae"], p["train"])), (f["ldm"], (f["latents"],)),
                (f["samples"], (f["ldm"],))]
     if (d / "result.json").exists() and all(not o.exists() or made_from(o, inputs) for o, inputs in lineage):
         return json.loads((d / "result.json").read_text()) | {"reused": True}

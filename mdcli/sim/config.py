@@ -150,7 +150,7 @@ class SimulateConfig:
             raise ConfigError("processing.image_size: expected [doppler_bins, time_frames], each >= 8")
         if p.time_oversample < 1:
             raise ConfigError(f"processing.time_oversample: must be at least 1, got {p.time_oversample}")
-        if p.image_size[1] * p.time_oversample > n_samples - p.win_len + 1:
+        if p.time_oversample > 1 and p.image_size[1] * p.time_oversample > n_samples - p.win_len + 1:
             raise ConfigError(f"processing.time_oversample: {p.image_size[1]} columns x {p.time_oversample} frames "
                               f"need more window positions than the {n_samples} samples give")
         if p.dynamic_range_db <= 0:
