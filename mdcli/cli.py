@@ -1076,8 +1076,9 @@ def diagnose_generation(
             rows.append((f"{n}/class {arm}", spread(arms[arm])))
     from mdcli.generation import augmentation_caveat
 
-    if augmentation_caveat(report):
-        err_console.print(f"[yellow]note:[/] {augmentation_caveat(report)}", highlight=False, soft_wrap=True)
+    caveat = augmentation_caveat(report)
+    if caveat:
+        err_console.print(f"[yellow]note:[/] {caveat}", highlight=False, soft_wrap=True)
     if rows:
         _kv_table(f"memorisation, TSTR and augmentation (seeds {cfg.seeds}; test: {real})", rows)
 

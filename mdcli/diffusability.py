@@ -67,7 +67,7 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
         from mdcli.generation import check_judge_for
 
         r = Spectrograms.load(real)
-        check_judge_for(judge, r, real, latents_path)
+        model, _ = check_judge_for(judge, r, real, latents_path)
         latent_classes = load_latents(latents_path)
         names, image_shape = list(latent_classes.class_names), tuple(latent_classes.attrs["image_shape"])
         latent_classes.reader.close()
@@ -103,9 +103,7 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
     if judge is not None and real is not None:
         from mdcli.data import model_images
         from mdcli.generation import embed
-        from mdcli.train.classifier import load_classifier
 
-        model, _ = load_classifier(judge)
         f_real, _ = embed(model, model_images(r), 128)
         f_gen, p_gen = embed(model, model_images(images), 128)
         report["fmd"] = stats.feature_frechet(f_real, f_gen)

@@ -189,19 +189,19 @@ def check_lineage_held_out(real: Spectrograms, real_path: Path, path: Path, what
 
 
 def check_judge_for(judge_path: Path, real: Spectrograms, real_path: Path, generated: Path,
-                    allow_same_judge: bool = False) -> dict:
+                    allow_same_judge: bool = False) -> tuple:
     """Everything a judge and a held-out set must satisfy before they score what `generated` (samples or
     latents) came from: the judge is not in its lineage, knows the real data's classes in the same order, and
     neither the judge's nor the generator's training data (autoencoder, its perceptual classifier, diffusion
-    model) holds a held-out image. -> the judge's attributes."""
+    model) holds a held-out image. -> the loaded judge and its attributes (load_classifier's pair)."""
     check_judge(judge_path, generated, allow_same_judge)
-    _, jattrs = load_classifier(judge_path)
+    judge, jattrs = load_classifier(judge_path)
     names = list(real.class_names)
     if list(jattrs["class_names"]) != names:
         raise MdcliError(f"--classifier {judge_path}: knows classes {list(jattrs['class_names'])}, the real data has {names}")
     check_lineage_held_out(real, real_path, judge_path, f"--classifier {judge_path}")
     check_lineage_held_out(real, real_path, generated, f"the generator behind {generated}")
-    return jattrs
+    return judge, jattrs
 
 
 def few_per_class(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -336,8 +336,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
                       progress: Callable[[str], None] = lambda s: None, baseline_cache: Path | None = None) -> dict:
     cfg.validate()
     gen, real = Spectrograms.load(samples_path), Spectrograms.load(real_path)
-    jattrs = check_judge_for(judge_path, real, real_path, samples_path, allow_same_judge)
-    judge, _ = load_classifier(judge_path)
+    judge, jattrs = check_judge_for(judge_path, real, real_path, samples_path, allow_same_judge)
     names = list(real.class_names)
     if gen.spectrograms.shape[1:] != real.spectrograms.shape[1:]:
         raise MdcliError(f"{samples_path}: images are {gen.spectrograms.shape[1:]}, the real data's {real.spectrograms.shape[1:]}")

@@ -179,8 +179,9 @@ def build_report(run: Path) -> tuple[Path, dict]:
                 lines.append(f"| {n} real/class, {arm} | {spread(arms[arm])} |")
         from mdcli.generation import augmentation_caveat
 
-        if augmentation_caveat(gen):
-            lines.append(f"| note | {augmentation_caveat(gen)} |")
+        caveat = augmentation_caveat(gen)
+        if caveat:
+            lines.append(f"| note | {caveat} |")
         if gen.get("fits"):  # CPU fits depend on the torch thread count: say how they ran
             f = gen["fits"]
             lines.append(f"| fresh classifier fits ran as | {f['jobs']} process(es) x {f['threads']} thread(s), {f['device']} |")
