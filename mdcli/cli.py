@@ -1092,6 +1092,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     except ImportError:
         from click.exceptions import ClickException, UsageError
 
+    from mdcli.allocator import keep_freed_memory
+
+    keep_freed_memory()
     try:
         rv = app(args=argv, prog_name="mdcli", standalone_mode=False)
     except ClickException as e:

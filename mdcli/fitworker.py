@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from mdcli.allocator import keep_freed_memory
 from mdcli.artifacts import Spectrograms
 from mdcli.config import from_dict
 from mdcli.generation import FitData, fit_accuracy
@@ -21,6 +22,7 @@ from mdcli.train.classifier import FitConfig
 
 
 def main() -> None:
+    keep_freed_memory()
     spec = json.loads(sys.stdin.read())
     fit = from_dict(FitConfig, spec["fit"])
     data = FitData.build(Spectrograms.load(Path(spec["train"])), Spectrograms.load(Path(spec["samples"])),

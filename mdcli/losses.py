@@ -141,10 +141,21 @@ def gan_g_loss(fake: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
     return -fake.mean() if kind == "hinge" else F.softplus(-fake).mean()
 
 
-def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor, max_weight: float = 1e4) -> torch.Tensor:
-    """lambda = ||grad L_rec|| / (||grad L_G|| + 1e-4) at the decoder's last layer, clamped (Esser et al. 2021, eq. 7)."""
-    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
-    g_gan = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, output: torch.Tensor, last_layer: torch.Tensor,
+                    max_weight: float = 1e4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """lambda = ||grad_w L_rec|| / (||grad_w L_G|| + 1e-4) at the decoder's last layer w, clamped (Esser et al.
+    2021, eq. 7) -> (lambda, dL_rec/d output, dL_G/d output).
+
+    Each loss is backpropagated once, to the decoder `output` only; the last layer's gradients follow from those
+    through that one layer (grad_w L = J_w^T grad_output L). The caller then backpropagates the generator once
+    from `output` with dL_rec/d output + lambda dL_G/d output, so the perceptual network and the discriminator are
+    each traversed once a step, not twice as when lambda is taken from the losses themselves.
+    """
+    g_rec_out = torch.autograd.grad(rec_loss, output, retain_graph=True)[0]
+    g_gan_out = torch.autograd.grad(g_loss, output, retain_graph=True)[0]
+    g_rec = torch.autograd.grad(output, last_layer, grad_outputs=g_rec_out, retain_graph=True)[0]
+    g_gan = torch.autograd.grad(output, last_layer, grad_outputs=g_gan_out, retain_graph=True)[0]
     # under DDP, the global batch's gradients (every rank then uses the weight one process would)
     g_rec, g_gan = all_mean(torch.stack([g_rec, g_gan]))
-    return (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, max_weight).detach()
+    lam = (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, max_weight).detach()
+    return lam, g_rec_out, g_gan_out

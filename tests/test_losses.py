@@ -8,17 +8,23 @@ from mdcli.losses import LPIPS_TRUNK_FILES, adaptive_weight, build_lpips, gan_d_
 from mdcli.metrics import psnr, ssim
 
 
-def test_adaptive_weight_formula():
-    w = torch.randn(3, 3, requires_grad=True)
-    x = torch.randn(3)
-    rec = (w @ x).pow(2).sum()
-    g = (w.sum(0) * 3.0).sum()
-    lam = adaptive_weight(rec, g, w)
+def test_adaptive_weight_formula_and_output_gradients():
+    torch.manual_seed(0)
+    w = torch.randn(3, 3, requires_grad=True)  # the "last layer"
+    x = torch.randn(4, 3)
+    out = torch.tanh(x @ w)  # the "decoder output"
+    rec = (out - 0.3).abs().mean() + out.pow(2).sum()
+    g = (out.sum(0) * 3.0).sum()
+    lam, g_rec_out, g_g_out = adaptive_weight(rec, g, out, w)
     g_rec = torch.autograd.grad(rec, w, retain_graph=True)[0]
-    g_g = torch.autograd.grad(g, w)[0]
+    g_g = torch.autograd.grad(g, w, retain_graph=True)[0]
     assert lam == pytest.approx(float(g_rec.norm() / (g_g.norm() + 1e-4)), rel=1e-5)
-    tiny = (w * 1e-12).sum()
-    assert adaptive_weight(rec, tiny, w, max_weight=10.0) == 10.0  # clamped
+    # backpropagating from the output with the returned gradients is the backward of rec + lam g
+    expected = torch.autograd.grad(rec + lam * g, w, retain_graph=True)[0]
+    got = torch.autograd.grad(out, w, grad_outputs=g_rec_out + lam * g_g_out, retain_graph=True)[0]
+    assert torch.allclose(got, expected, atol=1e-6)
+    tiny = (out * 1e-12).sum()
+    assert adaptive_weight(rec, tiny, out, w, max_weight=10.0)[0] == 10.0  # clamped
 
 
 def test_gan_losses():

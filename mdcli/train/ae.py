@@ -230,16 +230,23 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                 record = {"step": step + 1, "lr": lr, "rec": rec.item(), "bottleneck": out.loss.detach().item()}
                 if perceptual is not None:
                     record["perceptual"] = p_loss.item()
+                recon_grad = None
                 if gan and step >= cfg.disc.start:
                     disc.requires_grad_(False)
                     g_loss = gan_g_loss(disc(out.recon), cfg.disc.loss)
-                    lam = cfg.disc.weight * adaptive_weight(nll, g_loss, ae.decoder.last_layer, cfg.disc.adaptive_max)
-                    loss = loss + lam * g_loss
+                    lam, g_nll, g_gan = adaptive_weight(nll, g_loss, out.recon, ae.decoder.last_layer, cfg.disc.adaptive_max)
+                    lam = cfg.disc.weight * lam
+                    loss = loss.detach() + lam * g_loss.detach()
+                    recon_grad = g_nll + lam * g_gan  # dL/d recon: the backward below starts there
                     disc.requires_grad_(True)
                     record.update(g_loss=g_loss.item(), adaptive_weight=float(lam))
             common.check_finite(loss, step, ckpt)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if recon_grad is None:
+                loss.backward()
+            else:  # the same gradients as (nll + bottleneck + lam g_loss).backward(), one pass through the loss nets
+                roots = [(out.recon, recon_grad)] + ([(out.loss, torch.ones_like(out.loss))] if out.loss.requires_grad else [])
+                torch.autograd.backward([r for r, _ in roots], [g for _, g in roots])
             if cfg.train.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.train.grad_clip)
             opt.step()
