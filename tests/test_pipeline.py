@@ -104,8 +104,9 @@ def test_ldm_resume_is_exact(chain, tmp_path):
         assert np.array_equal(a[k], b[k]), k
 
 
-def test_ldm_bf16_precision_on_a_cpu_resumes_exactly(chain, tmp_path):
-    """train.precision=bf16 on a CPU: another run than fp32, recorded in the artifact, still exactly resumable."""
+def test_ldm_bf16_precision_on_a_cpu_resumes_exactly(chain, tmp_path, monkeypatch):
+    """train.precision=bf16 on a CPU: another run than fp32, recorded in the artifact, still exactly resumable.
+    bf16-native is the bf16 run where the CPU has bf16 instructions and the fp32 run where it has not."""
     runner = CliRunner()
     base = ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(chain["lat"]), "--steps", "10", "-q"]
     fp32, full, split = tmp_path / "fp32.h5", tmp_path / "full.h5", tmp_path / "split.h5"
@@ -120,6 +121,16 @@ def test_ldm_bf16_precision_on_a_cpu_resumes_exactly(chain, tmp_path):
     b, c = load_model(split, "ldm")[2], load_model(fp32, "ldm")[2]
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert any(not np.array_equal(a[k], c[k]) for k in a)
+    assert attrs["precision_used"] == "bf16" and load_model(fp32, "ldm")[1]["precision_used"] == "fp32"
+    from mdcli.train import common
+
+    for native, same_as in ((True, a), (False, c)):
+        monkeypatch.setattr(common, "native_bf16", lambda device, native=native: native)
+        out = tmp_path / f"native_{native}.h5"
+        _ok(runner, [*base, "--set", "train.precision=bf16-native", "-o", str(out)])
+        _, attrs_n, n = load_model(out, "ldm")
+        assert attrs_n["precision_used"] == ("bf16" if native else "fp32")
+        assert all(np.array_equal(n[k], same_as[k]) for k in n)
 
 
 def test_diagnose_codebook_is_batch_size_independent(chain, tmp_path):

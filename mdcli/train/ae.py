@@ -178,8 +178,8 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     ae_net = common.maybe_compile(common.ddp(ae, device), cfg.train.compile)
     disc_net = common.ddp(disc, device) if gan else None
     betas = (0.5, 0.9) if gan else (0.9, 0.999)
-    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay, fused=cuda)
-    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=0.0, fused=cuda) if gan else None
+    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay, fused=common.fused_adamw(device))
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=0.0, fused=common.fused_adamw(device)) if gan else None
     ema = common.EMA(ae, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     modules = {"ae": ae} | ({"disc": disc} if gan else {}) | ({"ema": ema.model} if ema else {})
     optimizers = {"ae": opt} | ({"disc": opt_d} if gan else {})
@@ -301,6 +301,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         "arch": cfg.arch, "metrics": metrics, "history": history, "images_per_s": rate,
         "image_shape": [int(h), int(w)], "latent_shape": [cfg.model.latent_channels, int(h) // f, int(w) // f],
         "class_names": list(reader.class_names), "val_indices": va.tolist(),
+        "precision_used": common.resolve_precision(device, cfg.train.precision),
     })
     if ckpt.exists():
         ckpt.unlink()

@@ -86,7 +86,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     model = SpectrogramClassifier(cfg.net, len(reader.class_names)).to(device)
     net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                            fused=device.type == "cuda")
+                            fused=common.fused_adamw(device))
     text = to_yaml(cfg)
     parents = [parent_record(data_path)]
     ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
@@ -147,6 +147,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
         "class_names": list(reader.class_names), "n_classes": len(reader.class_names),
         "image_shape": list(reader.shape[1:]), "val_accuracy": val_acc, "train_accuracy": train_acc,
         "split": cfg.train.split, "val_indices": va.tolist(),
+        "precision_used": common.resolve_precision(device, cfg.train.precision),
     })
     jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
     if ckpt.exists():
@@ -212,7 +213,7 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: FitCon
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     model = SpectrogramClassifier(cfg.net, n_classes).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=torch.device(device).type == "cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=common.fused_adamw(device))
     optim = common.OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
     model.train()
     for step in range(cfg.steps):

@@ -161,7 +161,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=cuda)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=common.fused_adamw(device))
     ema = common.EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     modules = {"unet": model} | ({"ema": ema.model} if ema else {})
     text = to_yaml(cfg)
@@ -242,7 +242,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     save_model(output, "ldm", text, cfg.seed, parents, final.state_dict(), {
         **data.attrs, "latent_shape": list(shape[1:]), "channel_mean": data.mean.tolist(),
         "channel_std": data.std.tolist(), "n_classes": n_classes, "history": history,
-        "metrics": metrics, "latents_per_s": rate,
+        "metrics": metrics, "latents_per_s": rate, "precision_used": common.resolve_precision(device, cfg.train.precision),
     })
     if ckpt.exists():
         ckpt.unlink()
