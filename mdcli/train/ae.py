@@ -192,7 +192,8 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     usage = np.array(extra["usage"], dtype=np.int64) if extra.get("usage") is not None else np.zeros(k, np.int64)
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or spe
-    autocast = common.autocast(device, cfg.train.precision)
+    precision = common.resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
+    autocast = common.autocast(device, precision)
 
     def checkpoint(at: int) -> None:
         common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, optimizers,
@@ -301,7 +302,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         "arch": cfg.arch, "metrics": metrics, "history": history, "images_per_s": rate,
         "image_shape": [int(h), int(w)], "latent_shape": [cfg.model.latent_channels, int(h) // f, int(w) // f],
         "class_names": list(reader.class_names), "val_indices": va.tolist(),
-        "precision_used": common.resolve_precision(device, cfg.train.precision),
+        "precision_used": precision,
     })
     if ckpt.exists():
         ckpt.unlink()

@@ -91,7 +91,8 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     parents = [parent_record(data_path)]
     ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
-    autocast = common.autocast(device, cfg.train.precision)
+    precision = common.resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
+    autocast = common.autocast(device, precision)
     prefetch = Prefetcher(lambda i: reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, done = time.perf_counter(), 0
     step = start
@@ -147,7 +148,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
         "class_names": list(reader.class_names), "n_classes": len(reader.class_names),
         "image_shape": list(reader.shape[1:]), "val_accuracy": val_acc, "train_accuracy": train_acc,
         "split": cfg.train.split, "val_indices": va.tolist(),
-        "precision_used": common.resolve_precision(device, cfg.train.precision),
+        "precision_used": precision,
     })
     jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
     if ckpt.exists():

@@ -171,7 +171,8 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or max(spe, 100)
     d = cfg.diffusion
-    autocast = common.autocast(device, cfg.train.precision)
+    precision = common.resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
+    autocast = common.autocast(device, precision)
 
     def checkpoint(at: int) -> None:
         common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {"history": history})
@@ -242,7 +243,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     save_model(output, "ldm", text, cfg.seed, parents, final.state_dict(), {
         **data.attrs, "latent_shape": list(shape[1:]), "channel_mean": data.mean.tolist(),
         "channel_std": data.std.tolist(), "n_classes": n_classes, "history": history,
-        "metrics": metrics, "latents_per_s": rate, "precision_used": common.resolve_precision(device, cfg.train.precision),
+        "metrics": metrics, "latents_per_s": rate, "precision_used": precision,
     })
     if ckpt.exists():
         ckpt.unlink()
