@@ -18,6 +18,34 @@ from rich.table import Table
 from mdcli import __version__
 from mdcli.errors import MdcliError
 
+
+def strict_json(obj, default=float):
+    """`obj` as strict JSON values: JSON has no NaN or Infinity, so a non-finite number becomes null.
+
+    e.g. `lsd_db` of data imported on a unit scale (no dB range: the log-spectral distance is undefined)
+    or `carrier_hz` of uncalibrated imports. numpy scalars and arrays become Python numbers and lists;
+    anything else goes through `default` first.
+    """
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v, default) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v, default) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist(), default)
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if not isinstance(obj, float):
+        obj = default(obj)
+        if not isinstance(obj, float):
+            return strict_json(obj, default) if isinstance(obj, (dict, list, tuple)) else obj
+    return obj if math.isfinite(obj) else None
+
 app = typer.Typer(
     name="mdcli",
     help="Radar micro-Doppler data augmentation: simulate, train autoencoders and latent diffusion, diagnose.",
@@ -192,7 +220,7 @@ def info(
 
     d = describe(path)
     if as_json:
-        sys.stdout.write(json.dumps(d, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(strict_json(d, default=str), indent=2, allow_nan=False) + "\n")
         return
     table = Table(title=str(path), show_header=False)
     table.add_column("field", style="bold")
@@ -782,7 +810,7 @@ PlotDirOpt = Annotated[Optional[Path], typer.Option("--plot", file_okay=False, h
 
 
 def _write_json(report: dict) -> None:
-    sys.stdout.write(json.dumps(report, indent=2, default=float) + "\n")
+    sys.stdout.write(json.dumps(strict_json(report, default=float), indent=2, allow_nan=False) + "\n")
 
 
 def _report_table(title: str, rows: dict, per_class: dict) -> None:

@@ -13,6 +13,12 @@ from mdcli.errors import MdcliError
 from mdcli.stats import fmt_spread
 
 
+def _lsd(v: dict) -> str:
+    """The log-spectral distance cell: none without a dB range (unit-scale imports give null / NaN)."""
+    x = v.get("lsd_db")
+    return f"{x:.2f}" if isinstance(x, (int, float)) and x == x else "–"
+
+
 def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -143,7 +149,7 @@ def build_report(run: Path) -> tuple[Path, dict]:
         lines += ["## Reconstruction per class (test)", "",
                   "| class | PSNR dB | SSIM | L1 | log-spectral dB |" + (" recon FMD |" if rfmd else ""),
                   "|---|---|---|---|---|" + ("---|" if rfmd else "")]
-        lines += [f"| {c} | {v['psnr']:.2f} | {v['ssim']:.3f} | {v['l1']:.4f} | {v['lsd_db']:.2f} |"
+        lines += [f"| {c} | {v['psnr']:.2f} | {v['ssim']:.3f} | {v['l1']:.4f} | {_lsd(v)} |"
                   + ((f" {v['fmd']:.3g} |" if "fmd" in v else " – |") if rfmd else "") for c, v in recon["per_class"].items()]
         if rfmd:
             lines += ["", "recon FMD: the judge's features of the reconstructions against those of the originals — what "

@@ -230,3 +230,27 @@ def test_csv_labels_and_matlab_v73(tmp_path):
     assert d.class_names == ["fast", "slow"] and list(d.labels) == [1, 0, 1]
     expected = arrays["f1.mat"] + (1 - arrays["f1.mat"].max())  # unit scale, re-referenced to the peak
     assert np.allclose(d.spectrograms[1], np.clip(expected, 0, 1), atol=1e-6)
+
+
+def test_json_outputs_are_strict_on_uncalibrated_imports(tiny_data, tmp_path):
+    """A unit-scale import has no dB range and no radar axes: `--json` gives null there, never NaN, which
+    is not JSON (jq 1.6 and JSON.parse reject it). The report shows the undefined distance as a dash."""
+    import json
+
+    from mdcli.report import _lsd
+    from tests.conftest import TINY
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in {text}"))
+
+    folder, data, ae = tmp_path / "png", tmp_path / "u.h5", tmp_path / "ae.h5"
+    _ok(["export", str(tiny_data), "--format", "png", "-o", str(folder)])
+    _ok(["import", str(folder), "-o", str(data), "-q"])
+    _ok(["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(data), "--arch", "vae", "--perceptual", "none",
+         "--steps", "2", "--set", "train.batch_size=4", "-o", str(ae), "-q"])
+    info = strict(_ok(["info", str(data), "--json"]).output)
+    assert info["attrs"]["dynamic_range_db"] is None and info["attrs"]["carrier_hz"] is None, info
+    r = strict(_ok(["diagnose", "recon", "--ae", str(ae), "--data", str(data), "--json"]).output)
+    assert r["overall"]["lsd_db"] is None and r["overall"]["psnr"] > 0
+    assert len(r["per_class"]) == 5 and all(v["lsd_db"] is None for v in r["per_class"].values())
+    assert _lsd(r["overall"]) == "–" and _lsd({"lsd_db": float("nan")}) == "–" and _lsd({"lsd_db": 4.234}) == "4.23"
