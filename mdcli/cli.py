@@ -41,9 +41,7 @@ def strict_json(obj, default=float):
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     if not isinstance(obj, float):
-        obj = default(obj)
-        if not isinstance(obj, float):
-            return strict_json(obj, default) if isinstance(obj, (dict, list, tuple)) else obj
+        return strict_json(default(obj), default)
     return obj if math.isfinite(obj) else None
 
 app = typer.Typer(
@@ -220,7 +218,7 @@ def info(
 
     d = describe(path)
     if as_json:
-        sys.stdout.write(json.dumps(strict_json(d, default=str), indent=2, allow_nan=False) + "\n")
+        _write_json(d, default=str)
         return
     table = Table(title=str(path), show_header=False)
     table.add_column("field", style="bold")
@@ -809,8 +807,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output w
 PlotDirOpt = Annotated[Optional[Path], typer.Option("--plot", file_okay=False, help="Write PNG figures into this folder.")]
 
 
-def _write_json(report: dict) -> None:
-    sys.stdout.write(json.dumps(strict_json(report, default=float), indent=2, allow_nan=False) + "\n")
+def _write_json(report: dict, default=float) -> None:
+    """`--json` output: strict JSON (see strict_json); `default` converts what JSON has no type for."""
+    sys.stdout.write(json.dumps(strict_json(report, default), indent=2, allow_nan=False) + "\n")
 
 
 def _report_table(title: str, rows: dict, per_class: dict) -> None:
