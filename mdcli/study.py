@@ -57,7 +57,8 @@ def digest(obj) -> str:
 def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Path, threads: int) -> dict:
     """What the shared part of a study (data, split, classifier, judge) and every arm's budget are made of:
     the profile without its arm lists and scheduling, the dataset, the thread count and the code (a fix that
-    changes what a stage computes must not reuse the results of the code before it)."""
+    changes what a stage computes must not reuse the results of the code before it) and, for a profile that
+    trains in bf16-native precision, whether this CPU computes bf16 natively."""
     from mdcli import __version__, code_digest
     from mdcli.artifacts import tree_sha256
 
@@ -65,8 +66,16 @@ def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Pat
     body["study"] = {k: v for k, v in profile_data.get("study", {}).items() if k not in ("arms", "extra_arms", "jobs", "seeds", "judges")}
     src = {"data": str(data), "data_sha256": file_sha256(data)} if data is not None else (
         {"gait_dir": str(gait_dir.resolve()), "gait_sha256": tree_sha256(gait_dir)} if dataset == "gait" else {})
-    return {"profile": digest(body), "dataset": dataset, **src, "threads": threads, "mdcli": __version__,
-            "code": code_digest()}
+    key = {"profile": digest(body), "dataset": dataset, **src, "threads": threads, "mdcli": __version__,
+           "code": code_digest()}
+    if any(isinstance(sec, dict) and (sec.get("train") or {}).get("precision") == "bf16-native" for sec in profile_data.values()):
+        import torch
+
+        from mdcli.train.common import native_bf16
+
+        # bf16-native trains in bf16 on this CPU or in fp32 on another: a study resumed on the other kind would mix the two
+        key["native_bf16"] = native_bf16(torch.device("cpu"))
+    return key
 
 
 def file_sha256(path: Path) -> str:
@@ -117,9 +126,10 @@ def parallelism(study: dict, jobs: int | None, threads: int | None = None) -> tu
 
 
 def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | None, gait_dir: Path, env: dict,
-            key: dict) -> dict:
+            key: dict, jobs: int = 1) -> dict:
     """Data, split, perceptual classifier and judge (shared by every arm); reused when OUT/study.json
-    records that they were made with `key` (check_resumable refuses any other)."""
+    records that they were made with `key` (check_resumable refuses any other). With `jobs` > 1 the two
+    classifiers train side by side (separate seeded processes: the same models as one after the other)."""
     out.mkdir(parents=True, exist_ok=True)
     p = {k: out / f"{k}.h5" for k in ("data", "train", "test", "clf", "judge")}
     p["baselines"] = out / "baseline-fits"  # the generator-free fits of `diagnose generation`, shared by every arm
@@ -138,9 +148,12 @@ def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | No
     split = study["split"][dataset]
     mdcli("split", str(p["data"]), "--split", split["mode"], "--test-fraction", str(split["test_fraction"]),
           "--gap", str(split.get("gap", 3)), "--train-out", str(p["train"]), "--test-out", str(p["test"]), env=env)
-    for name, seed in (("clf", 0), ("judge", 1)):
+    def classifier(name: str, seed: int) -> None:
         mdcli("train-classifier", "--config", str(profile), "--data", str(p["train"]), "--seed", str(seed),
               "--split", split["mode"], "-o", str(p[name]), "-q", env=env)
+
+    with ThreadPoolExecutor(min(2, max(1, jobs))) as pool:
+        list(pool.map(classifier, ("clf", "judge"), (0, 1)))
     write_json(out / "study.json", {"key": key})
     return p
 
@@ -258,26 +271,41 @@ def table(rows: dict[str, list[dict]], few: list[int]) -> str:
     return "\n".join(out)
 
 
-def rejudge(profile: Path, p: dict, out: Path, names: list[str], seeds: list[int], split_mode: str, env: dict) -> dict:
-    """Every arm's samples scored by more judges: classifiers of the judge's recipe with other seeds, trained on
-    the same training part (so just as independent of the generators). FMD lives in a judge's feature space,
-    whose scale and geometry change with the judge's seed, so a ranking of arms means something only when it
-    holds under several. Feature metrics only (no TSTR/augmentation fits); reused when already on disk."""
+def train_judge(profile: Path, p: dict, out: Path, seed: int, split_mode: str, env: dict) -> Path:
+    """An extra judge: the study judge's recipe with another seed, on the same training part (so just as
+    independent of the generators); reused when already on disk (written atomically)."""
     jd = out / "judges"
     jd.mkdir(exist_ok=True)
-    res: dict[str, dict[str, dict]] = {}
-    for seed in seeds:
-        judge = jd / f"judge_s{seed}.h5"
-        if not judge.exists():
-            mdcli("train-classifier", "--config", str(profile), "--data", str(p["train"]), "--seed", str(seed),
-                  "--split", split_mode, "-o", str(judge), "-q", env=env)
-        for name in names:
+    judge = jd / f"judge_s{seed}.h5"
+    if not judge.exists():
+        mdcli("train-classifier", "--config", str(profile), "--data", str(p["train"]), "--seed", str(seed),
+              "--split", split_mode, "-o", str(judge), "-q", env=env)
+    return judge
+
+
+def rejudge(profile: Path, p: dict, out: Path, names: list[str], seeds: list[int], split_mode: str, env: dict,
+            jobs: int = 1) -> dict:
+    """Every arm's samples scored by more judges (train_judge). FMD lives in a judge's feature space, whose
+    scale and geometry change with the judge's seed, so a ranking of arms means something only when it holds
+    under several. Feature metrics only (no TSTR/augmentation fits); reused when already on disk. The judges,
+    then the scorings, run `jobs` at a time (each a separate process: the same numbers in any order)."""
+    jd = out / "judges"
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        judges = dict(zip(seeds, pool.map(lambda s: train_judge(profile, p, out, s, split_mode, env), seeds)))
+
+        def score(name: str, seed: int) -> tuple[str, str, dict]:
             f = jd / f"{name}__judge_s{seed}.json"
             if not f.exists():
                 mdcli("diagnose", "generation", "--config", str(profile), "--samples", str(out / name / "samples.h5"),
-                      "--real", str(p["test"]), "--classifier", str(judge), "--train", str(p["train"]), "--set", "tstr=false",
+                      "--real", str(p["test"]), "--classifier", str(judges[seed]), "--train", str(p["train"]), "--set", "tstr=false",
                       "--set", "few=[]", "--set", "seeds=[0]", "--json", stdout=f, env=env)
-            res.setdefault(name, {})[f"judge_s{seed}"] = json.loads(f.read_text())
+            return name, f"judge_s{seed}", json.loads(f.read_text())
+
+        pairs = [(name, seed) for seed in seeds for name in names]
+        scored = list(pool.map(lambda pair: score(*pair), pairs))
+    res: dict[str, dict[str, dict]] = {}
+    for name, judge, rep in scored:
+        res.setdefault(name, {})[judge] = rep
     return res
 
 
@@ -380,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     # report only its own minutes and lose the from-scratch figure)
     prev = json.loads((a.out / "results.json").read_text()) if (a.out / "results.json").exists() else {}
     prev_wall, prev_runs = prev.get("total_wall_s", prev.get("wall_s", 0.0)), prev.get("runs", 1 if prev else 0)
-    p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env, key)
+    p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env, key, n_jobs)
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     raw: dict[str, dict] = {}
     judged: dict[str, dict] = {}
@@ -414,6 +442,8 @@ def main(argv: list[str] | None = None) -> None:
     with ThreadPoolExecutor(n_jobs) as pool:
         futures = {pool.submit(run_arm, a.profile, study, *job, p, a.out, a.perceptual, env, akeys[f"{job[0]}_s{job[1]}"]): job
                    for job in jobs}
+        # the extra judges queue behind the arm-seeds: they train on a core the last arm-seeds leave free
+        judge_futures = [pool.submit(train_judge, a.profile, p, a.out, s, split["mode"], env) for s in judge_seeds]
         for fut in as_completed(futures):
             arm, seed = futures[fut]
             try:
@@ -428,7 +458,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"FMD {res['generation']['fmd']:.3g} ({res['seconds']:.0f} s{', reused' if res.get('reused') else ''})", flush=True)
     if judge_seeds:
         try:
-            judged.update(rejudge(a.profile, p, a.out, sorted(raw), judge_seeds, split["mode"], env))
+            for fut in judge_futures:
+                fut.result()
+            judged.update(rejudge(a.profile, p, a.out, sorted(raw), judge_seeds, split["mode"], env, n_jobs))
         except RuntimeError as e:
             print(f"extra judges: FAILED {e}", flush=True)
     results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0], threads).items()})

@@ -137,3 +137,24 @@ def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny
         main(args)
     assert e.value.code == 2 and "different code" in capsys.readouterr().err
     assert file_sha256(tiny_data) == given  # the user's --data is read, never rewritten
+
+
+def test_study_key_records_the_cpus_bf16_only_for_a_bf16_native_profile(tmp_path):
+    """A bf16-native profile trains in bf16 on one CPU kind and in fp32 on another: the key tells them apart, so
+    a study begun on one kind is refused (not mixed) when resumed on the other; an fp32 profile resumes anywhere."""
+    import torch
+    import yaml
+
+    from mdcli.study import check_resumable, study_key, write_json
+    from mdcli.train.common import native_bf16
+
+    cpu = yaml.safe_load((ROOT / "configs/study/cpu.yaml").read_text())
+    assert cpu["train-ae"]["train"]["precision"] == cpu["train-ldm"]["train"]["precision"] == "bf16-native"
+    key = study_key(cpu, "sim", None, tmp_path, 1)
+    assert key["native_bf16"] is native_bf16(torch.device("cpu"))
+    tiny = yaml.safe_load((ROOT / "configs/study/tiny.yaml").read_text())
+    assert "native_bf16" not in study_key(tiny, "sim", None, tmp_path, 1)
+    out = tmp_path / "study"
+    out.mkdir()
+    write_json(out / "study.json", {"key": key | {"native_bf16": not key["native_bf16"]}})
+    assert "different native_bf16" in check_resumable(out, key, {})
