@@ -158,3 +158,19 @@ def test_study_key_records_the_cpus_bf16_only_for_a_bf16_native_profile(tmp_path
     out.mkdir()
     write_json(out / "study.json", {"key": key | {"native_bf16": not key["native_bf16"]}})
     assert "different native_bf16" in check_resumable(out, key, {})
+
+
+def test_study_records_are_strict_json(tmp_path):
+    """results.json / result.json hold metrics that can be NaN (the 2x-down equivariance of a model without
+    one): they are written as null, which jq and JSON.parse read, and the table shows a dash for them."""
+    import numpy as np
+
+    from mdcli.study import table, write_json
+
+    write_json(tmp_path / "r.json", {"eq": np.float32("nan"), "fmd": np.float64(1.5), "vals": np.array([1.0, np.inf])})
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"eq": None, "fmd": 1.5, "vals": [1.0, None]}
+    assert not list(tmp_path.glob(".*.tmp"))
+    md = table({"vae": [{"psnr": 20.0, "eq_half_psnr": None}]}, [])
+    assert md.splitlines()[-1].startswith("| vae | 20 | – |")  # PSNR, then the SSIM it lacks
