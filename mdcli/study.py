@@ -372,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data", type=Path, help="Use these spectrograms instead of simulating/importing.")
     ap.add_argument("--gait-dir", type=Path, default=Path("../shared/data/gait"))
-    ap.add_argument("--perceptual", default="domain", help="domain | lpips-vgg (needs the ImageNet VGG weights)")
+    ap.add_argument("--perceptual", default="domain", choices=["domain", "lpips-vgg", "lpips-alex"],
+                    help="domain | lpips-vgg (the report's setting; needs the ImageNet VGG16 weights in the torch hub cache)")
     ap.add_argument("--jobs", type=int, help="arm pipelines run in parallel (default: the profile's study.jobs, else 1)")
     ap.add_argument("--threads", type=int, help="torch threads per process (default: the profile's study.threads, "
                     "else the cores shared out over the jobs)")
@@ -398,6 +399,14 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--judges: expected comma-separated integer seeds or 'none', got {a.judges!r}")
     if {0, 1} & set(judge_seeds):
         ap.error("--judges (study.judges): seed 0 is the perceptual classifier's and seed 1 the study judge's; give other seeds")
+    if a.perceptual.startswith("lpips-"):  # every arm's train-ae would fail on it: refuse before any work
+        from mdcli.losses import LPIPS_TRUNK_FILES, lpips_trunk_path
+
+        trunk = lpips_trunk_path(a.perceptual.removeprefix("lpips-"), None)
+        if not trunk.is_file():
+            ap.error(f"--perceptual {a.perceptual}: ImageNet weights '{LPIPS_TRUNK_FILES[a.perceptual.removeprefix('lpips-')]}' "
+                     f"not found at {trunk} (the torch hub cache; nothing is downloaded); copy torchvision's file there "
+                     "or use --perceptual domain")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if a.data is not None and not a.data.is_file():
         ap.error(f"--data {a.data}: file not found")

@@ -174,3 +174,39 @@ def test_study_records_are_strict_json(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
     md = table({"vae": [{"psnr": 20.0, "eq_half_psnr": None}]}, [])
     assert md.splitlines()[-1].startswith("| vae | 20 | – |")  # PSNR, then the SSIM it lacks
+
+
+def test_study_lpips_vgg_variant_reads_the_trunk_from_the_hub_cache(tiny_data, tmp_path, monkeypatch, capsys):
+    """`--perceptual lpips-vgg` (the report's setting) is one option: with VGG16 weights where torch.hub keeps them
+    (here a random trunk saved under TORCH_HOME, standing in for torchvision's ImageNet file) every stage runs
+    offline and the autoencoder records which perceptual loss it trained with; without them the study is refused
+    before any work, naming the missing file."""
+    import h5py
+    import pytest
+    import torch
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from mdcli.losses import LPIPS_TRUNK_FILES
+
+    torch.manual_seed(0)
+    features = make_layers(cfgs["D"])  # VGG16's convolutional trunk, all LPIPS reads of the file
+    args = ["--profile", str(ROOT / "configs/study/tiny.yaml"), "--dataset", "sim", "--data", str(tiny_data),
+            "--arms", "vqvae", "--perceptual", "lpips-vgg", "--jobs", "1"]
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # the mdcli subprocesses inherit it
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--out", str(tmp_path / "absent")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--perceptual lpips-vgg: ImageNet weights '{LPIPS_TRUNK_FILES['vgg']}' not found" in err
+    assert str(tmp_path / "torch") in err and not (tmp_path / "absent").exists()
+
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, ckpt / LPIPS_TRUNK_FILES["vgg"])
+    out = tmp_path / "study"
+    main([*args, "--out", str(out)])
+    res = json.loads((out / "results.json").read_text())
+    assert "lpips-vgg" in (out / "results.md").read_text()
+    assert res["rows"]["vqvae"][0]["label"] in {"healthy", "codebook collapse", "posterior collapse"}
+    with h5py.File(out / "vqvae_s0" / "ae.h5", "r") as f:
+        assert "lpips-vgg" in f.attrs["config"]
