@@ -402,9 +402,10 @@ def main(argv: list[str] | None = None) -> None:
     if a.perceptual.startswith("lpips-"):  # every arm's train-ae would fail on it: refuse before any work
         from mdcli.losses import LPIPS_TRUNK_FILES, lpips_trunk_path
 
-        trunk = lpips_trunk_path(a.perceptual.removeprefix("lpips-"), None)
+        net = a.perceptual.removeprefix("lpips-")
+        trunk = lpips_trunk_path(net, None)
         if not trunk.is_file():
-            ap.error(f"--perceptual {a.perceptual}: ImageNet weights '{LPIPS_TRUNK_FILES[a.perceptual.removeprefix('lpips-')]}' "
+            ap.error(f"--perceptual {a.perceptual}: ImageNet weights '{LPIPS_TRUNK_FILES[net]}' "
                      f"not found at {trunk} (the torch hub cache; nothing is downloaded); copy torchvision's file there "
                      "or use --perceptual domain")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
