@@ -66,14 +66,57 @@ def parent_record(path: str | Path) -> dict:
     return {"path": str(p), "sha256": sha256_file(p)}
 
 
+TEMP_MARK = ".tmp"  # temp files are `.<name>.<random>.tmp<suffix>` beside the output
+
+
+def temp_files(path: str | Path) -> list[Path]:
+    """Temp files an atomic write of `path` leaves behind when its process is killed (kill -9)."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        return [p for p in path.parent.iterdir() if p.name.startswith(prefix) and TEMP_MARK in p.name[len(prefix):]]
+    except OSError:
+        return []
+
+
+def io_error(e: OSError, path: Path, needed: int | None = None) -> MdcliError:
+    """A failed write as one actionable line: what failed, where, and for a full disk how much space it needed."""
+    import errno
+    import shutil
+
+    folder = Path(path).parent
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            free = None
+        need = f"; it needs about {_mb(needed)}" if needed else ""
+        have = f", {_mb(free)} free" if free is not None else ""
+        return MdcliError(f"writing {path}: no space left on device ({folder}{have}{need}); free some space and run again")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return MdcliError(f"writing {path}: folder {folder} is not writable ({e.strerror})")
+    return MdcliError(f"writing {path}: {e.strerror or e}")
+
+
+def _mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds.
+
+    A failed write (full disk, read-only folder) removes the temp file and raises one `MdcliError` line;
+    whatever was at `path` before (the last good checkpoint, say) is left as it was.
+    """
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
         raise MdcliError(f"output {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{TEMP_MARK}{path.suffix}", dir=folder)
+    except OSError as e:
+        raise io_error(e, path) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -81,18 +124,41 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:
+            raise io_error(e, path) from None
         raise
+
+
+def write_file(path: Path, data) -> None:
+    """Write bytes to `path` (one call: the place a full disk shows up, as OSError ENOSPC)."""
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 @contextlib.contextmanager
 def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
-    """Open a temp HDF5 file beside `path`; rename it onto `path` only if the block succeeds."""
+    """An HDF5 file built in memory, then written beside `path` and renamed onto it if the block succeeds.
+
+    Building the file image in memory (HDF5's core driver) keeps HDF5's own writes off the disk: a full disk
+    fails the one plain write of the finished image (one line, temp file removed) instead of failing inside
+    the HDF5 library, which on ENOSPC prints pages of errors and can crash the process.
+    """
+    path = Path(path)
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        f = h5py.File(str(tmp), "w", driver="core", backing_store=False)
+        try:
             yield f
+            f.flush()
+            image = f.id.get_file_image()
+        finally:
+            f.close()
+        try:
+            write_file(tmp, image)
+        except OSError as e:
+            raise io_error(e, path, len(image)) from None
 
 
 def write_header(
@@ -114,37 +180,173 @@ def _attr_str(f: h5py.File, name: str, default: str | None = None) -> str | None
     return None if v is None else str(v)
 
 
+# Datasets each kind must hold (the structure every reader relies on; checked when a file is opened).
+REQUIRED = {
+    "spectrograms": ("spectrograms", "labels", "axes/doppler_hz", "axes/time_s"),
+    "latents": ("latents", "labels"),
+    "autoencoder": ("weights",),
+    "ldm": ("weights",),
+    "classifier": ("weights",),
+    "checkpoint": ("modules",),
+}
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can still use (MemAvailable; the physical total where that is unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def check_fits(nbytes: float, what: str, hint: str = "") -> None:
+    """Refuse work whose arrays would not fit in memory (estimated before anything is allocated)."""
+    avail = available_memory()
+    if nbytes > 0.8 * avail:
+        raise MdcliError(f"{what} needs about {_mb(int(nbytes))} of memory, but only {_mb(avail)} is available"
+                         + (f"; {hint}" if hint else ""))
+
+
+def _header_error(path: Path, what: str) -> ArtifactError:
+    return ArtifactError(f"{path}: damaged artifact header: {what}")
+
+
+def _check_header(f: h5py.File, path: Path, kind: str) -> None:
+    """The root attributes every artifact has: a numeric schema version, JSON lineage, a config text."""
+    try:
+        version = int(np.asarray(f.attrs.get("schema_version", -1)).item())
+    except (TypeError, ValueError):
+        raise _header_error(path, f"schema_version {f.attrs.get('schema_version')!r} is not a number") from None
+    if version > SCHEMA_VERSIONS[kind]:
+        raise ArtifactError(
+            f"{path}: schema version {version} of '{kind}' is newer than this mdcli "
+            f"({__version__}) reads (≤ {SCHEMA_VERSIONS[kind]}); upgrade mdcli"
+        )
+    try:
+        parents = json.loads(_attr_str(f, "parents", "[]"))
+    except (json.JSONDecodeError, ValueError):
+        raise _header_error(path, "'parents' is not JSON") from None
+    if not isinstance(parents, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("path"), str) and isinstance(p.get("sha256"), str) for p in parents
+    ):
+        raise _header_error(path, "'parents' is not a list of {path, sha256} records")
+    config = f.attrs.get("config", "")
+    if not isinstance(config, (str, bytes)):
+        raise _header_error(path, "'config' is not text")
+
+
+def _check_structure(f: h5py.File, path: Path, kind: str) -> None:
+    """The datasets a reader of `kind` needs, with consistent shapes and labels inside the class list."""
+    missing = [name for name in REQUIRED[kind] if name not in f]
+    if missing:
+        raise ArtifactError(f"{path}: not a complete {kind} artifact (no /{missing[0]}); write it again with mdcli")
+    if kind not in ("spectrograms", "latents"):
+        return
+    data = f["spectrograms" if kind == "spectrograms" else "latents"]
+    labels = f["labels"]
+    if not isinstance(data, h5py.Dataset) or not isinstance(labels, h5py.Dataset):
+        raise ArtifactError(f"{path}: damaged '{kind}' artifact: /{data.name} or /labels is not a dataset")
+    if data.ndim != (3 if kind == "spectrograms" else 4) or labels.shape != data.shape[:1]:
+        raise ArtifactError(f"{path}: damaged '{kind}' artifact: data {data.shape} and labels {labels.shape} do not match")
+    if kind == "spectrograms":
+        n, nf, nt = data.shape
+        if f["axes/doppler_hz"].shape != (nf,) or f["axes/time_s"].shape != (nt,):
+            raise ArtifactError(f"{path}: damaged 'spectrograms' artifact: axes do not match the {nf}x{nt} images")
+    try:
+        names = class_names(f)
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError):
+        raise ArtifactError(f"{path}: damaged '{kind}' artifact: no readable 'class_names' attribute") from None
+    lab = labels[()]
+    if lab.size and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() >= len(names)):
+        bad = int(np.flatnonzero(~np.isin(lab, np.arange(len(names))))[0]) if np.issubdtype(lab.dtype, np.integer) else 0
+        raise ArtifactError(f"{path}: sample {bad} has label {lab[bad].item()!r}, outside the {len(names)} classes {', '.join(names)}")
+
+
+_FINITE_OK: set[tuple] = set()  # (resolved path, mtime, size) of files whose values were checked this process
+
+
+def _check_finite(f: h5py.File, path: Path, kind: str) -> None:
+    """A NaN or inf pixel or latent is an error naming the file and the first bad sample (scanned once per file)."""
+    if kind not in ("spectrograms", "latents"):
+        return
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key in _FINITE_OK:
+        return
+    ds = f["spectrograms" if kind == "spectrograms" else "latents"]
+    step = max(1, (64 << 20) // max(1, int(np.prod(ds.shape[1:])) * 4))  # ~64 MiB a block
+    for i in range(0, ds.shape[0], step):
+        block = np.asarray(ds[i : i + step])
+        ok = np.isfinite(block.reshape(len(block), -1)).all(1)
+        if not ok.all():
+            raise ArtifactError(f"{path}: sample {i + int(np.flatnonzero(~ok)[0])} holds NaN or inf values; "
+                                "fix or drop it before using the file")
+    _FINITE_OK.add(key)
+
+
+def class_names(f: h5py.File) -> list[str]:
+    """The class names stored with an artifact (an HDF5 string array, or JSON text in model attributes)."""
+    v = f.attrs["class_names"]
+    if isinstance(v, (str, bytes)):
+        v = json.loads(_s(v))
+    return [_s(c) for c in v]
+
+
+_READ_ERRORS = (KeyError, OSError, json.JSONDecodeError)
+
+
 @contextlib.contextmanager
-def open_artifact(path: str | Path, kinds: str | tuple[str, ...] | None = None) -> Iterator[h5py.File]:
-    """Open an artifact read-only after checking it is a readable mdcli file of an accepted kind."""
+def open_artifact(path: str | Path, kinds: str | tuple[str, ...] | None = None,
+                  check_values: bool = True) -> Iterator[h5py.File]:
+    """Open an artifact read-only after checking it is a readable mdcli file of an accepted kind.
+
+    The one validated way in: the header (kind, numeric schema version, JSON lineage), the datasets its kind
+    needs with consistent shapes and labels inside the class list, and (check_values) finite values. A
+    damaged or crafted file raises one `ArtifactError` line; so does an h5py read error inside the block.
+    """
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: file not found")
     if path.is_dir():
         raise ArtifactError(f"{path}: is a folder, expected an HDF5 file")
-    if not h5py.is_hdf5(path):
+    try:
+        hdf5 = h5py.is_hdf5(path)
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not hdf5:
         raise ArtifactError(f"{path}: not an HDF5 file")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise ArtifactError(f"{path}: cannot open HDF5 file (truncated or corrupt?): {e}") from None
     try:
-        kind = _attr_str(f, "kind")
-        if kind is None:
-            raise ArtifactError(f"{path}: not an mdcli artifact (no 'kind' attribute)")
-        if kind not in SCHEMA_VERSIONS:
-            raise ArtifactError(f"{path}: unknown artifact kind '{kind}'")
-        if isinstance(kinds, str):
-            kinds = (kinds,)
-        if kinds and kind not in kinds:
-            raise ArtifactError(f"{path}: is a '{kind}' artifact, expected {' or '.join(kinds)}")
-        version = int(f.attrs.get("schema_version", -1))
-        if version > SCHEMA_VERSIONS[kind]:
-            raise ArtifactError(
-                f"{path}: schema version {version} of '{kind}' is newer than this mdcli "
-                f"({__version__}) reads (≤ {SCHEMA_VERSIONS[kind]}); upgrade mdcli"
-            )
-        yield f
+        try:
+            kind = _attr_str(f, "kind")
+            if kind is None:
+                raise ArtifactError(f"{path}: not an mdcli artifact (no 'kind' attribute)")
+            if kind not in SCHEMA_VERSIONS:
+                raise ArtifactError(f"{path}: unknown artifact kind '{kind}'")
+            if isinstance(kinds, str):
+                kinds = (kinds,)
+            if kinds and kind not in kinds:
+                raise ArtifactError(f"{path}: is a '{kind}' artifact, expected {' or '.join(kinds)}")
+            _check_header(f, path, kind)
+            _check_structure(f, path, kind)
+            if check_values:
+                _check_finite(f, path, kind)
+        except _READ_ERRORS as e:
+            raise ArtifactError(f"{path}: damaged artifact ({type(e).__name__}: {e})") from None
+        try:
+            yield f
+        except _READ_ERRORS as e:
+            raise ArtifactError(f"{path}: damaged '{kind}' artifact ({type(e).__name__}: {e})") from None
     finally:
         f.close()
 
@@ -159,6 +361,21 @@ def read_header(f: h5py.File) -> dict:
         "config": _attr_str(f, "config", ""),
         "parents": json.loads(_attr_str(f, "parents", "[]")),
     }
+
+
+def stored_config(header: dict, path: str | Path) -> dict:
+    """The resolved config an artifact was made with, parsed as plain YAML (tags such as !!python are refused)."""
+    import yaml
+
+    from mdcli.config import load_yaml
+
+    try:
+        cfg = load_yaml(header["config"] or "") or {}
+    except yaml.YAMLError as e:
+        raise ArtifactError(f"{path}: its stored config is not plain YAML ({type(e).__name__})") from None
+    if not isinstance(cfg, dict):
+        raise ArtifactError(f"{path}: its stored config is not a mapping of options")
+    return cfg
 
 
 @dataclass
@@ -253,6 +470,7 @@ class Spectrograms:
     @classmethod
     def load(cls, path: str | Path, with_iq: bool = False) -> "Spectrograms":
         with open_artifact(path, "spectrograms") as f:
+            check_fits(f["spectrograms"].shape[0] * np.prod(f["spectrograms"].shape[1:]) * 4 * 2, f"loading {path}")
             try:
                 iq, iq_rate = None, None
                 if with_iq and "iq" in f:
@@ -261,7 +479,7 @@ class Spectrograms:
                 return cls(
                     spectrograms=f["spectrograms"][()],
                     labels=f["labels"][()],
-                    class_names=[_s(c) for c in f.attrs["class_names"]],
+                    class_names=class_names(f),
                     doppler_hz=f["axes/doppler_hz"][()],
                     time_s=f["axes/time_s"][()],
                     carrier_hz=float(f.attrs["carrier_hz"]),
@@ -286,7 +504,7 @@ def _s(v) -> str:
 
 def describe(path: str | Path) -> dict:
     """Summary of any artifact for `mdcli info`: header, datasets and shapes, classes."""
-    with open_artifact(path) as f:
+    with open_artifact(path, check_values=False) as f:
         info = read_header(f)
         datasets = {}
 
@@ -310,7 +528,7 @@ def describe(path: str | Path) -> dict:
             attrs[k] = v
         info["attrs"] = attrs
         if "labels" in f and "class_names" in f.attrs:
-            names = [_s(c) for c in f.attrs["class_names"]]
+            names = class_names(f)
             counts = np.bincount(f["labels"][()], minlength=len(names))
             info["classes"] = {n: int(c) for n, c in zip(names, counts)}
         info["file_sha256"] = sha256_file(path)
@@ -352,3 +570,27 @@ def load_model(path: str | Path, kind: str) -> tuple[dict, dict, dict]:
             raise ArtifactError(f"{path}: damaged '{kind}' artifact: no /weights")
         weights = {k: ds[()] for k, ds in f["weights"].items()}
     return header, attrs, weights
+
+
+def stored_config_of(cls: type, header: dict, path: str | Path):
+    """The stage config dataclass an artifact was made with; a damaged or crafted config is one line naming the file."""
+    from mdcli.config import from_dict
+
+    try:
+        return from_dict(cls, stored_config(header, path))
+    except MdcliError as e:
+        raise ArtifactError(f"{path}: its stored config is invalid: {e}") from None
+
+
+def build_and_load(path: str | Path, kind: str, build, weights: dict):
+    """`build()` the network an artifact's config describes and load its weights; a mismatch is one line."""
+    import torch
+
+    try:
+        module = build()
+        module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ArtifactError(f"{path}: damaged '{kind}' artifact: its weights do not fit the network its config "
+                            f"describes ({first[:200]})") from None
+    return module

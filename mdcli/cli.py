@@ -83,6 +83,47 @@ def user_errors(fn):
     return wrapper
 
 
+# Options that name what a command writes; every other path option is one of its inputs.
+OUTPUT_OPTIONS = {"output": "--output", "train_out": "--train-out", "test_out": "--test-out", "preview": "--preview",
+                  "keep": "--keep"}
+NOT_INPUTS = {"plot_dir", "baseline_cache", "run"}  # folders a command writes into, or reads and writes
+
+
+def writes(**kinds):
+    """Guard a command's outputs: `@writes(output="spectrograms", preview="png")` names each output option and the
+    kind it writes (a callable of the options for kinds that depend on them). Before the command runs, an output
+    equal to any input, two equal outputs, or an existing output of another kind (without --force) is one line and
+    exit 2; while it runs, each output is locked against a second writer."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from mdcli.outputs import guard_outputs
+
+            if kwargs.get("dry_run"):
+                return fn(*args, **kwargs)
+            outputs, inputs = {}, {}
+            for name, value in kwargs.items():
+                if name in kinds and isinstance(value, Path):
+                    kind = kinds[name](kwargs) if callable(kinds[name]) else kinds[name]
+                    outputs[OUTPUT_OPTIONS.get(name, name)] = (value, kind)
+                elif name not in NOT_INPUTS and name not in OUTPUT_OPTIONS:
+                    paths = value if isinstance(value, list) else [value]
+                    for i, p in enumerate(paths):
+                        if isinstance(p, Path) and p.is_file():
+                            opt = "--" + name.replace("_", "-").rstrip("-")
+                            inputs[opt if len(paths) == 1 else f"{opt}[{i}]"] = p
+            with guard_outputs(outputs, inputs, bool(kwargs.get("force"))):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output that is not of the kind this command writes.")]
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"mdcli {__version__}")
@@ -125,6 +166,7 @@ def _print_config(text: str) -> None:
     )
 )
 @user_errors
+@writes(output="spectrograms")
 def simulate(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output spectrograms file (.h5).")] = Path("data.h5"),
     targets: Annotated[
@@ -143,6 +185,7 @@ def simulate(
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Simulate micro-Doppler spectrograms of walkers, drones, helicopters, birds and vehicles.
 
@@ -245,12 +288,14 @@ def info(
     )
 )
 @user_errors
+@writes(output="png")
 def plot(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact (simulated, imported or generated).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("grid.png"),
     per_class: Annotated[int, typer.Option(min=1, max=16, help="Examples per class.")] = 4,
-    seed: Annotated[int, typer.Option(help="Which examples to pick.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Which examples to pick.")] = 0,
     ae: Annotated[Optional[Path], typer.Option("--ae", help="Show these inputs over their reconstructions by this autoencoder.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Plot a grid of spectrograms, a row per class, with Doppler (Hz) and time (s) axes."""
     import numpy as np
@@ -274,6 +319,9 @@ def plot(
         from mdcli.train.ae import load_autoencoder
 
         model, attrs, _ = load_autoencoder(ae)
+        if list(attrs["image_shape"]) != list(data.spectrograms.shape[1:]):
+            raise MdcliError(f"--ae {ae}: trained on {attrs['image_shape'][0]}x{attrs['image_shape'][1]} images, but {path} "
+                             f"holds {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]}")
         rng = np.random.default_rng(seed)
         index = np.concatenate([rng.choice(np.flatnonzero(data.labels == c), size=min(per_class, int((data.labels == c).sum())), replace=False)
                                 for c in np.unique(data.labels)])
@@ -303,6 +351,14 @@ def _require(path: Path, kind: str) -> None:
 
     with open_artifact(path, kind):
         pass
+
+
+def _require_resume(output: Path, resume: bool) -> None:
+    """With --resume, the checkpoint beside the output must be a readable checkpoint before training starts."""
+    from mdcli.train.common import checkpoint_path
+
+    if resume and checkpoint_path(output).exists():
+        _require(checkpoint_path(output), "checkpoint")
 
 
 def _run_training(name: str, output: Path, total: int, stop_after: int | None, quiet: bool, fn) -> object:
@@ -341,6 +397,7 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
     ),
 )
 @user_errors
+@writes(output="classifier")
 def train_classifier_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Classifier artifact to write.")] = Path("classifier.h5"),
@@ -354,6 +411,7 @@ def train_classifier_cmd(
     resume: ResumeOpt = False,
     stop_after: StopAfterOpt = None,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Train a small spectrogram CNN on the class labels (held-out validation accuracy recorded).
 
@@ -366,7 +424,8 @@ def train_classifier_cmd(
     if dry_run:
         _print_config(to_yaml(cfg))
         return
-    _check_input(data, "--data")
+    _require(data, "spectrograms")
+    _require_resume(output, resume)
     output = _output_path(output)
     res = _run_training("train-classifier", output, cfg.train.steps, stop_after, quiet,
                         lambda adv: train_classifier(cfg, data, output, resume, stop_after, adv, err_console.print))
@@ -388,6 +447,7 @@ def train_classifier_cmd(
     ),
 )
 @user_errors
+@writes(output="autoencoder")
 def train_ae_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Autoencoder artifact to write.")] = Path("ae.h5"),
@@ -407,6 +467,7 @@ def train_ae_cmd(
     resume: ResumeOpt = False,
     stop_after: StopAfterOpt = None,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Train an autoencoder (VAE, VQ-VAE or VQ-GAN) on spectrograms; all share one encoder/decoder."""
     from mdcli.config import load_config, to_yaml
@@ -420,9 +481,11 @@ def train_ae_cmd(
     if dry_run:
         _print_config(to_yaml(cfg))
         return
-    _check_input(data, "--data")
+    _require(data, "spectrograms")
     if cfg.loss.perceptual == "domain":
         _check_input(Path(cfg.loss.classifier), "--classifier")
+        _require(Path(cfg.loss.classifier), "classifier")
+    _require_resume(output, resume)
     output = _output_path(output)
     res = _run_training(f"train-ae {cfg.arch}", output, cfg.train.steps, stop_after, quiet,
                         lambda adv: train_autoencoder(cfg, data, output, resume, stop_after, adv, err_console.print))
@@ -445,12 +508,14 @@ def train_ae_cmd(
     ),
 )
 @user_errors
+@writes(output="latents")
 def encode(
     ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to encode.")] = Path("data.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Latents artifact to write.")] = Path("latents.h5"),
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Encode spectrograms to latents (pre-quantisation for VQ models, posterior mean for the VAE).
 
@@ -481,6 +546,7 @@ def encode(
     ),
 )
 @user_errors
+@writes(output="ldm")
 def train_ldm_cmd(
     latents: Annotated[Path, typer.Option("--latents", "-l", help="Latents artifact from `mdcli encode`.")] = Path("latents.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="LDM artifact to write.")] = Path("ldm.h5"),
@@ -494,6 +560,7 @@ def train_ldm_cmd(
     resume: ResumeOpt = False,
     stop_after: StopAfterOpt = None,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Train a class-conditional latent diffusion model (UNet denoiser, classifier-free guidance dropout).
 
@@ -508,6 +575,8 @@ def train_ldm_cmd(
         _print_config(to_yaml(cfg))
         return
     _check_input(latents, "--latents")
+    _require(latents, "latents")
+    _require_resume(output, resume)
     output = _output_path(output)
     res = _run_training("train-ldm", output, cfg.train.steps, stop_after, quiet,
                         lambda adv: train_ldm(cfg, latents, output, resume, stop_after, adv, err_console.print))
@@ -527,6 +596,7 @@ def train_ldm_cmd(
     ),
 )
 @user_errors
+@writes(output="spectrograms", preview="png")
 def sample(
     ldm: Annotated[Path, typer.Option("--ldm", help="LDM artifact from `mdcli train-ldm`.")] = Path("ldm.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms artifact to write (source = generated).")] = Path("samples.h5"),
@@ -544,6 +614,7 @@ def sample(
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Generate spectrograms per class: LDM latents -> un-standardise -> decode with the autoencoder.
 
@@ -565,8 +636,13 @@ def sample(
     if dry_run:
         _print_config(to_yaml(cfg))
         return
+    from mdcli.artifacts import check_fits, class_names
+
     with open_artifact(ldm, "ldm") as f:
-        n_classes = len(cfg.classes) or len(json.loads(f.attrs["class_names"]))
+        n_classes = len(cfg.classes) or len(class_names(f))
+        pixels = len(json.loads(f.attrs["doppler_hz"])) * len(json.loads(f.attrs["time_s"]))
+    check_fits(2 * 4 * pixels * cfg.n_per_class * n_classes, f"--n-per-class {cfg.n_per_class} x {n_classes} classes",
+               "the samples are held in memory before they are written; sample in several runs with other --seed values")
     if ae is not None:
         _require(ae, "autoencoder")
     if preview is not None and preview.suffix.lower() != ".png":
@@ -607,6 +683,7 @@ def _pair(text: str | None, option: str, cast=float):
     ),
 )
 @user_errors
+@writes(output="spectrograms")
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or an .npz/.mat from `mdcli export`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms artifact to write (source = imported).")] = Path("imported.h5"),
@@ -622,6 +699,7 @@ def import_cmd(
     iq_rate: Annotated[Optional[float], typer.Option("--iq-rate", help="Complex 1-D inputs are slow-time IQ at this rate (Hz).")] = None,
     csv_file: Annotated[Optional[Path], typer.Option("--csv", help="CSV of file,label rows instead of class folders.")] = None,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Import measured spectrograms: arrays, MATLAB files, colour-mapped images (inverted), or IQ.
 
@@ -670,11 +748,13 @@ def import_cmd(
     ),
 )
 @user_errors
+@writes(output=lambda o: None if o["fmt"] == "png" else o["fmt"])
 def export(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File (.npz/.mat) or folder (png).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="png | npz | mat")] = "npz",
     colormap: Annotated[str, typer.Option(help="PNG colour map: gray or a matplotlib map such as jet.")] = "gray",
+    force: ForceOpt = False,
 ) -> None:
     """Export spectrograms to PNG folders per class, .npz, or MATLAB .mat (labels, class names, axes)."""
     from mdcli.artifacts import Spectrograms
@@ -704,9 +784,11 @@ def _parse_shard(text: str, n_tasks: int) -> tuple[int, int]:
     epilog="Examples:\n\n  mdcli merge shard_0.h5 shard_1.h5 shard_2.h5 -o data.h5\n\n  mdcli merge runs/shards/*.h5 -o data.h5",
 )
 @user_errors
+@writes(output="spectrograms")
 def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="The shard files of one `simulate --shard i/N` run, any order.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The merged spectrograms artifact.")] = Path("data.h5"),
+    force: ForceOpt = False,
 ) -> None:
     """Join simulate shards; the data equal a single-process run of the same config byte for byte."""
     from mdcli.artifacts import parent_record
@@ -729,6 +811,7 @@ def merge_cmd(
     ),
 )
 @user_errors
+@writes(train_out="spectrograms", test_out="spectrograms")
 def split_cmd(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact.")],
     train_out: Annotated[Path, typer.Option("--train-out", help="Training part to write.")] = Path("train.h5"),
@@ -736,7 +819,8 @@ def split_cmd(
     split: Annotated[str, typer.Option("--split", help="random | blocked (contiguous recording runs; measured data).")] = "random",
     test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.01, max=0.99)] = 0.3,
     gap: Annotated[int, typer.Option("--gap", min=0, help="blocked: sequence steps between test and training windows.")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed (which samples / which block).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed (which samples / which block).")] = 0,
+    force: ForceOpt = False,
 ) -> None:
     """Split spectrograms per class into training and held-out files (random, or blocked by recording time)."""
     from mdcli.artifacts import Spectrograms, parent_record
@@ -765,11 +849,13 @@ def split_cmd(
     ),
 )
 @user_errors
+@writes(output="spectrograms")
 def subset_cmd(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact (e.g. the training part of `split`).")],
     per_class: Annotated[int, typer.Option("--per-class", min=1, help="Spectrograms to keep per class.")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of the draw (diagnose generation's few-shot draw with this seed).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the draw (diagnose generation's few-shot draw with this seed).")] = 0,
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms file to write.")] = Path("subset.h5"),
+    force: ForceOpt = False,
 ) -> None:
     """Keep N spectrograms per class: the few-shot subset `diagnose generation` draws with the same seed, so a
     generator trained on it alone measures the augmentation gain of a user who has only N real images."""
@@ -1002,6 +1088,7 @@ def diagnose_collapse(
             "  mdcli diagnose diffusability --latents latents.h5 --classifier judge.h5 --real test.h5 --json"),
 )
 @user_errors
+@writes(keep="ldm")
 def diagnose_diffusability(
     latents: Annotated[Path, typer.Option("--latents", help="Latents artifact (from `encode`).")] = Path("latents.h5"),
     classifier: Annotated[Optional[Path], typer.Option(help="Independent judge for FMD / accuracy of decoded samples.")] = None,
@@ -1011,6 +1098,7 @@ def diagnose_diffusability(
     set_: SetOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Train a fixed-budget diffusion probe on the latents: held-out denoising error per noise level, sample quality."""
     from mdcli.config import load_config

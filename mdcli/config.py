@@ -8,6 +8,7 @@ config is stored as YAML text in every artifact the stage writes.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,22 @@ import yaml
 from mdcli.errors import ConfigError
 
 T = TypeVar("T")
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """safe_load without anchors and aliases: a config is a small tree, and aliases let a few lines expand into
+    billions of nodes (the 'billion laughs' file)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in mdcli configs", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse config YAML: plain values only (no tags, no aliases)."""
+    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def to_dict(cfg: Any) -> dict:
@@ -81,16 +98,22 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             f = float(value)
         except ValueError:
             raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return int(f)
+        v = int(value) if isinstance(value, int) else int(f)
+        if key.rsplit(".", 1)[-1] == "seed" and not 0 <= v < 2**63:
+            raise ConfigError(f"{key}: a seed must be between 0 and 2**63 - 1, got {v}")
+        return v
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(value)
+            v = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if not math.isfinite(v):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return v
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -143,7 +166,7 @@ def parse_override(item: str, cls: type) -> dict:
     if key not in keys:
         raise ConfigError(f"--set: unknown key '{key}'; valid keys: {', '.join(keys)}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     out: dict = {}
@@ -190,13 +213,14 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"--config {path}: file not found")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = load_yaml(path.read_text())
         except (UnicodeDecodeError, OSError) as e:
             raise ConfigError(f"--config {path}: cannot read it as a YAML text file ({type(e).__name__})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
-            raise ConfigError(f"--config {path}: not valid YAML{where}") from None
+            problem = getattr(e, "problem", None)
+            raise ConfigError(f"--config {path}: not valid YAML{where}" + (f": {problem}" if problem and "alias" in problem else "")) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

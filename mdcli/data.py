@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdcli.artifacts import class_names as artifact_class_names
 from mdcli.artifacts import Spectrograms
 
 
@@ -49,7 +50,7 @@ class BatchReader:
         self.shape = tuple(self._data.shape)
         self.labels = self._file["labels"][()]
         self.sequence = self._file["sequence"][()] if "sequence" in self._file else None
-        self.class_names = [c.decode() if isinstance(c, bytes) else str(c) for c in self._file.attrs["class_names"]]
+        self.class_names = artifact_class_names(self._file)
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdcli.artifacts import class_names as artifact_class_names
 from mdcli.artifacts import open_artifact
 from mdcli.data import from_model, to_model
 from mdcli.errors import MdcliError
@@ -21,7 +22,7 @@ from mdcli.train.ae import codebook_stats, load_autoencoder
 def _stream(data_path: Path, batch_size: int):
     with open_artifact(data_path, "spectrograms") as f:
         labels = f["labels"][()]
-        names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+        names = artifact_class_names(f)
         dr = float(f.attrs["dynamic_range_db"])
         n = len(labels)
         yield names, dr, labels
@@ -99,7 +100,7 @@ def codebook_report(ae_path: Path | None, data_path: Path | None, latents_path: 
                 raise MdcliError(f"{latents_path}: holds no code indices (arch {f.attrs['arch']}); codebook statistics need a VQ model")
             idx = f["indices"][()]
             labels = f["labels"][()]
-            names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+            names = artifact_class_names(f)
             parents = f.attrs["parents"]
         import json
 

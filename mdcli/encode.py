@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import torch
 
+from mdcli.artifacts import class_names as artifact_class_names
 from mdcli.artifacts import atomic_h5, open_artifact, parent_record, write_header
 from mdcli.data import to_model
 from mdcli.errors import MdcliError
@@ -29,7 +30,7 @@ def encode_dataset(ae_path: Path, data_path: Path, output: Path, batch_size: int
     ae, attrs, _ = load_autoencoder(ae_path, device)
     with open_artifact(data_path, "spectrograms") as f:
         n, h, w = f["spectrograms"].shape
-        class_names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+        class_names = artifact_class_names(f)
     if [h, w] != list(attrs["image_shape"]):
         raise MdcliError(f"{data_path}: images are {h}x{w} but {ae_path} was trained on "
                          f"{attrs['image_shape'][0]}x{attrs['image_shape'][1]}")

@@ -42,6 +42,7 @@ class ImportOptions:
     flip_images: bool = True  # image row 0 is the top (highest Doppler); arrays are stored ascending
 
 
+MAX_IMAGE_PIXELS = 64 * 10**6  # PIL's own bomb guard warns at 89 M pixels and only fails at twice that
 NOT_NUMPY = "not a plain numpy array file (pickled objects, or not numpy at all); mdcli never unpickles"
 
 
@@ -114,6 +115,8 @@ def _read_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(f"{im.width}x{im.height}")
             if im.mode.startswith("I;16") or im.mode in ("I", "F"):  # 16-bit / 32-bit greyscale: keep the depth
                 x = np.asarray(im, dtype=np.float64)
                 if im.mode == "F":
@@ -121,14 +124,19 @@ def _read_image(path: Path) -> np.ndarray:
                 return x / (65535.0 if x.max() <= 65535 else 4294967295.0)
             im = im.convert("RGB") if im.mode not in ("L", "RGB") else im
             return np.asarray(im, dtype=np.float64) / 255.0
-    except (OSError, UnidentifiedImageError) as e:
-        raise MdcliError(f"{path}: unreadable image ({e})") from None
+    except MdcliError:
+        raise
+    except Image.DecompressionBombError:
+        raise MdcliError(f"{path}: image of more than {MAX_IMAGE_PIXELS // 10**6} megapixels is larger than mdcli reads; "
+                         "a spectrogram image this size is almost certainly a damaged or hostile file") from None
+    except Exception as e:  # noqa: BLE001 - a foreign file: whatever its decoder raises is the user's to fix
+        raise MdcliError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
 
 
 def _read_array(path: Path, variable: str | None) -> np.ndarray:
     try:
         if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False)
+            return _read_npy(path)
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 names = list(z.keys())
@@ -144,6 +152,29 @@ def _read_array(path: Path, variable: str | None) -> np.ndarray:
         raise MdcliError(f"{path}: unreadable array file ({e})") from None
     except OSError as e:
         raise MdcliError(f"{path}: unreadable file ({e})") from None
+    except EOFError:
+        raise MdcliError(f"{path}: empty or truncated file") from None
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A .npy array, its header checked against the file's size before anything is allocated."""
+    from numpy.lib import format as npformat
+
+    with open(path, "rb") as f:
+        try:
+            version = npformat.read_magic(f)
+            read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+            shape, _, dtype = read(f, max_header_size=10000)
+        except (ValueError, EOFError) as e:
+            raise MdcliError(f"{path}: not a readable .npy file ({e})") from None
+        if dtype.hasobject:
+            raise MdcliError(f"{path}: {NOT_NUMPY}")
+        need = int(np.prod(shape, dtype=np.float64) * dtype.itemsize)
+        have = path.stat().st_size - f.tell()
+        if need > have:
+            raise MdcliError(f"{path}: header promises {shape} {dtype} ({need:,} bytes) but the file holds {have:,}; "
+                             "the file is truncated or damaged")
+    return np.load(path, allow_pickle=False)
 
 
 def _read_mat(path: Path, variable: str | None) -> np.ndarray:
@@ -165,8 +196,8 @@ def _read_mat(path: Path, variable: str | None) -> np.ndarray:
 
     try:
         m = loadmat(path)
-    except (ValueError, NotImplementedError, TypeError) as e:
-        raise MdcliError(f"{path}: unreadable MATLAB file ({e})") from None
+    except Exception as e:  # noqa: BLE001 - a foreign file: whatever scipy's parser raises is the user's to fix
+        raise MdcliError(f"{path}: unreadable MATLAB file ({type(e).__name__}: {e})") from None
     names = [k for k in m if not k.startswith("__")]
     key = variable or (names[0] if len(names) == 1 else None)
     if key is None or key not in m:
@@ -336,31 +367,60 @@ def _iq_image(sig: np.ndarray, path: Path, opts: ImportOptions):
 
 def import_export_file(path: Path, opts: ImportOptions) -> Spectrograms:
     """Re-import a single .npz / .mat written by `mdcli export` (spectrograms, labels, class_names, axes)."""
-    if path.suffix.lower() == ".npz":
-        try:
+    try:
+        if path.suffix.lower() == ".npz":
+            import zipfile
+
+            from mdcli.artifacts import check_fits
+
+            with zipfile.ZipFile(path) as zf:  # the sizes the archive declares, before anything is inflated
+                check_fits(sum(i.file_size for i in zf.infolist()), f"reading {path}")
             with np.load(path, allow_pickle=False) as z:
                 d = {k: z[k] for k in z.keys()}
-        except ValueError:
-            raise MdcliError(f"{path}: {NOT_NUMPY}") from None
-    else:
-        from scipy.io import loadmat
+        else:
+            from scipy.io import loadmat
 
-        d = loadmat(path, squeeze_me=True)
+            d = loadmat(path, squeeze_me=True)
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise MdcliError(f"{path}: {NOT_NUMPY}") from None
+        raise MdcliError(f"{path}: unreadable file ({type(e).__name__}: {e})") from None
+    except MdcliError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a foreign file: whatever its parser raises is the user's to fix
+        raise MdcliError(f"{path}: unreadable file ({type(e).__name__}: {e})") from None
     missing = [k for k in ("spectrograms", "labels", "class_names") if k not in d]
     if missing:
         raise MdcliError(f"{path}: not an mdcli export (missing {', '.join(missing)}); import a folder with one subfolder per class instead")
-    x = np.asarray(d["spectrograms"], dtype=np.float32)
+    try:
+        x = np.asarray(d["spectrograms"], dtype=np.float32)
+        labels = np.atleast_1d(np.asarray(d["labels"]))
+    except (TypeError, ValueError) as e:
+        raise MdcliError(f"{path}: 'spectrograms' or 'labels' is not numeric ({e})") from None
     if x.ndim == 2:
         x = x[None]
+    if x.ndim != 3:
+        raise MdcliError(f"{path}: 'spectrograms' has shape {x.shape}, expected [N, Doppler, time]")
     if not np.isfinite(x).all():
         raise MdcliError(f"{path}: contains NaN or inf values")
     names = [str(c) for c in np.atleast_1d(d["class_names"])]
+    if len(labels) != len(x):
+        raise MdcliError(f"{path}: {len(labels)} labels for {len(x)} spectrograms")
+    if not np.issubdtype(labels.dtype, np.integer) or (len(labels) and (labels.min() < 0 or labels.max() >= len(names))):
+        raise MdcliError(f"{path}: labels must be integers 0..{len(names) - 1}, one per class name ({', '.join(names)})")
     calibrated = bool(np.atleast_1d(d.get("axes_calibrated", [True]))[0])
+    doppler, time = (np.atleast_1d(d[k]).astype(float) if k in d else None for k in ("doppler_hz", "time_s"))
+    if doppler is None or time is None:  # no axes: an uncalibrated 0..1 range, as for a folder of images
+        doppler, time, calibrated = np.linspace(0.0, 1.0, x.shape[1]), np.linspace(0.0, 1.0, x.shape[2]), False
+    if doppler.shape != (x.shape[1],) or time.shape != (x.shape[2],):
+        raise MdcliError(f"{path}: axes of {len(doppler)} and {len(time)} points do not match {x.shape[1]}x{x.shape[2]} spectrograms")
+    try:
+        radar = {k: float(np.asarray(d.get(k, np.nan)).reshape(-1)[0]) for k in ("carrier_hz", "prf_hz", "dynamic_range_db")}
+    except (TypeError, ValueError, IndexError):
+        raise MdcliError(f"{path}: carrier_hz, prf_hz or dynamic_range_db is not a number") from None
     return Spectrograms(
-        spectrograms=x, labels=np.atleast_1d(d["labels"]).astype(np.int64), class_names=names,
-        doppler_hz=np.atleast_1d(d["doppler_hz"]).astype(float), time_s=np.atleast_1d(d["time_s"]).astype(float),
-        carrier_hz=float(d.get("carrier_hz", np.nan)), prf_hz=float(d.get("prf_hz", np.nan)),
-        dynamic_range_db=float(d.get("dynamic_range_db", np.nan)), source="imported",
+        spectrograms=x, labels=labels.astype(np.int64), class_names=names,
+        doppler_hz=doppler, time_s=time, **radar, source="imported",
         axes_calibrated=calibrated, source_files=[str(path)] * len(x), sequence=np.arange(len(x)),
         transform={"from_export": str(path)},
     )

@@ -100,7 +100,9 @@ def build_lpips(net: str, weights: str | Path | None = None, pnet_rand: bool = F
                 "--perceptual-weights PATH (nothing is downloaded), or use --perceptual domain"
             )
         try:
-            trunk_state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # a refused pickle is our one error line, not torch's warning too
+                warnings.simplefilter("ignore")
+                trunk_state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
             raise MdcliError(f"--perceptual-weights {path}: not a readable torch weights file ({type(e).__name__})") from None
     # pretrained=False: no linear layers loaded by lpips itself; pnet_rand=True: no torchvision download.

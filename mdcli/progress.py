@@ -54,12 +54,25 @@ def progress_bar(description: str, total: int, unit: str = "it", quiet: bool = F
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(description, total=total)
+    # The bar appears at the first advance, not before: a command that fails while it still checks its inputs
+    # prints its one error line alone. A bar that ends in an error is cleared, so the error stays one line.
+    progress = Progress(*columns, console=err_console, transient=False)
+    task = None
 
-        def advance(n: int = 1, completed: int | None = None) -> None:
-            if completed is not None:
-                progress.reset(task, completed=completed)  # clears the rate samples too
-            progress.advance(task, n)
+    def advance(n: int = 1, completed: int | None = None) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task(description, total=total)
+        if completed is not None:
+            progress.reset(task, completed=completed)  # clears the rate samples too
+        progress.advance(task, n)
 
+    try:
         yield advance
+    except BaseException:
+        progress.live.transient = True
+        raise
+    finally:
+        if task is not None:
+            progress.stop()

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from mdcli.artifacts import Spectrograms, atomic_path, read_header, open_artifact
+from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, stored_config
 from mdcli.errors import MdcliError
 from mdcli.stats import fmt_spread
 
@@ -117,7 +116,7 @@ def build_report(run: Path) -> tuple[Path, dict]:
     grid = plot_real_vs_generated(test, samples, run / "real_vs_generated.png")
     with open_artifact(run / "ae.h5") as f:
         ae_header = read_header(f)
-    ae_ema = float(yaml.safe_load(ae_header["config"]).get("train", {}).get("ema_decay", 0.0)) > 0
+    ae_ema = float((stored_config(ae_header, run / "ae.h5").get("train") or {}).get("ema_decay", 0.0)) > 0
     losses = plot_losses(run, run / "losses.png", ae_ema)
     head: dict = {}
     if recon:

@@ -55,12 +55,22 @@ def find_autoencoder(ldm_attrs: dict, ae: Path | None, ldm_path: Path) -> Path:
 
 @torch.no_grad()
 def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
-             progress: Callable[[int], None] | None = None) -> tuple[Spectrograms, list[dict], np.ndarray]:
+             progress: Callable[[int], None] | None = None,
+             output: Path | None = None) -> tuple[Spectrograms, list[dict], np.ndarray]:
     """-> (generated spectrograms, lineage records, standardised latents)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     unet, ldm_cfg, attrs, _ = load_ldm(ldm_path, device)
     ae_path = find_autoencoder(attrs, ae_path, ldm_path)
+    if output is not None:  # the autoencoder found through the lineage is an input too
+        from mdcli.outputs import check_outputs
+
+        check_outputs({"--output": (output, None)}, {"the LDM's autoencoder": Path(ae_path)})
     ae, ae_attrs, _ = load_autoencoder(ae_path, device)
+    image_shape = [len(attrs["doppler_hz"]), len(attrs["time_s"])]
+    if list(ae_attrs["image_shape"]) != image_shape or list(ae_attrs["latent_shape"]) != list(attrs["latent_shape"]):
+        raise MdcliError(f"--ae {ae_path}: makes {ae_attrs['image_shape'][0]}x{ae_attrs['image_shape'][1]} images from "
+                         f"{'x'.join(map(str, ae_attrs['latent_shape']))} latents, but {ldm_path} was trained on "
+                         f"{'x'.join(map(str, attrs['latent_shape']))} latents of {image_shape[0]}x{image_shape[1]} images")
     names = attrs["class_names"]
     wanted = cfg.classes or names
     bad = [c for c in wanted if c not in names]
@@ -99,6 +109,6 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
 
 def write_samples(cfg: SampleConfig, ldm_path: Path, output: Path, ae_path: Path | None = None,
                   progress: Callable[[int], None] | None = None) -> Spectrograms:
-    data, parents, _ = generate(cfg, ldm_path, ae_path, progress)
+    data, parents, _ = generate(cfg, ldm_path, ae_path, progress, output)
     data.save(output, to_yaml(cfg), cfg.seed, parents)
     return data

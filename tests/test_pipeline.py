@@ -175,3 +175,27 @@ def test_diagnose_recon(chain, tmp_path):
     assert (tmp_path / "recon_per_class.png").exists()
     res = runner.invoke(app, ["diagnose", "codebook", "--ae", str(chain["ae"])])
     assert res.exit_code == 2 and "--latents" in res.output
+
+
+def test_sample_and_plot_refuse_what_would_destroy_or_mislead(chain, tmp_path):
+    """The autoencoder found through the lineage is an input too; an autoencoder of another image size is refused
+    by `sample --ae` and `plot --ae` as by `encode`; a sample count that cannot fit in memory is refused up front."""
+    runner = CliRunner()
+    ae_bytes = chain["ae"].read_bytes()
+    res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(chain["ae"]), "-n", "1", "--steps", "2", "-q"])
+    assert res.exit_code == 2 and "is an 'autoencoder' artifact" in res.output, res.output  # another kind: refused
+    res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(chain["ae"]), "-n", "1", "--steps", "2", "-q",
+                              "--force"])  # and even with --force: it is the LDM's own autoencoder
+    assert res.exit_code == 2 and "never writes over its own inputs" in res.output, res.output
+    assert chain["ae"].read_bytes() == ae_bytes
+    other = tmp_path / "ae_other_size.h5"
+    other.write_bytes(ae_bytes)
+    with h5py.File(other, "a") as f:
+        f.attrs["image_shape"] = json.dumps([64, 64])
+    res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "--ae", str(other), "-o", str(tmp_path / "s.h5"),
+                              "-n", "1", "--steps", "2", "-q"])
+    assert res.exit_code == 2 and "64x64 images" in res.output and not (tmp_path / "s.h5").exists(), res.output
+    res = runner.invoke(app, ["plot", str(chain["data"]), "--ae", str(other), "-o", str(tmp_path / "g.png")])
+    assert res.exit_code == 2 and "trained on 64x64 images" in res.output and not (tmp_path / "g.png").exists(), res.output
+    res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-n", "1000000000000", "-o", str(tmp_path / "s.h5")])
+    assert res.exit_code == 2 and "of memory" in res.output and len(res.output.strip().splitlines()) == 1, res.output

@@ -174,6 +174,19 @@ class SimulateConfig:
             raise ConfigError("walker.speed_mps: relative velocity v/(0.491 H) exceeds 3, the walking model's limit")
         if min(self.walker.speed_mps) <= 0:
             raise ConfigError("walker.speed_mps: must be positive")
+        self._check_memory(n_samples)
+
+    def _check_memory(self, n_samples: int) -> None:
+        """The result is held in memory before it is written: refuse what cannot fit, before any work."""
+        from mdcli.artifacts import check_fits
+
+        h, w = self.processing.image_size
+        per_image = 4 * h * w + (8 * n_samples if self.save_iq else 0)
+        # one observation's STFT (nfft x columns x oversampling, complex) is the largest array a worker builds
+        stft = 16 * max(self.processing.nfft, h) * w * self.processing.time_oversample
+        total = self.n_per_class * len(self.targets)
+        check_fits(2 * per_image * total + stft * self.workers, f"simulating {total} spectrograms of {h}x{w}",
+                   "lower --n or processing.image_size, or simulate in shards (--shard i/N, then mdcli merge)")
 
 
 def _check_range(key: str, v: list[float]) -> None:

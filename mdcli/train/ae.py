@@ -9,10 +9,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-import yaml
 
-from mdcli.artifacts import load_model, parent_record, save_model
-from mdcli.config import from_dict, to_yaml
+from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
+from mdcli.config import to_yaml
 from mdcli.data import BatchReader, Prefetcher, eval_subset, from_model
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss, reconstruction
@@ -313,7 +312,6 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
 def load_autoencoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict, dict]:
     """Rebuild a trained autoencoder from its artifact -> (model in eval mode, attrs, header)."""
     header, attrs, weights = load_model(path, "autoencoder")
-    cfg = from_dict(TrainAEConfig, yaml.safe_load(header["config"]))
-    ae = build_autoencoder(cfg)
-    ae.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    cfg = stored_config_of(TrainAEConfig, header, path)
+    ae = build_and_load(path, "autoencoder", lambda: build_autoencoder(cfg), weights)
     return ae.to(device).eval(), attrs, header

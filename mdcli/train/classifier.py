@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mdcli.artifacts import load_model, parent_record, save_model
-from mdcli.config import from_dict, to_yaml
+from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
+from mdcli.config import to_yaml
 from mdcli.data import BatchReader, Prefetcher, eval_subset
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
@@ -159,12 +159,9 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[SpectrogramClassifier, dict]:
     """Rebuild a trained classifier from its artifact -> (model in eval mode, attrs)."""
-    import yaml
-
     header, attrs, weights = load_model(path, "classifier")
-    cfg = from_dict(TrainClassifierConfig, yaml.safe_load(header["config"]))
-    model = SpectrogramClassifier(cfg.net, int(attrs["n_classes"]))
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    cfg = stored_config_of(TrainClassifierConfig, header, path)
+    model = build_and_load(path, "classifier", lambda: SpectrogramClassifier(cfg.net, int(attrs["n_classes"])), weights)
     return model.to(device).eval(), attrs
 
 

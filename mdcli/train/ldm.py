@@ -14,10 +14,10 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
+from mdcli.artifacts import build_and_load, class_names as artifact_class_names, stored_config_of
 from mdcli.artifacts import load_model, open_artifact, parent_record, read_header, save_model
-from mdcli.config import from_dict, to_yaml
+from mdcli.config import to_yaml
 from mdcli.diffusion import NoiseSchedule
 from mdcli.errors import ArtifactError, ConfigError, MdcliError
 from mdcli.data import BatchReader, Prefetcher, eval_subset
@@ -101,7 +101,7 @@ def _load_latents(path: Path) -> LatentSet:
     with open_artifact(path, "latents") as f:
         mean = np.asarray(f.attrs["channel_mean"], np.float64)
         std = np.asarray(f.attrs["channel_std"], np.float64)
-        names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+        names = artifact_class_names(f)
         attrs = {
             "class_names": names, "arch": str(f.attrs["arch"]), "image_shape": [int(v) for v in f.attrs["image_shape"]],
             "carrier_hz": float(f.attrs["carrier_hz"]), "prf_hz": float(f.attrs["prf_hz"]),
@@ -254,8 +254,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
 def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, TrainLDMConfig, dict, dict]:
     """-> (EMA UNet in eval mode, its config, attrs, header)."""
     header, attrs, weights = load_model(path, "ldm")
-    cfg = from_dict(TrainLDMConfig, yaml.safe_load(header["config"]))
-    model = UNet(cfg.unet, int(attrs["latent_shape"][0]), int(attrs["n_classes"]))
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    cfg = stored_config_of(TrainLDMConfig, header, path)
+    model = build_and_load(path, "ldm", lambda: UNet(cfg.unet, int(attrs["latent_shape"][0]), int(attrs["n_classes"])), weights)
     return model.to(device).eval(), cfg, attrs, header
 
