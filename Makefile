@@ -38,7 +38,7 @@ bench: $(STAMP)
 	PY=$(PY) bash bench/bench_parallel.sh runs/demo
 	$(PY) bench/bench_precision.py
 
-# The comparison behind mdcli (docs/RESULTS.md §0): hours on 2 CPU cores; run it again to resume after a kill. study-gpu: one GPU, minutes.
+# The comparison behind mdcli (docs/findings.md): hours on 2 CPU cores; run it again to resume after a kill. study-gpu: one GPU, minutes.
 study: $(STAMP)
 	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset sim --out runs/study/cpu/sim
 	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/cpu/gait

@@ -2,7 +2,7 @@
 # The few-shot augmentation question asked without a leak: the whole generator (perceptual classifier,
 # autoencoder, LDM) is trained on N real spectrograms per class alone, then `diagnose generation` fits
 # classifiers on those N (real only, + classic augmentation, + the generated ones) and tests them on the
-# held-out part with an independent judge (docs/RESULTS.md §0, gait rerun, few-shot table).
+# held-out part with an independent judge (docs/findings.md, few-shot table).
 #
 #   bash examples/fewshot.sh TRAIN.h5 TEST.h5 JUDGE.h5 N OUT [CONFIG] [SEED] [--set k=v ...]
 #   bash examples/fewshot.sh runs/study/cpu/gait/train.h5 runs/study/cpu/gait/test.h5 \

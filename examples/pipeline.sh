@@ -10,7 +10,7 @@ mkdir -p "$RUN"
 
 # On a CPU the autoencoder trains as RANKS data-parallel processes (torchrun, gloo) with an equal
 # share of the cores each: its small convolutions scale poorly across threads, and on 2 cores two
-# 1-thread ranks train the VQ-GAN faster than one 2-thread process (6.6 vs 7.4 min; docs/RESULTS.md
+# 1-thread ranks train the VQ-GAN faster than one 2-thread process (6.6 vs 7.4 min; docs/findings.md
 # section 1). Same global batch, so the run follows the 1-process one up to float reordering. The
 # classifiers and the LDM gain nothing from it (bench/bench_parallel.sh) and run as one process.
 # On a GPU, or with RANKS=1, train-ae is the plain `$MDCLI train-ae` command.

@@ -5,7 +5,7 @@ the heap top back to the kernel; a training step that allocates and frees the sa
 activations every step then touches new pages every step. On 2026-12-03's 2-core AMD EPYC Zen 4 VM the
 demo's VQ-GAN step took ~7,600 minor page faults (about 4 us each in a VM: 7-9 % of the step) and the
 LDM step ~3,900. With the threshold fixed at glibc's maximum (32 MiB) and trimming above 1 GiB only,
-both fall to ~0 after the first steps (docs/PERFORMANCE.md, "Page faults"). The numbers are
+both fall to ~0 after the first steps (docs/PERFORMANCE.md, "The CPU training step"). The numbers are
 unchanged: only where memory comes from changes. Peak memory is what the run used anyway.
 
 Skipped where it cannot apply (not Linux, no `mallopt`, e.g. musl), or when the user tunes malloc

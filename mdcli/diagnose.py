@@ -45,7 +45,7 @@ def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None,
     With a classifier also the reconstruction FMD: the Fréchet distance between the classifier's
     penultimate features of the reconstructions and of the originals: what the decoder alone costs.
     The gap between a generation FMD and this one is the part the latent diffusion model adds. It is
-    a reference, not a bound: guided samples can land below it (docs/RESULTS.md, simulated VQ-GAN).
+    a reference, not a bound: guided samples can land below it (docs/findings.md, simulated VQ-GAN).
     """
     ae, attrs, _ = load_autoencoder(ae_path)
     check_shapes(attrs, data_path)

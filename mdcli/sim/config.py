@@ -36,7 +36,7 @@ class ProcessingConfig:
     # narrow image spaces the windows far apart: at 64 columns of 2 s at 4 kHz the hop is 125 samples for a
     # 128-sample Hann window, and 48 % of the samples weigh under -6 dB in every frame, so a blade flash
     # (one sample) can all but vanish between two windows. 2 brings that to ~1 %. 1 keeps the datasets that
-    # docs/RESULTS.md measured; `simulate` warns when the windows leave samples out.
+    # docs/findings.md measured; `simulate` warns when the windows leave samples out.
     time_oversample: int = 1
 
 
