@@ -165,8 +165,10 @@ def _read_npy(path: Path) -> np.ndarray:
             version = npformat.read_magic(f)
             read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
             shape, _, dtype = read(f, max_header_size=10000)
-        except (ValueError, EOFError) as e:
-            raise MdcliError(f"{path}: not a readable .npy file ({e})") from None
+        except (EOFError, ValueError) as e:
+            if isinstance(e, EOFError) or str(e).startswith("EOF"):
+                raise MdcliError(f"{path}: empty or truncated .npy file") from None
+            raise MdcliError(f"{path}: {NOT_NUMPY}") from None
         if dtype.hasobject:
             raise MdcliError(f"{path}: {NOT_NUMPY}")
         need = int(np.prod(shape, dtype=np.float64) * dtype.itemsize)

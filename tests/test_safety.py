@@ -193,7 +193,7 @@ def _huge_npy_header() -> bytes:
     ("bomb.png", _png_header(30000, 30000), "is larger than mdcli reads"),
     ("big.png", _png_header(9000, 9000), "is larger than mdcli reads"),  # under PIL's own limit, over mdcli's
     ("huge.npy", _huge_npy_header(), "the file is truncated or damaged"),
-    ("empty.npy", b"", "not a readable .npy file"),
+    ("empty.npy", b"", "empty or truncated .npy file"),
     ("garbage.mat", b"MATLAB 5.0 MAT-file" + os.urandom(200), "unreadable MATLAB file"),
 ])
 def test_hostile_imports_are_one_line(runner, tmp_path, name, payload, message):

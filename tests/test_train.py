@@ -157,9 +157,13 @@ def test_nan_loss_stops_with_a_clear_message(runner, tiny_data, clf, tmp_path):
     out = tmp_path / "nan.h5"
     res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
                               "--arch", "vae", "--classifier", str(clf), "-o", str(out), "--quiet",
-                              "--set", "loss.recon_weight=.nan"])
+                              "--set", "loss.recon_weight=1e300"])  # finite, but the loss overflows to inf
     assert res.exit_code == 2 and "diverged" in res.output and "Traceback" not in res.output
     assert not out.exists()
+    res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
+                              "--arch", "vae", "--classifier", str(clf), "-o", str(out), "--quiet",
+                              "--set", "loss.recon_weight=.nan"])  # a NaN option is refused before training starts
+    assert res.exit_code == 2 and "loss.recon_weight: expected a finite number" in res.output and not out.exists()
 
 
 def test_encode_shapes_statistics_and_lineage(runner, tiny_data, clf, tmp_path):
