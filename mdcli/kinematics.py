@@ -27,7 +27,7 @@ Per image:
 - **outside_share**: the share of the power above the level that lies outside the torso line (more than
   `torso_halfwidth` bins from the column's peak); linear power from the dB scale, or the image value as
   power without a dB range.
-- **torso**: the median of the torso line over the columns.
+- **torso**: the median of the torso line over the columns that have an envelope (NaN when none has).
 
 Units: on calibrated axes Doppler features are in Hz (the axis spacing) and periods in seconds; on
 uncalibrated axes (imports without axes) in Doppler bins and time columns. `Kinematics.units` says which.
@@ -35,6 +35,7 @@ uncalibrated axes (imports without axes) in Doppler bins and time columns. `Kine
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,12 +125,9 @@ def _highpass(y: np.ndarray, window: int) -> np.ndarray:
     from scipy.ndimage import uniform_filter1d
 
     ok = np.isfinite(y)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(y, axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(y, axis=1, keepdims=True)
     z = np.where(ok, y, np.where(np.isfinite(mean), mean, 0.0))
     z = z - uniform_filter1d(z, size=max(3, window | 1), axis=1, mode="nearest")
     return np.where(ok, z, np.nan)
@@ -213,12 +211,9 @@ def features(images: np.ndarray, doppler: np.ndarray | None = None, time: np.nda
         doppler, time = np.arange(nf, dtype=float), np.arange(nt, dtype=float)
     df, dt, units = axis_steps(np.asarray(doppler, float), np.asarray(time, float), calibrated)
     torso, upper, lower, floor, level, mask = envelopes(x, dynamic_range_db, threshold_db, threshold_unit)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            bw = (np.nanpercentile(upper, 95, axis=1) - np.nanpercentile(lower, 5, axis=1)) * df
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bw = (np.nanpercentile(upper, 95, axis=1) - np.nanpercentile(lower, 5, axis=1)) * df
     period, strength = envelope_period(upper, lower, min_strength=min_strength)
     # power share outside the torso line, among the pixels above the level
     if np.isfinite(dynamic_range_db) and dynamic_range_db > 0:
@@ -231,10 +226,15 @@ def features(images: np.ndarray, doppler: np.ndarray | None = None, time: np.nda
     total = power.sum((1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         outside = np.where(total > 0, (power * ~torso_band).sum((1, 2)) / total, np.nan)
+    # the torso line's median over the columns with an envelope (a column of noise has no torso); NaN if none
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        torso_med = np.nanmedian(np.where(np.isfinite(upper), torso, np.nan), 1)
     if units["doppler"] == "Hz":
-        torso_val = np.interp(np.median(torso, 1), np.arange(nf), np.asarray(doppler, float))
+        hz = np.interp(np.nan_to_num(torso_med), np.arange(nf), np.asarray(doppler, float))
+        torso_val = np.where(np.isfinite(torso_med), hz, np.nan)
     else:
-        torso_val = np.median(torso, 1)
+        torso_val = torso_med
     return Kinematics(
         torso_bins=torso, upper_bins=upper, lower_bins=lower, floor=floor, level=level,
         bandwidth=bw, period=period * dt, period_strength=strength, outside_share=outside, torso=torso_val,
@@ -268,12 +268,9 @@ def envelope_error(a: Kinematics, b: Kinematics) -> np.ndarray:
         d = np.where(only_b, np.abs(eb - b.torso_bins), d)
         errs.append(d)
     d = np.concatenate(errs, axis=1)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(d, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(d, axis=1)
 
 
 def recon_kinematics(real: Kinematics, rec: Kinematics, labels: np.ndarray, names: list[str]) -> dict:
