@@ -44,9 +44,10 @@ THRESHOLD_DB = 20.0  # envelope level above the noise floor, dB (images with a d
 THRESHOLD_UNIT = 0.4  # the same without a dB range, in image units (= 20 dB at a 50 dB range)
 TORSO_HALFWIDTH = 1  # bins either side of the column's peak that count as the torso line
 MIN_STRENGTH = 0.5  # autocorrelation peak below this: no period
-MIN_SWING_BINS = 0.25  # envelopes whose high-passed RMS swing (the larger of the two) is below this (bins): no period (constant Doppler)
+MIN_SWING_BINS = 0.25  # high-passed RMS swing (the larger envelope's) below this, in bins: no period (a constant line)
 MIN_VALID = 0.75  # share of columns that must have an envelope for a period search
 MIN_LAG = 3  # columns; the shortest period searched
+CHUNK = 512  # images per pass of `features`
 PEAK_TOLERANCE = 0.4  # the first autocorrelation peak within this of the highest one is the period
 
 SCALAR_FEATURES = ("bandwidth", "period", "period_strength", "outside_share", "torso")
@@ -147,8 +148,9 @@ def envelope_period(upper: np.ndarray, lower: np.ndarray, min_strength: float = 
     drops below zero (so a slow drift is no period); among the local maxima the first within
     `PEAK_TOLERANCE` of the highest is taken (the fundamental rather than one of its multiples), refined by
     a parabola. No period (NaN) when: fewer than `min_valid` of the columns have an envelope; the
-    envelopes' RMS swing (the larger of the two, after the high-pass) is below `min_swing` bins (a constant-Doppler line); r never drops below zero
-    or has no local maximum; or the peak is below `min_strength`. The strength is NaN when no peak exists.
+    envelopes' RMS swing (the larger of the two, after the high-pass) is below `min_swing` bins (a
+    constant-Doppler line); r never drops below zero or has no local maximum; or the peak is below
+    `min_strength`. The strength is NaN when no peak exists.
     """
     n, nt = upper.shape
     period = np.full(n, np.nan)
@@ -200,8 +202,15 @@ def features(images: np.ndarray, doppler: np.ndarray | None = None, time: np.nda
              min_strength: float = MIN_STRENGTH) -> Kinematics:
     """Kinematic features of images (N, F, T) in [0, 1]; see the module docstring for the definitions.
 
-    doppler / time: the axes (F,), (T,); None or `calibrated=False`: bins and columns.
+    doppler / time: the axes (F,), (T,); None or `calibrated=False`: bins and columns. Works through
+    `CHUNK` images at a time, so memory stays bounded for any N (an HDF5 dataset is read chunk by chunk too).
     """
+    n = len(images)
+    if np.ndim(images) == 3 and n > CHUNK:
+        kw = dict(doppler=doppler, time=time, calibrated=calibrated, dynamic_range_db=dynamic_range_db,
+                  threshold_db=threshold_db, threshold_unit=threshold_unit, torso_halfwidth=torso_halfwidth,
+                  min_strength=min_strength)
+        return concat([features(images[i : i + CHUNK], **kw) for i in range(0, n, CHUNK)])
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 2:
         x = x[None]
