@@ -22,8 +22,8 @@ Per image:
   For a walker this is **one step, half the gait cycle**: the limb envelope peaks once per step (each leg's
   swing), so it oscillates at twice the stride (gait-cycle) frequency; compare it with `gait_cycle_s / 2`.
   For a bird it is the wing-beat period `1 / flap_hz`; for a rotor the blade-flash period.
-- **period_strength**: the autocorrelation at that period (NaN when no peak was found at all; reported even
-  when below the detection threshold).
+- **period_strength**: the autocorrelation at that period, reported also when below the detection threshold
+  (NaN when the search does not apply: too few envelope columns, a constant line, no peak).
 - **outside_share**: the share of the power above the level that lies outside the torso line (more than
   `torso_halfwidth` bins from the column's peak); linear power from the dB scale, or the image value as
   power without a dB range.
@@ -140,9 +140,8 @@ def envelope_period(upper: np.ndarray, lower: np.ndarray, min_strength: float = 
     """Dominant period (columns, fractional) and its strength of the upper and lower envelopes (N, T).
 
     Both envelopes are high-passed (minus their running mean over T/2 + 1 columns); their autocovariances
-    are summed, so the envelope that moves more
-    dominates (a bird's wing tips swing both up and down at the flap rate; a walker's limbs reach mostly
-    to one side). r(k) is normalised per lag by the overlap (the Pearson-like unbiased estimate: a peak of
+    are summed, so the envelope that moves more dominates (a bird's wing tips swing both up and down at
+    the flap rate; a walker's limbs reach mostly to one side). r(k) is normalised per lag by the overlap (the Pearson-like unbiased estimate: a peak of
     1 is a perfect repetition at any lag). The search is wide: every lag from `min_lag` to T/2 (at least
     two repetitions must be visible), not a window around an expected value. It starts after r first
     drops below zero (so a slow drift is no period); among the local maxima the first within
@@ -150,7 +149,8 @@ def envelope_period(upper: np.ndarray, lower: np.ndarray, min_strength: float = 
     a parabola. No period (NaN) when: fewer than `min_valid` of the columns have an envelope; the
     envelopes' RMS swing (the larger of the two, after the high-pass) is below `min_swing` bins (a
     constant-Doppler line); r never drops below zero or has no local maximum; or the peak is below
-    `min_strength`. The strength is NaN when no peak exists.
+    `min_strength`. The strength is the peak's value whenever the search applies (also below
+    `min_strength`), NaN for the other reasons.
     """
     n, nt = upper.shape
     period = np.full(n, np.nan)
