@@ -944,6 +944,10 @@ def diagnose_recon(
         _write_json(report)
         return
     _report_table(f"reconstruction of {data} by {ae} ({report['arch']}, {report['n']} images)", report["overall"], report["per_class"])
+    if report.get("kinematics"):
+        from mdcli.kinematics import print_recon_table
+
+        print_recon_table(console, report["kinematics"], "kinematic fidelity of the reconstructions (limb envelopes, periods)")
 
 
 @diagnose_app.command(
@@ -1176,6 +1180,10 @@ def diagnose_generation(
         return
     _report_table(f"{samples} against {real} (judge {classifier})", summary_rows(report),
                   {k: {"fmd": v["fmd"], "judge_accuracy_generated": v["judge_accuracy"]} for k, v in report["per_class"].items()})
+    if report.get("kinematics"):
+        from mdcli.kinematics import print_generation_table
+
+        print_generation_table(console, report["kinematics"], "kinematic features, generated against real")
     rows: list[tuple[str, object]] = []
     if report.get("memorisation"):
         m = report["memorisation"]

@@ -143,6 +143,9 @@ def build_report(run: Path) -> tuple[Path, dict]:
              "## Headline", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {fmt(v)} |" for k, v in head.items()]
     lines += ["", "## Real (left) and generated (right) spectrograms per class", "", f"![real vs generated]({grid.name})", ""]
+    from mdcli.kinematics import report_lines
+
+    lines += report_lines(recon, gen)  # limb envelopes and periods: beside the grids, what FMD and PSNR miss
     if recon:
         rfmd = "fmd" in recon["overall"]
         lines += ["## Reconstruction per class (test)", "",

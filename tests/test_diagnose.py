@@ -253,6 +253,9 @@ def test_generation_diffusability_and_split_cli(chain):
     for key in ("fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "memorisation", "tstr"):
         assert key in g, key
     assert g["fmd"] > 0 and 0 <= g["precision"] <= 1 and g["train_data"] == str(d / "train.h5")
+    kg = g["kinematics"]  # limb envelopes and periods per class, generated vs real (mdcli/kinematics.py)
+    assert kg["units"]["bandwidth"] == "Hz" and "walker" in kg["per_class"]
+    assert {"median_real", "median_generated", "wasserstein", "inside_real_range"} <= set(kg["per_class"]["walker"]["bandwidth"])
     assert set(g["augmentation"]["3"]) >= {"real", "real+classic", "real+generated", "gain_generated"}
     assert g["augmentation"]["3"]["real"]["std"] is None and g["tstr"]["tstr"]["std"] is None  # one seed: no spread
     # --baseline-cache: the generator-free fits (all real; few real, alone and with classic augmentation) are
@@ -307,6 +310,9 @@ def test_generation_diffusability_and_split_cli(chain):
     _ok(runner, ["report", str(run)])
     text = (run / "REPORT.md").read_text()
     assert "![reconstructions](reconstructions.png)" in text
+    assert "## Kinematic fidelity" in text and "| walker | bandwidth | Hz |" in text
+    assert set(json.loads((run / "recon.json").read_text())["kinematics"]["per_class"]["walker"]) >= {
+        "envelope_error_bins", "period_error", "period_agreement"}
     recon = json.loads((run / "recon.json").read_text())
     assert f"| recon FMD (judge features) | {recon['overall']['fmd']:.4g} |" in text
     assert f"| FMD (judge features) | {g['fmd']:.4g} |" in text

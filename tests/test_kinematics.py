@@ -1,0 +1,178 @@
+"""Kinematic features (mdcli/kinematics.py) against the simulator's /params truth and constructed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mdcli import kinematics as kin
+from mdcli.sim.config import SimulateConfig
+from mdcli.sim.dataset import simulate_signal, spectrogram_image
+
+# 3 s at 2 kHz, 64 Doppler bins x 128 columns (23 ms): wing beats of up to 10 Hz are 4+ columns, and a walker at
+# half the usual gait rate (a 2.1 s cycle, 1.05 s steps) still shows two steps within the T/2 lag limit.
+DURATION = 3.0
+
+
+def _cfg(**walker) -> SimulateConfig:
+    cfg = SimulateConfig()
+    cfg.radar.prf_hz, cfg.radar.duration_s = 2000.0, DURATION
+    cfg.processing.win_len = cfg.processing.nfft = 64
+    cfg.processing.image_size = [64, 128]
+    for k, v in walker.items():
+        setattr(cfg.walker, k, v)
+    return cfg
+
+
+def _simulate(cfg: SimulateConfig, target: str, n: int, start: int = 0):
+    images, params = [], []
+    for i in range(start, start + n):
+        sig, p = simulate_signal(cfg, target, i)
+        img, doppler, time = spectrogram_image(sig, cfg)
+        images.append(img)
+        params.append(p)
+    return np.stack(images), doppler, time, params
+
+
+@pytest.fixture(scope="module")
+def walkers():
+    return _simulate(_cfg(), "walker", 8)
+
+
+def test_walker_period_is_one_step_half_the_gait_cycle(walkers):
+    """The limb envelope repeats once per step (each leg's swing): the period is gait_cycle_s / 2."""
+    images, doppler, time, params = walkers
+    k = kin.features(images, doppler, time)
+    truth = np.array([p["gait_cycle_s"] for p in params]) / 2
+    assert k.units["period"] == "s" and k.units["bandwidth"] == "Hz"
+    rel = np.abs(k.period - truth) / truth  # NaN (no period) fails every comparison below
+    assert np.median(rel) < 0.03 and np.mean(rel < 0.05) >= 0.85, (k.period, truth)
+    assert np.all(k.period_strength[rel < 0.05] > kin.MIN_STRENGTH)
+    # the limbs spread the Doppler far beyond the torso line: hundreds of Hz, a good share of the power
+    assert np.all(k.bandwidth > 200) and np.median(k.outside_share) > 0.1
+
+
+def test_slow_walker_at_half_the_gait_rate_is_found_too():
+    """The lag search is wide (3 columns to T/2), not a window around a usual gait: rv ~ 0.4 walkers have a 2.1 s
+    gait cycle, twice the usual one (~1.1 s at 1.4 m/s)."""
+    images, doppler, time, params = _simulate(_cfg(speed_mps=[0.34, 0.36], height_m=[1.7, 1.8]), "walker", 3)
+    k = kin.features(images, doppler, time)
+    truth = np.array([p["gait_cycle_s"] for p in params]) / 2
+    assert np.all(truth > 0.95)
+    np.testing.assert_allclose(k.period, truth, rtol=0.05)
+
+
+def test_bird_period_is_the_wing_beat():
+    """1 / flap_hz. Birds are harder than walkers: a small bird's wings swing a fraction of a bin, and the
+    segment model makes each wing flash for one column, so some have no period and a few land on a multiple
+    (over 30 birds: 70 % within 5 %, 20 % none, 10 % at twice the period)."""
+    images, doppler, time, params = _simulate(_cfg(), "bird", 12)
+    k = kin.features(images, doppler, time)
+    truth = 1.0 / np.array([p["flap_hz"] for p in params])
+    rel = np.abs(k.period - truth) / truth
+    assert np.mean(rel < 0.05) >= 0.6 and np.mean(rel[k.has_period] < 0.05) >= 0.75, (k.period, truth)
+
+
+def test_no_period_in_noise_or_a_constant_doppler_line():
+    rng = np.random.default_rng(0)
+    noise = np.clip(0.3 + 0.05 * rng.standard_normal((4, 64, 128)), 0, 1).astype(np.float32)
+    k = kin.features(noise)
+    assert np.all(np.isnan(k.period)) and np.all(np.isnan(k.bandwidth))  # nothing 20 dB above the floor
+    line = noise.copy()
+    line[:, 40] = 1.0
+    line[:, 39] = 0.8
+    line[:, 41] = 0.75
+    k = kin.features(line)
+    assert np.all(np.isnan(k.period)) and np.all(k.bandwidth < 4) and np.all(k.outside_share == 0)
+    # a constant line with a small wobble of a tenth of a bin: still no period (the swing is below 0.3 bins)
+    wob = noise.copy()
+    wob[:, 40] = 1.0
+    wob[:, 41] = 0.8 + 0.05 * np.sin(2 * np.pi * np.arange(128) / 10)
+    assert np.all(np.isnan(kin.features(wob).period))
+
+
+def test_uncalibrated_axes_give_bins_and_columns(walkers):
+    images, doppler, time, _ = walkers
+    cal = kin.features(images[:2], doppler, time)
+    unc = kin.features(images[:2], np.linspace(0, 1, len(doppler)), np.linspace(0, 1, len(time)), calibrated=False)
+    assert unc.units == {**cal.units, "doppler": "bins", "time": "columns", "bandwidth": "bins", "period": "columns",
+                         "torso": "bins"}
+    dt, df = np.diff(time).mean(), np.diff(doppler).mean()  # the mean spacing (frame starts are rounded)
+    np.testing.assert_allclose(unc.period * dt, cal.period, rtol=1e-9)
+    np.testing.assert_allclose(unc.bandwidth * df, cal.bandwidth, rtol=1e-9)
+
+
+def test_envelope_error_sees_a_doppler_blur(walkers):
+    from scipy.ndimage import gaussian_filter1d
+
+    images, doppler, time, params = walkers
+    labels = np.zeros(len(images), int)
+    real = kin.features(images, doppler, time)
+    same = kin.recon_kinematics(real, kin.features(images.copy(), doppler, time), labels, ["walker"])
+    blurred = gaussian_filter1d(images, 2.0, axis=1)  # along Doppler: the limb traces smear outward
+    blur = kin.recon_kinematics(real, kin.features(blurred, doppler, time), labels, ["walker"])
+    assert same["overall"]["envelope_error_bins"] == 0 and same["overall"]["period_error"] == 0
+    assert same["overall"]["period_agreement"] == 1
+    assert blur["per_class"]["walker"]["envelope_error_bins"] > 1.0
+
+
+def test_twice_the_cadence_is_a_fifty_percent_period_error():
+    """The same walkers observed for 6 s squeezed into the 3 s axes: twice the cadence, half the period."""
+    cfg = _cfg()
+    images, doppler, time, _ = _simulate(cfg, "walker", 6)
+    cfg.radar.duration_s = 2 * DURATION
+    fast, *_ = _simulate(cfg, "walker", 6)
+    labels = np.zeros(6, int)
+    r = kin.recon_kinematics(kin.features(images, doppler, time), kin.features(fast, doppler, time), labels, ["walker"])
+    assert r["per_class"]["walker"]["period_error"] == pytest.approx(0.5, abs=0.08)
+
+
+def test_generation_comparison_and_the_filter_helper(walkers):
+    images, doppler, time, _ = walkers
+    rng = np.random.default_rng(1)
+    real = kin.features(images, doppler, time)
+    flat = np.clip(0.05 + 0.02 * rng.standard_normal(images.shape), 0, 1).astype(np.float32)
+    flat[:, 30:34] = 0.9  # a thick torso band and no limbs
+    fake = kin.features(flat, doppler, time)
+    labels = np.zeros(len(images), int)
+    g = kin.generation_kinematics(real, labels, fake, labels, ["walker"])["per_class"]["walker"]
+    assert g["period_share"] == {"real": 1.0, "generated": 0.0}
+    assert g["bandwidth"]["median_generated"] < g["bandwidth"]["median_real"] and g["bandwidth"]["wasserstein"] > 200
+    assert g["period"]["median_generated"] is None and g["period"]["wasserstein"] is None  # no period: null
+    self_cmp = kin.generation_kinematics(real, labels, real, labels, ["walker"])["per_class"]["walker"]
+    assert self_cmp["bandwidth"]["wasserstein"] == 0 and self_cmp["bandwidth"]["inside_real_range"] == 1
+    ranges = kin.class_ranges(real, labels, 1)
+    assert kin.within_ranges(real, labels, ranges, margin=0.0).all()
+    assert not kin.within_ranges(fake, labels, ranges).any()  # no steps: what the kinematic filter is for
+    assert not kin.within_ranges(real, np.full(len(images), 3), ranges).any()  # a class without real ranges
+
+
+def test_report_lines_and_strict_json(walkers):
+    import json
+
+    from mdcli.cli import strict_json
+
+    images, doppler, time, _ = walkers
+    k = kin.features(images, doppler, time)
+    noise = kin.features(np.zeros_like(images[:2]), doppler, time)
+    labels = np.array([0] * 4 + [1] * 4)
+    rec = kin.recon_kinematics(k, k, labels, ["walker", "other"])
+    gen = kin.generation_kinematics(k, labels, noise, np.zeros(2, int), ["walker", "other"])
+    text = json.dumps(strict_json({"r": rec, "g": gen}), allow_nan=False)  # NaN -> null
+    assert '"median_generated": null' in text
+    lines = kin.report_lines({"kinematics": rec}, {"kinematics": gen})
+    assert lines[0].startswith("## Kinematic fidelity")
+    assert any(line.startswith("| walker | bandwidth | Hz |") for line in lines)
+    assert kin.report_lines({}, None) == []
+
+
+def test_features_are_fast():
+    import time as _time
+
+    x = np.random.default_rng(0).random((600, 64, 64), dtype=np.float32)
+    t0 = _time.perf_counter()
+    whole = kin.features(x, np.arange(64.0), np.arange(64.0))
+    assert _time.perf_counter() - t0 < 5.0  # ~0.3 s on one core: thousands of images are a few seconds
+    part = kin.features(x[550:], np.arange(64.0), np.arange(64.0))  # the chunks (512 images) change nothing
+    for f in ("upper_bins", "bandwidth", "period_strength", "outside_share", "torso"):
+        np.testing.assert_array_equal(getattr(whole, f)[550:], getattr(part, f))
