@@ -129,3 +129,28 @@ def test_identity_option_errors_are_one_line(tmp_path, runner, args, message):
     assert res.exit_code == 2, res.output
     assert message is None or message in res.output
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_style_parameters_move_the_body_as_named():
+    """arm_swing widens the hands' Doppler, step_asymmetry makes one foot faster than the other, leg_scale
+    lengthens the stride (slower cadence at one speed), torso_sway widens the lateral sway."""
+    from mdcli.sim import walker
+    from tests.conftest import make_scene
+
+    def run(**style):
+        sc = make_scene(2000.0, 4.0, range_m=60.0, radar_height=1.0)
+        p = {"height_m": 1.75, "speed_mps": 1.3, "phase0": 0.0, **{f"id_{k}": v for k, v in style.items()}}
+        r, _ = walker.walker_ranges(p, sc)
+        return -np.diff(r, axis=1) / ((sc.t[1] - sc.t[0]) * sc.factor)  # closing speeds (18, Jc - 1)
+
+    hands = [walker.SEGMENTS.index(s) for s in walker.SEGMENTS if s[1] in (walker.L_HAND, walker.R_HAND)]
+    assert run(arm_swing=1.5)[hands].max() > run(arm_swing=0.5)[hands].max() + 0.3
+    toes = run(step_asymmetry=0.1)[16:].max(1)  # left, right toe
+    assert toes[0] > 1.05 * toes[1]
+    plain = run()[16:].max(1)
+    assert abs(plain[0] - plain[1]) < 0.02 * plain.max()
+    assert np.array_equal(run(leg_scale=1.0, arm_scale=1.0, arm_swing=1.0, step_asymmetry=0.0, torso_sway=1.0), run())
+    assert walker.relative_velocity(1.3, 1.75, 1.06) < walker.relative_velocity(1.3, 1.75)
+    base = walker.trajectories(1.0, np.linspace(0, 1, 101))
+    sway = walker.trajectories(1.0, np.linspace(0, 1, 101), {"torso_sway": 2.0})
+    assert np.allclose(sway["y"], 2 * base["y"]) and np.allclose(sway["roll"], 2 * base["roll"])
