@@ -162,7 +162,8 @@ def _print_config(text: str) -> None:
         "  mdcli simulate --targets walker,drone --n 200 -o data.h5\n\n"
         "  mdcli simulate --config configs/tiny/simulate.yaml --set radar.prf_hz=8000 -o tiny.h5\n\n"
         "  mdcli simulate --n 1000 --workers 2 --save-iq -o big.h5\n\n"
-        "  mdcli simulate --targets walker,mocap --mocap 35_01.amc --skeleton 35.asf -o walks.h5"
+        "  mdcli simulate --targets walker,mocap --mocap 35_01.amc --skeleton 35.asf -o walks.h5\n\n"
+        "  mdcli simulate --targets walker --identities 500 --per-identity 20 -o people.h5"
     )
 )
 @user_errors
@@ -181,6 +182,8 @@ def simulate(
     mocap: Annotated[Optional[Path], typer.Option("--mocap", help="AMC motion file for --targets mocap.")] = None,
     skeleton: Annotated[Optional[Path], typer.Option("--skeleton", help="ASF skeleton for --targets mocap.")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/N: simulate only shard i of N (cluster array jobs; join with `mdcli merge`).")] = None,
+    identities: Annotated[Optional[int], typer.Option("--identities", help="N virtual walkers, each a fixed body and style; the classes are id_000.. (--targets walker).")] = None,
+    per_identity: Annotated[Optional[int], typer.Option("--per-identity", help="Windows (walks) per identity; the same as --n with --identities.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -192,21 +195,27 @@ def simulate(
     Physics: point and line scatterers sum_k a_k exp(-j 4 pi R_k(t)/lambda), thermal noise at the
     chosen SNR, STFT -> dB -> [0, 1] image. Writes a `spectrograms` artifact.
     """
-    from mdcli.config import load_config, to_yaml
+    from mdcli.config import load_config
+    from mdcli.errors import ConfigError
     from mdcli.progress import progress_bar
-    from mdcli.sim.config import SimulateConfig
+    from mdcli.sim.config import SimulateConfig, config_text
     from mdcli.sim.dataset import simulate_dataset
 
+    if per_identity is not None and n is not None and per_identity != n:
+        raise ConfigError(f"--per-identity {per_identity} and --n {n} disagree (with --identities they are the same)")
     cfg = load_config(
         SimulateConfig, config, set_,
-        {"targets": targets, "n_per_class": n, "seed": seed, "workers": workers, "save_iq": save_iq,
+        {"targets": targets if targets or not identities else "walker", "n_per_class": per_identity if per_identity is not None else n,
+         "seed": seed, "workers": workers, "save_iq": save_iq, "identities": identities,
          "mocap.amc": str(mocap) if mocap else None, "mocap.asf": str(skeleton) if skeleton else None},
     )
-    text = to_yaml(cfg)
+    if per_identity is not None and not cfg.identities:
+        raise ConfigError("--per-identity: give --identities N too (without it, use --n)")
+    text = config_text(cfg)
     if dry_run:
         _print_config(text)
         return
-    total = cfg.n_per_class * len(cfg.targets)
+    total = cfg.n_total()
     part = _parse_shard(shard, total) if shard else None
     output = _output_path(output)
     if part is not None:
@@ -238,7 +247,12 @@ def simulate(
                 highlight=False,
             )
     data.save(output, text, cfg.seed, attrs={"shard": f"{part[0]}/{part[1]}"} if part else None)
-    if not quiet:
+    if not quiet and cfg.identities:
+        r = report.get("walker")
+        console.print(f"{output}: {len(data)} spectrograms, {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]}, "
+                      f"{cfg.identities} identities ({data.class_names[0]}..{data.class_names[-1]}) x {cfg.n_per_class} walks"
+                      + (f"; max |Doppler| {r['max_doppler_hz']:.0f} Hz, {r['aliased']} aliased" if r else ""))
+    elif not quiet:
         table = Table(title=f"{output} ({len(data)} spectrograms, {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]})")
         table.add_column("class")
         table.add_column("n", justify="right")

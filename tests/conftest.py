@@ -31,8 +31,8 @@ def make_scene(prf: float, duration: float, aspect_deg: float = 0.0, range_m: fl
     )
 
 
-def limb_envelope_period(sig: np.ndarray, prf: float, n_frames: int, near: float) -> float:
-    """Period (s) of a walker spectrogram's upper limb envelope, searched within +-30% of `near`.
+def limb_envelope_period(sig: np.ndarray, prf: float, n_frames: int, near: float, lo: float = 0.7, hi: float = 1.3) -> float:
+    """Period (s) of a walker spectrogram's upper limb envelope, searched within lo..hi times `near` (+-30%).
 
     The envelope is the highest Doppler within 30 dB of the peak in each frame; its
     autocorrelation peak is refined by a parabola through the three samples around it.
@@ -46,7 +46,7 @@ def limb_envelope_period(sig: np.ndarray, prf: float, n_frames: int, near: float
     ac = np.correlate(e, e, "full")[len(e) - 1 :]
     dt = t[1] - t[0]
     lags = np.arange(len(ac)) * dt
-    window = np.flatnonzero((lags > 0.7 * near) & (lags < 1.3 * near))
+    window = np.flatnonzero((lags > lo * near) & (lags < hi * near))
     i = window[ac[window].argmax()]
     y0, y1, y2 = ac[i - 1 : i + 2]
     return float((i + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2)) * dt)

@@ -99,6 +99,20 @@ class MocapConfig:
 
 
 @dataclass
+class IdentityConfig:
+    """Virtual walkers (`identities: N`): the ranges each person's fixed body and style are drawn from."""
+
+    height_m: list[float] = _rng(1.50, 1.95)
+    leg_scale: list[float] = _rng(0.94, 1.06)  # leg (thigh, shank, foot) length / Boulic's proportion of H
+    arm_scale: list[float] = _rng(0.92, 1.08)  # arm length / Boulic's proportion of H
+    arm_swing: list[float] = _rng(0.5, 1.5)  # shoulder swing amplitude / Boulic's
+    step_asymmetry: list[float] = _rng(-0.12, 0.12)  # left hip and knee flex (1 + a), right (1 - a) times Boulic's
+    torso_sway: list[float] = _rng(0.5, 2.0)  # lateral sway and pelvis roll / Boulic's
+    speed_mps: list[float] = _rng(0.9, 1.7)  # preferred walking speed
+    speed_sd_mps: list[float] = _rng(0.03, 0.15)  # the person's walk-to-walk speed spread (sd, m/s)
+
+
+@dataclass
 class SimulateConfig:
     """`mdcli simulate`: physics-based micro-Doppler spectrograms."""
 
@@ -116,6 +130,20 @@ class SimulateConfig:
     bird: BirdConfig = field(default_factory=BirdConfig)
     vehicle: VehicleConfig = field(default_factory=VehicleConfig)
     mocap: MocapConfig = field(default_factory=MocapConfig)
+    # Virtual walkers: > 0 makes the classes N identities (id_000, ...) of the one walker target, each with
+    # n_per_class windows (--identities N --per-identity M); 0 = one class per target.
+    identities: int = 0
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+
+    def class_names(self) -> list[str]:
+        if self.identities:
+            from mdcli.sim.identity import class_names
+
+            return class_names(self.identities)
+        return list(self.targets)
+
+    def n_total(self) -> int:
+        return self.n_per_class * len(self.class_names())
 
     def validate(self) -> None:
         bad = [t for t in self.targets if t not in ALL_TARGETS]
@@ -137,6 +165,21 @@ class SimulateConfig:
             raise ConfigError("--n / n_per_class: must be at least 1")
         if self.workers < 1:
             raise ConfigError("--workers: must be at least 1")
+        if self.identities < 0:
+            raise ConfigError(f"--identities: must be 0 (off) or more, got {self.identities}")
+        if self.identities and self.targets != ["walker"]:
+            raise ConfigError("--identities: give --targets walker (identities are virtual Boulic walkers; "
+                              "mocap identities need several recordings per person and are not supported yet)")
+        if self.identities:
+            for k, v in vars(self.identity).items():
+                _check_range(f"identity.{k}", v)
+            i = self.identity
+            if min(i.height_m) <= 0 or min(i.leg_scale) <= 0 or min(i.arm_scale) <= 0 or min(i.speed_mps) <= 0:
+                raise ConfigError("identity: height_m, leg_scale, arm_scale and speed_mps must be positive")
+            if min(i.speed_sd_mps) < 0 or min(i.arm_swing) < 0 or min(i.torso_sway) < 0:
+                raise ConfigError("identity: speed_sd_mps, arm_swing and torso_sway must be >= 0")
+            if max(abs(a) for a in i.step_asymmetry) >= 0.5:
+                raise ConfigError("identity.step_asymmetry: must lie within (-0.5, 0.5)")
         r, p = self.radar, self.processing
         for key, v in (("radar.carrier_hz", r.carrier_hz), ("radar.prf_hz", r.prf_hz), ("radar.duration_s", r.duration_s)):
             if v <= 0:
@@ -184,9 +227,23 @@ class SimulateConfig:
         per_image = 4 * h * w + (8 * n_samples if self.save_iq else 0)
         # one observation's STFT (nfft x columns x oversampling, complex) is the largest array a worker builds
         stft = 16 * max(self.processing.nfft, h) * w * self.processing.time_oversample
-        total = self.n_per_class * len(self.targets)
+        total = self.n_total()
         check_fits(2 * per_image * total + stft * self.workers, f"simulating {total} spectrograms of {h}x{w}",
                    "lower --n or processing.image_size, or simulate in shards (--shard i/N, then mdcli merge)")
+
+
+def config_text(cfg: SimulateConfig) -> str:
+    """The YAML stored in the artifact; without the identity keys when identities are off, so that plain
+    `simulate` files keep the config text they had before identities existed."""
+    import yaml
+
+    from mdcli.config import to_dict
+
+    d = to_dict(cfg)
+    if not cfg.identities:
+        d.pop("identities")
+        d.pop("identity")
+    return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
 
 
 def _check_range(key: str, v: list[float]) -> None:

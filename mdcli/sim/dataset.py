@@ -2,7 +2,8 @@
 
 Sample i of target T draws all its randomness from SeedSequence([seed, T's index
 in ALL_TARGETS, i]), so results do not depend on the number of workers, the order of
-`--targets`, or which other targets are simulated.
+`--targets`, or which other targets are simulated. With `identities: N` the classes are
+N virtual walkers and sample index = identity * n_per_class + window (see identity.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from mdcli.artifacts import Spectrograms
 from mdcli.sim.bird import bird_signal, sample_bird
 from mdcli.sim.config import ALL_TARGETS, SimulateConfig
+from mdcli.sim.identity import IDENTITY_PARAM_NAMES, draw_identity, sample_window, window_rng
 from mdcli.sim.mocap import mocap_signal, sample_mocap
 from mdcli.sim.rotor import drone_signal, helicopter_signal, sample_drone, sample_helicopter
 from mdcli.sim.scene import draw_scene
@@ -37,7 +39,7 @@ MODELS: dict[str, tuple[Callable, Callable]] = {
 # Per-sample physical parameters stored under /params (NaN where they do not apply).
 PARAM_NAMES = (
     "radial_speed_mps", "speed_mps", "aspect_deg", "snr_db", "range_m", "max_doppler_hz",
-    "height_m", "relative_velocity", "gait_cycle_s", "rpm", "blade_length_m", "n_blades", "n_rotors", "tail_blades", "tail_gear_ratio",
+    "height_m", "relative_velocity", "gait_cycle_s", "rpm", "rpm_min", "rpm_max", "blade_length_m", "n_blades", "n_rotors", "tail_blades", "tail_gear_ratio",
     "flap_hz", "flap_amplitude_deg", "wingspan_m", "altitude_m", "blade_rcs_rel",
     "wheel_radius_m", "wheelbase_m", "rim_points",
 )
@@ -57,11 +59,20 @@ def slow_time(cfg: SimulateConfig) -> np.ndarray:
 
 def simulate_signal(cfg: SimulateConfig, target: str, index: int) -> tuple[np.ndarray, dict]:
     """Noisy complex slow-time signal of sample `index` of `target`, and its parameters."""
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, ALL_TARGETS.index(target), index]))
+    sample_params, signal = MODELS[target]
+    if cfg.identities:
+        ident_i, window = divmod(index, cfg.n_per_class)
+        ident = draw_identity(cfg.identity, cfg.seed, ALL_TARGETS.index(target), ident_i)
+        rng = window_rng(cfg.seed, ALL_TARGETS.index(target), ident_i, window)
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, ALL_TARGETS.index(target), index]))
     wavelength = C / cfg.radar.carrier_hz
     scene = draw_scene(cfg.scene, slow_time(cfg), cfg.radar.height_m, wavelength, rng)
-    sample_params, signal = MODELS[target]
-    p = sample_params(getattr(cfg, target), rng)
+    if cfg.identities:
+        p = sample_window(ident, rng)
+        p.update(identity=ident_i, window=window)
+    else:
+        p = sample_params(getattr(cfg, target), rng)
     sig, fmax, v_r = signal(p, scene, rng)
     snr = rng.uniform(*cfg.scene.snr_db)
     sig = add_noise(sig, snr, rng)
@@ -121,7 +132,8 @@ def simulate_dataset(
     {"aliased": count, "max_doppler_hz": largest |f_D|} against the PRF/2 limit. Every sample is
     seeded by (seed, target, index), so shards concatenated in order equal the whole run.
     """
-    tasks = [(target, i) for target in cfg.targets for i in range(cfg.n_per_class)]
+    per_target = cfg.n_per_class * (cfg.identities or 1)  # identities: index = identity * n_per_class + window
+    tasks = [(target, i) for target in cfg.targets for i in range(per_target)]
     if shard is not None:
         tasks = tasks[slice(*shard_range(len(tasks), shard))]
     chunks = [tasks[k : k + chunk] for k in range(0, len(tasks), chunk)]
@@ -141,22 +153,27 @@ def simulate_dataset(
                     progress(len(c))
     doppler, time = axes(cfg)
     n = len(results)
-    params = {name: np.full(n, np.nan) for name in PARAM_NAMES}
+    names = PARAM_NAMES + (IDENTITY_PARAM_NAMES if cfg.identities else ())
+    params = {name: np.full(n, np.nan) for name in names}
     for k, r in enumerate(results):
         for name, v in r.params.items():
             if name in params:
                 params[name][k] = float(v)
-    labels = np.array([cfg.targets.index(t) for t, _ in tasks], dtype=np.int64)
+    if cfg.identities:
+        labels = np.array([i // cfg.n_per_class for _, i in tasks], dtype=np.int64)
+    else:
+        labels = np.array([cfg.targets.index(t) for t, _ in tasks], dtype=np.int64)
+    task_target = np.array([t for t, _ in tasks])
     nyquist = cfg.radar.prf_hz / 2
     report = {}
-    for ci, target in enumerate(cfg.targets):
-        fm = params["max_doppler_hz"][labels == ci]
+    for target in cfg.targets:
+        fm = params["max_doppler_hz"][task_target == target]
         if len(fm):
             report[target] = {"aliased": int((fm > nyquist).sum()), "n": int(len(fm)), "max_doppler_hz": float(fm.max())}
     data = Spectrograms(
         spectrograms=np.stack([r.image for r in results]),
         labels=labels,
-        class_names=list(cfg.targets),
+        class_names=cfg.class_names(),
         doppler_hz=doppler,
         time_s=time,
         carrier_hz=cfg.radar.carrier_hz,

@@ -75,7 +75,8 @@ def drone_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.nd
     """Multirotor: body and hub points, and n_rotors horizontal rotors (Chen's blade model).
 
     Rotors sit on arms around the body, alternate their spin and differ by a few
-    per cent in rpm, as a flight controller's thrust corrections make them.
+    per cent in rpm, as a flight controller's thrust corrections make them; p's
+    "rpm" becomes the rotors' mean rpm (with "rpm_min", "rpm_max"), what was simulated.
     Returns (signal, max Doppler in Hz, bulk radial speed in m/s).
     """
     body = scene.track(p["speed_mps"], p["altitude_m"])
@@ -92,6 +93,8 @@ def drone_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.nd
     hubs = body[None] + arm * (np.cos(ang)[:, None, None] * e1 + np.sin(ang)[:, None, None] * e2)  # (n, Jc, 3)
     spin = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
     rpm = spin * p["rpm"] * (1.0 + 0.03 * rng.standard_normal(n))
+    # Store what was simulated, not the drawn centre: the rotors' mean, slowest and fastest rpm.
+    p.update(rpm=float(np.abs(rpm).mean()), rpm_min=float(np.abs(rpm).min()), rpm_max=float(np.abs(rpm).max()))
     s, f = blade_returns(
         scene, hubs, e1, e2, rpm, p["n_blades"], length, p["blade_rcs_rel"], rng.uniform(0, 2 * np.pi, n)
     )

@@ -11,7 +11,11 @@ advance 1.346 sqrt(rv) per cycle without the H_t factor walk at rv m/s instead).
 Choices where the ports disagree: the lateral and forward oscillation amplitudes
 above rv = 0.5 take the sign that keeps them continuous at rv = 0.5 (Chen's
 listing flips it); the elbow keyframe uses (rv - 1.3), not Chen's (rv - 0.13)
-typo; each segment scatters from its midpoint; the pelvis roll is 1.66 rv deg.
+typo; each segment scatters from its midpoint, and each toe tip (the far end of
+the foot segment) is a point scatterer of its own (a sphere of the foot's radius),
+so the limb edge reaches the toe's Doppler, 3.8-4.7 times the torso's over
+v = 0.9-2 m/s as in Chen's reference code (the foot midpoint alone reaches only
+3.3-4.0 times); the pelvis roll is 1.66 rv deg.
 """
 
 from __future__ import annotations
@@ -46,10 +50,14 @@ SEG_A = np.array([s[0] for s in SEGMENTS])
 SEG_B = np.array([s[1] for s in SEGMENTS])
 SEG_RADIUS = np.array([s[2] for s in SEGMENTS])
 TORSO_SEGMENT = 1
+TOES = (L_TOE, R_TOE)  # point scatterers after the 16 segments (rows 16, 17 of walker_ranges)
+STYLE_KEYS = ("leg_scale", "arm_scale", "arm_swing", "step_asymmetry", "torso_sway")  # see joints_body_frame
+TOE_RADIUS = 0.05  # m, the foot segment's radius: sqrt(RCS) of a sphere = sqrt(pi) r
 
 
-def relative_velocity(speed: float, height: float) -> float:
-    return speed / (THIGH_FRACTION * height)
+def relative_velocity(speed: float, height: float, leg_scale: float = 1.0) -> float:
+    """rv = v / H_t, the thigh height H_t = 0.491 H (times the body's leg_scale, see joints_body_frame)."""
+    return speed / (THIGH_FRACTION * height * leg_scale)
 
 
 def cycle_duration(rv: float) -> float:
@@ -86,8 +94,14 @@ def _periodic_pchip(x: list[float], y: list[float], t: np.ndarray) -> np.ndarray
     return h00 * yy[i] + h10 * h[i] * d[i] + h01 * yy[i + 1] + h11 * h[i] * d[i + 1]
 
 
-def trajectories(rv: float, t: np.ndarray) -> dict[str, np.ndarray]:
-    """Boulic's translations (m) and joint angles (deg) for the right side at normalised time t."""
+def trajectories(rv: float, t: np.ndarray, style: dict | None = None) -> dict[str, np.ndarray]:
+    """Boulic's translations (m) and joint angles (deg) for the right side at normalised time t.
+
+    style (a virtual walker's identity, all optional): arm_swing scales the shoulder swing amplitude;
+    torso_sway the lateral sway and the pelvis roll; step_asymmetry a makes the left hip and knee
+    flex (1 + a) and the right (1 - a) times Boulic's angles (a longer step on one side).
+    """
+    style = style or {}
     two_pi = 2 * np.pi
     dc = cycle_duration(rv)
     ds = 0.752 - 0.143 / dc  # relative support duration
@@ -99,6 +113,8 @@ def trajectories(rv: float, t: np.ndarray) -> dict[str, np.ndarray]:
     av = 0.015 * rv
     out["z"] = -av + av * np.sin(two_pi * (2 * t - 0.35))
     al = -0.128 * rv**2 + 0.128 * rv if rv < 0.5 else 0.032
+    if "torso_sway" in style:
+        al = al * style["torso_sway"]
     out["y"] = al * np.sin(two_pi * (t - 0.1))
     af = -0.084 * rv**2 + 0.084 * rv if rv < 0.5 else 0.021
     out["x"] = af * np.sin(two_pi * (2 * t + 2 * (0.625 - ds)))
@@ -106,6 +122,8 @@ def trajectories(rv: float, t: np.ndarray) -> dict[str, np.ndarray]:
     a1 = -8 * rv**2 + 8 * rv if rv < 0.5 else 2.0
     out["pitch"] = -a1 + a1 * np.sin(two_pi * (2 * t - 0.1))
     a2 = 1.66 * rv
+    if "torso_sway" in style:
+        a2 = a2 * style["torso_sway"]
     out["roll"] = np.select(
         [t < 0.15, t < 0.5, t < 0.65],
         [-a2 + a2 * np.cos(two_pi * 10 / 3 * t), -a2 - a2 * np.cos(two_pi * 10 / 7 * (t - 0.15)),
@@ -131,10 +149,16 @@ def trajectories(rv: float, t: np.ndarray) -> dict[str, np.ndarray]:
         ankle = ([0, 0.08, 0.5 - 0.1 * u, ds, 0.85], [5 * u - 3, 4 * u - 18, 8 - 3 * u, -20 - 8 * u, 5 * u - 3])
         elbow = ([0.05, 0.51 + 0.04 * u, 0.9 - 0.1 * u], [14 - 6 * u, 44 + 26 * u, 17 - 6 * u])
     a_s = 9.88 * rv
+    if "arm_swing" in style:
+        a_s = a_s * style["arm_swing"]
     for side, shift in (("r", 0.0), ("l", 0.5)):
         ts = (t + shift) % 1.0
         out[f"hip_{side}"] = _periodic_pchip(*hip, ts)
         out[f"knee_{side}"] = _periodic_pchip(*knee, ts)
+        if "step_asymmetry" in style:
+            k = 1.0 + style["step_asymmetry"] * (1.0 if side == "l" else -1.0)
+            out[f"hip_{side}"] = out[f"hip_{side}"] * k
+            out[f"knee_{side}"] = out[f"knee_{side}"] * k
         out[f"ankle_{side}"] = _periodic_pchip(*ankle, ts)
         out[f"elbow_{side}"] = _periodic_pchip(*elbow, ts)
         out[f"shoulder_{side}"] = 3 - a_s / 2 - a_s * np.cos(2 * np.pi * ts)
@@ -160,15 +184,20 @@ def _hang(alpha: np.ndarray) -> np.ndarray:
     return np.stack([np.sin(alpha), np.zeros_like(alpha), -np.cos(alpha)], -1)
 
 
-def joints_body_frame(height: float, rv: float, t: np.ndarray) -> np.ndarray:
+def joints_body_frame(height: float, rv: float, t: np.ndarray, style: dict | None = None) -> np.ndarray:
     """(P, 17, 3) joint positions in the body frame (x forward, y left, z up; spine origin at 0).
 
     Forward kinematics of Chen's implementation: the legs hang from the hips and get
     the pelvis roll and torsion; the trunk, head and arms get the thorax torsion and
-    forward pitch; the whole body gets the translation oscillations.
+    forward pitch; the whole body gets the translation oscillations. style: see
+    trajectories, and leg_scale / arm_scale multiply the leg (thigh, shank, foot) and
+    arm segment lengths (a person's proportions; rv must then use H_t times leg_scale).
     """
     H = height
-    tr = trajectories(rv, t)
+    style = style or {}
+    tr = trajectories(rv, t, style)
+    leg = H * style["leg_scale"] if "leg_scale" in style else H
+    arm = H * style["arm_scale"] if "arm_scale" in style else H
     rad = np.deg2rad
     P = len(t)
     j = np.zeros((P, 17, 3))
@@ -178,14 +207,14 @@ def joints_body_frame(height: float, rv: float, t: np.ndarray) -> np.ndarray:
     ):
         f_hip, f_knee, f_ank = rad(tr[f"hip_{side}"]), rad(tr[f"knee_{side}"]), rad(tr[f"ankle_{side}"])
         j[:, hip_i] = [0.0, y * HALF_HIP * H, 0.0]
-        j[:, knee_i] = j[:, hip_i] + L_THIGH * H * _hang(f_hip)
-        j[:, ank_i] = j[:, knee_i] + L_SHANK * H * _hang(f_hip - f_knee)
+        j[:, knee_i] = j[:, hip_i] + L_THIGH * leg * _hang(f_hip)
+        j[:, ank_i] = j[:, knee_i] + L_SHANK * leg * _hang(f_hip - f_knee)
         foot = f_hip - f_knee + f_ank
-        j[:, toe_i] = j[:, ank_i] + L_FOOT * H * np.stack([np.cos(foot), np.zeros(P), np.sin(foot)], -1)
+        j[:, toe_i] = j[:, ank_i] + L_FOOT * leg * np.stack([np.cos(foot), np.zeros(P), np.sin(foot)], -1)
         f_sho, f_elb = rad(tr[f"shoulder_{side}"]), rad(tr[f"elbow_{side}"])
         j[:, sho_i] = [0.0, y * HALF_SHOULDER * H, L_TORSO * H]
-        j[:, elb_i] = j[:, sho_i] + L_UPPER_ARM * H * _hang(f_sho)
-        j[:, hand_i] = j[:, elb_i] + L_LOWER_ARM * H * _hang(f_sho + f_elb)
+        j[:, elb_i] = j[:, sho_i] + L_UPPER_ARM * arm * _hang(f_sho)
+        j[:, hand_i] = j[:, elb_i] + L_LOWER_ARM * arm * _hang(f_sho + f_elb)
     j[:, NECK] = [0.0, 0.0, L_TORSO * H]
     j[:, HEAD] = [0.0, 0.0, (L_TORSO + L_HEAD) * H]
     legs = [L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANK, R_ANK, L_TOE, R_TOE]
@@ -217,14 +246,16 @@ def sample_walker(cfg: WalkerConfig, rng: np.random.Generator) -> dict:
 
 
 def walker_ranges(p: dict, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """Coarse-grid ranges (16, Jc) of the segment midpoints and their amplitudes sqrt(RCS) (16, Jc)."""
+    """Coarse-grid ranges (18, Jc) and amplitudes sqrt(RCS) (18, Jc): the 16 segment midpoints, then the 2 toe tips."""
     H, v = p["height_m"], p["speed_mps"]
-    rv = relative_velocity(v, H)
+    style = {k: p[f"id_{k}"] for k in STYLE_KEYS if f"id_{k}" in p}  # a virtual walker's identity (identity.py)
+    leg = style.get("leg_scale", 1.0)
+    rv = relative_velocity(v, H, leg)
     phase = (scene.tc / cycle_duration(rv) + p["phase0"]) % 1.0
-    jb = joints_body_frame(H, rv, phase)  # (Jc, 17, 3) body frame
+    jb = joints_body_frame(H, rv, phase, style)  # (Jc, 17, 3) body frame
     # Body frame -> world: x along the heading, y to the left, spine origin at thigh height.
     rot = np.stack([scene.heading, scene.lateral, UP], 0)  # rows: world images of the body axes
-    jw = jb @ rot + scene.track(v, THIGH_FRACTION * H)[:, None, :]
+    jw = jb @ rot + scene.track(v, THIGH_FRACTION * H * leg)[:, None, :]
     a_pts, b_pts = jw[:, SEG_A], jw[:, SEG_B]  # (Jc, 16, 3)
     mid = 0.5 * (a_pts + b_pts)
     axis = b_pts - a_pts
@@ -233,7 +264,9 @@ def walker_ranges(p: dict, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     r = np.linalg.norm(los, axis=-1)
     cos_t = np.einsum("jki,jki->jk", los, axis) / (r * 2 * half_len)
     amp = np.sqrt(ellipsoid_rcs(SEG_RADIUS, half_len, cos_t))
-    return r.T, amp.T
+    r_toe = np.linalg.norm(scene.radar_pos - jw[:, list(TOES)], axis=-1)  # (Jc, 2)
+    amp_toe = np.full_like(r_toe, np.sqrt(np.pi) * TOE_RADIUS)
+    return np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
 
 
 def walker_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
