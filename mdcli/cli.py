@@ -1110,6 +1110,71 @@ def diagnose_generation(
         _kv_table(f"memorisation, TSTR and augmentation (seeds {cfg.seeds}; test: {real})", rows)
 
 
+@diagnose_app.command(
+    "gain",
+    epilog=("Examples:\n\n"
+            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20,50 --seeds 5\n\n"
+            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20,50 --seeds 5 --jobs 4 "
+            "--arm gen=append:samples.h5 --arm sim=pretrain:sim.h5 --arm var=append:variations.h5,weight=0.3 "
+            "--arm cas=only:samples.h5 --json --plot figs/\n\n"
+            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20 --seeds 3 "
+            "--arm gen=append:runs/gen_{n}_{seed}/samples.h5   # one generator per subset (mdcli subset --per-class N --seed S)\n\n"
+            "Modes: append (weight, ratio, prob), pretrain (finetune=all|head), mixed-then-real (weight, ratio, prob), only."),
+)
+@user_errors
+def diagnose_gain(
+    train: Annotated[Path, typer.Option("--train", help="Real training spectrograms (the N per class are drawn from it).")] = Path("train.h5"),
+    test: Annotated[Path, typer.Option("--test", help="Held-out real spectrograms (disjoint from --train and every arm's lineage).")] = Path("test.h5"),
+    per_class: Annotated[str, typer.Option("--per-class", help="Real windows per class, comma-separated (e.g. 20,50).")] = "20,50",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds 0..K-1: one paired subset and initialisation each.")] = 5,
+    arm: Annotated[Optional[list[str]], typer.Option("--arm", help="NAME=MODE:FILE[,key=value...] (repeatable); FILE may hold {n} and {seed}.")] = None,
+    split: Annotated[str, typer.Option("--split", help="How the N per class are drawn: auto (blocked when the data has /sequence), blocked, random.")] = "auto",
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Classifier fits in this many processes (one thread each; same numbers for any value).")] = 1,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    plot_dir: PlotDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
+    from mdcli.config import load_config
+    from mdcli.gain import GainConfig, gain_report, parse_arm, plan, verdict_text
+    from mdcli.progress import progress_bar
+    from mdcli.stats import fmt_spread
+
+    cfg = load_config(GainConfig, config, set_, {})
+    cfg.validate()
+    try:
+        ns = [int(v) for v in per_class.split(",") if v.strip()]
+    except ValueError:
+        raise MdcliError(f"--per-class {per_class}: expected comma-separated integers, e.g. 20,50") from None
+    arms = [parse_arm(a) for a in arm or []]
+    _require(train, "spectrograms")
+    _require(test, "spectrograms")
+    p = plan(train, test, arms, ns, list(range(seeds)), split)
+    with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
+        report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
+    if plot_dir is not None:
+        from mdcli.gain import plot_gain
+
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(x) for x in plot_gain(report, plot_dir)]
+    if as_json:
+        _write_json(report)
+        return
+    table = Table(title=f"diagnose gain: {train} -> {test} ({report['split']} subsets, {seeds} seeds)")
+    for c in ("N", "arm", "mode", "accuracy", "macro-F1", "gain over real (95% CI)", "wins", "note"):
+        table.add_column(c, justify="right" if c in ("N", "accuracy", "macro-F1", "wins") else "left")
+    for n, rows in report["results"].items():
+        for name, r in rows.items():
+            g = r["gain"]
+            note = f"generator saw {r['generator_saw']} > {n} real windows" if r["generator_saw_more"] else ""
+            table.add_row(n, name, report["arms"][name]["mode"], fmt_spread(r["accuracy"]["values"], ".3f", ".3f"),
+                          fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"), verdict_text(g),
+                          f"{g['wins']}/{g['seeds']}" if g else "", note)
+    console.print(table)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """The entry point. Click's usage errors (an unknown option, a value of the wrong type, a missing
     option) become one line naming the command and option, exit code 2, like every other user error;

@@ -209,23 +209,111 @@ def classic_augment(xb: torch.Tensor, gen: torch.Generator, cfg: FitConfig) -> t
 
 
 def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: FitConfig, seed: int,
-                   augment: bool = False, device: torch.device | str = "cpu") -> SpectrogramClassifier:
-    """Train a fresh classifier on (x in [-1, 1], y) with a fixed budget; seeded; -> model in eval mode."""
+                   augment: bool = False, device: torch.device | str = "cpu", extra: "ExtraSet | None" = None,
+                   model: SpectrogramClassifier | None = None, head_only: bool = False) -> SpectrogramClassifier:
+    """Train a classifier on (x in [-1, 1], y) with a fixed budget; seeded; -> model in eval mode.
+
+    A fresh one (its initial weights depend on `seed` alone: the same for every arm of a paired comparison), or
+    `model` trained further (all of it, or its head alone). `extra` mixes extra images into each batch (see
+    ExtraSet); classic augmentation applies to the real images only. The real batches depend on (len(x), seed)
+    alone, so arms that differ only in their extra images see the same real images at every step."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    model = SpectrogramClassifier(cfg.net, n_classes).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=common.fused_adamw(device))
+    model = (model or SpectrogramClassifier(cfg.net, n_classes)).to(device)
+    params = trainable(model, head_only)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=common.fused_adamw(device))
     optim = common.OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
     model.train()
+    bs = min(cfg.batch_size, len(x))
     for step in range(cfg.steps):
         for g in opt.param_groups:
             g["lr"] = common.lr_at(step, optim)
-        idx = torch.from_numpy(common.batch_indices(len(x), min(cfg.batch_size, len(x)), step, seed))
+        idx = torch.from_numpy(common.batch_indices(len(x), bs, step, seed))
         xb, yb = x[idx].to(device), y[idx].to(device)
         if augment:
             xb = classic_augment(xb, gen, cfg)
-        loss = F.cross_entropy(model(xb), yb)
+        w = None
+        if extra is not None:
+            xb, yb, w = extra.mix(xb, yb, step, bs)
+        loss = weighted_cross_entropy(model(xb), yb, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    for p in model.parameters():
+        p.requires_grad_(True)
     return model.eval()
+
+
+def trainable(model: SpectrogramClassifier, head_only: bool) -> list[torch.nn.Parameter]:
+    """The parameters to optimise: all, or the head alone (the rest frozen)."""
+    for p in model.parameters():
+        p.requires_grad_(not head_only)
+    for p in model.head.parameters():
+        p.requires_grad_(True)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def fresh_head(model: SpectrogramClassifier, n_classes: int, seed: int) -> SpectrogramClassifier:
+    """Replace the head by a new, seeded one for `n_classes` classes (fine-tuning on other classes)."""
+    torch.manual_seed(np.random.SeedSequence([seed, 37]).generate_state(1)[0])
+    model.head = torch.nn.Linear(model.head.in_features, n_classes).to(model.head.weight.device)
+    return model
+
+
+def weighted_cross_entropy(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy averaged with per-image weights (None: the plain mean)."""
+    if w is None:
+        return F.cross_entropy(logits.float(), y)
+    ce = F.cross_entropy(logits.float(), y, reduction="none")
+    return (ce * w).sum() / w.sum().clamp_min(1e-12)
+
+
+@dataclass
+class ExtraOptions:
+    """How extra (generated, simulated, other) images enter the batches of real ones."""
+
+    weight: float = 1.0  # loss weight of an extra image (a real one weighs 1)
+    ratio: float = 1.0  # extra images per real image in each batch (added on top of the real batch)
+    prob: float = 0.0  # chance that a real image of a batch is swapped for an extra image of its class (DA-Fusion)
+
+    def validate(self, what: str = "extra") -> None:
+        if not 0 <= self.weight <= 1:
+            raise ConfigError(f"{what} weight: must be in [0, 1], got {self.weight}")
+        if not 0 <= self.prob <= 1:
+            raise ConfigError(f"{what} prob: must be in [0, 1], got {self.prob}")
+        if not 0 <= self.ratio <= 64:
+            raise ConfigError(f"{what} ratio: must be in [0, 64], got {self.ratio}")
+        if self.ratio == 0 and self.prob == 0:
+            raise ConfigError(f"{what}: ratio 0 and prob 0 would never use an extra image")
+
+
+class ExtraSet:
+    """Extra images (x in [-1, 1], labels in the real data's class order) mixed into real batches, seeded per step
+    (a resumed run mixes exactly as an uninterrupted one)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, opts: ExtraOptions, seed: int):
+        self.x, self.y, self.opts, self.seed = x, y, opts, seed
+        self.by_class = {int(c): torch.nonzero(y == c).flatten() for c in torch.unique(y)}
+
+    def mix(self, xb: torch.Tensor, yb: torch.Tensor, step: int, batch_size: int
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (images, labels, loss weights): the real batch with some images swapped (prob), and
+        round(ratio * batch_size) extra images appended (ratio)."""
+        o = self.opts
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 31, step]))
+        w = torch.ones(len(xb), device=xb.device)
+        if o.prob > 0:
+            xb, yb = xb.clone(), yb
+            swap = rng.random(len(xb)) < o.prob
+            for i in np.flatnonzero(swap):
+                pool = self.by_class.get(int(yb[i]))
+                if pool is not None and len(pool):
+                    xb[i] = self.x[pool[int(rng.integers(len(pool)))]].to(xb.device)
+                    w[i] = o.weight
+        k = int(round(o.ratio * batch_size))
+        if k > 0:
+            idx = torch.from_numpy(rng.choice(len(self.x), k, replace=k > len(self.x)))
+            xb = torch.cat([xb, self.x[idx].to(xb.device)])
+            yb = torch.cat([yb, self.y[idx].to(yb.device)])
+            w = torch.cat([w, torch.full((k,), o.weight, device=xb.device)])
+        return xb, yb, w
