@@ -337,7 +337,10 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
         "Examples:\n\n"
         "  mdcli train-classifier --data data.h5 -o classifier.h5\n\n"
         "  mdcli train-classifier --data data.h5 --seed 1 -o judge.h5   # an independent judge\n\n"
-        "  mdcli train-classifier --config configs/tiny/train-classifier.yaml --data tiny.h5 -o clf.h5"
+        "  mdcli train-classifier --config configs/tiny/train-classifier.yaml --data tiny.h5 -o clf.h5\n\n"
+        "  mdcli train-classifier --data few20.h5 --extra samples.h5 --extra-weight 0.5 --extra-ratio 1 -o clf.h5   # augmented\n\n"
+        "  mdcli train-classifier --data sim.h5 -o sim_clf.h5 && mdcli train-classifier --data few20.h5 --init sim_clf.h5 "
+        "--finetune all -o clf.h5   # pretrain, then fine-tune (a fresh head for other classes)"
     ),
 )
 @user_errors
@@ -354,6 +357,12 @@ def train_classifier_cmd(
     resume: ResumeOpt = False,
     stop_after: StopAfterOpt = None,
     quiet: QuietOpt = False,
+    extra: Annotated[Optional[Path], typer.Option("--extra", help="Extra spectrograms (generated, simulated) mixed into every batch.")] = None,
+    extra_weight: Annotated[Optional[float], typer.Option("--extra-weight", help="Loss weight of an extra image, in [0, 1] (a real one: 1).")] = None,
+    extra_ratio: Annotated[Optional[float], typer.Option("--extra-ratio", help="Extra images per real image in each batch (default 1).")] = None,
+    extra_prob: Annotated[Optional[float], typer.Option("--extra-prob", help="Chance a real image is swapped for an extra one of its class.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this classifier (fresh head when its classes differ).")] = None,
+    finetune: Annotated[Optional[str], typer.Option("--finetune", help="With --init: all | head (train the head alone).")] = None,
 ) -> None:
     """Train a small spectrogram CNN on the class labels (held-out validation accuracy recorded).
 
@@ -362,14 +371,26 @@ def train_classifier_cmd(
     from mdcli.config import load_config, to_yaml
     from mdcli.train.classifier import TrainClassifierConfig, train_classifier
 
-    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_})
+    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
+                      "extra.weight": extra_weight, "extra.ratio": extra_ratio, "extra.prob": extra_prob, "finetune": finetune})
     if dry_run:
         _print_config(to_yaml(cfg))
         return
     _check_input(data, "--data")
+    if extra is None and (extra_weight, extra_ratio, extra_prob) != (None, None, None):
+        raise MdcliError("--extra-weight / --extra-ratio / --extra-prob: give the extra images with --extra FILE")
+    if init is None and finetune is not None:
+        raise MdcliError("--finetune: give the classifier to start from with --init FILE")
+    for path, option, kind in ((extra, "--extra", "spectrograms"), (init, "--init", "classifier")):
+        if path is not None:
+            _check_input(path, option)
+            _require(path, kind)
+    from mdcli.train.classifier import check_extra_init
+
+    check_extra_init(cfg, data, extra, init)  # classes and image sizes, before the progress bar
     output = _output_path(output)
     res = _run_training("train-classifier", output, cfg.train.steps, stop_after, quiet,
-                        lambda adv: train_classifier(cfg, data, output, resume, stop_after, adv, err_console.print))
+                        lambda adv: train_classifier(cfg, data, output, resume, stop_after, adv, err_console.print, extra, init))
     if res is None:
         return
     if not quiet:
@@ -768,14 +789,17 @@ def split_cmd(
 def subset_cmd(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact (e.g. the training part of `split`).")],
     per_class: Annotated[int, typer.Option("--per-class", min=1, help="Spectrograms to keep per class.")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of the draw (diagnose generation's few-shot draw with this seed).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the draw (diagnose gain's subset for this N and seed).")] = 0,
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms file to write.")] = Path("subset.h5"),
+    split: Annotated[str, typer.Option("--split", help="auto (blocked when the data has /sequence) | blocked (a contiguous "
+                                       "run per class) | random (diagnose generation's draw).")] = "auto",
 ) -> None:
-    """Keep N spectrograms per class: the few-shot subset `diagnose generation` draws with the same seed, so a
-    generator trained on it alone measures the augmentation gain of a user who has only N real images."""
+    """Keep N spectrograms per class: the few-shot subset `diagnose gain` uses for this N and seed (with --split random,
+    the one `diagnose generation` draws), so a generator trained on it alone measures the augmentation gain of a
+    user who has only N real images."""
     from mdcli.artifacts import Spectrograms, parent_record
     from mdcli.errors import MdcliError
-    from mdcli.generation import few_per_class
+    from mdcli.gain import few_shot_indices, resolved_split
 
     _require(path, "spectrograms")
     output = _output_path(output)
@@ -783,8 +807,9 @@ def subset_cmd(
     short = [(c, k) for c, k in data.class_counts().items() if k < per_class]
     if short:
         raise MdcliError(f"--per-class {per_class}: {path} holds only {short[0][1]} spectrograms of class '{short[0][0]}'")
-    idx = few_per_class(data.labels, per_class, seed)
-    data.select(idx).save(output, f"per_class: {per_class}\nseed: {seed}\n", seed, [parent_record(path)])
+    idx = few_shot_indices(data.labels, per_class, seed, data.sequence, split)
+    data.select(idx).save(output, f"per_class: {per_class}\nseed: {seed}\nsplit: {resolved_split(split, data)}\n", seed,
+                          [parent_record(path)])
     console.print(f"wrote {output}: {per_class} per class ({len(idx)}) of {len(data)} in {path}")
 
 
@@ -1163,16 +1188,21 @@ def diagnose_gain(
         _write_json(report)
         return
     table = Table(title=f"diagnose gain: {train} -> {test} ({report['split']} subsets, {seeds} seeds)")
-    for c in ("N", "arm", "mode", "accuracy", "macro-F1", "gain over real (95% CI)", "wins", "note"):
+    for c in ("N", "arm", "mode", "accuracy", "macro-F1", "gain over real (95% CI)", "wins"):
         table.add_column(c, justify="right" if c in ("N", "accuracy", "macro-F1", "wins") else "left")
+    notes = []
     for n, rows in report["results"].items():
         for name, r in rows.items():
             g = r["gain"]
-            note = f"generator saw {r['generator_saw']} > {n} real windows" if r["generator_saw_more"] else ""
-            table.add_row(n, name, report["arms"][name]["mode"], fmt_spread(r["accuracy"]["values"], ".3f", ".3f"),
-                          fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"), verdict_text(g),
-                          f"{g['wins']}/{g['seeds']}" if g else "", note)
+            if r["generator_saw_more"]:
+                notes.append(f"{name}* at N = {n}: generator saw {r['generator_saw']} > {n} real windows per class "
+                             "(the optimistic setting: train one generator per subset, FILE with {n} and {seed})")
+            table.add_row(n, name + ("*" if r["generator_saw_more"] else ""), report["arms"][name]["mode"],
+                          fmt_spread(r["accuracy"]["values"], ".3f", ".3f"), fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"),
+                          verdict_text(g), f"{g['wins']}/{g['seeds']}" if g else "")
     console.print(table)
+    for line in notes:
+        console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

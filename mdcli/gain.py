@@ -24,7 +24,7 @@ from mdcli import stats
 from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
 from mdcli.data import model_images
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.generation import check_held_out, check_lineage_held_out, embed, few_per_class, find_training_data
+from mdcli.generation import _align_labels, check_held_out, check_lineage_held_out, embed, few_per_class, find_training_data
 from mdcli.models.classifier import SpectrogramClassifier
 from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig, fit_classifier, fresh_head
 
@@ -159,14 +159,6 @@ def macro_f1(pred: np.ndarray, y: np.ndarray, n_classes: int) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def _align(data: Spectrograms, names: list[str], what: str) -> np.ndarray:
-    """Labels of `data` in the real data's class order; a class the real data lacks is an error."""
-    other = [c for c in data.class_names if c not in names]
-    if other:
-        raise MdcliError(f"{what}: holds class '{other[0]}', which the real data lacks ({', '.join(names)})")
-    return np.array([names.index(c) for c in data.class_names], np.int64)[data.labels]
-
-
 def _digest(*arrays) -> str:
     h = hashlib.sha256()
     for a in arrays:
@@ -243,7 +235,7 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
                     if len(extra) == 0:
                         raise MdcliError(f"{what}: holds no images")
                     if arm.mode != "pretrain":
-                        _align(extra, names, what)
+                        _align_labels(extra, names, what)  # type: ignore[arg-type]  # a class the real data lacks: an error
                     check_held_out(test, test_path, extra, what)
                     for model in _lineage_models(path):
                         check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
