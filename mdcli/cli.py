@@ -1158,6 +1158,7 @@ def diagnose_gain(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the --json report to this file (the table still prints).")] = None,
     plot_dir: PlotDirOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1184,6 +1185,11 @@ def diagnose_gain(
 
         plot_dir.mkdir(parents=True, exist_ok=True)
         report["figures"] = [str(x) for x in plot_gain(report, plot_dir)]
+    if json_out is not None:
+        from mdcli.artifacts import atomic_path
+
+        with atomic_path(_output_path(json_out)) as tmp:
+            tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
     if as_json:
         _write_json(report)
         return
