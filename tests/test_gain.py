@@ -243,3 +243,23 @@ def test_train_classifier_extra_and_init(runner, tiny_data, tmp_path):
     assert not bad.exists()
     with h5py.File(tmp_path / "ft.h5") as f:
         assert f.attrs["init"] == str(tmp_path / "pre.h5")
+
+
+def test_every_mode_runs_and_pretrain_takes_other_classes(runner, gain_data, tmp_path):
+    """pretrain on a set with other classes (a fresh head for the real ones), mixed-then-real, only, append with
+    prob: each runs from the same initial body as real (tiny budget: this checks the plumbing, not the numbers)."""
+    d = gain_data
+    other = _synthetic(6, 7, k=3)
+    other.class_names = ["walker", "drone", "bird"]
+    other.save(tmp_path / "sim.h5", "sim\n", 0)
+    arms = [f"sim=pretrain:{tmp_path}/sim.h5,finetune=head", f"mix=mixed-then-real:{d}/rest_20_0.h5,weight=0.5",
+            f"cas=only:{d}/rest_20_0.h5", f"swap=append:{d}/rest_20_0.h5,prob=0.5,ratio=0"]
+    r = json.loads(_run(runner, ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"),
+                                 "--per-class", "3", "--seeds", "1", "--json", "-q", "--set", "fit.steps=2",
+                                 "--set", "fit.net.channels=[4]", *[a for arm in arms for a in ("--arm", arm)]]).stdout)
+    rows = r["results"]["3"]
+    assert list(rows) == ["real", "classic", "sim", "mix", "cas", "swap"]
+    assert {k: v["mode"] for k, v in r["arms"].items()}["sim"] == "pretrain"
+    assert r["arms"]["sim"]["options"] == {"finetune": "head"} and r["arms"]["mix"]["options"]["weight"] == 0.5
+    assert all(v["inits"] == rows["real"]["inits"] for v in rows.values())
+    assert all(0 <= v["accuracy"]["mean"] <= 1 for v in rows.values())
