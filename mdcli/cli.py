@@ -1177,6 +1177,7 @@ def diagnose_gain(
     arms = [parse_arm(a) for a in arm or []]
     _require(train, "spectrograms")
     _require(test, "spectrograms")
+    json_out = _output_path(json_out) if json_out is not None else None
     p = plan(train, test, arms, ns, list(range(seeds)), split)
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
@@ -1188,7 +1189,7 @@ def diagnose_gain(
     if json_out is not None:
         from mdcli.artifacts import atomic_path
 
-        with atomic_path(_output_path(json_out)) as tmp:
+        with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
     if as_json:
         _write_json(report)
@@ -1207,6 +1208,9 @@ def diagnose_gain(
                           fmt_spread(r["accuracy"]["values"], ".3f", ".3f"), fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"),
                           verdict_text(g), f"{g['wins']}/{g['seeds']}" if g else "")
     console.print(table)
+    if report["test_sequence_gap"] is not None and report["test_sequence_gap"] < 3:
+        notes.append(f"a test window is {report['test_sequence_gap']} recording step(s) from a training window: overlapping "
+                     "windows then share time (mdcli split --split blocked --gap 3 keeps them apart)")
     for line in notes:
         console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
 

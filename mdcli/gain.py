@@ -196,6 +196,26 @@ class Plan:
     tasks: list[dict]
     arms: list[Arm]
     saw: dict = field(default_factory=dict)  # (arm, n, seed) -> most real windows per class its generator saw
+    sequence_gap: int | None = None  # closest recording positions of a test and a training window of one class
+
+
+def sequence_gap(train: Spectrograms, test: Spectrograms) -> int | None:
+    """The smallest |sequence difference| between a test and a training window of the same class (None without
+    /sequence in both). Overlapping measured windows (3 s windows, 1 s hop) closer than their length share time:
+    `mdcli split --split blocked --gap 3` keeps them >= 3 apart."""
+    if train.sequence is None or test.sequence is None:
+        return None
+    gaps = []
+    for c, name in enumerate(train.class_names):
+        if name not in test.class_names:
+            continue
+        a = np.sort(np.asarray(train.sequence)[train.labels == c])
+        b = np.asarray(test.sequence)[test.labels == test.class_names.index(name)]
+        if len(a) and len(b):
+            i = np.clip(np.searchsorted(a, b), 1, len(a)) if len(a) > 1 else np.ones(len(b), int)
+            near = np.minimum(np.abs(b - a[i - 1]), np.abs(b - a[np.minimum(i, len(a) - 1)]))
+            gaps.append(int(near.min()))
+    return min(gaps) if gaps else None
 
 
 def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int], seeds: list[int],
@@ -215,9 +235,13 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
     if test.spectrograms.shape[1:] != train.spectrograms.shape[1:]:
         raise MdcliError(f"--test {test_path}: images are {test.spectrograms.shape[1:]}, --train's {train.spectrograms.shape[1:]}")
     check_held_out(test, test_path, train, f"--train {train_path}")
+    gap = sequence_gap(train, test)
+    if gap == 0:
+        raise MdcliError(f"--test {test_path}: holds windows of --train {train_path} (the same recording position of the "
+                         "same class); make both with `mdcli split --split blocked`")
     for n in per_class:
         few_shot_indices(train.labels, n, seeds[0], train.sequence, split)  # N larger than a class: an error here
-    p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms)
+    p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap)
     checked: set[Path] = set()
     for arm in arms:
         for n in per_class:
@@ -344,7 +368,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
     arms = [Arm("real", "real"), Arm("classic", "classic")] + p.arms
     report: dict = {
         "train": str(p.train), "test": str(p.test), "train_sha256": sha256_file(p.train), "test_sha256": sha256_file(p.test),
-        "classes": p.names, "split": p.split, "per_class": list(per_class), "seeds": list(seeds),
+        "classes": p.names, "split": p.split, "test_sequence_gap": p.sequence_gap, "per_class": list(per_class), "seeds": list(seeds),
         "fit": asdict(cfg.fit), "fits": {"jobs": jobs, "threads": 1 if device == "cpu" else None, "device": device,
                                          "count": len(p.tasks)},
         "arms": {a.name: {"mode": a.mode, "file": a.file, "options": a.options()} for a in arms},

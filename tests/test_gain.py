@@ -190,6 +190,22 @@ def test_blocked_subsets_are_contiguous_runs_and_subset_writes_them(runner, tmp_
     _run(runner, ["subset", str(tmp_path / "seq.h5"), "--per-class", "6", "--seed", "2", "--split", "random",
                   "-o", str(tmp_path / "rnd.h5")])
     assert np.array_equal(Spectrograms.load(tmp_path / "rnd.h5").spectrograms, data.spectrograms[rnd])
+    # measured windows overlap in time: a test window at a training window's recording position is refused even
+    # when its bytes differ (another import), and one a step away is reported
+    from mdcli.train.common import split_indices
+
+    tr, te = split_indices(data.labels, 0.3, 0, "random", data.sequence)
+    data.select(tr).save(tmp_path / "tr.h5", "tr\n", 0)
+    near = data.select(te)
+    near.save(tmp_path / "te.h5", "te\n", 0)
+    same = data.select(tr[:5])
+    same.spectrograms = np.flip(same.spectrograms, 1).copy()
+    same.save(tmp_path / "same.h5", "same\n", 0)
+    base = ["diagnose", "gain", "--train", str(tmp_path / "tr.h5"), "--per-class", "3", "--seeds", "1",
+            "--set", "fit.steps=1", "--set", "fit.net.channels=[4]", "-q"]
+    _refused(runner, [*base, "--test", str(tmp_path / "same.h5")], "same recording position")
+    out = _run(runner, [*base, "--test", str(tmp_path / "te.h5")]).stdout
+    assert "recording step(s) from a training window" in " ".join(out.split())
 
 
 def test_extra_set_mixes_by_ratio_prob_and_weight():
