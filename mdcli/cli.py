@@ -361,7 +361,7 @@ def train_classifier_cmd(
     extra_weight: Annotated[Optional[float], typer.Option("--extra-weight", help="Loss weight of an extra image, in [0, 1] (a real one: 1).")] = None,
     extra_ratio: Annotated[Optional[float], typer.Option("--extra-ratio", help="Extra images per real image in each batch (default 1).")] = None,
     extra_prob: Annotated[Optional[float], typer.Option("--extra-prob", help="Chance a real image is swapped for an extra one of its class.")] = None,
-    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this classifier (fresh head when its classes differ).")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this classifier (its network replaces the config's; a fresh head when its classes differ).")] = None,
     finetune: Annotated[Optional[str], typer.Option("--finetune", help="With --init: all | head (train the head alone).")] = None,
 ) -> None:
     """Train a small spectrogram CNN on the class labels (held-out validation accuracy recorded).
