@@ -1201,10 +1201,14 @@ def diagnose_gain(
     for n, rows in report["results"].items():
         for name, r in rows.items():
             g = r["gain"]
+            star = r["generator_saw_more"] or bool(r["generator_saw_outside_subset"])
             if r["generator_saw_more"]:
                 notes.append(f"{name}* at N = {n}: generator saw {r['generator_saw']} > {n} real windows per class "
                              "(the optimistic setting: train one generator per subset, FILE with {n} and {seed})")
-            table.add_row(n, name + ("*" if r["generator_saw_more"] else ""), report["arms"][name]["mode"],
+            elif star:
+                notes.append(f"{name}* at N = {n}: the generator's training data holds {r['generator_saw_outside_subset']} "
+                             "windows outside the subset it is scored with (mdcli subset --per-class N --seed S for each)")
+            table.add_row(n, name + ("*" if star else ""), report["arms"][name]["mode"],
                           fmt_spread(r["accuracy"]["values"], ".3f", ".3f"), fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"),
                           verdict_text(g), f"{g['wins']}/{g['seeds']}" if g else "")
     console.print(table)

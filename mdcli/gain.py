@@ -24,7 +24,8 @@ from mdcli import stats
 from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
 from mdcli.data import model_images
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.generation import _align_labels, check_held_out, check_lineage_held_out, embed, few_per_class, find_training_data
+from mdcli.generation import (_align_labels, check_held_out, check_lineage_held_out, embed, few_per_class,
+                              find_training_data, shared_images)
 from mdcli.models.classifier import SpectrogramClassifier
 from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig, fit_classifier, fresh_head
 
@@ -196,6 +197,7 @@ class Plan:
     tasks: list[dict]
     arms: list[Arm]
     saw: dict = field(default_factory=dict)  # (arm, n, seed) -> most real windows per class its generator saw
+    outside: dict = field(default_factory=dict)  # (arm, n, seed) -> its generator's windows not in that subset
     sequence_gap: int | None = None  # closest recording positions of a test and a training window of one class
 
 
@@ -265,7 +267,10 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
                         check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
                 gen_data = find_training_data(path)
                 if gen_data is not None:
-                    p.saw[(arm.name, n, seed)] = max(Spectrograms.load(gen_data).class_counts().values())
+                    seen = Spectrograms.load(gen_data)
+                    subset = train.spectrograms[few_shot_indices(train.labels, n, seed, train.sequence, split)]
+                    p.saw[(arm.name, n, seed)] = max(seen.class_counts().values())
+                    p.outside[(arm.name, n, seed)] = len(seen) - shared_images(subset, seen.spectrograms)
     for n in per_class:
         for seed in seeds:
             for arm in [Arm("real", "real"), Arm("classic", "classic")] + arms:
@@ -383,7 +388,8 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
             acc, f1 = [r["accuracy"] for r in rs], [r["macro_f1"] for r in rs]
             row = {"accuracy": _spread(acc), "macro_f1": _spread(f1),
                    "subsets": [r["subset"] for r in rs], "inits": [r["init"] for r in rs],
-                   "gain": None, "gain_macro_f1": None, "generator_saw": None, "generator_saw_more": False}
+                   "gain": None, "gain_macro_f1": None, "generator_saw": None, "generator_saw_more": False,
+                   "generator_saw_outside_subset": None}
             if a.name != "real":
                 row["gain"] = paired_gain([r["accuracy"] - b["accuracy"] for r, b in zip(rs, base)])
                 row["gain_macro_f1"] = paired_gain([r["macro_f1"] - b["macro_f1"] for r, b in zip(rs, base)])
@@ -391,6 +397,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
             if saw:
                 row["generator_saw"] = max(saw)
                 row["generator_saw_more"] = bool(max(saw) > n)
+                row["generator_saw_outside_subset"] = max(p.outside[(a.name, n, s)] for s in seeds if (a.name, n, s) in p.outside)
             rows[a.name] = row
         report["results"][str(n)] = rows
     return report

@@ -128,6 +128,19 @@ def test_generator_that_saw_more_is_marked_and_one_seed_is_no_measurable_gain(ru
     assert gen["gain"]["verdict"] == "no measurable gain" and gen["gain"]["ci95"] is None
     out = _run(runner, base).stdout
     assert "generator saw 120 > 3" in out and "no measurable" in out
+    # the honest setting: one generator per subset, trained on exactly the windows `mdcli subset` writes for (N, seed)
+    for seed in (0, 1):
+        g = tmp_path / f"gen_3_{seed}"
+        g.mkdir()
+        _run(runner, ["subset", str(d / "train.h5"), "--per-class", "3", "--seed", str(seed), "-o", str(g / "few.h5")])
+        _fake_generator_chain(g, g / "few.h5")
+    honest = [*common[:9], "2", *common[10:]]
+    r = json.loads(_run(runner, [*honest, "--json", "--arm", f"gen=append:{tmp_path}/gen_{{n}}_{{seed}}/samples.h5"]).stdout)
+    gen = r["results"]["3"]["gen"]
+    assert (gen["generator_saw"], gen["generator_saw_more"], gen["generator_saw_outside_subset"]) == (3, False, 0)
+    # seed 0's generator scored with seed 1's subset: it saw windows the real arm of seed 1 never had
+    r = json.loads(_run(runner, [*honest, "--json", "--arm", f"gen=append:{tmp_path}/gen_3_0/samples.h5"]).stdout)
+    assert r["results"]["3"]["gen"]["generator_saw_outside_subset"] > 0
     # a generator whose training data holds test windows is refused (its lineage is checked, not only the file)
     leak = tmp_path / "leak"
     leak.mkdir()
