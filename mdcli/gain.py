@@ -290,11 +290,14 @@ class Data:
         self.x_test, self.y_test = model_images(te), te.labels
         self._extra: dict[str, tuple] = {}
 
-    def extra(self, path: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """-> (images, labels in the file's own class order, its class names)."""
+    def extra(self, path: str) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+        """-> (images, labels, None) in the real data's class order when the file's classes are among the real
+        ones, else (images, labels, its class count) in the file's own order (pretrain, then a fresh head)."""
         if path not in self._extra:
             d = Spectrograms.load(path)
-            self._extra[path] = (model_images(d), torch.from_numpy(d.labels), list(d.class_names))
+            own = not set(d.class_names) <= set(self.names)
+            labels = d.labels if own else _align_labels(d, self.names, Path(path))
+            self._extra[path] = (model_images(d), torch.from_numpy(labels), len(d.class_names) if own else None)
         return self._extra[path]
 
 
@@ -306,12 +309,8 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
     sel = torch.from_numpy(few_shot_indices(data.y.numpy(), n, seed, data.sequence, split))
     x, y = data.x[sel], data.y[sel]
     k = len(data.names)
-    if task["file"] is not None:
-        xe, ye_own, extra_names = data.extra(task["file"])
-        same = set(extra_names) <= set(data.names)
-        ye = torch.from_numpy(np.array([data.names.index(c) if c in data.names else -1 for c in extra_names])[ye_own.numpy()]) \
-            if same else ye_own
-    n_first = len(extra_names) if mode == "pretrain" and not same else k
+    xe, ye, own = data.extra(task["file"]) if task["file"] is not None else (None, None, None)
+    n_first = own or k  # own classes only with pretrain: plan refuses them for the other modes
     torch.manual_seed(seed)
     model = SpectrogramClassifier(fit.net, n_first)
     body = [v.numpy() for name, v in model.state_dict().items() if not name.startswith("head.")]
@@ -328,7 +327,7 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
         model = go(x, y, model=go(x, y, model=model, extra=ExtraSet(xe, ye, opts, seed)), head_only=True)
     else:  # pretrain
         model = go(xe, ye, model=model, k=n_first)
-        if not same:
+        if own:  # pretrained on other classes: a fresh head for the real ones
             model = fresh_head(model, k, seed)
         model = go(x, y, model=model, head_only=task["finetune"] == "head")
     pred = embed(model.to(device), data.x_test, batch_size)[1]

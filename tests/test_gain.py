@@ -278,8 +278,8 @@ def test_every_mode_runs_and_pretrain_takes_other_classes(runner, gain_data, tmp
     """pretrain on a set with other classes (a fresh head for the real ones), mixed-then-real, only, append with
     prob: each runs from the same initial body as real (tiny budget: this checks the plumbing, not the numbers)."""
     d = gain_data
-    other = _synthetic(6, 7, k=3)
-    other.class_names = ["walker", "drone", "bird"]
+    other = _synthetic(6, 7)  # as many classes as the real data, other names: pretrained, then a fresh head
+    other.class_names = ["walker", "drone", "bird", "vehicle"]
     other.save(tmp_path / "sim.h5", "sim\n", 0)
     arms = [f"sim=pretrain:{tmp_path}/sim.h5,finetune=head", f"mix=mixed-then-real:{d}/rest_20_0.h5,weight=0.5",
             f"cas=only:{d}/rest_20_0.h5", f"swap=append:{d}/rest_20_0.h5,prob=0.5,ratio=0"]
