@@ -190,7 +190,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
                 xb = roll_time(xb, shifts)
             w = None
             if extra_set is not None:
-                xb, yb, w = extra_set.mix(xb, yb, step, len(idx))
+                xb, yb, w = extra_set.mix(xb, yb, step, len(idx), common.rank())
             with autocast:
                 loss = weighted_cross_entropy(net(xb), yb, w)
             common.check_finite(loss, step, ckpt)
@@ -356,12 +356,12 @@ class ExtraSet:
         self.x, self.y, self.opts, self.seed = x, y, opts, seed
         self.by_class = {int(c): torch.nonzero(y == c).flatten() for c in torch.unique(y)}
 
-    def mix(self, xb: torch.Tensor, yb: torch.Tensor, step: int, batch_size: int
+    def mix(self, xb: torch.Tensor, yb: torch.Tensor, step: int, batch_size: int, stream: int = 0
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (images, labels, loss weights): the real batch with some images swapped (prob), and
-        round(ratio * batch_size) extra images appended (ratio)."""
+        round(ratio * batch_size) extra images appended (ratio). `stream`: the torchrun rank (each its own draw)."""
         o = self.opts
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 31, step]))
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 31, step] + ([stream] if stream else [])))
         w = torch.ones(len(xb), device=xb.device)
         if o.prob > 0:
             xb, yb = xb.clone(), yb
