@@ -1177,7 +1177,8 @@ def diagnose_gain(
     arms = [parse_arm(a) for a in arm or []]
     _require(train, "spectrograms")
     _require(test, "spectrograms")
-    json_out = _output_path(json_out) if json_out is not None else None
+    if json_out is not None and json_out.is_dir():
+        raise MdcliError(f"--json-out {json_out}: is a folder, expected a file name")
     p = plan(train, test, arms, ns, list(range(seeds)), split)
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
@@ -1189,7 +1190,7 @@ def diagnose_gain(
     if json_out is not None:
         from mdcli.artifacts import atomic_path
 
-        with atomic_path(json_out) as tmp:
+        with atomic_path(_output_path(json_out)) as tmp:
             tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
     if as_json:
         _write_json(report)

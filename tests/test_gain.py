@@ -157,7 +157,9 @@ def test_bad_input_is_one_line_and_writes_nothing(runner, gain_data, tmp_path):
     d = gain_data
     base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "5",
             "--seeds", "2", "--plot", str(tmp_path / "figs")]
-    _refused(runner, [*base, "--arm", f"x=blend:{d}/test.h5"], "unknown mode 'blend'")
+    _refused(runner, [*base, "--arm", f"x=blend:{d}/test.h5", "--json-out", str(tmp_path / "out" / "gain.json")],
+             "unknown mode 'blend'")
+    _refused(runner, [*base, "--json-out", str(tmp_path)], "is a folder")
     _refused(runner, [*base, "--arm", f"x=append:{d}/rest_20_0.h5,weight=1.5"], "weight")
     _refused(runner, [*base, "--arm", f"x=append:{d}/rest_20_0.h5,finetune=head"], "no option of mode append")
     _refused(runner, [*base, "--arm", f"real=append:{d}/rest_20_0.h5"], "baseline")
@@ -174,7 +176,7 @@ def test_bad_input_is_one_line_and_writes_nothing(runner, gain_data, tmp_path):
     train = Spectrograms.load(d / "train.h5")
     train.select(np.arange(0, len(train), 7)).save(tmp_path / "overlap.h5", "overlap\n", 0)
     _refused(runner, [*base[:4], "--test", str(tmp_path / "overlap.h5"), *base[6:]], "held-out")
-    assert not (tmp_path / "figs").exists()
+    assert not (tmp_path / "figs").exists() and not (tmp_path / "out").exists()
 
 
 def test_paired_gain_interval_and_verdict():
