@@ -1,29 +1,45 @@
 #!/usr/bin/env bash
-# The few-shot augmentation question asked without a leak: the whole generator (perceptual classifier,
-# autoencoder, LDM) is trained on N real spectrograms per class alone, then `diagnose generation` fits
-# classifiers on those N (real only, + classic augmentation, + the generated ones) and tests them on the
-# held-out part with an independent judge (docs/findings.md, few-shot table).
+# The honest few-shot study on the measured gait folder (docs/DIAGNOSE.md, `diagnose gain`): import, blocked split
+# (30 % of each person's recording held out), then for each N in 20 and 50 and each seed the whole generator chain
+# (perceptual classifier, VQ-GAN + EMA autoencoder, LDM, samples) trained on that N-per-class subset alone, the
+# subset `mdcli subset` writes being exactly the one `diagnose gain` scores for that N and seed. One `diagnose
+# gain` call then compares, per N: real, classic, the generated windows appended (plain, weight 0.3, ratio 0.5,
+# prob 0.3), pretrain on them, and only them (CAS), with paired 95 % intervals over the seeds.
 #
-#   bash examples/fewshot.sh TRAIN.h5 TEST.h5 JUDGE.h5 N OUT [CONFIG] [SEED] [--set k=v ...]
-#   bash examples/fewshot.sh runs/study/cpu/gait/train.h5 runs/study/cpu/gait/test.h5 \
-#       runs/study/cpu/gait/judge.h5 20 runs/fewshot/vqgan-ema_n20 configs/study/cpu.yaml 0 \
-#       --set arch=vqgan --set train.ema_decay=0.99        # the study's vqgan-ema arm
+#   bash examples/fewshot.sh GAIT_DIR OUT [CONFIG] [SEEDS] [--set k=v ...]
+#   bash examples/fewshot.sh ../shared/data/gait runs/fewshot configs/study/cpu.yaml 5
 #
-# The trailing --set options go to train-ae (the arm); 1 torch thread per process, as the study runs.
+# The trailing --set options go to train-ae (default arm: the study's vqgan-ema). Finished subsets are kept
+# (rerunning continues where it stopped); 1 torch thread per process, as the study runs. JOBS: diagnose gain's
+# parallel classifier fits (default 2). Writes OUT/gain.json, OUT/gain.txt (the table) and OUT/figs/gain.png.
 set -euo pipefail
-TRAIN=$1; TEST=$2; JUDGE=$3; N=$4; OUT=$5; CFG=${6:-configs/study/cpu.yaml}; SEED=${7:-0}
-shift $(( $# < 7 ? $# : 7 ))
+GAIT=$1; OUT=$2; CFG=${3:-configs/study/cpu.yaml}; SEEDS=${4:-5}
+shift $(( $# < 4 ? $# : 4 ))
+AE_SET=("$@")
+[ ${#AE_SET[@]} -eq 0 ] && AE_SET=(--set arch=vqgan --set train.ema_decay=0.99)
 M=${MDCLI:-mdcli}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$OUT"
-$M subset "$TRAIN" --per-class "$N" --seed "$SEED" -o "$OUT/few.h5"
-$M train-classifier --config "$CFG" --data "$OUT/few.h5" --seed "$SEED" --split blocked -o "$OUT/clf.h5" -q
-$M train-ae --config "$CFG" --data "$OUT/few.h5" --classifier "$OUT/clf.h5" --perceptual domain --seed "$SEED" "$@" \
-    -o "$OUT/ae.h5" -q --resume
-$M encode --ae "$OUT/ae.h5" --data "$OUT/few.h5" -o "$OUT/latents.h5" -q
-$M train-ldm --config "$CFG" --latents "$OUT/latents.h5" --seed "$SEED" -o "$OUT/ldm.h5" -q --resume
-$M sample --config "$CFG" --ldm "$OUT/ldm.h5" --seed "$SEED" -o "$OUT/samples.h5" -q --preview "$OUT/samples.png"
-$M diagnose generation --config "$CFG" --samples "$OUT/samples.h5" --real "$TEST" --classifier "$JUDGE" \
-    --train "$OUT/few.h5" --set "few=[$N]" --set "seeds=[$SEED]" --json > "$OUT/generation.json.tmp"
-mv "$OUT/generation.json.tmp" "$OUT/generation.json"
-echo "wrote $OUT/generation.json"
+[ -f "$OUT/gait.h5" ] || $M import "$GAIT" --colormap jet --image-size 64,64 -o "$OUT/gait.h5" -q
+[ -f "$OUT/test.h5" ] || $M split "$OUT/gait.h5" --split blocked --test-fraction 0.3 --gap 3 \
+    --train-out "$OUT/train.h5" --test-out "$OUT/test.h5"
+for N in 20 50; do
+  for S in $(seq 0 $((SEEDS - 1))); do
+    D="$OUT/gen_${N}_${S}"
+    [ -f "$D/samples.h5" ] && continue
+    mkdir -p "$D"
+    $M subset "$OUT/train.h5" --per-class "$N" --seed "$S" -o "$D/few.h5"   # = diagnose gain's subset (N, seed)
+    $M train-classifier --config "$CFG" --data "$D/few.h5" --seed "$S" --split blocked -o "$D/clf.h5" -q
+    $M train-ae --config "$CFG" --data "$D/few.h5" --classifier "$D/clf.h5" --perceptual domain --seed "$S" \
+        "${AE_SET[@]}" -o "$D/ae.h5" -q --resume
+    $M encode --ae "$D/ae.h5" --data "$D/few.h5" -o "$D/latents.h5" -q
+    $M train-ldm --config "$CFG" --latents "$D/latents.h5" --seed "$S" -o "$D/ldm.h5" -q --resume
+    $M sample --config "$CFG" --ldm "$D/ldm.h5" --seed "$S" -o "$D/samples.h5" -q
+  done
+done
+G="$OUT/gen_{n}_{seed}/samples.h5"
+COLUMNS=${COLUMNS:-160} $M diagnose gain --config "$CFG" --train "$OUT/train.h5" --test "$OUT/test.h5" --per-class 20,50 \
+    --seeds "$SEEDS" --jobs "${JOBS:-2}" --arm "gen=append:$G" --arm "gen-w0.3=append:$G,weight=0.3" \
+    --arm "gen-r0.5=append:$G,ratio=0.5" --arm "gen-p0.3=append:$G,prob=0.3,ratio=0" --arm "gen-pretrain=pretrain:$G" \
+    --arm "cas=only:$G" --json-out "$OUT/gain.json" --plot "$OUT/figs" | tee "$OUT/gain.txt"
+echo "wrote $OUT/gain.json, $OUT/gain.txt, $OUT/figs/gain.png"

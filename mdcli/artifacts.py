@@ -304,12 +304,13 @@ _READ_ERRORS = (KeyError, OSError, json.JSONDecodeError)
 
 @contextlib.contextmanager
 def open_artifact(path: str | Path, kinds: str | tuple[str, ...] | None = None,
-                  check_values: bool = True) -> Iterator[h5py.File]:
+                  check_values: bool = True, header_only: bool = False) -> Iterator[h5py.File]:
     """Open an artifact read-only after checking it is a readable mdcli file of an accepted kind.
 
     The one validated way in: the header (kind, numeric schema version, JSON lineage), the datasets its kind
     needs with consistent shapes and labels inside the class list, and (check_values) finite values. A
     damaged or crafted file raises one `ArtifactError` line; so does an h5py read error inside the block.
+    header_only: check the header alone (a lineage walk reads no datasets).
     """
     path = Path(path)
     if not path.exists():
@@ -338,8 +339,9 @@ def open_artifact(path: str | Path, kinds: str | tuple[str, ...] | None = None,
             if kinds and kind not in kinds:
                 raise ArtifactError(f"{path}: is a '{kind}' artifact, expected {' or '.join(kinds)}")
             _check_header(f, path, kind)
-            _check_structure(f, path, kind)
-            if check_values:
+            if not header_only:
+                _check_structure(f, path, kind)
+            if check_values and not header_only:
                 _check_finite(f, path, kind)
         except _READ_ERRORS as e:
             raise ArtifactError(f"{path}: damaged artifact ({type(e).__name__}: {e})") from None
@@ -582,15 +584,23 @@ def stored_config_of(cls: type, header: dict, path: str | Path):
         raise ArtifactError(f"{path}: its stored config is invalid: {e}") from None
 
 
-def build_and_load(path: str | Path, kind: str, build, weights: dict):
-    """`build()` the network an artifact's config describes and load its weights; a mismatch is one line."""
+def build_and_load(path: str | Path, kind: str, build, weights: dict, strict: bool = True):
+    """`build()` the network an artifact's config describes and load its weights; a mismatch is one line.
+    strict=False: parameters missing from `weights` keep their fresh values (a new head on a loaded body)."""
     import torch
 
     try:
         module = build()
-        module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+        module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=strict)
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ArtifactError(f"{path}: damaged '{kind}' artifact: its weights do not fit the network its config "
                             f"describes ({first[:200]})") from None
     return module
+
+
+def read_lineage(path: str | Path) -> dict:
+    """An artifact's header alone (kind, config, parents...), for walking a lineage: one `ArtifactError` line if the
+    header is damaged; the datasets are not read."""
+    with open_artifact(path, header_only=True) as f:
+        return read_header(f)

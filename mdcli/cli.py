@@ -85,7 +85,7 @@ def user_errors(fn):
 
 # Options that name what a command writes; every other path option is one of its inputs.
 OUTPUT_OPTIONS = {"output": "--output", "train_out": "--train-out", "test_out": "--test-out", "preview": "--preview",
-                  "keep": "--keep"}
+                  "keep": "--keep", "json_out": "--json-out"}
 NOT_INPUTS = {"plot_dir", "baseline_cache", "run"}  # folders a command writes into, or reads and writes
 
 
@@ -407,7 +407,10 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
         "Examples:\n\n"
         "  mdcli train-classifier --data data.h5 -o classifier.h5\n\n"
         "  mdcli train-classifier --data data.h5 --seed 1 -o judge.h5   # an independent judge\n\n"
-        "  mdcli train-classifier --config configs/tiny/train-classifier.yaml --data tiny.h5 -o clf.h5"
+        "  mdcli train-classifier --config configs/tiny/train-classifier.yaml --data tiny.h5 -o clf.h5\n\n"
+        "  mdcli train-classifier --data few20.h5 --extra samples.h5 --extra-weight 0.5 --extra-ratio 1 -o clf.h5   # augmented\n\n"
+        "  mdcli train-classifier --data sim.h5 -o sim_clf.h5 && mdcli train-classifier --data few20.h5 --init sim_clf.h5 "
+        "--finetune all -o clf.h5   # pretrain, then fine-tune (a fresh head for other classes)"
     ),
 )
 @user_errors
@@ -425,6 +428,12 @@ def train_classifier_cmd(
     resume: ResumeOpt = False,
     stop_after: StopAfterOpt = None,
     quiet: QuietOpt = False,
+    extra: Annotated[Optional[Path], typer.Option("--extra", help="Extra spectrograms (generated, simulated) mixed into every batch.")] = None,
+    extra_weight: Annotated[Optional[float], typer.Option("--extra-weight", help="Loss weight of an extra image, in [0, 1] (a real one: 1).")] = None,
+    extra_ratio: Annotated[Optional[float], typer.Option("--extra-ratio", help="Extra images per real image in each batch (default 1).")] = None,
+    extra_prob: Annotated[Optional[float], typer.Option("--extra-prob", help="Chance a real image is swapped for an extra one of its class.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this classifier (its network replaces the config's; a fresh head when its classes differ).")] = None,
+    finetune: Annotated[Optional[str], typer.Option("--finetune", help="With --init: all | head (train the head alone).")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Train a small spectrogram CNN on the class labels (held-out validation accuracy recorded).
@@ -434,15 +443,27 @@ def train_classifier_cmd(
     from mdcli.config import load_config, to_yaml
     from mdcli.train.classifier import TrainClassifierConfig, train_classifier
 
-    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_})
+    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
+                      "extra.weight": extra_weight, "extra.ratio": extra_ratio, "extra.prob": extra_prob, "finetune": finetune})
     if dry_run:
         _print_config(to_yaml(cfg))
         return
     _require(data, "spectrograms")
     _require_resume(output, resume)
+    if extra is None and (extra_weight, extra_ratio, extra_prob) != (None, None, None):
+        raise MdcliError("--extra-weight / --extra-ratio / --extra-prob: give the extra images with --extra FILE")
+    if init is None and finetune is not None:
+        raise MdcliError("--finetune: give the classifier to start from with --init FILE")
+    for path, option, kind in ((extra, "--extra", "spectrograms"), (init, "--init", "classifier")):
+        if path is not None:
+            _check_input(path, option)
+            _require(path, kind)
+    from mdcli.train.classifier import check_extra_init
+
+    check_extra_init(cfg, data, extra, init)  # classes and image sizes, before the progress bar
     output = _output_path(output)
     res = _run_training("train-classifier", output, cfg.train.steps, stop_after, quiet,
-                        lambda adv: train_classifier(cfg, data, output, resume, stop_after, adv, err_console.print))
+                        lambda adv: train_classifier(cfg, data, output, resume, stop_after, adv, err_console.print, extra, init))
     if res is None:
         return
     if not quiet:
@@ -867,15 +888,18 @@ def split_cmd(
 def subset_cmd(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact (e.g. the training part of `split`).")],
     per_class: Annotated[int, typer.Option("--per-class", min=1, help="Spectrograms to keep per class.")] = 20,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the draw (diagnose generation's few-shot draw with this seed).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the draw (diagnose gain's subset for this N and seed).")] = 0,
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms file to write.")] = Path("subset.h5"),
+    split: Annotated[str, typer.Option("--split", help="auto (blocked when the data has /sequence) | blocked (a contiguous "
+                                       "run per class) | random (diagnose generation's draw).")] = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Keep N spectrograms per class: the few-shot subset `diagnose generation` draws with the same seed, so a
-    generator trained on it alone measures the augmentation gain of a user who has only N real images."""
+    """Keep N spectrograms per class: the few-shot subset `diagnose gain` uses for this N and seed (with --split random,
+    the one `diagnose generation` draws), so a generator trained on it alone measures the augmentation gain of a
+    user who has only N real images."""
     from mdcli.artifacts import Spectrograms, parent_record
     from mdcli.errors import MdcliError
-    from mdcli.generation import few_per_class
+    from mdcli.gain import few_shot_indices, resolved_split
 
     _require(path, "spectrograms")
     output = _output_path(output)
@@ -883,8 +907,9 @@ def subset_cmd(
     short = [(c, k) for c, k in data.class_counts().items() if k < per_class]
     if short:
         raise MdcliError(f"--per-class {per_class}: {path} holds only {short[0][1]} spectrograms of class '{short[0][0]}'")
-    idx = few_per_class(data.labels, per_class, seed)
-    data.select(idx).save(output, f"per_class: {per_class}\nseed: {seed}\n", seed, [parent_record(path)])
+    idx = few_shot_indices(data.labels, per_class, seed, data.sequence, split)
+    data.select(idx).save(output, f"per_class: {per_class}\nseed: {seed}\nsplit: {resolved_split(split, data)}\n", seed,
+                          [parent_record(path)])
     console.print(f"wrote {output}: {per_class} per class ({len(idx)}) of {len(data)} in {path}")
 
 
@@ -1218,6 +1243,93 @@ def diagnose_generation(
         err_console.print(f"[yellow]note:[/] {caveat}", highlight=False, soft_wrap=True)
     if rows:
         _kv_table(f"memorisation, TSTR and augmentation (seeds {cfg.seeds}; test: {real})", rows)
+
+
+@diagnose_app.command(
+    "gain",
+    epilog=("Examples:\n\n"
+            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20,50 --seeds 5\n\n"
+            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20,50 --seeds 5 --jobs 4 "
+            "--arm gen=append:samples.h5 --arm sim=pretrain:sim.h5 --arm var=append:variations.h5,weight=0.3 "
+            "--arm cas=only:samples.h5 --json --plot figs/\n\n"
+            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20 --seeds 3 "
+            "--arm gen=append:runs/gen_{n}_{seed}/samples.h5   # one generator per subset (mdcli subset --per-class N --seed S)\n\n"
+            "Modes: append (weight, ratio, prob), pretrain (finetune=all|head), mixed-then-real (weight, ratio, prob), only."),
+)
+@user_errors
+@writes(json_out="json")
+def diagnose_gain(
+    train: Annotated[Path, typer.Option("--train", help="Real training spectrograms (the N per class are drawn from it).")] = Path("train.h5"),
+    test: Annotated[Path, typer.Option("--test", help="Held-out real spectrograms (disjoint from --train and every arm's lineage).")] = Path("test.h5"),
+    per_class: Annotated[str, typer.Option("--per-class", help="Real windows per class, comma-separated (e.g. 20,50).")] = "20,50",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds 0..K-1: one paired subset and initialisation each.")] = 5,
+    arm: Annotated[Optional[list[str]], typer.Option("--arm", help="NAME=MODE:FILE[,key=value...] (repeatable); FILE may hold {n} and {seed}.")] = None,
+    split: Annotated[str, typer.Option("--split", help="How the N per class are drawn: auto (blocked when the data has /sequence), blocked, random.")] = "auto",
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Classifier fits in this many processes (one thread each; same numbers for any value).")] = 1,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the --json report to this file (the table still prints).")] = None,
+    plot_dir: PlotDirOpt = None,
+    quiet: QuietOpt = False,
+    force: ForceOpt = False,
+) -> None:
+    """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
+    from mdcli.config import load_config
+    from mdcli.gain import GainConfig, gain_report, parse_arm, plan, verdict_text
+    from mdcli.progress import progress_bar
+    from mdcli.stats import fmt_spread
+
+    cfg = load_config(GainConfig, config, set_, {})
+    cfg.validate()
+    try:
+        ns = [int(v) for v in per_class.split(",") if v.strip()]
+    except ValueError:
+        raise MdcliError(f"--per-class {per_class}: expected comma-separated integers, e.g. 20,50") from None
+    arms = [parse_arm(a) for a in arm or []]
+    _require(train, "spectrograms")
+    _require(test, "spectrograms")
+    if json_out is not None and json_out.is_dir():
+        raise MdcliError(f"--json-out {json_out}: is a folder, expected a file name")
+    p = plan(train, test, arms, ns, list(range(seeds)), split)
+    with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
+        report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
+    if plot_dir is not None:
+        from mdcli.gain import plot_gain
+
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(x) for x in plot_gain(report, plot_dir)]
+    if json_out is not None:
+        from mdcli.artifacts import atomic_path
+
+        with atomic_path(_output_path(json_out)) as tmp:
+            tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
+    if as_json:
+        _write_json(report)
+        return
+    table = Table(title=f"diagnose gain: {train} -> {test} ({report['split']} subsets, {seeds} seeds)")
+    for c in ("N", "arm", "mode", "accuracy", "macro-F1", "gain over real (95% CI)", "wins"):
+        table.add_column(c, justify="right" if c in ("N", "accuracy", "macro-F1", "wins") else "left")
+    notes = []
+    for n, rows in report["results"].items():
+        for name, r in rows.items():
+            g = r["gain"]
+            star = r["generator_saw_more"] or bool(r["generator_saw_outside_subset"])
+            if r["generator_saw_more"]:
+                notes.append(f"{name}* at N = {n}: generator saw {r['generator_saw']} > {n} real windows per class "
+                             "(the optimistic setting: train one generator per subset, FILE with {n} and {seed})")
+            elif star:
+                notes.append(f"{name}* at N = {n}: the generator's training data holds {r['generator_saw_outside_subset']} "
+                             "windows outside the subset it is scored with (mdcli subset --per-class N --seed S for each)")
+            table.add_row(n, name + ("*" if star else ""), report["arms"][name]["mode"],
+                          fmt_spread(r["accuracy"]["values"], ".3f", ".3f"), fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"),
+                          verdict_text(g), f"{g['wins']}/{g['seeds']}" if g else "")
+    console.print(table)
+    if report["test_sequence_gap"] is not None and report["test_sequence_gap"] < 3:
+        notes.append(f"a test window is {report['test_sequence_gap']} recording step(s) from a training window: overlapping "
+                     "windows then share time (mdcli split --split blocked --gap 3 keeps them apart)")
+    for line in notes:
+        console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

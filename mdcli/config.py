@@ -183,7 +183,7 @@ SECTIONS = {
     "SimulateConfig": "simulate", "TrainClassifierConfig": "train-classifier", "TrainAEConfig": "train-ae",
     "TrainLDMConfig": "train-ldm", "SampleConfig": "sample", "LatentConfig": "diagnose-latent",
     "CollapseThresholds": "diagnose-collapse", "DiffusabilityConfig": "diagnose-diffusability",
-    "GenerationConfig": "diagnose-generation", "StudyProfile": "study",
+    "GenerationConfig": "diagnose-generation", "GainConfig": "diagnose-gain", "StudyProfile": "study",
 }
 
 

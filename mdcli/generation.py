@@ -60,7 +60,7 @@ def ancestors(path: Path, depth: int = 8) -> dict[str, str]:
         if d == 0 or not p.exists():
             continue
         try:
-            with open_artifact(p) as f:
+            with open_artifact(p, header_only=True) as f:
                 parents = read_header(f)["parents"]
         except MdcliError:
             continue
@@ -105,14 +105,14 @@ def _align_labels(data: Spectrograms, names: list[str], path: Path) -> np.ndarra
 def _parent(path: Path, kind: str) -> Path | None:
     """The input of `kind` that `path` was made from, if it is still on disk unchanged."""
     try:
-        with open_artifact(path) as f:
+        with open_artifact(path, header_only=True) as f:
             parents = read_header(f)["parents"]
     except MdcliError:
         return None
     for rec in parents:
         p = Path(rec["path"])
         try:
-            with open_artifact(p) as f:
+            with open_artifact(p, header_only=True) as f:
                 if read_header(f)["kind"] != kind:
                     continue
         except MdcliError:
@@ -164,7 +164,7 @@ def lineage_spectrograms(path: Path) -> list[Path]:
     todo = [Path(path)]
     while todo:
         try:
-            with open_artifact(todo.pop()) as f:
+            with open_artifact(todo.pop(), header_only=True) as f:
                 parents = read_header(f)["parents"]
         except MdcliError:
             continue
@@ -174,7 +174,7 @@ def lineage_spectrograms(path: Path) -> list[Path]:
                 continue
             seen.add(rec["sha256"])
             try:
-                with open_artifact(p) as f:
+                with open_artifact(p, header_only=True) as f:
                     kind = read_header(f)["kind"]
             except MdcliError:
                 continue
@@ -304,26 +304,39 @@ def fit_accuracy(task: dict, data: FitData, fit: FitConfig, batch_size: int, dev
     return float((embed(model, data.x_real, batch_size)[1] == data.y_real).mean())
 
 
-def fit_in_processes(spec: dict, tasks: list[dict], jobs: int, threads: int) -> list[float]:
-    """Run `tasks` in `jobs` worker processes (`python -m mdcli.fitworker`, JSON over stdin/stdout, each
-    with `threads` torch threads), round-robin; -> accuracies in task order."""
+def fit_in_processes(spec: dict, tasks: list[dict], jobs: int, threads: int,
+                     on_result: Callable[[int, object], None] | None = None, what: str = "diagnose generation") -> list:
+    """Run `tasks` in `jobs` worker processes (`python -m mdcli.fitworker`, JSON over stdin, one JSON result a
+    line on stdout as each fit ends, each with `threads` torch threads), round-robin; -> results in task order.
+    `on_result(task index, result)` is called as each arrives (progress)."""
     import os
     import subprocess
     import sys
+    import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
     chunks = [list(range(len(tasks)))[j::jobs] for j in range(min(jobs, len(tasks)))]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
 
-    def work(idx: list[int]) -> list[float]:
-        res = subprocess.run([sys.executable, "-m", "mdcli.fitworker"], input=json.dumps({**spec, "tasks": [tasks[i] for i in idx]}),
-                             capture_output=True, text=True, env=env)
-        if res.returncode != 0:
-            last = (res.stderr.strip().splitlines() or ["no message"])[-1]
-            raise MdcliError(f"diagnose generation: a classifier-fit worker failed: {last}")
-        return [float(v) for v in json.loads(res.stdout)]
+    def work(idx: list[int]) -> list:
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "mdcli.fitworker"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps({**spec, "tasks": [tasks[i] for i in idx]}))
+            proc.stdin.close()
+            values = []
+            for line in proc.stdout:
+                values.append(json.loads(line))
+                if on_result is not None:
+                    on_result(idx[len(values) - 1], values[-1])
+            if proc.wait() != 0 or len(values) != len(idx):
+                err.seek(0)
+                last = (err.read().strip().splitlines() or ["no message"])[-1]
+                raise MdcliError(f"{what}: a classifier-fit worker failed: {last}")
+        return values
 
-    out: list[float] = [0.0] * len(tasks)
+    out: list = [None] * len(tasks)
     with ThreadPoolExecutor(len(chunks)) as pool:
         for idx, values in zip(chunks, pool.map(work, chunks)):
             for i, v in zip(idx, values):

@@ -23,6 +23,7 @@ SIGNATURES = {
     "png": (b"\x89PNG\r\n\x1a\n",),
     "npz": (b"PK\x03\x04", b"PK\x05\x06"),
     "mat": (b"MATLAB",),
+    "json": (b"{", b"["),
 }
 STALE_UNREADABLE_LOCK_S = 60.0  # a lock file without a readable owner (killed while writing it) older than this is stale
 
@@ -160,18 +161,38 @@ def is_secondary_rank() -> bool:
 def guard_outputs(outputs: dict[str, tuple[Path, str | None]], inputs: dict[str, Path], force: bool = False) -> Iterator[None]:
     """`check_outputs`, then hold a lock on every file output for the block (rank 0 only under torchrun)."""
     check_outputs(outputs, inputs, force)
-    with contextlib.ExitStack() as stack:
-        if not is_secondary_rank():
-            for out, kind in outputs.values():
-                if kind is None:  # a folder output (export --format png) is created atomically by rename
-                    continue
-                if out.exists() and out.is_dir():
-                    raise MdcliError(f"--output {out}: is a folder, expected a file name")
-                try:
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    from mdcli.artifacts import io_error
+    created: list[Path] = []  # folders made here for the outputs: removed again if the command fails
+    try:
+        with contextlib.ExitStack() as stack:
+            if not is_secondary_rank():
+                for out, kind in outputs.values():
+                    if kind is None:  # a folder output (export --format png) is created atomically by rename
+                        continue
+                    if out.exists() and out.is_dir():
+                        raise MdcliError(f"--output {out}: is a folder, expected a file name")
+                    _make_folder(out.parent, created)
+                    stack.enter_context(output_lock(out))
+            yield
+    except BaseException:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+        raise
 
-                    raise io_error(e, out) from None
-                stack.enter_context(output_lock(out))
-        yield
+
+def _make_folder(folder: Path, created: list[Path]) -> None:
+    from mdcli.artifacts import io_error
+
+    missing = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for m in reversed(missing):
+        try:
+            m.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise io_error(e, folder / "x") from None
+        created.append(m)

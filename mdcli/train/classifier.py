@@ -19,6 +19,25 @@ from mdcli.train import common
 
 
 @dataclass
+class ExtraOptions:
+    """How extra (generated, simulated, other) images enter the batches of real ones."""
+
+    weight: float = 1.0  # loss weight of an extra image (a real one weighs 1)
+    ratio: float = 1.0  # extra images per real image in each batch (added on top of the real batch)
+    prob: float = 0.0  # chance that a real image of a batch is swapped for an extra image of its class (DA-Fusion)
+
+    def validate(self, what: str = "extra", used: bool = True) -> None:
+        if not 0 <= self.weight <= 1:
+            raise ConfigError(f"{what} weight: must be in [0, 1], got {self.weight}")
+        if not 0 <= self.prob <= 1:
+            raise ConfigError(f"{what} prob: must be in [0, 1], got {self.prob}")
+        if not 0 <= self.ratio <= 64:
+            raise ConfigError(f"{what} ratio: must be in [0, 64], got {self.ratio}")
+        if used and self.ratio == 0 and self.prob == 0:
+            raise ConfigError(f"{what}: ratio 0 and prob 0 would never use an extra image")
+
+
+@dataclass
 class TrainClassifierConfig:
     """`mdcli train-classifier`: spectrogram CNN with a held-out validation split."""
 
@@ -27,9 +46,14 @@ class TrainClassifierConfig:
     train: common.OptimConfig = field(default_factory=lambda: common.OptimConfig(
         steps=600, batch_size=32, lr=1e-3, weight_decay=1e-4, warmup_steps=50, val_fraction=0.2))
     time_shift: bool = True  # augment with random circular time shifts (spectrograms are stationary-ish in time)
+    extra: ExtraOptions = field(default_factory=ExtraOptions)  # how --extra images enter the batches
+    finetune: str = "all"  # with --init: train all weights, or the head alone
 
     def validate(self) -> None:
         common.check_optim(self.train)
+        self.extra.validate("--extra", used=False)
+        if self.finetune not in ("all", "head"):
+            raise ConfigError(f"--finetune: all or head, got '{self.finetune}'")
         t = self.train
         if t.steps < 1 or t.batch_size < 1:
             raise ConfigError("train.steps and train.batch_size must be >= 1")
@@ -65,10 +89,56 @@ def streamed_accuracy(model: SpectrogramClassifier, reader: BatchReader, idx: np
     return correct / max(1, len(idx))
 
 
+def load_extra(path: Path, class_names: list[str], shape: tuple, opts: ExtraOptions, seed: int) -> ExtraSet:
+    """--extra: images of the real data's size and (some of) its classes -> an ExtraSet in its class order."""
+    from mdcli.artifacts import Spectrograms
+    from mdcli.data import model_images
+    from mdcli.generation import _align_labels
+
+    opts.validate("--extra")
+    data = Spectrograms.load(path)
+    if tuple(data.spectrograms.shape[1:]) != tuple(shape):
+        raise MdcliError(f"--extra {path}: images are {tuple(data.spectrograms.shape[1:])}, the training data's {tuple(shape)}")
+    if len(data) == 0:
+        raise MdcliError(f"--extra {path}: holds no images")
+    return ExtraSet(model_images(data), torch.from_numpy(_align_labels(data, class_names, path)), opts, seed)
+
+
+def init_model(path: Path, cfg: TrainClassifierConfig, class_names: list[str], shape: tuple) -> SpectrogramClassifier:
+    """--init: start from a trained classifier (its network replaces cfg.net); a fresh head when its classes
+    differ from the training data's (e.g. pretrained on simulated targets, fine-tuned on measured people)."""
+    header, attrs, weights = load_model(path, "classifier")
+    if tuple(attrs["image_shape"]) != tuple(shape):
+        raise MdcliError(f"--init {path}: trained on images {tuple(attrs['image_shape'])}, the training data's are {tuple(shape)}")
+    cfg.net = stored_config_of(TrainClassifierConfig, header, path).net
+    same = list(attrs["class_names"]) == list(class_names)
+    state = {k: v for k, v in weights.items() if same or not k.startswith("head.")}  # other classes: a fresh head
+    return build_and_load(path, "classifier", lambda: SpectrogramClassifier(cfg.net, len(class_names)), state, strict=same)
+
+
+def check_extra_init(cfg: TrainClassifierConfig, data_path: Path, extra: Path | None, init: Path | None) -> None:
+    """Everything train_classifier would refuse about --extra and --init, before any work (one-line errors)."""
+    import copy
+
+    if extra is None and init is None:
+        return
+    reader = BatchReader(data_path)
+    names, shape = list(reader.class_names), tuple(reader.shape[1:])
+    reader.close()
+    if extra is not None:
+        load_extra(extra, names, shape, cfg.extra, cfg.seed)
+    if init is not None:
+        init_model(init, copy.deepcopy(cfg), names, shape)
+
+
 def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, resume: bool = False,
                      stop_after: int | None = None, progress: Callable[..., None] | None = None,
-                     log: Callable[[str], None] = lambda s: None) -> ClassifierResult | None:
-    """Train; write `output` (kind `classifier`). Returns None when stopped early by `stop_after`."""
+                     log: Callable[[str], None] = lambda s: None, extra: Path | None = None,
+                     init: Path | None = None) -> ClassifierResult | None:
+    """Train; write `output` (kind `classifier`). Returns None when stopped early by `stop_after`.
+
+    extra: a spectrograms file mixed into every batch as cfg.extra says (weight, ratio, prob); init: a classifier
+    to start from (cfg.finetune: all weights or the head alone)."""
     import time
 
     common.set_threads()
@@ -83,12 +153,15 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     x_val = reader.images(va_eval)
     if len(tr) < 1 or len(va) < 1:
         raise MdcliError(f"{data_path}: too few samples ({len(labels)}) for a train/validation split")
-    model = SpectrogramClassifier(cfg.net, len(reader.class_names)).to(device)
+    names, shape = list(reader.class_names), tuple(reader.shape[1:])
+    extra_set = load_extra(extra, names, shape, cfg.extra, cfg.seed) if extra is not None else None
+    model = (init_model(init, cfg, names, shape) if init is not None else SpectrogramClassifier(cfg.net, len(names))).to(device)
+    params = trainable(model, head_only=init is not None and cfg.finetune == "head")
     net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                             fused=common.fused_adamw(device))
     text = to_yaml(cfg)
-    parents = [parent_record(data_path)]
+    parents = [parent_record(p) for p in (data_path, extra, init) if p is not None]
     ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
     precision = common.resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
@@ -111,8 +184,11 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             xb, yb = prefetch.get(step, cfg.train.steps).to(device), y[idx].to(device)
             if cfg.time_shift:
                 xb = roll_time(xb, shifts)
+            w = None
+            if extra_set is not None:
+                xb, yb, w = extra_set.mix(xb, yb, step, len(idx), common.rank())
             with autocast:
-                loss = F.cross_entropy(net(xb).float(), yb)
+                loss = weighted_cross_entropy(net(xb), yb, w)
             common.check_finite(loss, step, ckpt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -148,7 +224,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
         "class_names": list(reader.class_names), "n_classes": len(reader.class_names),
         "image_shape": list(reader.shape[1:]), "val_accuracy": val_acc, "train_accuracy": train_acc,
         "split": cfg.train.split, "val_indices": va.tolist(),
-        "precision_used": precision,
+        "precision_used": precision, "extra": str(extra) if extra else "", "init": str(init) if init else "",
     })
     jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
     if ckpt.exists():
@@ -206,23 +282,92 @@ def classic_augment(xb: torch.Tensor, gen: torch.Generator, cfg: FitConfig) -> t
 
 
 def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: FitConfig, seed: int,
-                   augment: bool = False, device: torch.device | str = "cpu") -> SpectrogramClassifier:
-    """Train a fresh classifier on (x in [-1, 1], y) with a fixed budget; seeded; -> model in eval mode."""
+                   augment: bool = False, device: torch.device | str = "cpu", extra: "ExtraSet | None" = None,
+                   model: SpectrogramClassifier | None = None, head_only: bool = False) -> SpectrogramClassifier:
+    """Train a classifier on (x in [-1, 1], y) with a fixed budget; seeded; -> model in eval mode.
+
+    A fresh one (its initial weights depend on `seed` alone: the same for every arm of a paired comparison), or
+    `model` trained further (all of it, or its head alone). `extra` mixes extra images into each batch (see
+    ExtraSet); classic augmentation applies to the real images only. The real batches depend on (len(x), seed)
+    alone, so arms that differ only in their extra images see the same real images at every step."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    model = SpectrogramClassifier(cfg.net, n_classes).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=common.fused_adamw(device))
+    model = (model or SpectrogramClassifier(cfg.net, n_classes)).to(device)
+    params = trainable(model, head_only)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=common.fused_adamw(device))
     optim = common.OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
     model.train()
+    bs = min(cfg.batch_size, len(x))
     for step in range(cfg.steps):
         for g in opt.param_groups:
             g["lr"] = common.lr_at(step, optim)
-        idx = torch.from_numpy(common.batch_indices(len(x), min(cfg.batch_size, len(x)), step, seed))
+        idx = torch.from_numpy(common.batch_indices(len(x), bs, step, seed))
         xb, yb = x[idx].to(device), y[idx].to(device)
         if augment:
             xb = classic_augment(xb, gen, cfg)
-        loss = F.cross_entropy(model(xb), yb)
+        w = None
+        if extra is not None:
+            xb, yb, w = extra.mix(xb, yb, step, bs)
+        loss = weighted_cross_entropy(model(xb), yb, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    for p in model.parameters():
+        p.requires_grad_(True)
     return model.eval()
+
+
+def trainable(model: SpectrogramClassifier, head_only: bool) -> list[torch.nn.Parameter]:
+    """The parameters to optimise: all, or the head alone (the rest frozen)."""
+    for p in model.parameters():
+        p.requires_grad_(not head_only)
+    for p in model.head.parameters():
+        p.requires_grad_(True)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def fresh_head(model: SpectrogramClassifier, n_classes: int, seed: int) -> SpectrogramClassifier:
+    """Replace the head by a new, seeded one for `n_classes` classes (fine-tuning on other classes)."""
+    torch.manual_seed(np.random.SeedSequence([seed, 37]).generate_state(1)[0])
+    model.head = torch.nn.Linear(model.head.in_features, n_classes).to(model.head.weight.device)
+    return model
+
+
+def weighted_cross_entropy(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy averaged with per-image weights (None: the plain mean)."""
+    if w is None:
+        return F.cross_entropy(logits.float(), y)
+    ce = F.cross_entropy(logits.float(), y, reduction="none")
+    return (ce * w).sum() / w.sum().clamp_min(1e-12)
+
+
+class ExtraSet:
+    """Extra images (x in [-1, 1], labels in the real data's class order) mixed into real batches, seeded per step
+    (a resumed run mixes exactly as an uninterrupted one)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, opts: ExtraOptions, seed: int):
+        self.x, self.y, self.opts, self.seed = x, y, opts, seed
+        self.by_class = {int(c): torch.nonzero(y == c).flatten() for c in torch.unique(y)}
+
+    def mix(self, xb: torch.Tensor, yb: torch.Tensor, step: int, batch_size: int, stream: int = 0
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (images, labels, loss weights): the real batch with some images swapped (prob), and
+        round(ratio * batch_size) extra images appended (ratio). `stream`: the torchrun rank (each its own draw)."""
+        o = self.opts
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 31, step] + ([stream] if stream else [])))
+        w = torch.ones(len(xb), device=xb.device)
+        if o.prob > 0:
+            xb, yb = xb.clone(), yb
+            swap = rng.random(len(xb)) < o.prob
+            for i in np.flatnonzero(swap):
+                pool = self.by_class.get(int(yb[i]))
+                if pool is not None and len(pool):
+                    xb[i] = self.x[pool[int(rng.integers(len(pool)))]].to(xb.device)
+                    w[i] = o.weight
+        k = int(round(o.ratio * batch_size))
+        if k > 0:
+            idx = torch.from_numpy(rng.choice(len(self.x), k, replace=k > len(self.x)))
+            xb = torch.cat([xb, self.x[idx].to(xb.device)])
+            yb = torch.cat([yb, self.y[idx].to(yb.device)])
+            w = torch.cat([w, torch.full((k,), o.weight, device=xb.device)])
+        return xb, yb, w

@@ -1,0 +1,448 @@
+"""`diagnose gain`: does extra (generated, simulated, other) data help a few-shot classifier, by how much, how surely?
+
+The paired few-shot protocol: for each N (real windows per class) and seed, one N-per-class subset of the real
+training data is drawn (a contiguous run in recording order for measured data with `/sequence`, as `mdcli subset`
+draws it) and every arm trains a classifier from the same initial weights, with the same real batches, the same
+budget, and is tested on the same held-out real set. The baselines `real` (the N windows alone) and `classic`
+(the same with classic augmentation) are always present; an arm `NAME=MODE:FILE[,key=value...]` adds extra images
+one of four ways (append, pretrain, mixed-then-real, only: see MODES). The gain of an arm is its accuracy minus
+`real`'s for the same seed; its 95 % confidence interval comes from the t distribution over the seed differences,
+and a gain whose interval holds 0 is "no measurable gain".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mdcli import stats
+from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
+from mdcli.data import model_images
+from mdcli.errors import ConfigError, MdcliError
+from mdcli.generation import (_align_labels, check_held_out, check_lineage_held_out, embed, few_per_class,
+                              find_training_data, shared_images)
+from mdcli.models.classifier import SpectrogramClassifier
+from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig, fit_classifier, fresh_head
+
+MODES = {
+    "append": "extra images added to each real batch (weight, ratio, prob)",
+    "pretrain": "train on the extra set first, then fine-tune on the N real windows (finetune=all|head)",
+    "mixed-then-real": "train on real + extra (weight, ratio, prob), then refit the head on real alone",
+    "only": "train on the extra set alone, test on real (classification accuracy score, CAS / TSTR)",
+}
+KEYS = {"append": {"weight", "ratio", "prob"}, "mixed-then-real": {"weight", "ratio", "prob"},
+        "pretrain": {"finetune"}, "only": set()}
+BASELINES = ("real", "classic")
+
+
+@dataclass
+class GainConfig:
+    """`mdcli diagnose gain`: the classifier every arm trains (same budget for all), and the test batch size."""
+
+    fit: FitConfig = field(default_factory=FitConfig)
+    batch_size: int = 128
+
+    def validate(self) -> None:
+        if self.fit.steps < 1 or self.fit.batch_size < 1 or self.batch_size < 1:
+            raise ConfigError("fit.steps, fit.batch_size and batch_size: must be >= 1")
+
+
+@dataclass
+class Arm:
+    name: str
+    mode: str
+    file: str | None = None  # may hold {n} and {seed}
+    extra: ExtraOptions = field(default_factory=ExtraOptions)
+    finetune: str = "all"
+
+    def path(self, n: int, seed: int) -> Path:
+        assert self.file is not None
+        return Path(self.file.replace("{n}", str(n)).replace("{seed}", str(seed)))
+
+    def options(self) -> dict:
+        if self.mode in ("append", "mixed-then-real"):
+            return asdict(self.extra)
+        return {"finetune": self.finetune} if self.mode == "pretrain" else {}
+
+
+def parse_arm(text: str) -> Arm:
+    """`NAME=MODE:FILE[,key=value...]` -> Arm (a one-line error for anything else)."""
+    what = f"--arm {text}"
+    name, eq, rest = text.partition("=")
+    mode, colon, rest = rest.partition(":")
+    if not eq or not colon or not name.strip() or not rest:
+        raise ConfigError(f"{what}: expected NAME=MODE:FILE[,key=value...], e.g. gen=append:samples.h5,weight=0.5")
+    name, mode = name.strip(), mode.strip()
+    if name in BASELINES:
+        raise ConfigError(f"{what}: '{name}' is a baseline that is always present; name the arm otherwise")
+    if mode not in MODES:
+        raise ConfigError(f"{what}: unknown mode '{mode}'; valid: {', '.join(MODES)}")
+    file, *pairs = rest.split(",")
+    arm = Arm(name, mode, file.strip())
+    for pair in pairs:
+        key, eq, value = (s.strip() for s in pair.partition("="))
+        if not eq or key not in KEYS[mode]:
+            valid = ", ".join(sorted(KEYS[mode])) or "none"
+            raise ConfigError(f"{what}: '{pair}' is no option of mode {mode} (options: {valid})")
+        if key == "finetune":
+            if value not in ("all", "head"):
+                raise ConfigError(f"{what}: finetune must be all or head, got '{value}'")
+            arm.finetune = value
+            continue
+        try:
+            setattr(arm.extra, key, float(value))
+        except ValueError:
+            raise ConfigError(f"{what}: {key} must be a number, got '{value}'") from None
+    if mode in ("append", "mixed-then-real"):
+        arm.extra.validate(what)
+    return arm
+
+
+def few_shot_indices(labels: np.ndarray, n: int, seed: int, sequence: np.ndarray | None, split: str = "auto") -> np.ndarray:
+    """The N-per-class subset of the protocol (and of `mdcli subset`). blocked (the default for data with a
+    recording order, `/sequence`): per class a contiguous run of N windows in recording order at a seeded
+    position, so the subset is a short recording rather than windows spread over all of it; random: a seeded
+    draw per class (`diagnose generation`'s few-shot draw). -> sorted indices."""
+    if split not in ("auto", "random", "blocked"):
+        raise ConfigError(f"--split: unknown '{split}'; valid: auto, random, blocked")
+    for c in np.unique(labels):
+        if (labels == c).sum() < n:
+            raise MdcliError(f"--per-class {n}: class {int(c)} has only {int((labels == c).sum())} training windows")
+    if split == "random" or (split == "auto" and sequence is None):
+        return few_per_class(labels, n, seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 29, n]))
+    out = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        pos = np.asarray(sequence)[idx] if sequence is not None else np.arange(len(idx))
+        idx = idx[np.argsort(pos, kind="stable")]
+        start = int(rng.integers(0, len(idx) - n + 1))
+        out.append(idx[start : start + n])
+    return np.sort(np.concatenate(out))
+
+
+def resolved_split(split: str, data: Spectrograms) -> str:
+    return ("blocked" if data.sequence is not None else "random") if split == "auto" else split
+
+
+def paired_gain(diffs: list[float], level: float = 0.95) -> dict:
+    """Mean of paired differences over seeds, its t confidence interval, wins and a verdict that never calls
+    an interval holding 0 a gain (one seed: no interval, no measurable gain)."""
+    from scipy.stats import t
+
+    d = np.asarray(diffs, np.float64)
+    mean, sd = stats.seed_spread(d)
+    lo = hi = None
+    if sd is not None:
+        half = float(t.ppf(0.5 + level / 2, len(d) - 1) * sd / np.sqrt(len(d)))
+        lo, hi = mean - half, mean + half
+    verdict = "no measurable gain"
+    if lo is not None and lo > 0:
+        verdict = "gain"
+    elif hi is not None and hi < 0:
+        verdict = "loss"
+    return {"mean": mean, "ci95": [lo, hi] if lo is not None else None, "values": [float(v) for v in d],
+            "wins": int((d > 0).sum()), "seeds": int(len(d)), "verdict": verdict}
+
+
+def macro_f1(pred: np.ndarray, y: np.ndarray, n_classes: int) -> float:
+    scores = []
+    for c in range(n_classes):
+        tp = int(((pred == c) & (y == c)).sum())
+        denom = int((pred == c).sum() + (y == c).sum())
+        if denom:
+            scores.append(2 * tp / denom)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _lineage_models(path: Path) -> list[Path]:
+    """The parents of `path` that are models or latents (a generator), not the data it was selected from."""
+    try:
+        with open_artifact(path, header_only=True) as f:
+            parents = read_header(f)["parents"]
+    except MdcliError:
+        return []
+    out = []
+    for rec in parents:
+        p = Path(rec["path"])
+        try:
+            with open_artifact(p, header_only=True) as f:
+                if read_header(f)["kind"] != "spectrograms":
+                    out.append(p)
+        except MdcliError:
+            continue
+    return out
+
+
+@dataclass
+class Plan:
+    """Everything checked before the first fit: the tasks, and what the report says about each arm file."""
+
+    train: Path
+    test: Path
+    names: list[str]
+    split: str
+    tasks: list[dict]
+    arms: list[Arm]
+    saw: dict = field(default_factory=dict)  # (arm, n, seed) -> most real windows per class its generator saw
+    outside: dict = field(default_factory=dict)  # (arm, n, seed) -> its generator's windows not in that subset
+    sequence_gap: int | None = None  # closest recording positions of a test and a training window of one class
+
+
+def sequence_gap(train: Spectrograms, test: Spectrograms) -> int | None:
+    """The smallest |sequence difference| between a test and a training window of the same class (None without
+    /sequence in both). Overlapping measured windows (3 s windows, 1 s hop) closer than their length share time:
+    `mdcli split --split blocked --gap 3` keeps them >= 3 apart."""
+    if train.sequence is None or test.sequence is None:
+        return None
+    gaps = []
+    for c, name in enumerate(train.class_names):
+        if name not in test.class_names:
+            continue
+        a = np.sort(np.asarray(train.sequence)[train.labels == c])
+        b = np.asarray(test.sequence)[test.labels == test.class_names.index(name)]
+        if len(a) and len(b):
+            i = np.clip(np.searchsorted(a, b), 1, len(a)) if len(a) > 1 else np.ones(len(b), int)
+            near = np.minimum(np.abs(b - a[i - 1]), np.abs(b - a[np.minimum(i, len(a) - 1)]))
+            gaps.append(int(near.min()))
+    return min(gaps) if gaps else None
+
+
+def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int], seeds: list[int],
+         split: str = "auto") -> Plan:
+    """Validate every input (files, classes, image sizes, N, overlap with the test set) -> the fit tasks."""
+    if not per_class or any(n < 1 for n in per_class):
+        raise ConfigError("--per-class: give one or more N >= 1, e.g. 20,50")
+    if not seeds:
+        raise ConfigError("--seeds: give at least one seed")
+    names_seen = [a.name for a in arms]
+    if len(set(names_seen)) != len(names_seen):
+        raise ConfigError(f"--arm: the names {names_seen} repeat one")
+    train, test = Spectrograms.load(train_path), Spectrograms.load(test_path)
+    names = list(train.class_names)
+    if list(test.class_names) != names:
+        raise MdcliError(f"--test {test_path}: classes {list(test.class_names)} differ from --train's {names}")
+    if test.spectrograms.shape[1:] != train.spectrograms.shape[1:]:
+        raise MdcliError(f"--test {test_path}: images are {test.spectrograms.shape[1:]}, --train's {train.spectrograms.shape[1:]}")
+    check_held_out(test, test_path, train, f"--train {train_path}")
+    gap = sequence_gap(train, test)
+    if gap == 0:
+        raise MdcliError(f"--test {test_path}: holds windows of --train {train_path} (the same recording position of the "
+                         "same class); make both with `mdcli split --split blocked`")
+    for n in per_class:
+        few_shot_indices(train.labels, n, seeds[0], train.sequence, split)  # N larger than a class: an error here
+    p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap)
+    checked: set[Path] = set()
+    for arm in arms:
+        for n in per_class:
+            for seed in seeds:
+                path = arm.path(n, seed)
+                what = f"--arm {arm.name} ({path})"
+                if path not in checked:
+                    checked.add(path)
+                    if not path.exists():
+                        raise MdcliError(f"{what}: file not found")
+                    extra = Spectrograms.load(path)
+                    if extra.spectrograms.shape[1:] != train.spectrograms.shape[1:]:
+                        raise MdcliError(f"{what}: images are {extra.spectrograms.shape[1:]}, the real data's "
+                                         f"{train.spectrograms.shape[1:]}")
+                    if len(extra) == 0:
+                        raise MdcliError(f"{what}: holds no images")
+                    if arm.mode != "pretrain":
+                        _align_labels(extra, names, what)  # type: ignore[arg-type]  # a class the real data lacks: an error
+                    check_held_out(test, test_path, extra, what)
+                    for model in _lineage_models(path):
+                        check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
+                gen_data = find_training_data(path)
+                if gen_data is not None:
+                    seen = Spectrograms.load(gen_data)
+                    subset = train.spectrograms[few_shot_indices(train.labels, n, seed, train.sequence, split)]
+                    p.saw[(arm.name, n, seed)] = max(seen.class_counts().values())
+                    p.outside[(arm.name, n, seed)] = len(seen) - shared_images(subset, seen.spectrograms)
+    for n in per_class:
+        for seed in seeds:
+            for arm in [Arm("real", "real"), Arm("classic", "classic")] + arms:
+                p.tasks.append({"arm": arm.name, "mode": arm.mode, "n": n, "seed": seed,
+                                "file": str(arm.path(n, seed)) if arm.file else None,
+                                "extra": asdict(arm.extra), "finetune": arm.finetune})
+    return p
+
+
+class Data:
+    """The tensors of a run (real training, held-out, and each extra file once), loaded on first use."""
+
+    def __init__(self, train: Path, test: Path):
+        tr, te = Spectrograms.load(train), Spectrograms.load(test)
+        self.names, self.sequence = list(tr.class_names), tr.sequence
+        self.x, self.y = model_images(tr), torch.from_numpy(tr.labels)
+        self.x_test, self.y_test = model_images(te), te.labels
+        self._extra: dict[str, tuple] = {}
+
+    def extra(self, path: str) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+        """-> (images, labels, None) in the real data's class order when the file's classes are among the real
+        ones, else (images, labels, its class count) in the file's own order (pretrain, then a fresh head)."""
+        if path not in self._extra:
+            d = Spectrograms.load(path)
+            own = not set(d.class_names) <= set(self.names)
+            labels = d.labels if own else _align_labels(d, self.names, Path(path))
+            self._extra[path] = (model_images(d), torch.from_numpy(labels), len(d.class_names) if own else None)
+        return self._extra[path]
+
+
+def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int,
+             device: torch.device | str = "cpu") -> dict:
+    """One arm at one (N, seed): train, test on the held-out set -> accuracy, macro-F1, and the digests of the
+    real subset and of the initial weights (the same for every arm of a seed: the paired design)."""
+    seed, n, mode = task["seed"], task["n"], task["mode"]
+    sel = torch.from_numpy(few_shot_indices(data.y.numpy(), n, seed, data.sequence, split))
+    x, y = data.x[sel], data.y[sel]
+    k = len(data.names)
+    xe, ye, own = data.extra(task["file"]) if task["file"] is not None else (None, None, None)
+    n_first = own or k  # own classes only with pretrain: plan refuses them for the other modes
+    torch.manual_seed(seed)
+    model = SpectrogramClassifier(fit.net, n_first)
+    body = [v.numpy() for name, v in model.state_dict().items() if not name.startswith("head.")]
+    init = _digest(*body)
+    opts = ExtraOptions(**task["extra"])
+    go = lambda xx, yy, **kw: fit_classifier(xx, yy, kw.pop("k", k), fit, seed, device=device, **kw)  # noqa: E731
+    if mode in ("real", "classic"):
+        model = go(x, y, model=model, augment=mode == "classic")
+    elif mode == "append":
+        model = go(x, y, model=model, extra=ExtraSet(xe, ye, opts, seed))
+    elif mode == "only":
+        model = go(xe, ye, model=model)
+    elif mode == "mixed-then-real":
+        model = go(x, y, model=go(x, y, model=model, extra=ExtraSet(xe, ye, opts, seed)), head_only=True)
+    else:  # pretrain
+        model = go(xe, ye, model=model, k=n_first)
+        if own:  # pretrained on other classes: a fresh head for the real ones
+            model = fresh_head(model, k, seed)
+        model = go(x, y, model=model, head_only=task["finetune"] == "head")
+    pred = embed(model.to(device), data.x_test, batch_size)[1]
+    return {"accuracy": float((pred == data.y_test).mean()), "macro_f1": macro_f1(pred, data.y_test, k),
+            "subset": _digest(sel.numpy()), "init": init}
+
+
+def run_spec(spec: dict, on_result: Callable[[int, dict], None] = lambda i, r: None) -> list[dict]:
+    """Run the spec's tasks in this process (the fit worker calls this too)."""
+    from mdcli.config import from_dict
+
+    data = Data(Path(spec["train"]), Path(spec["test"]))
+    fit = from_dict(FitConfig, spec["fit"])
+    device = torch.device(spec.get("device", "cpu"))
+    out = []
+    for i, task in enumerate(spec["tasks"]):
+        out.append(run_task(task, data, fit, spec["split"], int(spec["batch_size"]), device))
+        on_result(i, out[-1])
+    return out
+
+
+def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int], jobs: int = 1,
+                progress: Callable[[], None] = lambda: None) -> dict:
+    """Run every fit of the plan (in `jobs` processes on a CPU, one torch thread each: the same numbers for
+    any `jobs`) and assemble the report."""
+    from mdcli.generation import fit_in_processes
+
+    cfg.validate()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    jobs = jobs if device == "cpu" else 1
+    spec = {"kind": "gain", "train": str(p.train), "test": str(p.test), "split": p.split, "fit": asdict(cfg.fit),
+            "batch_size": cfg.batch_size, "device": device}
+    if jobs > 1 and len(p.tasks) > 1:
+        results = fit_in_processes(spec, p.tasks, jobs, 1, lambda i, r: progress(), "diagnose gain")
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1 if device == "cpu" else threads)
+        try:
+            results = run_spec({**spec, "tasks": p.tasks}, lambda i, r: progress())
+        finally:
+            torch.set_num_threads(threads)
+    arms = [Arm("real", "real"), Arm("classic", "classic")] + p.arms
+    report: dict = {
+        "train": str(p.train), "test": str(p.test), "train_sha256": sha256_file(p.train), "test_sha256": sha256_file(p.test),
+        "classes": p.names, "split": p.split, "test_sequence_gap": p.sequence_gap, "per_class": list(per_class), "seeds": list(seeds),
+        "fit": asdict(cfg.fit), "fits": {"jobs": jobs, "threads": 1 if device == "cpu" else None, "device": device,
+                                         "count": len(p.tasks)},
+        "arms": {a.name: {"mode": a.mode, "file": a.file, "options": a.options()} for a in arms},
+        "results": {},
+    }
+    by = {(t["arm"], t["n"], t["seed"]): r for t, r in zip(p.tasks, results)}
+    for n in per_class:
+        base = [by[("real", n, s)] for s in seeds]
+        rows = {}
+        for a in arms:
+            rs = [by[(a.name, n, s)] for s in seeds]
+            acc, f1 = [r["accuracy"] for r in rs], [r["macro_f1"] for r in rs]
+            row = {"accuracy": _spread(acc), "macro_f1": _spread(f1),
+                   "subsets": [r["subset"] for r in rs], "inits": [r["init"] for r in rs],
+                   "gain": None, "gain_macro_f1": None, "generator_saw": None, "generator_saw_more": False,
+                   "generator_saw_outside_subset": None}
+            if a.name != "real":
+                row["gain"] = paired_gain([r["accuracy"] - b["accuracy"] for r, b in zip(rs, base)])
+                row["gain_macro_f1"] = paired_gain([r["macro_f1"] - b["macro_f1"] for r, b in zip(rs, base)])
+            saw = [p.saw[(a.name, n, s)] for s in seeds if (a.name, n, s) in p.saw]
+            if saw:
+                row["generator_saw"] = max(saw)
+                row["generator_saw_more"] = bool(max(saw) > n)
+                row["generator_saw_outside_subset"] = max(p.outside[(a.name, n, s)] for s in seeds if (a.name, n, s) in p.outside)
+            rows[a.name] = row
+        report["results"][str(n)] = rows
+    return report
+
+
+def _spread(values: list[float]) -> dict:
+    """Mean, sample std, t 95 % interval of the mean over seeds, and the per-seed values."""
+    g = paired_gain(values)
+    return {"mean": g["mean"], "std": stats.seed_spread(values)[1], "ci95": g["ci95"], "values": g["values"]}
+
+
+def verdict_text(gain: dict | None) -> str:
+    """How the table prints a gain: a number only where its interval excludes 0."""
+    if gain is None:
+        return "baseline"
+    ci = gain["ci95"]
+    span = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+    if gain["verdict"] == "no measurable gain":
+        return f"no measurable gain ({gain['mean']:+.3f}{span})"
+    return f"{gain['verdict']} {gain['mean']:+.3f}{span}"
+
+
+def plot_gain(report: dict, folder: Path) -> list[Path]:
+    """Accuracy against N per arm, with the t 95 % intervals of the mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = [int(n) for n in report["results"]]
+    arms = list(report["arms"])
+    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    for j, arm in enumerate(arms):
+        rows = [report["results"][str(n)][arm]["accuracy"] for n in ns]
+        means = np.array([r["mean"] for r in rows])
+        err = None
+        if all(r["ci95"] for r in rows):
+            err = np.array([[m - r["ci95"][0] for m, r in zip(means, rows)], [r["ci95"][1] - m for m, r in zip(means, rows)]])
+        xs = np.arange(len(ns)) + 0.06 * (j - (len(arms) - 1) / 2)  # one slot per N; small offsets keep arms apart
+        ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=arm, lw=1)
+    ax.set_xticks(np.arange(len(ns)), [str(n) for n in ns])
+    ax.set_xlim(-0.5, len(ns) - 0.5)
+    ax.set_ylim(0, 1.02)  # intervals of few seeds can reach past [0, 1]: the axis shows what accuracy can be
+    ax.set_xlabel("real windows per class (N)")
+    ax.set_ylabel("accuracy on held-out real")
+    ax.legend(fontsize=7)
+    from mdcli.diagnose import _save
+
+    return [_save(fig, folder / "gain.png")]

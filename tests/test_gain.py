@@ -1,0 +1,296 @@
+"""diagnose gain: the paired few-shot protocol, its controls (more real data helps, shuffled labels do not), the
+subsets `mdcli subset` writes, and one-line refusals of bad input; train-classifier's --extra / --init options."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mdcli.artifacts import Spectrograms, atomic_h5, parent_record, write_header
+from mdcli.cli import app
+from mdcli.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
+from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig
+from tests.conftest import TINY
+
+N = 20
+SEEDS = 4
+# a fit small enough for a test, and a task where 20 windows per class are clearly too few: position-dependent
+# class templates under strong noise (the template estimate from 20 windows is noisy, from 120 much less)
+FIT = ["--set", "fit.net.channels=[8,16]", "--set", "fit.batch_size=16", "--set", "fit.warmup_steps=5",
+       "--set", "fit.steps=100", "--set", "fit.lr=0.003"]
+
+
+def _synthetic(n_per_class: int, seed: int, k: int = 4, size: int = 16, amp: float = 0.045,
+               sequence: bool = False) -> Spectrograms:
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)  # the class templates: the same for every set
+    tm = np.stack([gaussian_filter(t, 1.5) for t in rng.normal(size=(k, size, size))])
+    tm /= tm.std(axis=(1, 2), keepdims=True)
+    r = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(k), n_per_class)
+    x = np.clip(0.5 + amp * tm[labels] + 0.2 * r.normal(size=(len(labels), size, size)), 0, 1).astype(np.float32)
+    return Spectrograms(x, labels, [f"c{i}" for i in range(k)], np.linspace(-1, 1, size), np.linspace(0, 1, size),
+                        24e9, 1000.0, 40.0, "simulated",
+                        sequence=np.tile(np.arange(n_per_class), k) if sequence else None)
+
+
+@pytest.fixture(scope="module")
+def gain_data(tmp_path_factory):
+    """train (120 per class), test (50 per class), and per seed: the windows the N-per-class subset left out
+    (the positive control: more real data), and the same with shuffled labels."""
+    d = tmp_path_factory.mktemp("gain")
+    train = _synthetic(120, 1)
+    train.save(d / "train.h5", "synthetic: train\n", 1)
+    _synthetic(50, 2).save(d / "test.h5", "synthetic: test\n", 2)
+    for s in range(SEEDS):
+        rest = train.select(np.setdiff1d(np.arange(len(train)), few_shot_indices(train.labels, N, s, None)))
+        rest.save(d / f"rest_{N}_{s}.h5", "rest\n", s, [parent_record(d / "train.h5")])
+        rest.labels = np.random.default_rng(s).permutation(rest.labels)
+        rest.save(d / f"shuf_{N}_{s}.h5", "shuffled\n", s)
+    return d
+
+
+def _run(runner, args):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def _refused(runner, args, *words):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and res.output.strip().count("\n") == 0, res.output
+    for w in words:
+        assert w in res.output, res.output
+    return res
+
+
+def test_positive_control_gains_shuffled_labels_do_not_and_the_design_is_paired(runner, gain_data, tmp_path):
+    d = gain_data
+    args = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", str(N),
+            "--seeds", str(SEEDS), "--jobs", "2", "--json", "-q", "--plot", str(tmp_path / "figs"),
+            "--arm", f"more=append:{d}/rest_{{n}}_{{seed}}.h5,ratio=3", "--arm", f"shuf=append:{d}/shuf_{{n}}_{{seed}}.h5", *FIT]
+    r = json.loads(_run(runner, args).stdout)
+    rows = r["results"][str(N)]
+    assert list(rows) == ["real", "classic", "more", "shuf"]
+    assert {"train", "test", "classes", "split", "per_class", "seeds", "fit", "fits", "arms", "results", "figures"} <= set(r)
+    assert r["split"] == "random" and r["fits"]["jobs"] == 2 and r["fits"]["threads"] == 1
+    more, shuf = rows["more"]["gain"], rows["shuf"]["gain"]
+    # more real data: a gain whose whole interval is above 0
+    assert more["verdict"] == "gain" and more["ci95"][0] > 0, more
+    assert rows["more"]["accuracy"]["mean"] > rows["real"]["accuracy"]["mean"] + 0.05
+    # shuffled labels: never a gain
+    assert shuf["verdict"] != "gain" and shuf["mean"] <= 0, shuf
+    assert rows["real"]["gain"] is None and more["seeds"] == SEEDS and 0 <= more["wins"] <= SEEDS
+    # paired: every arm of a seed trains on the same real subset from the same initial weights; seeds differ
+    for arm in rows.values():
+        assert arm["subsets"] == rows["real"]["subsets"] and arm["inits"] == rows["real"]["inits"]
+    assert len(set(rows["real"]["subsets"])) == SEEDS and len(set(rows["real"]["inits"])) == SEEDS
+    assert (tmp_path / "figs" / "gain.png").stat().st_size > 0
+    # the worker processes give the numbers a fit in this process gives (one thread each): any --jobs, same numbers
+    torch.set_num_threads(1)
+    p = plan(d / "train.h5", d / "test.h5", [parse_arm(f"more=append:{d}/rest_{{n}}_{{seed}}.h5,ratio=3")], [N], [1])
+    task = next(t for t in p.tasks if t["arm"] == "more")
+    fit = FitConfig(steps=100, batch_size=16, warmup_steps=5, lr=0.003)
+    fit.net.channels = [8, 16]
+    one = run_task(task, Data(d / "train.h5", d / "test.h5"), fit, "random", 128)
+    assert one["accuracy"] == rows["more"]["accuracy"]["values"][1] and one["init"] == rows["more"]["inits"][1]
+
+
+def _fake_generator_chain(folder, data_path):
+    """samples.h5 <- ldm.h5 <- latents.h5 <- data_path: the lineage `sample` writes (no real models: headers only)."""
+    prev = data_path
+    for kind in ("latents", "ldm"):
+        with atomic_h5(folder / f"{kind}.h5") as f:
+            write_header(f, kind, "fake: true\n", 0, [parent_record(prev)])
+        prev = folder / f"{kind}.h5"
+    s = Spectrograms.load(data_path).select(np.arange(8))
+    s.spectrograms = np.flip(s.spectrograms, 2).copy()  # not byte-identical to anything real
+    s.source = "generated"
+    s.save(folder / "samples.h5", "fake samples\n", 0, [parent_record(prev)])
+    return folder / "samples.h5"
+
+
+def test_generator_that_saw_more_is_marked_and_one_seed_is_no_measurable_gain(runner, gain_data, tmp_path):
+    d = gain_data
+    samples = _fake_generator_chain(tmp_path, d / "train.h5")
+    common = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "3",
+              "--seeds", "1", "-q", "--set", "fit.steps=2", "--set", "fit.net.channels=[4]"]
+    base = [*common, "--arm", f"gen=append:{samples}"]
+    r = json.loads(_run(runner, [*base, "--json"]).stdout)
+    gen = r["results"]["3"]["gen"]
+    assert gen["generator_saw"] == 120 and gen["generator_saw_more"] is True
+    assert gen["gain"]["verdict"] == "no measurable gain" and gen["gain"]["ci95"] is None
+    out = _run(runner, base).stdout
+    assert "generator saw 120 > 3" in out and "no measurable" in out
+    # the honest setting: one generator per subset, trained on exactly the windows `mdcli subset` writes for (N, seed)
+    for seed in (0, 1):
+        g = tmp_path / f"gen_3_{seed}"
+        g.mkdir()
+        _run(runner, ["subset", str(d / "train.h5"), "--per-class", "3", "--seed", str(seed), "-o", str(g / "few.h5")])
+        _fake_generator_chain(g, g / "few.h5")
+    honest = [*common[:9], "2", *common[10:]]
+    r = json.loads(_run(runner, [*honest, "--json", "--arm", f"gen=append:{tmp_path}/gen_{{n}}_{{seed}}/samples.h5"]).stdout)
+    gen = r["results"]["3"]["gen"]
+    assert (gen["generator_saw"], gen["generator_saw_more"], gen["generator_saw_outside_subset"]) == (3, False, 0)
+    # seed 0's generator scored with seed 1's subset: it saw windows the real arm of seed 1 never had
+    r = json.loads(_run(runner, [*honest, "--json", "--arm", f"gen=append:{tmp_path}/gen_3_0/samples.h5"]).stdout)
+    assert r["results"]["3"]["gen"]["generator_saw_outside_subset"] > 0
+    # a generator whose training data holds test windows is refused (its lineage is checked, not only the file)
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    both = Spectrograms.load(d / "train.h5")
+    test = Spectrograms.load(d / "test.h5")
+    both.spectrograms = np.concatenate([both.spectrograms, test.spectrograms[:3]])
+    both.labels = np.concatenate([both.labels, test.labels[:3]])
+    both.save(leak / "all.h5", "all\n", 0)
+    leaky = _fake_generator_chain(leak, leak / "all.h5")
+    _refused(runner, [*common, "--arm", f"gen=append:{leaky}"], "held-out")
+
+
+def test_bad_input_is_one_line_and_writes_nothing(runner, gain_data, tmp_path):
+    d = gain_data
+    base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "5",
+            "--seeds", "2", "--plot", str(tmp_path / "figs")]
+    _refused(runner, [*base, "--arm", f"x=blend:{d}/test.h5", "--json-out", str(tmp_path / "out" / "gain.json")],
+             "unknown mode 'blend'")
+    _refused(runner, [*base, "--json-out", str(tmp_path)], "is a folder")
+    _refused(runner, [*base, "--arm", f"x=append:{d}/rest_20_0.h5,weight=1.5"], "weight")
+    _refused(runner, [*base, "--arm", f"x=append:{d}/rest_20_0.h5,finetune=head"], "no option of mode append")
+    _refused(runner, [*base, "--arm", f"real=append:{d}/rest_20_0.h5"], "baseline")
+    _refused(runner, [*base, "--arm", f"x=append:{d}/missing_{{n}}.h5"], "missing_5.h5", "not found")
+    _refused(runner, [*base[:6], "--per-class", "121", *base[8:]], "--per-class 121")
+    _refused(runner, [*base[:6], "--per-class", "a,b", *base[8:]], "--per-class")
+    other = _synthetic(10, 3)
+    other.class_names = ["c0", "c1", "c2", "zz"]
+    other.save(tmp_path / "other.h5", "other\n", 0)
+    _refused(runner, [*base, "--arm", f"x=append:{tmp_path}/other.h5"], "'zz'")
+    _synthetic(10, 3, size=8).save(tmp_path / "small.h5", "small\n", 0)
+    _refused(runner, [*base, "--arm", f"x=pretrain:{tmp_path}/small.h5"], "images are")
+    # a test set that overlaps the training windows
+    train = Spectrograms.load(d / "train.h5")
+    train.select(np.arange(0, len(train), 7)).save(tmp_path / "overlap.h5", "overlap\n", 0)
+    _refused(runner, [*base[:4], "--test", str(tmp_path / "overlap.h5"), *base[6:]], "held-out")
+    assert not (tmp_path / "figs").exists() and not (tmp_path / "out").exists()
+
+
+def test_paired_gain_interval_and_verdict():
+    g = paired_gain([0.1, 0.2, 0.3])  # mean 0.2, sd 0.1, t(0.975, 2) = 4.303: half width 0.2484
+    assert g["mean"] == pytest.approx(0.2) and g["ci95"] == pytest.approx([0.2 - 0.24843, 0.2 + 0.24843], abs=1e-4)
+    assert g["verdict"] == "no measurable gain" and g["wins"] == 3 and g["seeds"] == 3
+    assert paired_gain([0.10, 0.11, 0.12])["verdict"] == "gain"
+    assert paired_gain([-0.10, -0.11, -0.12])["verdict"] == "loss"
+    one = paired_gain([0.5])
+    assert one["ci95"] is None and one["verdict"] == "no measurable gain"
+
+
+def test_blocked_subsets_are_contiguous_runs_and_subset_writes_them(runner, tmp_path):
+    data = _synthetic(30, 5, sequence=True)
+    order = np.random.default_rng(0).permutation(len(data))  # file order is not recording order
+    data = data.select(order)
+    data.save(tmp_path / "seq.h5", "seq\n", 0)
+    idx = few_shot_indices(data.labels, 6, 2, data.sequence)
+    for c in range(4):
+        pos = np.sort(data.sequence[idx][data.labels[idx] == c])
+        assert len(pos) == 6 and np.all(np.diff(pos) == 1)  # a contiguous run in recording order
+    assert not np.array_equal(idx, few_shot_indices(data.labels, 6, 3, data.sequence))
+    _run(runner, ["subset", str(tmp_path / "seq.h5"), "--per-class", "6", "--seed", "2", "-o", str(tmp_path / "sub.h5")])
+    assert np.array_equal(Spectrograms.load(tmp_path / "sub.h5").spectrograms, data.spectrograms[idx])
+    rnd = few_shot_indices(data.labels, 6, 2, data.sequence, "random")
+    _run(runner, ["subset", str(tmp_path / "seq.h5"), "--per-class", "6", "--seed", "2", "--split", "random",
+                  "-o", str(tmp_path / "rnd.h5")])
+    assert np.array_equal(Spectrograms.load(tmp_path / "rnd.h5").spectrograms, data.spectrograms[rnd])
+    # measured windows overlap in time: a test window at a training window's recording position is refused even
+    # when its bytes differ (another import), and one a step away is reported
+    from mdcli.train.common import split_indices
+
+    tr, te = split_indices(data.labels, 0.3, 0, "random", data.sequence)
+    data.select(tr).save(tmp_path / "tr.h5", "tr\n", 0)
+    near = data.select(te)
+    near.save(tmp_path / "te.h5", "te\n", 0)
+    same = data.select(tr[:5])
+    same.spectrograms = np.flip(same.spectrograms, 1).copy()
+    same.save(tmp_path / "same.h5", "same\n", 0)
+    base = ["diagnose", "gain", "--train", str(tmp_path / "tr.h5"), "--per-class", "3", "--seeds", "1",
+            "--set", "fit.steps=1", "--set", "fit.net.channels=[4]", "-q"]
+    _refused(runner, [*base, "--test", str(tmp_path / "same.h5")], "same recording position")
+    out = _run(runner, [*base, "--test", str(tmp_path / "te.h5")]).stdout
+    assert "recording step(s) from a training window" in " ".join(out.split())
+
+
+def test_extra_set_mixes_by_ratio_prob_and_weight():
+    x, y = torch.arange(6.0).view(6, 1, 1, 1), torch.tensor([0, 0, 0, 1, 1, 1])
+    xe, ye = 100 + torch.arange(4.0).view(4, 1, 1, 1), torch.tensor([0, 0, 1, 1])
+    xb, yb, w = ExtraSet(xe, ye, ExtraOptions(weight=0.25, ratio=0.5, prob=1.0), 0).mix(x, y, 3, 6)
+    assert len(xb) == 9 and torch.all(xb >= 100)  # every real image swapped, 3 extra images appended
+    assert torch.equal(yb[:6], y) and torch.equal(w, torch.full((9,), 0.25))
+    for img, label in zip(xb.flatten(), yb):  # a swapped image is one of its class's extra images
+        assert int(ye[int(img) - 100]) == int(label)
+    xb2, _, w2 = ExtraSet(xe, ye, ExtraOptions(weight=0.5, ratio=1.0, prob=0.0), 0).mix(x, y, 3, 6)
+    assert torch.equal(xb2[:6], x) and torch.equal(w2[:6], torch.ones(6)) and torch.all(w2[6:] == 0.5)
+    with pytest.raises(Exception, match="weight"):
+        ExtraOptions(weight=2.0).validate()
+
+
+def test_train_classifier_extra_and_init(runner, tiny_data, tmp_path):
+    from mdcli.artifacts import read_header, open_artifact
+    from mdcli.train.classifier import load_classifier
+
+    cfg = ["--config", str(TINY / "train-classifier.yaml"), "--steps", "6", "-q"]
+    _run(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "-o", str(tmp_path / "base.h5")])
+    _run(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--extra", str(tiny_data), "--extra-weight", "0.5",
+                  "--extra-ratio", "0.5", "--extra-prob", "0.2", "-o", str(tmp_path / "aug.h5")])
+    with open_artifact(tmp_path / "aug.h5") as f:
+        h = read_header(f)
+    assert "weight: 0.5" in h["config"] and len(h["parents"]) == 2
+    # pretrain on other classes, fine-tune the head alone: a fresh head, the body as pretrained
+    other = Spectrograms.load(tiny_data)
+    other.class_names = [f"sim_{c}" for c in other.class_names[:-1]] + ["extra"]
+    other.save(tmp_path / "other.h5", "other\n", 0)
+    _run(runner, ["train-classifier", *cfg, "--data", str(tmp_path / "other.h5"), "-o", str(tmp_path / "pre.h5")])
+    _run(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--init", str(tmp_path / "pre.h5"),
+                  "--finetune", "head", "-o", str(tmp_path / "ft.h5")])
+    pre, _ = load_classifier(tmp_path / "pre.h5")
+    ft, attrs = load_classifier(tmp_path / "ft.h5")
+    assert list(attrs["class_names"]) == Spectrograms.load(tiny_data).class_names
+    assert torch.equal(pre.stem.weight, ft.stem.weight) and not torch.equal(pre.head.weight, ft.head.weight)
+    # bad input: one line, exit 2, nothing written
+    bad = tmp_path / "bad.h5"
+    _refused(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--extra", str(tiny_data),
+                      "--extra-weight", "1.5", "-o", str(bad)], "weight")
+    _refused(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--extra-weight", "0.5", "-o", str(bad)], "--extra")
+    _refused(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--extra", str(tmp_path / "other.h5"), "-o", str(bad)],
+             "sim_")
+    _synthetic(5, 0, size=8).save(tmp_path / "small.h5", "small\n", 0)
+    _refused(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--extra", str(tmp_path / "small.h5"), "-o", str(bad)],
+             "images are")
+    _refused(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--init", str(tmp_path / "pre.h5"),
+                      "--finetune", "some", "-o", str(bad)], "finetune")
+    assert not bad.exists()
+    with h5py.File(tmp_path / "ft.h5") as f:
+        assert f.attrs["init"] == str(tmp_path / "pre.h5")
+
+
+def test_every_mode_runs_and_pretrain_takes_other_classes(runner, gain_data, tmp_path):
+    """pretrain on a set with other classes (a fresh head for the real ones), mixed-then-real, only, append with
+    prob: each runs from the same initial body as real (tiny budget: this checks the plumbing, not the numbers)."""
+    d = gain_data
+    other = _synthetic(6, 7)  # as many classes as the real data, other names: pretrained, then a fresh head
+    other.class_names = ["walker", "drone", "bird", "vehicle"]
+    other.save(tmp_path / "sim.h5", "sim\n", 0)
+    arms = [f"sim=pretrain:{tmp_path}/sim.h5,finetune=head", f"mix=mixed-then-real:{d}/rest_20_0.h5,weight=0.5",
+            f"cas=only:{d}/rest_20_0.h5", f"swap=append:{d}/rest_20_0.h5,prob=0.5,ratio=0"]
+    r = json.loads(_run(runner, ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"),
+                                 "--per-class", "3", "--seeds", "1", "--json", "-q", "--set", "fit.steps=2",
+                                 "--set", "fit.net.channels=[4]", *[a for arm in arms for a in ("--arm", arm)]]).stdout)
+    rows = r["results"]["3"]
+    assert list(rows) == ["real", "classic", "sim", "mix", "cas", "swap"]
+    assert {k: v["mode"] for k, v in r["arms"].items()}["sim"] == "pretrain"
+    assert r["arms"]["sim"]["options"] == {"finetune": "head"} and r["arms"]["mix"]["options"]["weight"] == 0.5
+    assert all(v["inits"] == rows["real"]["inits"] for v in rows.values())
+    assert all(0 <= v["accuracy"]["mean"] <= 1 for v in rows.values())
