@@ -9,6 +9,9 @@
 #   bash examples/fewshot.sh GAIT_DIR OUT [CONFIG] [SEEDS] [--set k=v ...]
 #   bash examples/fewshot.sh ../shared/data/gait runs/fewshot configs/study/cpu.yaml 5
 #
+# GENERATOR=shared trains one generator on the whole training part instead (the optimistic setting, one chain
+# instead of 2 x SEEDS: `diagnose gain` marks it "generator saw K > N real windows").
+#
 # The trailing --set options go to train-ae (default arm: the study's vqgan-ema). Finished subsets are kept
 # (rerunning continues where it stopped); 1 torch thread per process, as the study runs. JOBS: diagnose gain's
 # parallel classifier fits (default 2). Writes OUT/gain.json, OUT/gain.txt (the table) and OUT/figs/gain.png.
@@ -23,21 +26,31 @@ mkdir -p "$OUT"
 [ -f "$OUT/gait.h5" ] || $M import "$GAIT" --colormap jet --image-size 64,64 -o "$OUT/gait.h5" -q
 [ -f "$OUT/test.h5" ] || $M split "$OUT/gait.h5" --split blocked --test-fraction 0.3 --gap 3 \
     --train-out "$OUT/train.h5" --test-out "$OUT/test.h5"
-for N in 20 50; do
-  for S in $(seq 0 $((SEEDS - 1))); do
-    D="$OUT/gen_${N}_${S}"
-    [ -f "$D/samples.h5" ] && continue
-    mkdir -p "$D"
-    $M subset "$OUT/train.h5" --per-class "$N" --seed "$S" -o "$D/few.h5"   # = diagnose gain's subset (N, seed)
-    $M train-classifier --config "$CFG" --data "$D/few.h5" --seed "$S" --split blocked -o "$D/clf.h5" -q
-    $M train-ae --config "$CFG" --data "$D/few.h5" --classifier "$D/clf.h5" --perceptual domain --seed "$S" \
-        "${AE_SET[@]}" -o "$D/ae.h5" -q --resume
-    $M encode --ae "$D/ae.h5" --data "$D/few.h5" -o "$D/latents.h5" -q
-    $M train-ldm --config "$CFG" --latents "$D/latents.h5" --seed "$S" -o "$D/ldm.h5" -q --resume
-    $M sample --config "$CFG" --ldm "$D/ldm.h5" --seed "$S" -o "$D/samples.h5" -q
+chain() {  # the generator chain on $1 (a spectrograms file) in folder $2 with seed $3
+  $M train-classifier --config "$CFG" --data "$1" --seed "$3" --split blocked -o "$2/clf.h5" -q
+  $M train-ae --config "$CFG" --data "$1" --classifier "$2/clf.h5" --perceptual domain --seed "$3" \
+      "${AE_SET[@]}" -o "$2/ae.h5" -q --resume
+  $M encode --ae "$2/ae.h5" --data "$1" -o "$2/latents.h5" -q
+  $M train-ldm --config "$CFG" --latents "$2/latents.h5" --seed "$3" -o "$2/ldm.h5" -q --resume
+  $M sample --config "$CFG" --ldm "$2/ldm.h5" --seed "$3" -o "$2/samples.h5" -q
+}
+if [ "${GENERATOR:-per-subset}" = shared ]; then
+  D="$OUT/gen_all"
+  mkdir -p "$D"
+  [ -f "$D/samples.h5" ] || chain "$OUT/train.h5" "$D" 0
+  G="$D/samples.h5"
+else
+  for N in 20 50; do
+    for S in $(seq 0 $((SEEDS - 1))); do
+      D="$OUT/gen_${N}_${S}"
+      [ -f "$D/samples.h5" ] && continue
+      mkdir -p "$D"
+      $M subset "$OUT/train.h5" --per-class "$N" --seed "$S" -o "$D/few.h5"   # = diagnose gain's subset (N, seed)
+      chain "$D/few.h5" "$D" "$S"
+    done
   done
-done
-G="$OUT/gen_{n}_{seed}/samples.h5"
+  G="$OUT/gen_{n}_{seed}/samples.h5"
+fi
 COLUMNS=${COLUMNS:-160} $M diagnose gain --config "$CFG" --train "$OUT/train.h5" --test "$OUT/test.h5" --per-class 20,50 \
     --seeds "$SEEDS" --jobs "${JOBS:-2}" --arm "gen=append:$G" --arm "gen-w0.3=append:$G,weight=0.3" \
     --arm "gen-r0.5=append:$G,ratio=0.5" --arm "gen-p0.3=append:$G,prob=0.3,ratio=0" --arm "gen-pretrain=pretrain:$G" \
