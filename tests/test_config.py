@@ -69,6 +69,7 @@ def test_shipped_multi_stage_configs_load_every_section(name):
 
     from mdcli.config import SECTIONS
     from mdcli.diffusability import DiffusabilityConfig
+    from mdcli.gain import GainConfig
     from mdcli.generation import GenerationConfig
     from mdcli.latent import CollapseThresholds, LatentConfig
     from mdcli.sample import SampleConfig
@@ -77,7 +78,7 @@ def test_shipped_multi_stage_configs_load_every_section(name):
     from mdcli.train.ldm import TrainLDMConfig
 
     classes = {c.__name__: c for c in (SimulateConfig, TrainClassifierConfig, TrainAEConfig, TrainLDMConfig, SampleConfig,
-                                       LatentConfig, CollapseThresholds, DiffusabilityConfig, GenerationConfig)}
+                                       LatentConfig, CollapseThresholds, DiffusabilityConfig, GenerationConfig, GainConfig)}
     path = Path(__file__).resolve().parents[1] / "configs" / name
     sections = set(yaml.safe_load(path.read_text())) - {"study"}
     assert sections and sections <= set(SECTIONS.values())
