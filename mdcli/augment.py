@@ -342,6 +342,9 @@ def plot_variations(data: Spectrograms, real: Spectrograms, source_index: np.nda
             ax = axs[r, c + 1]
             if c >= len(variants):
                 ax.axis("off")
+                if c == 0:
+                    ax.text(0.5, 0.5, "all variants dropped\nby the filters", ha="center", va="center", fontsize=8,
+                            transform=ax.transAxes)
                 continue
             show(ax, data.spectrograms[variants[c]], data)
             ax.set_title(f"variant {c + 1}", fontsize=8)

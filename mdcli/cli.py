@@ -696,6 +696,9 @@ def sample(
     else:
         with progress_bar(f"sample {cfg.sampler}", cfg.n_per_class * n_classes, unit="img", quiet=quiet) as advance:
             data = write_samples(cfg, ldm, output, ae, advance)
+    if preview is not None and not len(data):
+        err_console.print("[yellow]warning:[/] the filters kept no sample; no preview written")
+        preview = None
     if preview is not None:
         preview = _output_path(preview)
         with atomic_path(preview) as tmp:
@@ -771,9 +774,9 @@ def augment(
             from mdcli.filters import print_table
 
             print_table(console, report["filters"], total)
-        console.print(f"wrote {output}: {len(out)} variations of {report['sources']} real spectrograms "
-                      f"(strength {report['strength_min']:.2f}..{report['strength_max']:.2f})"
-                      + (f"; preview {preview}" if preview is not None else ""))
+        used = f" (strength {report['strength_min']:.2f}..{report['strength_max']:.2f})" if len(out) else ""
+        console.print(f"wrote {output}: {len(out)} of {report['generated']} variations of {len(setup.sources)} real "
+                      f"spectrograms kept{used}" + (f"; preview {preview}" if preview is not None else ""))
 
 
 def _pair(text: str | None, option: str, cast=float):

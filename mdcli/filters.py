@@ -236,7 +236,16 @@ def apply(filters: list[Prepared], data: Spectrograms) -> tuple[np.ndarray, list
                         "checked": int(len(sub)), "dropped": int((~ok).sum()), "dropped_per_class": dropped_by_class,
                         "reason": why, **numbers})
         keep = keep[ok]
-    return keep, reports
+    return keep, [_finite(r) for r in reports]
+
+
+def _finite(obj):
+    """Strict JSON values: a non-finite number becomes None."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def print_table(console, reports: list[dict], total: int) -> None:
