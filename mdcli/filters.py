@@ -307,6 +307,6 @@ def sample_filtered(cfg, ldm_path: Path, output: Path, ae_path: Path | None, pre
     extra = [r for p in prepared for r in p.parents() if r["sha256"] not in {q["sha256"] for q in parents}]
     seen: set[str] = set()
     parents = [r for r in parents + extra if not (r["sha256"] in seen or seen.add(r["sha256"]))]
-    kept.save(output, to_yaml(cfg) + f"filters: {json.dumps([p.spec.text for p in prepared])}\n", cfg.seed, parents,
+    kept.save(output, to_yaml(cfg), cfg.seed, parents,  # the config stays SampleConfig's; the filters are in `filters`
               {"filters": json.dumps(reports), "generated_before_filters": int(len(data))})
     return kept, reports

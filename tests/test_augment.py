@@ -202,3 +202,15 @@ def test_bad_input_is_one_line_and_writes_nothing(chain, tmp_path):
     assert res.exit_code == 2 and "16x32" in res.output and not out.exists(), res.output
     res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(out), "--filter", "novelty:nope.h5"])
     assert res.exit_code == 2 and "nope.h5" in res.output and not out.exists(), res.output
+
+
+def test_help_and_gait_config(runner):
+    from tests.conftest import ROOT
+
+    res = runner.invoke(app, ["augment", "--help"])
+    assert res.exit_code == 0 and "Examples" in res.output and "mdcli augment" in res.output
+    res = runner.invoke(app, ["augment", "--config", str(ROOT / "configs" / "gait" / "augment.yaml"), "--dry-run"])
+    assert res.exit_code == 0 and "strength: 0.3:0.6" in res.output and "kinematic:margin=0.25" in res.output, res.output
+    res = runner.invoke(app, ["augment", "--config", str(ROOT / "configs" / "gait" / "augment.yaml"), "--dry-run",
+                              "--filter", "novelty:clf.h5", "--strength", "0.5"])
+    assert res.exit_code == 0 and "novelty:clf.h5" in res.output and "kinematic" not in res.output, res.output
