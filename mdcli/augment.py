@@ -41,7 +41,7 @@ class AugmentConfig:
     strength: str = "0.3:0.6"  # s or lo:hi (drawn per variant); 0 = the image itself, 1 = pure noise
     classes: list[str] = field(default_factory=list)  # empty: all classes of --data
     sampler: str = "dpmpp-2m-sde"  # ddpm | ddim | dpmpp-2m | dpmpp-2m-sde
-    steps: int = 25  # grid points over the whole diffusion; a variant at strength s runs about s * steps of them
+    steps: int = 25  # grid points over the whole diffusion; a variant runs those at and below its start
     eta: float = 0.0  # DDIM noise
     cfg_scale: float = 1.5  # classifier-free guidance (1: conditional model only)
     batch_size: int = 64

@@ -728,7 +728,7 @@ def augment(
     strength: Annotated[Optional[str], typer.Option("--strength", help="Diffusion time to noise to: 0 = the image itself, 1 = pure noise; lo:hi draws per variant.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes of --data to vary (default: all).")] = None,
     sampler: Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m | dpmpp-2m-sde")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Sampler steps over the whole diffusion (a variant runs about strength x steps).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Sampler grid points over the whole diffusion; a variant runs those below its start (fewer at lower --strength).")] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")] = None,
     cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same variations.")] = None,
