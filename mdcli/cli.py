@@ -64,6 +64,7 @@ SetOpt = Annotated[
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and write nothing.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+FilterOpt = Annotated[Optional[list[str]], typer.Option("--filter", help="Drop generated samples: confidence:CLF[,min=0.5] | novelty:CLF[,quantile=0.05] | kinematic[:margin=0.25] (repeatable; train=PATH sets the reference data).")]
 
 
 def user_errors(fn):
@@ -645,6 +646,7 @@ def sample(
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same samples.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Samples per batch.")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG grid of the samples.")] = None,
+    filter_: FilterOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -683,8 +685,20 @@ def sample(
     if preview is not None and preview.suffix.lower() != ".png":
         raise MdcliError(f"--preview {preview}: expected a .png file name")
     output = _output_path(output)
-    with progress_bar(f"sample {cfg.sampler}", cfg.n_per_class * n_classes, unit="img", quiet=quiet) as advance:
-        data = write_samples(cfg, ldm, output, ae, advance)
+    if filter_:  # checked (files, classes, options) before anything is generated
+        from mdcli.filters import prepare_for_sample, print_table, sample_filtered
+
+        prepared = prepare_for_sample(filter_, cfg, ldm, output)
+        with progress_bar(f"sample {cfg.sampler}", cfg.n_per_class * n_classes, unit="img", quiet=quiet) as advance:
+            data, reports = sample_filtered(cfg, ldm, output, ae, prepared, advance)
+        if not quiet:
+            print_table(console, reports, cfg.n_per_class * n_classes)
+    else:
+        with progress_bar(f"sample {cfg.sampler}", cfg.n_per_class * n_classes, unit="img", quiet=quiet) as advance:
+            data = write_samples(cfg, ldm, output, ae, advance)
+    if preview is not None and not len(data):
+        err_console.print("[yellow]warning:[/] the filters kept no sample; no preview written")
+        preview = None
     if preview is not None:
         preview = _output_path(preview)
         with atomic_path(preview) as tmp:
@@ -692,6 +706,77 @@ def sample(
     if not quiet:
         console.print(f"wrote {output}: {len(data)} generated spectrograms"
                       + (f"; preview {preview}" if preview is not None else ""))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli augment --ldm ldm.h5 --data train.h5 --per-image 10 --strength 0.3:0.6 -o variations.h5\n\n"
+        "  mdcli augment --ldm ldm.h5 --data train.h5 --strength 0.5 --filter confidence:clf.h5,min=0.8 "
+        "--filter novelty:clf.h5 --filter kinematic:margin=0.25 -o variations.h5 --preview grid.png\n\n"
+        "  mdcli augment --config configs/gait/augment.yaml --ldm ldm.h5 --data few.h5 -o variations.h5"
+    ),
+)
+@user_errors
+@writes(output="spectrograms", preview="png")
+def augment(
+    ldm: Annotated[Path, typer.Option("--ldm", help="LDM artifact from `mdcli train-ldm` (its autoencoder is found through the lineage).")] = Path("ldm.h5"),
+    data: Annotated[Path, typer.Option("--data", help="Real spectrograms to vary (the training data; never the test part).")] = Path("train.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms artifact to write (source = generated, with /source_index).")] = Path("variations.h5"),
+    ae: Annotated[Optional[Path], typer.Option("--ae", help="Autoencoder (default: found through the LDM's lineage).")] = None,
+    per_image: Annotated[Optional[int], typer.Option("--per-image", "-k", help="Variants per real spectrogram.")] = None,
+    strength: Annotated[Optional[str], typer.Option("--strength", help="Diffusion time to noise to: 0 = the image itself, 1 = pure noise; lo:hi draws per variant.")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes of --data to vary (default: all).")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m | dpmpp-2m-sde")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Sampler grid points over the whole diffusion; a variant runs those below its start (fewer at lower --strength).")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")] = None,
+    cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same variations.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Variants per batch (results do not depend on it).")] = None,
+    preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG: sources beside their variants.")] = None,
+    filter_: FilterOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+    force: ForceOpt = False,
+) -> None:
+    """Variations of real spectrograms (SDEdit): encode, noise to --strength, denoise with the image's own label, decode.
+
+    Each output keeps its source's index (/source_index), label and recording position (/sequence), and the
+    strength used (/strength). Filters (--filter, repeatable) drop implausible, mislabelled or copied variants;
+    see docs/guide.md.
+    """
+    from mdcli.augment import AugmentConfig, check_inputs, run_augment
+    from mdcli.config import load_config, to_yaml
+    from mdcli.progress import progress_bar
+
+    cfg = load_config(AugmentConfig, config, set_, {
+        "per_image": per_image, "strength": strength, "classes": classes, "sampler": sampler, "steps": steps,
+        "eta": eta, "cfg_scale": cfg_scale, "seed": seed, "batch_size": batch_size,
+        "filters": list(filter_) if filter_ else None,
+    })
+    if dry_run:
+        _print_config(to_yaml(cfg))
+        return
+    _require(data, "spectrograms")
+    if ae is not None:
+        _require(ae, "autoencoder")
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise MdcliError(f"--preview {preview}: expected a .png file name")
+    output = _output_path(output)
+    setup = check_inputs(cfg, ldm, data, ae, output)
+    total = len(setup.sources) * cfg.per_image
+    with progress_bar(f"augment {cfg.sampler}", total, unit="img", quiet=quiet) as advance:
+        out, report = run_augment(cfg, setup, data, output, advance, preview)
+    if not quiet:
+        if report["filters"]:
+            from mdcli.filters import print_table
+
+            print_table(console, report["filters"], total)
+        used = f" (strength {report['strength_min']:.2f}..{report['strength_max']:.2f})" if len(out) else ""
+        console.print(f"wrote {output}: {len(out)} of {report['generated']} variations of {len(setup.sources)} real "
+                      f"spectrograms kept{used}" + (f"; preview {preview}" if preview is not None else ""))
 
 
 def _pair(text: str | None, option: str, cast=float):

@@ -184,6 +184,7 @@ SECTIONS = {
     "TrainLDMConfig": "train-ldm", "SampleConfig": "sample", "LatentConfig": "diagnose-latent",
     "CollapseThresholds": "diagnose-collapse", "DiffusabilityConfig": "diagnose-diffusability",
     "GenerationConfig": "diagnose-generation", "GainConfig": "diagnose-gain", "StudyProfile": "study",
+    "AugmentConfig": "augment",
 }
 
 

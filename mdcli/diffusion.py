@@ -105,9 +105,13 @@ def _tvec(x: torch.Tensor, t: int) -> torch.Tensor:
     return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
 
 
-def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _noise(x: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
     """Standard normal noise shaped like x, drawn on the CPU (from `generator`, a CPU generator) and moved:
-    a seeded run draws the same noise on any device, so GPU and CPU samples agree up to float tolerance."""
+    a seeded run draws the same noise on any device, so GPU and CPU samples agree up to float tolerance.
+    A list of generators, one per sample of the batch, draws each sample's noise from its own stream (results
+    that do not depend on how samples are batched, as `augment` needs)."""
+    if isinstance(generator, (list, tuple)):
+        return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in generator]).to(x.device)
     return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
