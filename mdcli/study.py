@@ -45,8 +45,8 @@ def mdcli(*args: str, stdout: Path | None = None, env: dict | None = None) -> No
 
 
 def write_json(path: Path, obj) -> None:
-    """`obj` as strict JSON (NaN/inf -> null, as every --json output: mdcli.cli.strict_json), written atomically."""
-    from mdcli.cli import strict_json
+    """`obj` as strict JSON (NaN/inf -> null, as every --json output: mdcli.jsonio.strict_json), written atomically."""
+    from mdcli.jsonio import strict_json
 
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(strict_json(obj), indent=1, allow_nan=False))
