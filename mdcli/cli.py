@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mdcli import __version__
+from mdcli.choices import PERCEPTUAL_CHOICES
 from mdcli.errors import MdcliError
 from mdcli.jsonio import strict_json
 
@@ -462,7 +463,7 @@ def train_ae_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Autoencoder artifact to write.")] = Path("ae.h5"),
     arch: Annotated[Optional[str], typer.Option(help="vae | vqvae | vqgan")] = None,
-    perceptual: Annotated[Optional[str], typer.Option(help="domain | lpips-vgg | lpips-alex | none")] = None,
+    perceptual: Annotated[Optional[str], typer.Option(help=" | ".join(PERCEPTUAL_CHOICES))] = None,
     perceptual_weights: Annotated[
         Optional[Path], typer.Option("--perceptual-weights", help="torchvision ImageNet trunk for lpips-* (else the torch hub cache).")
     ] = None,

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
+from mdcli.choices import PERCEPTUAL_CHOICES
 from mdcli.config import to_yaml
 from mdcli.data import BatchReader, Prefetcher, eval_subset, from_model
 from mdcli.errors import ConfigError, MdcliError
@@ -22,7 +23,7 @@ from mdcli.models.quantizer import VectorQuantizer, VQConfig
 from mdcli.train import common
 
 ARCHS = ("vae", "vqvae", "vqgan")
-PERCEPTUAL = ("domain", "lpips-vgg", "lpips-alex", "none")
+PERCEPTUAL = PERCEPTUAL_CHOICES  # the old name, kept for importers
 
 
 @dataclass
