@@ -201,27 +201,10 @@ def simulate(
         total = stop - start
     with progress_bar("simulate", total, unit="spec", quiet=quiet) as advance:
         data, report = simulate_dataset(cfg, advance, shard=part)
-    from mdcli.sim.signal import window_coverage
+    from mdcli.sim.checks import simulation_warnings
 
-    pc = cfg.processing
-    n_samples = int(round(cfg.radar.prf_hz * cfg.radar.duration_s))
-    weak = float((window_coverage(n_samples, pc.win_len, pc.image_size[1] * pc.time_oversample, pc.window) < 0.25).mean())
-    if weak > 0.05:
-        err_console.print(
-            f"[yellow]warning:[/] {weak:.0%} of the slow-time samples weigh under -6 dB in every STFT window "
-            f"({pc.image_size[1]} columns x {pc.time_oversample} frame(s) of {pc.win_len} samples over {n_samples}): "
-            "short events there (blade flashes, foot strikes) fade. Raise processing.time_oversample.",
-            highlight=False,
-        )
-    nyq = cfg.radar.prf_hz / 2
-    for target, r in report.items():
-        if r["aliased"]:
-            err_console.print(
-                f"[yellow]warning:[/] {target}: {r['aliased']}/{r['n']} samples reach "
-                f"{r['max_doppler_hz']:.0f} Hz, beyond the unambiguous +-{nyq:.0f} Hz (PRF/2); "
-                "those returns alias (wrap around the Doppler axis). Raise radar.prf_hz to avoid it.",
-                highlight=False,
-            )
+    for warning in simulation_warnings(cfg, report):
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     data.save(output, text, cfg.seed, attrs={"shard": f"{part[0]}/{part[1]}"} if part else None)
     if not quiet and cfg.identities:
         r = report.get("walker")
@@ -288,8 +271,6 @@ def plot(
     force: ForceOpt = False,
 ) -> None:
     """Plot a grid of spectrograms, a row per class, with Doppler (Hz) and time (s) axes."""
-    import numpy as np
-
     from mdcli.artifacts import Spectrograms, atomic_path
     from mdcli.plotting import plot_grid, plot_reconstructions
 
@@ -303,21 +284,9 @@ def plot(
         with atomic_path(output) as tmp:
             plot_grid(data, tmp, per_class=per_class, seed=seed, title=f"{path.name} ({data.source})")
     else:
-        import torch
+        from mdcli.diagnose import reconstruct_examples
 
-        from mdcli.data import from_model, to_model
-        from mdcli.train.ae import load_autoencoder
-
-        model, attrs, _ = load_autoencoder(ae)
-        if list(attrs["image_shape"]) != list(data.spectrograms.shape[1:]):
-            raise MdcliError(f"--ae {ae}: trained on {attrs['image_shape'][0]}x{attrs['image_shape'][1]} images, but {path} "
-                             f"holds {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]}")
-        rng = np.random.default_rng(seed)
-        index = np.concatenate([rng.choice(np.flatnonzero(data.labels == c), size=min(per_class, int((data.labels == c).sum())), replace=False)
-                                for c in np.unique(data.labels)])
-        with torch.no_grad():
-            x = to_model(torch.from_numpy(data.spectrograms[index])[:, None])
-            recon = from_model(model.decode(model.encode(x).latent))[:, 0].numpy()
+        recon, index, attrs = reconstruct_examples(data, path, ae, per_class, seed)
         with atomic_path(output) as tmp:
             plot_reconstructions(data, recon, index, tmp, title=f"{ae.name} ({attrs['arch']}) on {path.name}")
     console.print(f"wrote {output}")
@@ -835,7 +804,7 @@ def split_cmd(
 ) -> None:
     """Split spectrograms per class into training and held-out files (random, or blocked by recording time)."""
     from mdcli.artifacts import Spectrograms, parent_record
-    from mdcli.train.common import split_indices
+    from mdcli.splits import split_indices
 
     _require(path, "spectrograms")
     train_out, test_out = _output_path(train_out), _output_path(test_out)

@@ -347,7 +347,7 @@ def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
     from mdcli.constructed import PermutedVQ
     from mdcli.data import load_images
     from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report
-    from mdcli.train.ae import load_autoencoder
+    from mdcli.models.load import load_autoencoder
 
     path = out / f"vqvae_s{seed}" / "ae.h5"
     if not path.exists():
