@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # examples/pipeline.sh end to end
 
 
