@@ -219,8 +219,8 @@ def generate(cfg: AugmentConfig, setup: Setup, progress: Callable[[int], None] |
              ) -> tuple[Spectrograms, np.ndarray, np.ndarray, np.ndarray]:
     """-> (variations, source index per variation, strength used per variation, their standardised latents before
     decoding), in (source, variant) order."""
-    from mdcli.train.ae import load_autoencoder
-    from mdcli.train.ldm import build_schedule, load_ldm
+    from mdcli.diffusion import build_schedule
+    from mdcli.models.load import load_autoencoder, load_ldm
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     unet, ldm_cfg, attrs, _ = load_ldm(setup.ldm_path, device)

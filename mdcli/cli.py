@@ -16,33 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mdcli import __version__
+from mdcli.choices import PERCEPTUAL_CHOICES
 from mdcli.errors import MdcliError
-
-
-def strict_json(obj, default=float):
-    """`obj` as strict JSON values: JSON has no NaN or Infinity, so a non-finite number becomes null.
-
-    e.g. `lsd_db` of data imported on a unit scale (no dB range: the log-spectral distance is undefined)
-    or `carrier_hz` of uncalibrated imports. numpy scalars and arrays become Python numbers and lists;
-    anything else goes through `default` first.
-    """
-    import math
-
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): strict_json(v, default) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v, default) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return strict_json(obj.tolist(), default)
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if not isinstance(obj, float):
-        return strict_json(default(obj), default)
-    return obj if math.isfinite(obj) else None
+from mdcli.jsonio import strict_json
 
 app = typer.Typer(
     name="mdcli",
@@ -226,27 +202,10 @@ def simulate(
         total = stop - start
     with progress_bar("simulate", total, unit="spec", quiet=quiet) as advance:
         data, report = simulate_dataset(cfg, advance, shard=part)
-    from mdcli.sim.signal import window_coverage
+    from mdcli.sim.checks import simulation_warnings
 
-    pc = cfg.processing
-    n_samples = int(round(cfg.radar.prf_hz * cfg.radar.duration_s))
-    weak = float((window_coverage(n_samples, pc.win_len, pc.image_size[1] * pc.time_oversample, pc.window) < 0.25).mean())
-    if weak > 0.05:
-        err_console.print(
-            f"[yellow]warning:[/] {weak:.0%} of the slow-time samples weigh under -6 dB in every STFT window "
-            f"({pc.image_size[1]} columns x {pc.time_oversample} frame(s) of {pc.win_len} samples over {n_samples}): "
-            "short events there (blade flashes, foot strikes) fade. Raise processing.time_oversample.",
-            highlight=False,
-        )
-    nyq = cfg.radar.prf_hz / 2
-    for target, r in report.items():
-        if r["aliased"]:
-            err_console.print(
-                f"[yellow]warning:[/] {target}: {r['aliased']}/{r['n']} samples reach "
-                f"{r['max_doppler_hz']:.0f} Hz, beyond the unambiguous +-{nyq:.0f} Hz (PRF/2); "
-                "those returns alias (wrap around the Doppler axis). Raise radar.prf_hz to avoid it.",
-                highlight=False,
-            )
+    for warning in simulation_warnings(cfg, report):
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     data.save(output, text, cfg.seed, attrs={"shard": f"{part[0]}/{part[1]}"} if part else None)
     if not quiet and cfg.identities:
         r = report.get("walker")
@@ -313,8 +272,6 @@ def plot(
     force: ForceOpt = False,
 ) -> None:
     """Plot a grid of spectrograms, a row per class, with Doppler (Hz) and time (s) axes."""
-    import numpy as np
-
     from mdcli.artifacts import Spectrograms, atomic_path
     from mdcli.plotting import plot_grid, plot_reconstructions
 
@@ -328,21 +285,9 @@ def plot(
         with atomic_path(output) as tmp:
             plot_grid(data, tmp, per_class=per_class, seed=seed, title=f"{path.name} ({data.source})")
     else:
-        import torch
+        from mdcli.diagnose import reconstruct_examples
 
-        from mdcli.data import from_model, to_model
-        from mdcli.train.ae import load_autoencoder
-
-        model, attrs, _ = load_autoencoder(ae)
-        if list(attrs["image_shape"]) != list(data.spectrograms.shape[1:]):
-            raise MdcliError(f"--ae {ae}: trained on {attrs['image_shape'][0]}x{attrs['image_shape'][1]} images, but {path} "
-                             f"holds {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]}")
-        rng = np.random.default_rng(seed)
-        index = np.concatenate([rng.choice(np.flatnonzero(data.labels == c), size=min(per_class, int((data.labels == c).sum())), replace=False)
-                                for c in np.unique(data.labels)])
-        with torch.no_grad():
-            x = to_model(torch.from_numpy(data.spectrograms[index])[:, None])
-            recon = from_model(model.decode(model.encode(x).latent))[:, 0].numpy()
+        recon, index, attrs = reconstruct_examples(data, path, ae, per_class, seed)
         with atomic_path(output) as tmp:
             plot_reconstructions(data, recon, index, tmp, title=f"{ae.name} ({attrs['arch']}) on {path.name}")
     console.print(f"wrote {output}")
@@ -488,7 +433,7 @@ def train_ae_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Autoencoder artifact to write.")] = Path("ae.h5"),
     arch: Annotated[Optional[str], typer.Option(help="vae | vqvae | vqgan")] = None,
-    perceptual: Annotated[Optional[str], typer.Option(help="domain | lpips-vgg | lpips-alex | none")] = None,
+    perceptual: Annotated[Optional[str], typer.Option(help=" | ".join(PERCEPTUAL_CHOICES))] = None,
     perceptual_weights: Annotated[
         Optional[Path], typer.Option("--perceptual-weights", help="torchvision ImageNet trunk for lpips-* (else the torch hub cache).")
     ] = None,
@@ -944,7 +889,7 @@ def split_cmd(
 ) -> None:
     """Split spectrograms per class into training and held-out files (random, or blocked by recording time)."""
     from mdcli.artifacts import Spectrograms, parent_record
-    from mdcli.train.common import split_indices
+    from mdcli.splits import split_indices
 
     _require(path, "spectrograms")
     train_out, test_out = _output_path(train_out), _output_path(test_out)

@@ -16,7 +16,8 @@ from mdcli.artifacts import open_artifact
 from mdcli.data import from_model, to_model
 from mdcli.errors import MdcliError
 from mdcli.metrics import psnr, ssim
-from mdcli.train.ae import codebook_stats, load_autoencoder
+from mdcli.models.load import load_autoencoder
+from mdcli.stats import codebook_stats
 
 
 def _stream(data_path: Path, batch_size: int):
@@ -39,6 +40,22 @@ def check_shapes(ae_attrs: dict, data_path: Path) -> None:
 
 
 @torch.no_grad()
+def reconstruct_examples(data, data_path: Path, ae_path: Path, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """`plot --ae`: up to `per_class` seeded examples of each class of `data` (a Spectrograms loaded from
+    `data_path`) through the autoencoder -> (reconstructions (n, F, T) in [0, 1], their indices, the AE's attrs)."""
+    model, attrs, _ = load_autoencoder(ae_path)
+    if list(attrs["image_shape"]) != list(data.spectrograms.shape[1:]):
+        raise MdcliError(f"--ae {ae_path}: trained on {attrs['image_shape'][0]}x{attrs['image_shape'][1]} images, but {data_path} "
+                         f"holds {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]}")
+    rng = np.random.default_rng(seed)
+    index = np.concatenate([rng.choice(np.flatnonzero(data.labels == c), size=min(per_class, int((data.labels == c).sum())), replace=False)
+                            for c in np.unique(data.labels)])
+    x = to_model(torch.from_numpy(data.spectrograms[index])[:, None])
+    recon = from_model(model.decode(model.encode(x).latent))[:, 0].numpy()
+    return recon, index, attrs
+
+
+@torch.no_grad()
 def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None, batch_size: int = 64) -> dict:
     """PSNR, SSIM, L1, log-spectral distance (dB) and perceptual distance; overall and per class.
 
@@ -52,7 +69,7 @@ def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None,
     judge = None
     if classifier is not None:
         from mdcli.losses import DomainPerceptual
-        from mdcli.train.classifier import load_classifier
+        from mdcli.models.load import load_classifier
 
         judge = load_classifier(classifier)[0]
     from mdcli import kinematics as kin

@@ -92,6 +92,11 @@ class NoiseSchedule:
         return sorted({int(round(v)) for v in torch.linspace(self.T - 1, 0, n).tolist()}, reverse=True)
 
 
+def build_schedule(d) -> NoiseSchedule:
+    """The schedule a `diffusion` config section (train-ldm's DiffusionConfig) describes."""
+    return NoiseSchedule(d.schedule, d.timesteps, d.beta_start, d.beta_end)
+
+
 def _ab(schedule: NoiseSchedule, t: int) -> float:
     """alphabar at integer t; t = -1 is the clean data (alphabar = 1)."""
     return 1.0 if t < 0 else float(schedule.alphabar[t])

@@ -116,7 +116,7 @@ def prepare(specs: list[FilterSpec], default_train: Path | None, names: list[str
     """Load and check every filter's inputs before any generation: reference data of the generated classes and
     image size, classifiers of the reference's classes and image size. -> filters ready for `apply`."""
     from mdcli.artifacts import open_artifact
-    from mdcli.train.classifier import load_classifier
+    from mdcli.models.load import load_classifier
 
     cache: dict[Path, Spectrograms] = {}
     out = []

@@ -22,7 +22,8 @@ from mdcli import __version__, code_digest, stats
 from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, sha256_file
 from mdcli.data import model_images
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.train.classifier import FitConfig, fit_classifier, load_classifier
+from mdcli.models.load import load_classifier
+from mdcli.train.classifier import FitConfig, fit_classifier
 
 
 @dataclass

@@ -29,8 +29,8 @@ from mdcli import stats
 from mdcli.data import from_model
 from mdcli.errors import ConfigError
 from mdcli.metrics import psnr
-from mdcli.train.ae import codebook_stats
-from mdcli.train.common import split_indices
+from mdcli.splits import split_indices
+from mdcli.stats import codebook_stats
 
 
 @dataclass
@@ -282,7 +282,7 @@ def latent_report_files(ae_path, data_path, cfg: LatentConfig) -> dict:
     """`diagnose latent` on artifacts: the autoencoder and the spectrograms it is measured on."""
     from mdcli.data import load_images
     from mdcli.diagnose import check_shapes
-    from mdcli.train.ae import load_autoencoder
+    from mdcli.models.load import load_autoencoder
 
     model, attrs, _ = load_autoencoder(ae_path, "cuda" if torch.cuda.is_available() else "cpu")
     check_shapes(attrs, data_path)

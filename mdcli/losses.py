@@ -81,6 +81,22 @@ def lpips_trunk_path(net: str, weights: str | Path | None) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_TRUNK_FILES[net]
 
 
+def check_lpips_trunk(net: str, weights: str | Path | None, weights_option: bool = True) -> Path:
+    """The ImageNet trunk file for lpips-<net>, or MdcliError saying where to put it (nothing is downloaded).
+
+    weights_option=False for callers without `--perceptual-weights` (the study runner): the remedy
+    then names only the torch hub cache.
+    """
+    path = lpips_trunk_path(net, weights)
+    if not path.is_file():
+        hub = Path(torch.hub.get_dir()) / "checkpoints"
+        remedy = (f"copy torchvision's file into {hub} or pass --perceptual-weights PATH (nothing is downloaded)"
+                  if weights_option else f"copy torchvision's file into {hub} (the torch hub cache; nothing is downloaded)")
+        raise MdcliError(f"--perceptual lpips-{net}: ImageNet weights '{LPIPS_TRUNK_FILES[net]}' not found at {path}; "
+                         f"{remedy}, or use --perceptual domain")
+    return path
+
+
 def build_lpips(net: str, weights: str | Path | None = None, pnet_rand: bool = False) -> LPIPSPerceptual:
     """LPIPS with its linear layers from the package and the trunk from a local file; never downloads.
 
@@ -92,13 +108,7 @@ def build_lpips(net: str, weights: str | Path | None = None, pnet_rand: bool = F
         raise MdcliError(f"--perceptual lpips-{net}: unknown network; use lpips-vgg or lpips-alex")
     trunk_state = None
     if not pnet_rand:
-        path = lpips_trunk_path(net, weights)
-        if not path.is_file():
-            raise MdcliError(
-                f"--perceptual lpips-{net}: ImageNet weights '{LPIPS_TRUNK_FILES[net]}' not found at {path}; "
-                f"copy torchvision's file into {Path(torch.hub.get_dir()) / 'checkpoints'} or pass "
-                "--perceptual-weights PATH (nothing is downloaded), or use --perceptual domain"
-            )
+        path = check_lpips_trunk(net, weights)
         try:
             with warnings.catch_warnings():  # a refused pickle is our one error line, not torch's warning too
                 warnings.simplefilter("ignore")

@@ -12,10 +12,9 @@ import torch
 from mdcli.artifacts import Spectrograms, parent_record, sha256_file
 from mdcli.config import to_yaml
 from mdcli.data import from_model
-from mdcli.diffusion import SAMPLERS, guided_eps, run_sampler
+from mdcli.diffusion import SAMPLERS, build_schedule, guided_eps, run_sampler
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.train.ae import load_autoencoder
-from mdcli.train.ldm import build_schedule, load_ldm
+from mdcli.models.load import load_autoencoder, load_ldm
 
 
 @dataclass

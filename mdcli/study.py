@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mdcli.choices import PERCEPTUAL_CHOICES
+
 
 def mdcli(*args: str, stdout: Path | None = None, env: dict | None = None) -> None:
     """Run one `mdcli` command; `stdout` (a JSON report) is written atomically: a temp file, renamed on success."""
@@ -45,8 +47,8 @@ def mdcli(*args: str, stdout: Path | None = None, env: dict | None = None) -> No
 
 
 def write_json(path: Path, obj) -> None:
-    """`obj` as strict JSON (NaN/inf -> null, as every --json output: mdcli.cli.strict_json), written atomically."""
-    from mdcli.cli import strict_json
+    """`obj` as strict JSON (NaN/inf -> null, as every --json output: mdcli.jsonio.strict_json), written atomically."""
+    from mdcli.jsonio import strict_json
 
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(strict_json(obj), indent=1, allow_nan=False))
@@ -345,7 +347,7 @@ def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
     from mdcli.constructed import PermutedVQ
     from mdcli.data import load_images
     from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report
-    from mdcli.train.ae import load_autoencoder
+    from mdcli.models.load import load_autoencoder
 
     path = out / f"vqvae_s{seed}" / "ae.h5"
     if not path.exists():
@@ -372,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data", type=Path, help="Use these spectrograms instead of simulating/importing.")
     ap.add_argument("--gait-dir", type=Path, default=Path("../shared/data/gait"))
-    ap.add_argument("--perceptual", default="domain", choices=["domain", "lpips-vgg", "lpips-alex"],
+    ap.add_argument("--perceptual", default="domain", choices=[c for c in PERCEPTUAL_CHOICES if c != "none"],
                     help="domain | lpips-vgg (the report's setting; needs the ImageNet VGG16 weights in the torch hub cache)")
     ap.add_argument("--jobs", type=int, help="arm pipelines run in parallel (default: the profile's study.jobs, else 1)")
     ap.add_argument("--threads", type=int, help="torch threads per process (default: the profile's study.threads, "
@@ -400,14 +402,13 @@ def main(argv: list[str] | None = None) -> None:
     if {0, 1} & set(judge_seeds):
         ap.error("--judges (study.judges): seed 0 is the perceptual classifier's and seed 1 the study judge's; give other seeds")
     if a.perceptual.startswith("lpips-"):  # every arm's train-ae would fail on it: refuse before any work
-        from mdcli.losses import LPIPS_TRUNK_FILES, lpips_trunk_path
+        from mdcli.errors import MdcliError
+        from mdcli.losses import check_lpips_trunk
 
-        net = a.perceptual.removeprefix("lpips-")
-        trunk = lpips_trunk_path(net, None)
-        if not trunk.is_file():
-            ap.error(f"--perceptual {a.perceptual}: ImageNet weights '{LPIPS_TRUNK_FILES[net]}' "
-                     f"not found at {trunk} (the torch hub cache; nothing is downloaded); copy torchvision's file there "
-                     "or use --perceptual domain")
+        try:
+            check_lpips_trunk(a.perceptual.removeprefix("lpips-"), None, weights_option=False)
+        except MdcliError as e:
+            ap.error(str(e))
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if a.data is not None and not a.data.is_file():
         ap.error(f"--data {a.data}: file not found")

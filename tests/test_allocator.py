@@ -37,6 +37,7 @@ def _probe(mode: str) -> dict:
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
 def test_freed_tensor_memory_stays_in_the_process():
     mib16 = 16 << 20

@@ -131,6 +131,7 @@ def chain(tiny_data, tmp_path_factory):
     return p
 
 
+@pytest.mark.slow
 def test_models_latents_and_samples_match_the_doc(chain):
     for k in ("clf", "vq", "vae", "ldm", "samples"):
         check(chain[k])

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mdcli.study import main
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_study_tiny_profile(tiny_data, tmp_path):
     out = tmp_path / "study"
     main(["--profile", str(ROOT / "configs/study/tiny.yaml"), "--dataset", "sim", "--data", str(tiny_data),
@@ -62,6 +65,7 @@ def test_study_unknown_arm_is_refused_before_any_work(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_study_resumes_finished_arms_and_stages_and_refuses_another_profile(tiny_data, tmp_path, capsys, monkeypatch):
     import pytest
 
@@ -176,6 +180,7 @@ def test_study_records_are_strict_json(tmp_path):
     assert md.splitlines()[-1].startswith("| vae | 20 | – |")  # PSNR, then the SSIM it lacks
 
 
+@pytest.mark.slow
 def test_study_lpips_vgg_variant_reads_the_trunk_from_the_hub_cache(tiny_data, tmp_path, monkeypatch, capsys):
     """`--perceptual lpips-vgg` (the report's setting) is one option: with VGG16 weights where torch.hub keeps them
     (here a random trunk saved under TORCH_HOME, standing in for torchvision's ImageNet file) every stage runs

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
+from mdcli.choices import PERCEPTUAL_CHOICES
 from mdcli.config import to_yaml
 from mdcli.data import BatchReader, Prefetcher, eval_subset, from_model
 from mdcli.errors import ConfigError, MdcliError
@@ -18,11 +19,13 @@ from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_l
 from mdcli.metrics import psnr, ssim
 from mdcli.models.autoencoder import GaussianAutoencoder, ModelConfig, VQAutoencoder
 from mdcli.models.discriminator import DiscConfig, PatchDiscriminator
+from mdcli.models.load import build_autoencoder, load_autoencoder  # noqa: F401 - moved to mdcli.models.load; kept here for importers
 from mdcli.models.quantizer import VectorQuantizer, VQConfig
+from mdcli.stats import codebook_stats  # moved to mdcli.stats; also importable from here
 from mdcli.train import common
 
 ARCHS = ("vae", "vqvae", "vqgan")
-PERCEPTUAL = ("domain", "lpips-vgg", "lpips-alex", "none")
+PERCEPTUAL = PERCEPTUAL_CHOICES  # the old name, kept for importers
 
 
 @dataclass
@@ -85,18 +88,12 @@ class TrainAEConfig:
             )
 
 
-def build_autoencoder(cfg: TrainAEConfig) -> torch.nn.Module:
-    if cfg.arch == "vae":
-        return GaussianAutoencoder(cfg.model, cfg.vae.kl_weight, (cfg.vae.logvar_min, cfg.vae.logvar_max))
-    return VQAutoencoder(cfg.model, VectorQuantizer(cfg.model.latent_channels, cfg.vq), arch=cfg.arch)
-
-
 def build_perceptual(cfg: TrainAEConfig) -> torch.nn.Module | None:
     kind = cfg.loss.perceptual
     if kind == "none":
         return None
     if kind == "domain":
-        from mdcli.train.classifier import load_classifier
+        from mdcli.models.load import load_classifier
 
         clf, _ = load_classifier(cfg.loss.classifier)
         return DomainPerceptual(clf)
@@ -134,15 +131,6 @@ def evaluate(ae, x: torch.Tensor, perceptual, device: torch.device, bs: int = 64
     if counts is not None:
         m.update(codebook_stats(counts.numpy()))
     return m
-
-
-def codebook_stats(counts: np.ndarray) -> dict:
-    """Usage share, perplexity and perplexity/K of code counts gathered over a whole pass."""
-    k = len(counts)
-    p = counts / max(1, counts.sum())
-    nz = p[p > 0]
-    perplexity = float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0
-    return {"codebook_usage": float((counts > 0).mean()), "perplexity": perplexity, "perplexity_ratio": perplexity / k}
 
 
 def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume: bool = False,
@@ -307,11 +295,3 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         ckpt.unlink()
     common.dist_teardown()
     return AEResult(metrics, rate)
-
-
-def load_autoencoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict, dict]:
-    """Rebuild a trained autoencoder from its artifact -> (model in eval mode, attrs, header)."""
-    header, attrs, weights = load_model(path, "autoencoder")
-    cfg = stored_config_of(TrainAEConfig, header, path)
-    ae = build_and_load(path, "autoencoder", lambda: build_autoencoder(cfg), weights)
-    return ae.to(device).eval(), attrs, header

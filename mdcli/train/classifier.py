@@ -15,6 +15,7 @@ from mdcli.config import to_yaml
 from mdcli.data import BatchReader, Prefetcher, eval_subset
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
+from mdcli.models.load import load_classifier  # noqa: F401 - moved to mdcli.models.load; kept here for importers
 from mdcli.train import common
 
 
@@ -231,14 +232,6 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
         ckpt.unlink()
     common.dist_teardown()
     return ClassifierResult(val_acc, train_acc, cfg.train.steps, rate)
-
-
-def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[SpectrogramClassifier, dict]:
-    """Rebuild a trained classifier from its artifact -> (model in eval mode, attrs)."""
-    header, attrs, weights = load_model(path, "classifier")
-    cfg = stored_config_of(TrainClassifierConfig, header, path)
-    model = build_and_load(path, "classifier", lambda: SpectrogramClassifier(cfg.net, int(attrs["n_classes"])), weights)
-    return model.to(device).eval(), attrs
 
 
 @dataclass

@@ -24,6 +24,7 @@ from torch import nn
 
 from mdcli.artifacts import atomic_h5, atomic_path, open_artifact, read_header, write_header
 from mdcli.errors import ArtifactError, ConfigError, MdcliError
+from mdcli.splits import split_indices  # noqa: F401 - moved to mdcli.splits; kept here for importers
 
 
 @dataclass
@@ -182,48 +183,6 @@ def lr_at(step: int, cfg: OptimConfig) -> float:
         progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return cfg.lr
-
-
-def split_indices(labels: np.ndarray, val_fraction: float, seed: int, mode: str = "random",
-                  sequence: np.ndarray | None = None, gap: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split -> (train, val) index arrays; at least one val sample per class when possible.
-
-    random: a seeded shuffle per class. blocked: per class, a contiguous run of the recording
-    order (`sequence`, else file order) is held out, at a seeded position, and training windows
-    closer than `gap` sequence steps to it are dropped (overlapping windows of measured data
-    would otherwise put near-copies of test images into training).
-    """
-    if mode not in ("random", "blocked"):
-        raise MdcliError(f"--split: unknown '{mode}'; valid: random, blocked")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
-    train, val = [], []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        n_val = int(round(val_fraction * len(idx)))
-        if val_fraction > 0 and len(idx) > 1:
-            n_val = max(1, n_val)
-        if mode == "random":
-            rng.shuffle(idx)
-            val.append(idx[:n_val])
-            train.append(idx[n_val:])
-            continue
-        pos = np.asarray(sequence)[idx] if sequence is not None else np.arange(len(idx))
-        order = np.argsort(pos, kind="stable")
-        idx, pos = idx[order], pos[order]
-        start = int(rng.integers(0, len(idx) - n_val + 1))
-        held = slice(start, start + n_val)
-        val.append(idx[held])
-        if n_val:
-            # at least `gap` steps from the block, and never inside it (gap 0 kept the block's own ends)
-            lo, hi, g = pos[held].min(), pos[held].max(), max(gap, 1)
-            far = (pos <= lo - g) | (pos >= hi + g)
-        else:
-            far = np.ones(len(idx), bool)
-        if not far.any() and len(idx) > n_val:
-            raise MdcliError(f"--split blocked: class {c} keeps no training windows ({len(idx)} windows, {n_val} held out, "
-                             f"gap {gap}): its recording positions span too little; lower --gap or use --split random")
-        train.append(idx[far])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:

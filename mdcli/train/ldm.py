@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from mdcli.artifacts import build_and_load, class_names as artifact_class_names, stored_config_of
 from mdcli.artifacts import load_model, open_artifact, parent_record, read_header, save_model
 from mdcli.config import to_yaml
-from mdcli.diffusion import NoiseSchedule
+from mdcli.diffusion import NoiseSchedule, build_schedule  # noqa: F401 - build_schedule moved to mdcli.diffusion
 from mdcli.errors import ArtifactError, ConfigError, MdcliError
 from mdcli.data import BatchReader, Prefetcher, eval_subset
+from mdcli.models.load import load_ldm  # noqa: F401 - moved to mdcli.models.load; kept here for importers
 from mdcli.models.unet import UNet, UNetConfig
 from mdcli.train import common
 
@@ -63,10 +64,6 @@ class TrainLDMConfig:
             raise ConfigError("train.steps and train.batch_size must be >= 1")
         if not 0 < self.train.val_fraction < 1:
             raise ConfigError("train.val_fraction: must be between 0 and 1")
-
-
-def build_schedule(d: DiffusionConfig) -> NoiseSchedule:
-    return NoiseSchedule(d.schedule, d.timesteps, d.beta_start, d.beta_end)
 
 
 @dataclass
@@ -249,12 +246,3 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
         ckpt.unlink()
     common.dist_teardown()
     return {"latents_per_s": rate, **metrics}
-
-
-def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, TrainLDMConfig, dict, dict]:
-    """-> (EMA UNet in eval mode, its config, attrs, header)."""
-    header, attrs, weights = load_model(path, "ldm")
-    cfg = stored_config_of(TrainLDMConfig, header, path)
-    model = build_and_load(path, "ldm", lambda: UNet(cfg.unet, int(attrs["latent_shape"][0]), int(attrs["n_classes"])), weights)
-    return model.to(device).eval(), cfg, attrs, header
-

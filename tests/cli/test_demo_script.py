@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import h5py
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # examples/pipeline.sh end to end
 
 
 def test_pipeline_script_runs_the_whole_chain(tmp_path):

@@ -14,6 +14,8 @@ from mdcli.artifacts import load_model
 from mdcli.cli import app
 from tests.conftest import ROOT, TINY
 
+pytestmark = pytest.mark.slow  # torchrun: two ranks against one, per trainer
+
 
 def _torchrun(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")

@@ -152,6 +152,7 @@ def _report(model, data):
     return r, collapse_label(r, CollapseThresholds())[0]
 
 
+@pytest.mark.slow
 def test_collapse_labels_on_constructed_vq_cases(trained):
     vq, _, _ = load_autoencoder(trained["vqvae"])
     x, _, _ = load_images(trained["data"])
@@ -180,6 +181,7 @@ def test_collapse_labels_on_constructed_vq_cases(trained):
     assert pos["spectrum"]["latent_high_freq_share"] > healthy["spectrum"]["latent_high_freq_share"]
 
 
+@pytest.mark.slow
 def test_collapse_labels_on_constructed_vae_cases(trained):
     vae, _, _ = load_autoencoder(trained["vae"])
     healthy, lab_h = _report(vae, trained["data"])
@@ -190,6 +192,7 @@ def test_collapse_labels_on_constructed_vae_cases(trained):
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_diagnose_latent_and_collapse_cli(trained):
     runner = CliRunner()
     res = _ok(runner, ["diagnose", "latent", "--ae", str(trained["vqvae"]), "--data", str(trained["data"]), "--json",
@@ -231,6 +234,7 @@ def chain(trained):
     return {"d": d, "data": data, "clf": clf, "judge": judge, "ae": ae, "lat": lat, "ldm": ldm, "smp": smp, "base": base}
 
 
+@pytest.mark.slow
 def test_generation_diffusability_and_split_cli(chain):
     runner = CliRunner()
     d, data, clf, judge, ae, lat, smp, base = (chain[k] for k in ("d", "data", "clf", "judge", "ae", "lat", "smp", "base"))
@@ -328,6 +332,7 @@ def test_generation_diffusability_and_split_cli(chain):
     assert bad.exit_code == 2 and "not a folder" in bad.output and "Traceback" not in bad.output
 
 
+@pytest.mark.slow
 def test_generation_checks_the_whole_lineage_and_the_few_shot_data(chain):
     """Every training set in the samples' (or latents') lineage must be disjoint from --real; the augmentation
     report says when the generator saw more real images than the few-shot arms, and `mdcli subset` makes the

@@ -70,6 +70,7 @@ def _refused(runner, args, *words):
     return res
 
 
+@pytest.mark.slow
 def test_positive_control_gains_shuffled_labels_do_not_and_the_design_is_paired(runner, gain_data, tmp_path):
     d = gain_data
     args = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", str(N),

@@ -46,6 +46,7 @@ def test_classifier_artifact(clf, tiny_data):
     assert any(k.startswith("head.") for k in weights)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["vae", "vqvae", "vqgan"])
 def test_each_arch_trains_and_its_loss_falls(runner, tiny_data, clf, tmp_path, arch):
     out = tmp_path / f"{arch}.h5"
@@ -256,6 +257,7 @@ def test_ema_of_weights_is_exact_and_is_what_the_artifact_holds(runner, tiny_dat
     assert not (tmp_path / "x.h5").exists()
 
 
+@pytest.mark.slow
 def test_bf16_precision_trains_on_a_cpu_and_is_recorded(runner, tiny_data, clf, tmp_path):
     """train.precision=bf16 autocasts on a CPU too: a different run from fp32 (auto on a CPU), recorded
     in the artifact's config; an unknown value is a one-line error naming the option."""

@@ -16,6 +16,8 @@ from mdcli.artifacts import Spectrograms, load_model, sha256_file
 from mdcli.cli import app
 from tests.conftest import TINY
 
+pytestmark = pytest.mark.slow  # the module's chain trains a classifier, an autoencoder and an LDM
+
 
 def _ok(runner, args):
     res = runner.invoke(app, args)

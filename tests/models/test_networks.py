@@ -1,0 +1,114 @@
+"""The networks on their own: shapes, encode/decode round trip and determinism over architectures and image sizes.
+
+Small widths (the tiny configs' scale) on random inputs; no training, no files.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mdcli.config import from_dict
+from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
+from mdcli.models.discriminator import DiscConfig, PatchDiscriminator
+from mdcli.models.load import build_autoencoder
+from mdcli.models.unet import UNet, UNetConfig
+from mdcli.train.ae import TrainAEConfig
+
+ARCHS = ("vae", "vqvae", "vqgan")
+SIZES = ((32, 32), (64, 32))  # (Doppler bins F, time frames T): square and not
+TINY_AE = {"model": {"channels": 8, "channel_mult": [1, 2, 2], "num_res_blocks": 1, "attention": True,
+                     "latent_channels": 4, "groups": 4},
+           "vq": {"codebook_size": 32}}
+
+
+def _ae(arch: str, seed: int = 0) -> tuple[torch.nn.Module, TrainAEConfig]:
+    cfg = from_dict(TrainAEConfig, {**TINY_AE, "arch": arch})
+    torch.manual_seed(seed)
+    return build_autoencoder(cfg).eval(), cfg
+
+
+def _images(size: tuple[int, int], n: int = 2, seed: int = 1) -> torch.Tensor:
+    return torch.rand(n, 1, *size, generator=torch.Generator().manual_seed(seed)) * 2 - 1  # model range [-1, 1]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("arch", ARCHS)
+@torch.no_grad()
+def test_autoencoder_shapes_round_trip_and_determinism(arch, size):
+    ae, cfg = _ae(arch)
+    x = _images(size)
+    enc = ae.encode(x)
+    f = cfg.model.downsample_factor
+    # the latent shape train-ae records in the artifact's attrs (and encode/sample rely on)
+    latent_shape = [cfg.model.latent_channels, size[0] // f, size[1] // f]
+    assert list(enc.latent.shape) == [2, *latent_shape]
+    if arch == "vae":
+        assert enc.logvar.shape == enc.latent.shape
+    else:
+        assert enc.indices.shape == (2, *latent_shape[1:])
+        assert int(enc.indices.min()) >= 0 and int(enc.indices.max()) < cfg.vq.codebook_size
+        # decode quantises the latent (straight through: equal up to rounding)
+        assert torch.allclose(ae.decode_indices(enc.indices), ae.decode(enc.latent), atol=1e-5)
+    recon = ae.decode(enc.latent)
+    assert recon.shape == x.shape and torch.isfinite(recon).all()
+    out = ae(x, sample=False)
+    assert out.recon.shape == x.shape and out.loss.ndim == 0
+
+    again, _ = _ae(arch)  # the same seed builds the same network, which maps the same input to the same output
+    assert torch.equal(again.encode(x).latent, enc.latent) and torch.equal(again.decode(enc.latent), recon)
+    other, _ = _ae(arch, seed=1)
+    assert not torch.equal(other.encode(x).latent, enc.latent)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@torch.no_grad()
+def test_unet_keeps_the_latent_shape_and_is_class_conditional(size):
+    f = 4  # the tiny autoencoder's downsampling: the UNet sees latents
+    torch.manual_seed(0)
+    unet = UNet(UNetConfig(channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1], groups=4),
+                in_channels=4, n_classes=3).eval()
+    z = _images((size[0] // f, size[1] // f), n=3)[:, :1].repeat(1, 4, 1, 1)
+    t = torch.tensor([0, 500, 999])
+    y = torch.tensor([0, 1, 2])
+    assert torch.equal(unet(z, t, y), torch.zeros_like(z))  # zero-initialised output layer: starts at 0
+    for p in unet.parameters():  # as if trained a little: no zero-initialised layer hides the conditioning
+        p.add_(0.05 * torch.randn_like(p))
+    out = unet(z, t, y)
+    assert out.shape == z.shape and torch.isfinite(out).all()
+    null = torch.full_like(y, unet.n_classes)  # the null class of classifier-free guidance
+    assert not torch.allclose(unet(z, t, null), out)
+    assert not torch.allclose(unet(z, t, (y + 1) % 3), out)
+    assert torch.equal(unet(z, t, y), out)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@torch.no_grad()
+def test_classifier_logits_and_features(size):
+    channels = [8, 16, 32]
+    torch.manual_seed(0)
+    clf = SpectrogramClassifier(ClassifierNetConfig(channels=channels, groups=4), n_classes=5).eval()
+    x = _images(size, n=3)
+    assert clf(x).shape == (3, 5)
+    feats = clf.features(x)
+    assert [fm.shape[1] for fm in feats] == channels
+    assert [tuple(fm.shape[2:]) for fm in feats] == [(size[0] >> i, size[1] >> i) for i in (1, 2, 2)]  # no pool after the last
+    assert clf.embed(x).shape == (3, channels[-1])
+
+
+def _conv_out(n: int, stride: int) -> int:
+    return (n + 2 * 1 - 4) // stride + 1  # kernel 4, padding 1
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("layers", [2, 3])
+@torch.no_grad()
+def test_discriminator_patch_logits(size, layers):
+    torch.manual_seed(0)
+    disc = PatchDiscriminator(DiscConfig(layers=layers, channels=8)).eval()
+    strides = [2] + [2 if i < layers else 1 for i in range(1, layers + 1)] + [1]
+    expect = list(size)
+    for s in strides:
+        expect = [_conv_out(n, s) for n in expect]
+    logits = disc(_images(size))
+    assert logits.shape == (2, 1, *expect) and min(expect) >= 1
