@@ -15,6 +15,8 @@ from mdcli.artifacts import Spectrograms, sha256_file
 from mdcli.cli import app
 from tests.conftest import TINY
 
+pytestmark = pytest.mark.slow  # a tiny generator chain per module (~20 s), then sampling and filtering
+
 
 def _ok(runner, args):
     res = runner.invoke(app, args)
