@@ -150,6 +150,12 @@ def _output_path(path: Path) -> Path:
     return path
 
 
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def _print_config(text: str) -> None:
     from rich.syntax import Syntax
 
@@ -184,6 +190,7 @@ def simulate(
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/N: simulate only shard i of N (cluster array jobs; join with `mdcli merge`).")] = None,
     identities: Annotated[Optional[int], typer.Option("--identities", help="N virtual walkers, each a fixed body and style; the classes are id_000.. (--targets walker).")] = None,
     per_identity: Annotated[Optional[int], typer.Option("--per-identity", help="Windows (walks) per identity; the same as --n with --identities.")] = None,
+    like: Annotated[Optional[Path], typer.Option("--like", help="Render like this measured spectrograms file: its image size and colour map + JPEG round trip; fit its unknown Doppler span, zero row, SNR, dynamic range and blur (like.* keys).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -207,7 +214,8 @@ def simulate(
         SimulateConfig, config, set_,
         {"targets": targets if targets or not identities else "walker", "n_per_class": per_identity if per_identity is not None else n,
          "seed": seed, "workers": workers, "save_iq": save_iq, "identities": identities,
-         "mocap.amc": str(mocap) if mocap else None, "mocap.asf": str(skeleton) if skeleton else None},
+         "mocap.amc": str(mocap) if mocap else None, "mocap.asf": str(skeleton) if skeleton else None,
+         "like.file": str(like) if like else None},
     )
     if per_identity is not None and not cfg.identities:
         raise ConfigError("--per-identity: give --identities N too (without it, use --n)")
@@ -215,6 +223,21 @@ def simulate(
     if dry_run:
         _print_config(text)
         return
+    like_attrs, like_parents = {}, None
+    if cfg.like.file:  # fit before the progress bar; the fitted values go into the stored config
+        from mdcli.artifacts import parent_record
+        from mdcli.sim.like import prepare
+
+        with console.status("fitting --like", spinner="dots") if not quiet else _nullcontext():
+            fit = prepare(cfg, (lambda s: None) if quiet else (lambda s: err_console.print(f"[dim]{s}[/]", highlight=False)))
+        text = config_text(cfg)
+        like_attrs, like_parents = {"like_fit": json.dumps(strict_json(fit))}, [parent_record(cfg.like.file)]
+        if not quiet:
+            v = fit["values"]
+            err_console.print(f"like {cfg.like.file}: Doppler span (PRF) {v['prf_hz']:.0f} Hz, 0 Hz at row {v['doppler_zero']:.2f}, "
+                              f"SNR {v['snr_db']:.1f} dB, dynamic range {v['dynamic_range_db']:.1f} dB, blur {v['blur_px']:.2f} px; "
+                              f"distance {fit['distance_start']:.3g} -> {fit['distance']:.3g} ({fit['evaluations']} evaluations)",
+                              highlight=False)
     total = cfg.n_total()
     part = _parse_shard(shard, total) if shard else None
     output = _output_path(output)
@@ -239,14 +262,15 @@ def simulate(
         )
     nyq = cfg.radar.prf_hz / 2
     for target, r in report.items():
-        if r["aliased"]:
+        if r["aliased"] and not cfg.like.file:  # --like: the fitted span matches the measured images, wraps included
             err_console.print(
                 f"[yellow]warning:[/] {target}: {r['aliased']}/{r['n']} samples reach "
                 f"{r['max_doppler_hz']:.0f} Hz, beyond the unambiguous +-{nyq:.0f} Hz (PRF/2); "
                 "those returns alias (wrap around the Doppler axis). Raise radar.prf_hz to avoid it.",
                 highlight=False,
             )
-    data.save(output, text, cfg.seed, attrs={"shard": f"{part[0]}/{part[1]}"} if part else None)
+    data.save(output, text, cfg.seed, parents=like_parents,
+              attrs={**({"shard": f"{part[0]}/{part[1]}"} if part else {}), **like_attrs} or None)
     if not quiet and cfg.identities:
         r = report.get("walker")
         console.print(f"{output}: {len(data)} spectrograms, {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]}, "
