@@ -1356,6 +1356,51 @@ def diagnose_gain(
         console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
 
 
+@diagnose_app.command(
+    "domain",
+    epilog=("Examples:\n\n  mdcli diagnose domain --a sim.h5 --b measured.h5\n\n"
+            "  mdcli diagnose domain --a sim.h5 --b measured.h5 --classifier judge.h5 --plot figs/ --json"),
+)
+@user_errors
+def diagnose_domain(
+    a: Annotated[Path, typer.Option("--a", help="First spectrograms (e.g. simulated).")] = Path("sim.h5"),
+    b: Annotated[Path, typer.Option("--b", help="Second spectrograms (e.g. measured), of the same image size.")] = Path("measured.h5"),
+    classifier: Annotated[Optional[Path], typer.Option(
+        help="A judge classifier.h5 for the FMD features (else the two-sample net's own features, stated in the report).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the balanced split and the classifier (default 0).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps of the two-sample classifier (default 200).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    plot_dir: PlotDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Domain gap between two sets: a two-sample classifier's held-out accuracy (50 % = indistinguishable) and FMD."""
+    from mdcli.config import load_config
+    from mdcli.domain import DomainConfig, domain_report, plot_domain
+
+    cfg = load_config(DomainConfig, config, set_, {"seed": seed, "steps": steps})
+    _require(a, "spectrograms")
+    _require(b, "spectrograms")
+    if classifier is not None:
+        _require(classifier, "classifier")
+    say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
+    report = domain_report(a, b, classifier, cfg, say)
+    examples = report.pop("_examples")
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(p) for p in plot_domain({**report, "_examples": examples}, plot_dir)]
+    if as_json:
+        _write_json(report)
+        return
+    o = report["overall"]
+    _report_table(f"{a} against {b} ({report['n_per_side']} per side, {report['n_test']} held out; FMD in {report['fmd_features']})",
+                  {"two-sample accuracy": o["two_sample_accuracy"], "95% CI": f"{o['ci95_low']:.3f}-{o['ci95_high']:.3f}", "FMD": o["fmd"]},
+                  {k: {"two-sample accuracy": v["two_sample_accuracy"], "FMD": v["fmd"]} for k, v in report["per_class"].items()})
+    if not report["per_class"]:
+        err_console.print("[dim]no class names shared by the two files: overall only[/]")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """The entry point. Click's usage errors (an unknown option, a value of the wrong type, a missing
     option) become one line naming the command and option, exit code 2, like every other user error;
