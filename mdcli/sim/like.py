@@ -32,7 +32,9 @@ from mdcli.errors import ConfigError, MdcliError
 from mdcli.sim.config import FIT_PARAMS, SimulateConfig
 
 BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-20.0, 60.0),
-          "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0)}
+          "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0),
+          "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5)}
+LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
 LOG_PARAMS = {"prf_hz"}
 HIST_BINS = 16
 FIT_SEED_OFFSET = 7919  # the fit's walkers: seed + this, so they are not the output's first images
@@ -71,6 +73,8 @@ def validate_like(cfg: SimulateConfig) -> None:
         raise ConfigError("like.fit_steps must be >= 0, like.fit_n and like.fit_measured >= 2")
     if not 0.0 < lk.doppler_zero < 1.0:
         raise ConfigError(f"like.doppler_zero: must lie within (0, 1), got {lk.doppler_zero}")
+    if lk.doppler_spread_px < 0 or lk.speckle < 0:
+        raise ConfigError("like.doppler_spread_px and like.speckle must be >= 0")
     if lk.blur_px < 0 or lk.window_s <= 0 or lk.looks < 1 or lk.snr_width_db < 0:
         raise ConfigError("like: blur_px and snr_width_db must be >= 0, window_s > 0, looks >= 1")
     if not 0 <= lk.jpeg_quality <= 100:
@@ -171,7 +175,7 @@ def _stft_setup(cfg: SimulateConfig) -> tuple[int, int]:
     return win, nfft
 
 
-def render(sig: np.ndarray, cfg: SimulateConfig, rng_seed: int | None = None) -> np.ndarray:
+def render(sig: np.ndarray, cfg: SimulateConfig, rng: np.random.Generator | None = None) -> np.ndarray:
     """(looks, S) or (S,) noisy signal -> the [0, 1] image (F, T) as `--like` renders it (see the module doc)."""
     from scipy.ndimage import gaussian_filter
 
@@ -189,6 +193,15 @@ def render(sig: np.ndarray, cfg: SimulateConfig, rng_seed: int | None = None) ->
         p, _, t = stft_power(look, cfg.radar.prf_hz, win, nfft, cols, pc.window)
         power = p if power is None else power + p
     power = power / len(sig)
+    f = nfft // h
+    if lk.doppler_spread_px > 0:
+        from scipy.ndimage import gaussian_filter1d
+
+        power = gaussian_filter1d(power, lk.doppler_spread_px * f, axis=0, mode="wrap")
+    if lk.speckle > 0:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        k = 1.0 / lk.speckle**2
+        power = power * rng.gamma(k, 1.0 / k, size=power.shape)
     shift = int(round(lk.doppler_zero * nfft)) - nfft // 2  # 0 Hz from the centre row to doppler_zero
     if shift:
         power = np.roll(power, shift, axis=0)
@@ -210,7 +223,10 @@ def like_sample(cfg: SimulateConfig, target: str, index: int):
     iq = None
     if cfg.save_iq:
         iq = (sig if sig.ndim == 1 else sig[0]).astype(np.complex64)
-    return SampleResult(render(sig, cfg), p, iq)
+    from mdcli.sim.config import ALL_TARGETS
+
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, ALL_TARGETS.index(target), index], spawn_key=(LIKE_KEY,)))
+    return SampleResult(render(sig, cfg, rng), p, iq)
 
 
 def like_axes(cfg: SimulateConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +312,7 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
 def current(cfg: SimulateConfig) -> dict:
     return {"prf_hz": cfg.radar.prf_hz, "doppler_zero": cfg.like.doppler_zero,
             "snr_db": float(np.mean(cfg.scene.snr_db)), "dynamic_range_db": cfg.processing.dynamic_range_db,
-            "blur_px": cfg.like.blur_px}
+            "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:
