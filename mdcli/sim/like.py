@@ -144,14 +144,19 @@ _TABLES: dict[str, np.ndarray] = {}
 
 def colour_round_trip(img: np.ndarray, name: str, quality: int, size: list[int]) -> np.ndarray:
     """[0, 1] image (F ascending, T) -> colour image at `size` -> JPEG -> nearest colour -> [0, 1] at img's size."""
-    from mdcli.importing import _to_unit, colormap_table, resize
+    from mdcli.importing import colormap_table, resize
 
     h, w = img.shape
     if name not in _TABLES:
         _TABLES[name] = (np.clip(colormap_table(name, None), 0, 1) * 255 + 0.5).astype(np.uint8)
     table = _TABLES[name]
-    big = resize(img, tuple(size)) if list(size) != [h, w] else img
-    rgb = table[np.clip(np.round(big[::-1] * 255), 0, 255).astype(np.int64)]  # row 0 = top, as the files are
+    idx = (np.clip(img[::-1], 0.0, 1.0) * 255 + 0.5).astype(np.uint8)  # row 0 = top, as the files are
+    fy, fx = size[0] // h, size[1] // w
+    if [fy * h, fx * w] == list(size):  # integer factors: pixel repetition (the blur, if any, came before)
+        rgb = table[idx]
+        rgb = np.repeat(np.repeat(rgb, fy, axis=0), fx, axis=1) if fy * fx > 1 else rgb
+    else:
+        rgb = table[(np.clip(resize(idx / 255.0, tuple(size)), 0, 1) * 255 + 0.5).astype(np.uint8)]
     if quality > 0:
         from PIL import Image
 
@@ -160,10 +165,12 @@ def colour_round_trip(img: np.ndarray, name: str, quality: int, size: list[int])
         buf.seek(0)
         with Image.open(buf) as im:
             rgb = np.asarray(im.convert("RGB"))
-    q = rgb.astype(np.int64) >> (8 - LUT_BITS)
+    q = rgb.astype(np.uint32) >> (8 - LUT_BITS)
     pos = _inverse_lut(name)[(q[..., 0] << (2 * LUT_BITS)) | (q[..., 1] << LUT_BITS) | q[..., 2]][::-1]
-    out = _to_unit(pos.astype(np.float64), "unit", 50.0)
-    return (resize(out, (h, w)) if out.shape != (h, w) else out).astype(np.float32)
+    out = np.clip(pos + (1.0 - pos.max()), 0.0, 1.0)  # peak re-reference, as `import` does
+    if [fy * h, fx * w] == list(size):
+        return (out.reshape(h, fy, size[1]).sum(1).reshape(h, w, fx).sum(2) / (fy * fx)).astype(np.float32)
+    return resize(out, (h, w)).astype(np.float32)
 
 
 def _stft_setup(cfg: SimulateConfig) -> tuple[int, int]:
@@ -193,20 +200,19 @@ def render(sig: np.ndarray, cfg: SimulateConfig, rng: np.random.Generator | None
         p, _, t = stft_power(look, cfg.radar.prf_hz, win, nfft, cols, pc.window)
         power = p if power is None else power + p
     power = power / len(sig)
-    f = nfft // h
-    if lk.doppler_spread_px > 0:
-        from scipy.ndimage import gaussian_filter1d
-
-        power = gaussian_filter1d(power, lk.doppler_spread_px * f, axis=0, mode="wrap")
-    if lk.speckle > 0:
-        rng = rng if rng is not None else np.random.default_rng(0)
-        k = 1.0 / lk.speckle**2
-        power = power * rng.gamma(k, 1.0 / k, size=power.shape)
     shift = int(round(lk.doppler_zero * nfft)) - nfft // 2  # 0 Hz from the centre row to doppler_zero
     if shift:
         power = np.roll(power, shift, axis=0)
     power, _ = resample_axis(power, np.arange(cols, dtype=float), w, axis=1)
     power, _ = resample_axis(power, np.arange(nfft, dtype=float), h, axis=0)
+    if lk.doppler_spread_px > 0:
+        from scipy.ndimage import gaussian_filter1d
+
+        power = gaussian_filter1d(power, lk.doppler_spread_px, axis=0, mode="wrap")
+    if lk.speckle > 0:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        k = 1.0 / lk.speckle**2
+        power = power * rng.gamma(k, 1.0 / k, size=power.shape)
     img = to_unit_db(power, pc.dynamic_range_db)
     if lk.blur_px > 0:
         img = np.clip(gaussian_filter(img.astype(np.float64), lk.blur_px, mode="nearest"), 0, 1)
