@@ -133,9 +133,9 @@ class LikeConfig:
     window_s: float = 0.064  # STFT window length in seconds (win_len follows the PRF)
     doppler_zero: float = 0.5  # image row (fraction from the bottom) where 0 Hz sits; 0.5 = symmetric +-PRF/2
     blur_px: float = 0.0  # Gaussian blur (sd, output pixels) of the dB image before the colour round trip
-    # Extended-body scattering the point-and-segment model lacks: a Gaussian smear of the STFT power along Doppler
-    # (sd, output rows; the spread of velocities around each body part) and multiplicative fading of each STFT cell
-    # (unit-mean gamma, this sd; unresolved scatterers interfering), seeded per image.
+    # Extended-body scattering the point-and-segment model lacks: a Gaussian smear of the power along Doppler
+    # (sd, image rows; the spread of velocities around each body part) and multiplicative fading of each image
+    # pixel's power (unit-mean gamma, this sd; unresolved scatterers interfering), seeded per image.
     doppler_spread_px: float = 0.0
     speckle: float = 0.0
     snr_width_db: float = 10.0  # scene.snr_db becomes [snr - width/2, snr + width/2] around the fitted centre

@@ -4,13 +4,14 @@ Rendering (every image, `like_sample`): the target's slow-time signal with `look
 (non-coherent sum over channels / range bins), static-clutter removal (each look minus its slow-time mean: the
 notch at 0 Hz), STFT with the named window (`processing.window`, `like.window_s` long), powers averaged over the
 looks, the Doppler axis placed so that 0 Hz sits at row `doppler_zero` of the image (one PRF of the periodic
-spectrum, as a radar with that PRF shows it: what lies beyond the top wraps to the bottom), the image size, dB
--> [0, 1] over `processing.dynamic_range_db`, a Gaussian blur of `blur_px`, and optionally the colour-map + JPEG
+spectrum, as a radar with that PRF shows it: what lies beyond the top wraps to the bottom), the image size, a
+Gaussian smear of the power along Doppler (`doppler_spread_px`) and a unit-mean gamma fading of each pixel's power
+(`speckle`), dB -> [0, 1] over `processing.dynamic_range_db`, a Gaussian blur of `blur_px`, and optionally the colour-map + JPEG
 round trip the measured images went through (render at their original size, colour with the map, JPEG at
 `jpeg_quality`, invert by nearest colour like `mdcli import`, peak re-reference, block means to the image size).
 
 Fitting (`fit_like`): the parameters in `like.fit` (of prf_hz = the image's Doppler span, doppler_zero, the SNR
-centre, the dynamic range and the blur) are searched so that `fit_n` seeded walkers match the measured images'
+centre, the dynamic range, the blur, the smear and the fading) are searched so that `fit_n` seeded walkers match the measured images'
 statistics (`like_statistics`): the mean Doppler profile, the intensity histogram, and the kinematic features of
 mdcli.kinematics on uncalibrated axes (torso line, envelope quantiles, bandwidth, step period, outside share,
 noise floor). A coarse grid over PRF x zero row, then Nelder-Mead from the best grid point. The walkers (and
