@@ -121,3 +121,17 @@ def test_diagnose_domain_separates_different_sets_and_not_equal_ones(tmp_path, r
                  time_s=np.arange(16.0), carrier_hz=1.0, prf_hz=1.0, dynamic_range_db=50.0, source="simulated").save(small, "{}", 0)
     r = runner.invoke(app, ["diagnose", "domain", "--a", str(a), "--b", str(small)])
     assert r.exit_code == 2 and "same size" in r.output
+
+
+def test_like_rendering_does_not_depend_on_workers():
+    cfg = _cfg(3000.0, 20.0, seed=3, n=6)
+    cfg.like.file = "unused"  # the renderer alone (no fit)
+    cfg.like.colormap, cfg.like.jpeg_quality, cfg.like.render_size = "jet", 90, [64, 64]
+    cfg.like.speckle, cfg.like.doppler_spread_px, cfg.like.looks, cfg.like.doppler_zero = 0.5, 1.0, 2, 0.3
+    one, _ = simulate_dataset(cfg)
+    cfg.workers = 2
+    two, _ = simulate_dataset(cfg)
+    assert np.array_equal(one.spectrograms, two.spectrograms)
+    assert one.spectrograms.shape == (6, 32, 32) and one.doppler_hz[0] < 0 < one.doppler_hz[-1]
+    zero_row = np.searchsorted(one.doppler_hz, 0.0)
+    assert abs(zero_row / 32 - 0.3) <= 1 / 32  # 0 Hz sits at the requested row
