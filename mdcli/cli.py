@@ -1397,7 +1397,8 @@ def diagnose_domain(
     o = report["overall"]
     _report_table(f"{a} against {b} ({report['n_per_side']} per side, {report['n_test']} held out; FMD in {report['fmd_features']})",
                   {"two-sample accuracy": o["two_sample_accuracy"], "95% CI": f"{o['ci95_low']:.3f}-{o['ci95_high']:.3f}", "FMD": o["fmd"]},
-                  {k: {"two-sample accuracy": v["two_sample_accuracy"], "FMD": v["fmd"]} for k, v in report["per_class"].items()})
+                  {k: {"two-sample accuracy": v["two_sample_accuracy"], "95% CI": f"{v['ci95_low']:.3f}-{v['ci95_high']:.3f}",
+                       "FMD": v["fmd"]} for k, v in report["per_class"].items()})
     if not report["per_class"]:
         err_console.print("[dim]no class names shared by the two files: overall only[/]")
 

@@ -120,7 +120,8 @@ def domain_report(a_path: Path, b_path: Path, judge_path: Path | None, cfg: Doma
             continue
         kc, mc = int(correct[sel].sum()), int(sel.sum())
         fca, fcb = fa[la == ca], fb[lb == cb]
-        report["per_class"][c] = {"two_sample_accuracy": kc / mc, "n_test": mc,
+        clo, chi = wilson(kc, mc)
+        report["per_class"][c] = {"two_sample_accuracy": kc / mc, "ci95_low": clo, "ci95_high": chi, "n_test": mc,
                                   "fmd": feature_frechet(fca, fcb) if min(len(fca), len(fcb)) > 2 else float("nan")}
     report["_examples"] = (a.select(a_te[:8]), b.select(b_te[:8]))
     return report
