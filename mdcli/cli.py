@@ -127,6 +127,12 @@ def _output_path(path: Path) -> Path:
     return path
 
 
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def _print_config(text: str) -> None:
     from rich.syntax import Syntax
 
@@ -161,6 +167,7 @@ def simulate(
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/N: simulate only shard i of N (cluster array jobs; join with `mdcli merge`).")] = None,
     identities: Annotated[Optional[int], typer.Option("--identities", help="N virtual walkers, each a fixed body and style; the classes are id_000.. (--targets walker).")] = None,
     per_identity: Annotated[Optional[int], typer.Option("--per-identity", help="Windows (walks) per identity; the same as --n with --identities.")] = None,
+    like: Annotated[Optional[Path], typer.Option("--like", help="Render like this measured spectrograms file: its image size and colour map + JPEG round trip; fit its unknown Doppler span, 0 Hz row, SNR, dynamic range, blur, smear and fading (like.* keys; like.fit=[] renders without fitting).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -184,7 +191,8 @@ def simulate(
         SimulateConfig, config, set_,
         {"targets": targets if targets or not identities else "walker", "n_per_class": per_identity if per_identity is not None else n,
          "seed": seed, "workers": workers, "save_iq": save_iq, "identities": identities,
-         "mocap.amc": str(mocap) if mocap else None, "mocap.asf": str(skeleton) if skeleton else None},
+         "mocap.amc": str(mocap) if mocap else None, "mocap.asf": str(skeleton) if skeleton else None,
+         "like.file": str(like) if like else None},
     )
     if per_identity is not None and not cfg.identities:
         raise ConfigError("--per-identity: give --identities N too (without it, use --n)")
@@ -192,6 +200,22 @@ def simulate(
     if dry_run:
         _print_config(text)
         return
+    like_attrs, like_parents = {}, None
+    if cfg.like.file:  # fit before the progress bar; the fitted values go into the stored config
+        from mdcli.artifacts import parent_record
+        from mdcli.sim.like import prepare
+
+        with console.status("fitting --like", spinner="dots") if not quiet else _nullcontext():
+            fit = prepare(cfg, (lambda s: None) if quiet else (lambda s: err_console.print(f"[dim]{s}[/]", highlight=False)))
+        text = config_text(cfg)
+        like_attrs, like_parents = {"like_fit": json.dumps(strict_json(fit))}, [parent_record(cfg.like.file)]
+        if not quiet:
+            v = fit["values"]
+            err_console.print(f"like {cfg.like.file}: Doppler span (PRF) {v['prf_hz']:.0f} Hz, 0 Hz at row {v['doppler_zero']:.2f}, "
+                              f"SNR {v['snr_db']:.1f} dB, dynamic range {v['dynamic_range_db']:.1f} dB, blur {v['blur_px']:.2f} px, "
+                              f"Doppler smear {v['doppler_spread_px']:.2f} px, fading sd {v['speckle']:.2f}; "
+                              f"distance {fit['distance_start']:.3g} -> {fit['distance']:.3g} ({fit['evaluations']} evaluations)",
+                              highlight=False)
     total = cfg.n_total()
     part = _parse_shard(shard, total) if shard else None
     output = _output_path(output)
@@ -206,7 +230,8 @@ def simulate(
 
     for warning in simulation_warnings(cfg, report):
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    data.save(output, text, cfg.seed, attrs={"shard": f"{part[0]}/{part[1]}"} if part else None)
+    data.save(output, text, cfg.seed, parents=like_parents,
+              attrs={**({"shard": f"{part[0]}/{part[1]}"} if part else {}), **like_attrs} or None)
     if not quiet and cfg.identities:
         r = report.get("walker")
         console.print(f"{output}: {len(data)} spectrograms, {data.spectrograms.shape[1]}x{data.spectrograms.shape[2]}, "
@@ -1360,6 +1385,52 @@ def diagnose_gain(
                      "windows then share time (mdcli split --split blocked --gap 3 keeps them apart)")
     for line in notes:
         console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
+
+
+@diagnose_app.command(
+    "domain",
+    epilog=("Examples:\n\n  mdcli diagnose domain --a sim.h5 --b measured.h5\n\n"
+            "  mdcli diagnose domain --a sim.h5 --b measured.h5 --classifier judge.h5 --plot figs/ --json"),
+)
+@user_errors
+def diagnose_domain(
+    a: Annotated[Path, typer.Option("--a", help="First spectrograms (e.g. simulated).")] = Path("sim.h5"),
+    b: Annotated[Path, typer.Option("--b", help="Second spectrograms (e.g. measured), of the same image size.")] = Path("measured.h5"),
+    classifier: Annotated[Optional[Path], typer.Option(
+        help="A judge classifier.h5 for the FMD features (else the two-sample net's own features, stated in the report).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the balanced split and the classifier (default 0).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps of the two-sample classifier (default 200).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    plot_dir: PlotDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Domain gap between two sets: a two-sample classifier's held-out accuracy (50 % = indistinguishable) and FMD."""
+    from mdcli.config import load_config
+    from mdcli.domain import DomainConfig, domain_report, plot_domain
+
+    cfg = load_config(DomainConfig, config, set_, {"seed": seed, "steps": steps})
+    _require(a, "spectrograms")
+    _require(b, "spectrograms")
+    if classifier is not None:
+        _require(classifier, "classifier")
+    say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
+    report = domain_report(a, b, classifier, cfg, say)
+    examples = report.pop("_examples")
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(p) for p in plot_domain({**report, "_examples": examples}, plot_dir)]
+    if as_json:
+        _write_json(report)
+        return
+    o = report["overall"]
+    _report_table(f"{a} against {b} ({report['n_per_side']} per side, {report['n_test']} held out; FMD in {report['fmd_features']})",
+                  {"two-sample accuracy": o["two_sample_accuracy"], "95% CI": f"{o['ci95_low']:.3f}-{o['ci95_high']:.3f}", "FMD": o["fmd"]},
+                  {k: {"two-sample accuracy": v["two_sample_accuracy"], "95% CI": f"{v['ci95_low']:.3f}-{v['ci95_high']:.3f}",
+                       "FMD": v["fmd"]} for k, v in report["per_class"].items()})
+    if not report["per_class"]:
+        err_console.print("[dim]no class names shared by the two files: overall only[/]")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

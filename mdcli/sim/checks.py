@@ -23,7 +23,7 @@ def simulation_warnings(cfg: SimulateConfig, report: dict) -> list[str]:
         )
     nyq = cfg.radar.prf_hz / 2
     for target, r in report.items():
-        if r["aliased"]:
+        if r["aliased"] and not cfg.like.file:  # --like: the fitted span matches the measured images, wraps included
             warnings.append(
                 f"{target}: {r['aliased']}/{r['n']} samples reach "
                 f"{r['max_doppler_hz']:.0f} Hz, beyond the unambiguous +-{nyq:.0f} Hz (PRF/2); "

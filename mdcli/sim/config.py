@@ -112,6 +112,40 @@ class IdentityConfig:
     speed_sd_mps: list[float] = _rng(0.03, 0.15)  # the person's walk-to-walk speed spread (sd, m/s)
 
 
+FIT_PARAMS = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle")
+
+
+@dataclass
+class LikeConfig:
+    """`simulate --like measured.h5`: render like a measured set (see mdcli/sim/like.py).
+
+    Active when `file` is set. The processing knobs (clutter removal, looks, colour map + JPEG) apply to every
+    image; the `fit` parameters are searched first so that simulated walkers match the measured images' statistics,
+    and the fitted values are written back into this config (radar.prf_hz, scene.snr_db, processing.dynamic_range_db,
+    like.doppler_zero, like.blur_px) and into the output's `like_fit` attribute.
+    """
+
+    file: str = ""  # measured spectrograms (an `import` artifact)
+    fit: list[str] = field(default_factory=lambda: list(FIT_PARAMS))  # [] = render with the values as given
+    fit_steps: int = 60  # objective evaluations of the Nelder-Mead search (after a coarse PRF x zero-row grid)
+    fit_n: int = 16  # simulated walkers per evaluation (the same seeded walkers every time)
+    fit_measured: int = 256  # measured images the statistics are taken from (a seeded subset; all when fewer)
+    window_s: float = 0.064  # STFT window length in seconds (win_len follows the PRF)
+    doppler_zero: float = 0.5  # image row (fraction from the bottom) where 0 Hz sits; 0.5 = symmetric +-PRF/2
+    blur_px: float = 0.0  # Gaussian blur (sd, output pixels) of the dB image before the colour round trip
+    # Extended-body scattering the point-and-segment model lacks: a Gaussian smear of the power along Doppler
+    # (sd, image rows; the spread of velocities around each body part) and multiplicative fading of each image
+    # pixel's power (unit-mean gamma, this sd; unresolved scatterers interfering), seeded per image.
+    doppler_spread_px: float = 0.0
+    speckle: float = 0.0
+    snr_width_db: float = 10.0  # scene.snr_db becomes [snr - width/2, snr + width/2] around the fitted centre
+    clutter_removal: bool = True  # subtract each observation's slow-time mean (static clutter removal)
+    looks: int = 1  # non-coherent sum over channels / range bins: independent noise per look, powers averaged
+    colormap: str = "auto"  # auto: the measured import's map (none if it had none) | none | jet | turbo | ...
+    jpeg_quality: int = 90  # JPEG round trip of the colour image (0 = colour map only, no JPEG)
+    render_size: list[int] = field(default_factory=list)  # size of the colour image; [] = the measured originals'
+
+
 @dataclass
 class SimulateConfig:
     """`mdcli simulate`: physics-based micro-Doppler spectrograms."""
@@ -134,6 +168,7 @@ class SimulateConfig:
     # n_per_class windows (--identities N --per-identity M); 0 = one class per target.
     identities: int = 0
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    like: LikeConfig = field(default_factory=LikeConfig)
 
     def class_names(self) -> list[str]:
         if self.identities:
@@ -217,6 +252,10 @@ class SimulateConfig:
             raise ConfigError("walker.speed_mps: relative velocity v/(0.491 H) exceeds 3, the walking model's limit")
         if min(self.walker.speed_mps) <= 0:
             raise ConfigError("walker.speed_mps: must be positive")
+        if self.like.file:
+            from mdcli.sim.like import validate_like
+
+            validate_like(self)
         self._check_memory(n_samples)
 
     def _check_memory(self, n_samples: int) -> None:
@@ -243,6 +282,8 @@ def config_text(cfg: SimulateConfig) -> str:
     if not cfg.identities:
         d.pop("identities")
         d.pop("identity")
+    if not cfg.like.file:
+        d.pop("like")
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
 
 

@@ -57,8 +57,11 @@ def slow_time(cfg: SimulateConfig) -> np.ndarray:
     return np.arange(n) / cfg.radar.prf_hz
 
 
-def simulate_signal(cfg: SimulateConfig, target: str, index: int) -> tuple[np.ndarray, dict]:
-    """Noisy complex slow-time signal of sample `index` of `target`, and its parameters."""
+def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1) -> tuple[np.ndarray, dict]:
+    """Noisy complex slow-time signal of sample `index` of `target`, and its parameters.
+
+    looks > 1 (`simulate --like`, non-coherent sums over channels): (looks, S) signals, the same target return
+    with independent noise; the first look's noise is the one a single-look run draws."""
     sample_params, signal = MODELS[target]
     if cfg.identities:
         ident_i, window = divmod(index, cfg.n_per_class)
@@ -75,7 +78,7 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int) -> tuple[np.nd
         p = sample_params(getattr(cfg, target), rng)
     sig, fmax, v_r = signal(p, scene, rng)
     snr = rng.uniform(*cfg.scene.snr_db)
-    sig = add_noise(sig, snr, rng)
+    sig = add_noise(sig, snr, rng) if looks == 1 else np.stack([add_noise(sig, snr, rng) for _ in range(looks)])
     p.update(
         radial_speed_mps=v_r, aspect_deg=scene.aspect_deg, snr_db=snr,
         range_m=float(scene.start[0]), max_doppler_hz=fmax,
@@ -94,12 +97,20 @@ def spectrogram_image(sig: np.ndarray, cfg: SimulateConfig) -> tuple[np.ndarray,
 
 
 def simulate_sample(cfg: SimulateConfig, target: str, index: int) -> SampleResult:
+    if cfg.like.file:
+        from mdcli.sim.like import like_sample
+
+        return like_sample(cfg, target, index)
     sig, p = simulate_signal(cfg, target, index)
     image, _, _ = spectrogram_image(sig, cfg)
     return SampleResult(image, p, sig.astype(np.complex64) if cfg.save_iq else None)
 
 
 def axes(cfg: SimulateConfig) -> tuple[np.ndarray, np.ndarray]:
+    if cfg.like.file:
+        from mdcli.sim.like import like_axes
+
+        return like_axes(cfg)
     _, doppler, time = spectrogram_image(np.ones(len(slow_time(cfg)), complex), cfg)
     return doppler, time
 

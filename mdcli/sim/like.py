@@ -1,0 +1,418 @@
+"""`simulate --like measured.h5`: render simulated spectrograms the way a measured set looks, fitting what is unknown.
+
+Rendering (every image, `like_sample`): the target's slow-time signal with `looks` independent noise draws
+(non-coherent sum over channels / range bins), static-clutter removal (each look minus its slow-time mean: the
+notch at 0 Hz), STFT with the named window (`processing.window`, `like.window_s` long), powers averaged over the
+looks, the Doppler axis placed so that 0 Hz sits at row `doppler_zero` of the image (one PRF of the periodic
+spectrum, as a radar with that PRF shows it: what lies beyond the top wraps to the bottom), the image size, a
+Gaussian smear of the power along Doppler (`doppler_spread_px`) and a unit-mean gamma fading of each pixel's power
+(`speckle`), dB -> [0, 1] over `processing.dynamic_range_db`, a Gaussian blur of `blur_px`, and optionally the colour-map + JPEG
+round trip the measured images went through (render at their original size, colour with the map, JPEG at
+`jpeg_quality`, invert by nearest colour like `mdcli import`, peak re-reference, block means to the image size).
+
+Fitting (`fit_like`): the parameters in `like.fit` (of prf_hz = the image's Doppler span, doppler_zero, the SNR
+centre, the dynamic range, the blur, the smear and the fading) are searched so that `fit_n` seeded walkers match the measured images'
+statistics (`like_statistics`): the mean Doppler profile, the intensity histogram, and the kinematic features of
+mdcli.kinematics on uncalibrated axes (torso line, envelope quantiles, bandwidth, step period, outside share,
+noise floor). A coarse grid over PRF x zero row, then Nelder-Mead from the best grid point. The walkers (and
+their noise) are the same at every evaluation, so the objective is deterministic.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mdcli.errors import ConfigError, MdcliError
+from mdcli.sim.config import FIT_PARAMS, SimulateConfig
+
+BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-20.0, 60.0),
+          "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0),
+          "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5)}
+LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
+LOG_PARAMS = {"prf_hz"}
+HIST_BINS = 16
+FIT_SEED_OFFSET = 7919  # the fit's walkers: seed + this, so they are not the output's first images
+
+
+@dataclass
+class Measured:
+    """What `--like` takes from the measured file: image size, colour map, original size, statistics."""
+
+    path: Path
+    image_size: list[int]
+    colormap: str | None
+    original_size: list[int] | None
+    stats: dict
+    n: int
+
+
+def _measured_info(path: Path) -> dict:
+    from mdcli.artifacts import open_artifact
+
+    with open_artifact(path, "spectrograms") as f:
+        shape = list(f["spectrograms"].shape)
+        transform = json.loads(f.attrs["import_transform"]) if "import_transform" in f.attrs else {}
+    return {"shape": shape, "transform": transform}
+
+
+def validate_like(cfg: SimulateConfig) -> None:
+    lk = cfg.like
+    path = Path(lk.file)
+    if not path.is_file():
+        raise ConfigError(f"--like {path}: file not found")
+    bad = [p for p in lk.fit if p not in FIT_PARAMS]
+    if bad:
+        raise ConfigError(f"like.fit: unknown parameter '{bad[0]}'; valid: {', '.join(FIT_PARAMS)}")
+    if lk.fit and (lk.fit_steps < 0 or lk.fit_n < 2 or lk.fit_measured < 2):
+        raise ConfigError("like.fit_steps must be >= 0, like.fit_n and like.fit_measured >= 2")
+    if not 0.0 < lk.doppler_zero < 1.0:
+        raise ConfigError(f"like.doppler_zero: must lie within (0, 1), got {lk.doppler_zero}")
+    if lk.doppler_spread_px < 0 or lk.speckle < 0:
+        raise ConfigError("like.doppler_spread_px and like.speckle must be >= 0")
+    if lk.blur_px < 0 or lk.window_s <= 0 or lk.looks < 1 or lk.snr_width_db < 0:
+        raise ConfigError("like: blur_px and snr_width_db must be >= 0, window_s > 0, looks >= 1")
+    if not 0 <= lk.jpeg_quality <= 100:
+        raise ConfigError(f"like.jpeg_quality: 0 (no JPEG) to 100, got {lk.jpeg_quality}")
+    if lk.render_size and (len(lk.render_size) != 2 or min(lk.render_size) < 8):
+        raise ConfigError("like.render_size: expected [rows, columns], each >= 8 (or [] for the measured originals')")
+    if lk.colormap not in ("auto", "none"):
+        from mdcli.importing import COLORMAPS
+
+        if lk.colormap not in COLORMAPS or lk.colormap == "parula":
+            raise ConfigError(f"like.colormap: auto, none or one of {', '.join(c for c in COLORMAPS if c != 'parula')}")
+    if cfg.radar.prf_hz * lk.window_s < 8:
+        raise ConfigError(f"like.window_s: {lk.window_s} s at radar.prf_hz {cfg.radar.prf_hz:g} is under 8 samples")
+    if cfg.radar.prf_hz * lk.window_s > cfg.radar.prf_hz * cfg.radar.duration_s:
+        raise ConfigError("like.window_s: longer than radar.duration_s")
+
+
+def resolve(cfg: SimulateConfig) -> Measured:
+    """Read the measured file's size and colour map into the config (image size, render size, colour map);
+    -> the measured statistics. Raises MdcliError for a file that cannot be used."""
+    from mdcli.artifacts import Spectrograms
+
+    path = Path(cfg.like.file)
+    info = _measured_info(path)
+    n, h, w = info["shape"]
+    if n < 2:
+        raise MdcliError(f"--like {path}: needs at least 2 measured images, found {n}")
+    tr = info["transform"] or {}
+    cfg.processing.image_size = [h, w]
+    cmap = tr.get("colormap")
+    if cfg.like.colormap == "auto":
+        from mdcli.importing import COLORMAPS
+
+        cfg.like.colormap = cmap if cmap in COLORMAPS and cmap != "parula" else "none"
+    shapes = tr.get("original_shapes") or []
+    if not cfg.like.render_size:
+        cfg.like.render_size = list(shapes[0]) if len(shapes) == 1 else [h, w]
+    data = Spectrograms.load(path)
+    x = data.spectrograms
+    if len(x) > cfg.like.fit_measured:
+        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(x), cfg.like.fit_measured, replace=False))
+        x = x[pick]
+    return Measured(path, [h, w], cmap, cfg.like.render_size, like_statistics(x), n)
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+_LUT: dict[str, np.ndarray] = {}
+LUT_BITS = 6
+
+
+def _inverse_lut(name: str) -> np.ndarray:
+    """RGB quantised to LUT_BITS per channel -> map position in [0, 1] (nearest colour, like `import`)."""
+    if name not in _LUT:
+        from mdcli.importing import ColourInverter, colormap_table
+
+        q = 1 << LUT_BITS
+        c = (np.arange(q) + 0.5) / q
+        grid = np.stack(np.meshgrid(c, c, c, indexing="ij"), -1)
+        pos, _ = ColourInverter(colormap_table(name, None))(grid)
+        _LUT[name] = pos.reshape(-1).astype(np.float32)
+    return _LUT[name]
+
+
+_TABLES: dict[str, np.ndarray] = {}
+
+
+def colour_round_trip(img: np.ndarray, name: str, quality: int, size: list[int]) -> np.ndarray:
+    """[0, 1] image (F ascending, T) -> colour image at `size` -> JPEG -> nearest colour -> [0, 1] at img's size."""
+    from mdcli.importing import colormap_table, resize
+
+    h, w = img.shape
+    if name not in _TABLES:
+        _TABLES[name] = (np.clip(colormap_table(name, None), 0, 1) * 255 + 0.5).astype(np.uint8)
+    table = _TABLES[name]
+    idx = (np.clip(img[::-1], 0.0, 1.0) * 255 + 0.5).astype(np.uint8)  # row 0 = top, as the files are
+    fy, fx = size[0] // h, size[1] // w
+    if [fy * h, fx * w] == list(size):  # integer factors: pixel repetition (the blur, if any, came before)
+        rgb = table[idx]
+        rgb = np.repeat(np.repeat(rgb, fy, axis=0), fx, axis=1) if fy * fx > 1 else rgb
+    else:
+        rgb = table[(np.clip(resize(idx / 255.0, tuple(size)), 0, 1) * 255 + 0.5).astype(np.uint8)]
+    if quality > 0:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(rgb, "RGB").save(buf, format="JPEG", quality=int(quality))
+        buf.seek(0)
+        with Image.open(buf) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    q = rgb.astype(np.uint32) >> (8 - LUT_BITS)
+    pos = _inverse_lut(name)[(q[..., 0] << (2 * LUT_BITS)) | (q[..., 1] << LUT_BITS) | q[..., 2]][::-1]
+    out = np.clip(pos + (1.0 - pos.max()), 0.0, 1.0)  # peak re-reference, as `import` does
+    if [fy * h, fx * w] == list(size):
+        return (out.reshape(h, fy, size[1]).sum(1).reshape(h, w, fx).sum(2) / (fy * fx)).astype(np.float32)
+    return resize(out, (h, w)).astype(np.float32)
+
+
+def _stft_setup(cfg: SimulateConfig) -> tuple[int, int]:
+    h = cfg.processing.image_size[0]
+    win = max(8, int(round(cfg.radar.prf_hz * cfg.like.window_s)))
+    n = int(round(cfg.radar.prf_hz * cfg.radar.duration_s))
+    win = min(win, n)
+    nfft = h * max(1, -(-win // h))  # a multiple of the image height >= the window: block means, whole-bin shifts
+    return win, nfft
+
+
+def render(sig: np.ndarray, cfg: SimulateConfig, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(looks, S) or (S,) noisy signal -> the [0, 1] image (F, T) as `--like` renders it (see the module doc)."""
+    from scipy.ndimage import gaussian_filter
+
+    from mdcli.sim.signal import resample_axis, stft_power, to_unit_db
+
+    lk, pc = cfg.like, cfg.processing
+    h, w = pc.image_size
+    sig = np.atleast_2d(sig)
+    if lk.clutter_removal:
+        sig = sig - sig.mean(axis=1, keepdims=True)
+    win, nfft = _stft_setup(cfg)
+    cols = w * pc.time_oversample
+    power = None
+    for look in sig:
+        p, _, t = stft_power(look, cfg.radar.prf_hz, win, nfft, cols, pc.window)
+        power = p if power is None else power + p
+    power = power / len(sig)
+    shift = int(round(lk.doppler_zero * nfft)) - nfft // 2  # 0 Hz from the centre row to doppler_zero
+    if shift:
+        power = np.roll(power, shift, axis=0)
+    power, _ = resample_axis(power, np.arange(cols, dtype=float), w, axis=1)
+    power, _ = resample_axis(power, np.arange(nfft, dtype=float), h, axis=0)
+    if lk.doppler_spread_px > 0:
+        from scipy.ndimage import gaussian_filter1d
+
+        power = gaussian_filter1d(power, lk.doppler_spread_px, axis=0, mode="wrap")
+    if lk.speckle > 0:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        k = 1.0 / lk.speckle**2
+        power = power * rng.gamma(k, 1.0 / k, size=power.shape)
+    img = to_unit_db(power, pc.dynamic_range_db)
+    if lk.blur_px > 0:
+        img = np.clip(gaussian_filter(img.astype(np.float64), lk.blur_px, mode="nearest"), 0, 1)
+        img = np.clip(img + (1.0 - img.max()), 0, 1).astype(np.float32)
+    if lk.colormap not in ("none", "auto", ""):
+        img = colour_round_trip(img, lk.colormap, lk.jpeg_quality, lk.render_size or [h, w])
+    return img
+
+
+def like_sample(cfg: SimulateConfig, target: str, index: int):
+    from mdcli.sim.dataset import SampleResult, simulate_signal
+
+    sig, p = simulate_signal(cfg, target, index, looks=cfg.like.looks)
+    iq = None
+    if cfg.save_iq:
+        iq = (sig if sig.ndim == 1 else sig[0]).astype(np.complex64)
+    from mdcli.sim.config import ALL_TARGETS
+
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, ALL_TARGETS.index(target), index], spawn_key=(LIKE_KEY,)))
+    return SampleResult(render(sig, cfg, rng), p, iq)
+
+
+def like_axes(cfg: SimulateConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Doppler (F,) with 0 Hz at row `doppler_zero` (the image spans one PRF) and time (T,) at the column centres."""
+    h, w = cfg.processing.image_size
+    prf = cfg.radar.prf_hz
+    rows = np.arange(h)
+    _, nfft = _stft_setup(cfg)
+    f = nfft // h
+    zero_bin = int(round(cfg.like.doppler_zero * nfft))  # the STFT bin holding 0 Hz after the shift
+    doppler = ((rows * f + (f - 1) / 2) - zero_bin) * prf / nfft
+    time = (np.arange(w) + 0.5) * cfg.radar.duration_s / w
+    return doppler, time
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+STAT_NAMES = ("torso", "upper_q50", "upper_q95", "lower_q05", "lower_q50", "bandwidth", "period", "outside_share", "floor")
+
+
+def like_statistics(x: np.ndarray) -> dict:
+    """Per-set statistics of [0, 1] images (N, F, T) on uncalibrated axes (bins as fractions of the height,
+    periods as fractions of the width): means and sds of the kinematic scalars, the mean Doppler profile, the
+    intensity histogram."""
+    from mdcli.kinematics import features
+
+    x = np.asarray(x, dtype=np.float32)
+    n, h, w = x.shape
+    k = features(x, calibrated=False, dynamic_range_db=float("nan"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per = {
+            "torso": k.torso / h,
+            "upper_q50": np.nanpercentile(k.upper_bins, 50, axis=1) / h,
+            "upper_q95": np.nanpercentile(k.upper_bins, 95, axis=1) / h,
+            "lower_q05": np.nanpercentile(k.lower_bins, 5, axis=1) / h,
+            "lower_q50": np.nanpercentile(k.lower_bins, 50, axis=1) / h,
+            "bandwidth": k.bandwidth / h,
+            "period": k.period / w,
+            "outside_share": k.outside_share,
+            "floor": k.floor,
+        }
+        mean = {s: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for s, v in per.items()}
+        sd = {s: float(np.nanstd(v)) if np.isfinite(v).any() else float("nan") for s, v in per.items()}
+    mean["period_share"] = float(np.isfinite(k.period).mean())
+    return {"mean": mean, "sd": sd, "profile": x.mean((0, 2)).astype(np.float64).tolist(),
+            "histogram": (np.histogram(x, bins=HIST_BINS, range=(0.0, 1.0))[0] / x.size).tolist()}
+
+
+def distance(sim: dict, meas: dict) -> tuple[float, dict]:
+    """Objective: squared differences of the kinematic means in units of the measured sd (averaged), plus the
+    Doppler profile and intensity histogram gaps (L1, scaled). -> (total, parts)."""
+    terms = []
+    for s in STAT_NAMES:
+        a, b, sd = sim["mean"][s], meas["mean"][s], meas["sd"][s]
+        if not np.isfinite(b):
+            continue
+        scale = max(sd if np.isfinite(sd) else 0.0, 0.02)
+        terms.append(((a - b) / scale) ** 2 if np.isfinite(a) else 25.0)
+    kin = float(np.mean(terms)) if terms else 0.0
+    kin += (sim["mean"]["period_share"] - meas["mean"]["period_share"]) ** 2 * 4
+    prof = float(np.abs(np.subtract(sim["profile"], meas["profile"])).mean() / max(np.mean(meas["profile"]), 1e-3))
+    hist = float(np.abs(np.subtract(sim["histogram"], meas["histogram"])).sum())
+    parts = {"kinematics": kin, "profile": 4 * prof, "histogram": 4 * hist}
+    return float(sum(parts.values())), parts
+
+
+# ---------------------------------------------------------------------------------------------- fit
+
+def _apply(cfg: SimulateConfig, values: dict) -> None:
+    for k, v in values.items():
+        if k == "prf_hz":
+            cfg.radar.prf_hz = float(v)
+        elif k == "snr_db":
+            half = cfg.like.snr_width_db / 2
+            cfg.scene.snr_db = [float(v) - half, float(v) + half]
+        elif k == "dynamic_range_db":
+            cfg.processing.dynamic_range_db = float(v)
+        else:
+            setattr(cfg.like, k, float(v))
+
+
+def current(cfg: SimulateConfig) -> dict:
+    return {"prf_hz": cfg.radar.prf_hz, "doppler_zero": cfg.like.doppler_zero,
+            "snr_db": float(np.mean(cfg.scene.snr_db)), "dynamic_range_db": cfg.processing.dynamic_range_db,
+            "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle}
+
+
+def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:
+    from mdcli.sim.dataset import simulate_sample
+
+    c = copy.deepcopy(cfg)
+    c.identities = 0
+    c.seed = cfg.seed + seed_offset
+    target = cfg.targets[0]
+    return np.stack([simulate_sample(c, target, i).image for i in range(cfg.like.fit_n)])
+
+
+def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dict:
+    """Search the `like.fit` parameters (see the module doc); write the best into cfg; -> the fit report."""
+    from scipy.optimize import minimize
+
+    names = list(cfg.like.fit)
+    start = current(cfg)
+    evals = []
+
+    def to_u(v: dict) -> np.ndarray:
+        out = []
+        for k in names:
+            lo, hi = BOUNDS[k]
+            x = v[k]
+            out.append((np.log(x) - np.log(lo)) / (np.log(hi) - np.log(lo)) if k in LOG_PARAMS else (x - lo) / (hi - lo))
+        return np.array(out, dtype=np.float64)
+
+    def from_u(u: np.ndarray) -> dict:
+        out = {}
+        for k, x in zip(names, np.clip(u, 0.0, 1.0)):
+            lo, hi = BOUNDS[k]
+            out[k] = float(np.exp(np.log(lo) + x * (np.log(hi) - np.log(lo)))) if k in LOG_PARAMS else float(lo + x * (hi - lo))
+        return out
+
+    def objective_values(v: dict) -> tuple[float, dict]:
+        c = copy.deepcopy(cfg)
+        _apply(c, v)
+        try:
+            validate_like(c)
+        except ConfigError:
+            return 1e6, {}
+        d, parts = distance(like_statistics(_fit_images(c)), measured.stats)
+        evals.append({**v, "distance": d})
+        return d, parts
+
+    def objective(u: np.ndarray) -> float:
+        penalty = float(np.sum(np.clip(u - 1, 0, None) ** 2 + np.clip(-u, 0, None) ** 2)) * 100
+        return objective_values(from_u(u))[0] + penalty
+
+    d0, _ = objective_values({k: start[k] for k in names})
+    best_v, best_d = {k: start[k] for k in names}, d0
+    if not names:
+        _, parts = distance(like_statistics(_fit_images(cfg)), measured.stats)
+        return {"fitted": {}, "distance": d0, "distance_start": d0, "parts": parts, "evaluations": 0}
+    # coarse grid over the Doppler span and the zero row (the statistics move most with them)
+    grid_prf = np.geomspace(1000.0, 16000.0, 7) if "prf_hz" in names else [None]
+    grid_zero = [0.15, 0.3, 0.5, 0.7, 0.85] if "doppler_zero" in names else [None]
+    for prf in grid_prf:
+        for z in grid_zero:
+            v = dict(best_v)
+            if prf is not None:
+                v["prf_hz"] = float(prf)
+            if z is not None:
+                v["doppler_zero"] = float(z)
+            d, _ = objective_values(v)
+            if d < best_d:
+                best_v, best_d = v, d
+    say(f"like: coarse grid best {best_v} distance {best_d:.3f}")
+    if cfg.like.fit_steps > 0:
+        u0 = to_u(best_v)
+        simplex = [u0] + [u0 + np.eye(len(names))[i] * (0.08 if u0[i] < 0.9 else -0.08) for i in range(len(names))]
+        res = minimize(objective, u0, method="Nelder-Mead",
+                       options={"maxfev": cfg.like.fit_steps, "initial_simplex": np.array(simplex), "xatol": 1e-3, "fatol": 1e-4})
+        v = from_u(res.x)
+        d, _ = objective_values(v)
+        if d < best_d:
+            best_v, best_d = v, d
+    _apply(cfg, best_v)
+    _, parts = distance(like_statistics(_fit_images(cfg)), measured.stats)
+    return {"fitted": best_v, "distance": best_d, "distance_start": d0, "parts": parts, "evaluations": len(evals)}
+
+
+def prepare(cfg: SimulateConfig, say=lambda s: None) -> dict:
+    """Resolve `--like` (sizes, colour map) and fit; cfg is updated in place. -> the report stored as `like_fit`."""
+    measured = resolve(cfg)
+    report = fit_like(cfg, measured, say)
+    sim_stats = like_statistics(_fit_images(cfg))
+    return {
+        "measured": str(measured.path), "measured_images": measured.n, "image_size": measured.image_size,
+        "colormap": cfg.like.colormap, "render_size": cfg.like.render_size, "fit": list(cfg.like.fit),
+        "fitted": report["fitted"], "values": current(cfg), "distance": report["distance"],
+        "distance_start": report["distance_start"], "distance_parts": report["parts"],
+        "evaluations": report["evaluations"], "fit_n": cfg.like.fit_n,
+        "statistics": {"measured": measured.stats["mean"], "simulated": sim_stats["mean"]},
+    }

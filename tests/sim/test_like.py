@@ -1,0 +1,138 @@
+"""`simulate --like` (fit of unknown axes and noise to a measured set) and `diagnose domain` (two-sample gap)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from mdcli.artifacts import Spectrograms
+from mdcli.cli import app
+from mdcli.sim.config import SimulateConfig
+from mdcli.sim.dataset import simulate_dataset
+
+
+def _cfg(prf: float, snr: float, seed: int, n: int) -> SimulateConfig:
+    cfg = SimulateConfig(seed=seed, n_per_class=n, targets=["walker"])
+    cfg.radar.prf_hz = prf
+    cfg.radar.duration_s = 2.0
+    cfg.scene.snr_db = [snr - 2.5, snr + 2.5]
+    cfg.scene.receding_fraction = 0.0
+    cfg.processing.image_size = [32, 32]
+    cfg.processing.dynamic_range_db = 60.0
+    return cfg
+
+
+def _measured(path, prf: float, snr: float, n: int = 24) -> None:
+    """'Measured' images: simulated --like-rendered walkers with a known PRF (Doppler span) and SNR, stored as an
+    uncalibrated import would be (axes 0..1, no colour map)."""
+    cfg = _cfg(prf, snr, seed=99, n=n)
+    cfg.like.file = "unused"  # the --like renderer, without resolving a file
+    cfg.like.colormap = "none"
+    data, _ = simulate_dataset(cfg)
+    Spectrograms(spectrograms=data.spectrograms, labels=data.labels, class_names=["person"],
+                 doppler_hz=np.linspace(0, 1, 32), time_s=np.linspace(0, 1, 32), carrier_hz=float("nan"),
+                 prf_hz=float("nan"), dynamic_range_db=float("nan"), source="imported", axes_calibrated=False,
+                 transform={"image_size": [32, 32], "original_shapes": [[32, 32]], "colormap": None}).save(path, "{}", 0)
+
+
+def test_fit_recovers_a_known_doppler_span_and_noise_level(tmp_path):
+    from mdcli.sim.like import prepare
+
+    meas = tmp_path / "meas.h5"
+    _measured(meas, prf=3000.0, snr=20.0)
+    cfg = _cfg(6000.0, 32.0, seed=0, n=4)  # start far off: twice the span, 12 dB too clean
+    cfg.like.file = str(meas)
+    cfg.like.fit = ["prf_hz", "snr_db"]
+    cfg.like.snr_width_db = 5.0
+    cfg.like.fit_n = 10
+    cfg.like.fit_steps = 40
+    cfg.validate()
+    report = prepare(cfg)
+    v = report["values"]
+    assert abs(v["prf_hz"] / 3000.0 - 1) < 0.12, v
+    assert abs(v["snr_db"] - 20.0) < 2.0, v
+    assert report["distance"] < report["distance_start"]
+    assert cfg.radar.prf_hz == pytest.approx(v["prf_hz"]) and cfg.scene.snr_db == pytest.approx([v["snr_db"] - 2.5, v["snr_db"] + 2.5])
+
+
+def test_colour_round_trip_keeps_the_image():
+    from mdcli.sim.like import colour_round_trip
+
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.random((32, 32)).astype(np.float32) * 0.2 + np.linspace(0, 1, 32)[:, None], 0, 1)
+    img = np.clip(img + 1 - img.max(), 0, 1)
+    out = colour_round_trip(img, "jet", 90, [64, 64])
+    assert out.shape == img.shape and out.max() == pytest.approx(1.0)
+    assert np.abs(out - img).mean() < 0.05
+
+
+def test_simulate_like_cli_stores_fit_and_lineage(tmp_path, runner):
+    meas = tmp_path / "meas.h5"
+    _measured(meas, prf=3000.0, snr=8.0, n=8)
+    out = tmp_path / "sim.h5"
+    r = runner.invoke(app, ["simulate", "--targets", "walker", "--n", "6", "--like", str(meas), "-o", str(out), "-q",
+                            "--set", "radar.duration_s=2", "--set", "like.fit=[prf_hz]", "--set", "like.fit_n=4",
+                            "--set", "like.fit_steps=3", "--set", "like.jpeg_quality=80"])
+    assert r.exit_code == 0, r.output
+    data = Spectrograms.load(out)
+    assert data.spectrograms.shape == (6, 32, 32)  # the measured image size
+    with h5py.File(out) as f:
+        fit = json.loads(f.attrs["like_fit"])
+        assert str(meas) in f.attrs["parents"] if isinstance(f.attrs["parents"], str) else True
+        assert "like:" in f.attrs["config"]
+    assert set(fit) >= {"fitted", "values", "distance", "distance_start", "statistics"}
+    assert data.prf_hz == pytest.approx(fit["values"]["prf_hz"])
+
+
+def test_simulate_like_refuses_bad_input_without_output(tmp_path, runner):
+    out = tmp_path / "sim.h5"
+    r = runner.invoke(app, ["simulate", "--targets", "walker", "--n", "2", "--like", str(tmp_path / "nope.h5"), "-o", str(out)])
+    assert r.exit_code == 2 and "not found" in r.output and not out.exists()
+    meas = tmp_path / "meas.h5"
+    _measured(meas, prf=3000.0, snr=8.0, n=4)
+    r = runner.invoke(app, ["simulate", "--targets", "walker", "--n", "2", "--like", str(meas), "-o", str(out),
+                            "--set", "like.fit=[speed]"])
+    assert r.exit_code == 2 and "like.fit" in r.output and not out.exists()
+
+
+def test_diagnose_domain_separates_different_sets_and_not_equal_ones(tmp_path, runner):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    rng = np.random.default_rng(0)
+    n = 32
+    x = rng.random((n, 16, 16)).astype(np.float32) * 0.5
+    y = x.copy()
+    y[:, 6:10] += 0.5  # a bright band: trivially told apart
+    for path, imgs in ((a, x), (b, y)):
+        Spectrograms(spectrograms=imgs, labels=np.zeros(n, np.int64), class_names=["c"], doppler_hz=np.arange(16.0),
+                     time_s=np.arange(16.0), carrier_hz=1.0, prf_hz=1.0, dynamic_range_db=50.0,
+                     source="simulated").save(path, "{}", 0)
+    r = runner.invoke(app, ["diagnose", "domain", "--a", str(a), "--b", str(b), "--steps", "40", "--json",
+                            "--plot", str(tmp_path / "figs")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["overall"]["two_sample_accuracy"] > 0.9
+    assert "c" in rep["per_class"] and rep["per_class"]["c"]["ci95_low"] <= rep["per_class"]["c"]["two_sample_accuracy"]
+    assert (tmp_path / "figs" / "domain_examples.png").is_file()
+    assert rep["overall"]["ci95_low"] <= rep["overall"]["two_sample_accuracy"] <= rep["overall"]["ci95_high"]
+    small = tmp_path / "s.h5"
+    Spectrograms(spectrograms=x[:, :8], labels=np.zeros(n, np.int64), class_names=["c"], doppler_hz=np.arange(8.0),
+                 time_s=np.arange(16.0), carrier_hz=1.0, prf_hz=1.0, dynamic_range_db=50.0, source="simulated").save(small, "{}", 0)
+    r = runner.invoke(app, ["diagnose", "domain", "--a", str(a), "--b", str(small)])
+    assert r.exit_code == 2 and "same size" in r.output
+
+
+def test_like_rendering_does_not_depend_on_workers():
+    cfg = _cfg(3000.0, 20.0, seed=3, n=6)
+    cfg.like.file = "unused"  # the renderer alone (no fit)
+    cfg.like.colormap, cfg.like.jpeg_quality, cfg.like.render_size = "jet", 90, [64, 64]
+    cfg.like.speckle, cfg.like.doppler_spread_px, cfg.like.looks, cfg.like.doppler_zero = 0.5, 1.0, 2, 0.3
+    one, _ = simulate_dataset(cfg)
+    cfg.workers = 2
+    two, _ = simulate_dataset(cfg)
+    assert np.array_equal(one.spectrograms, two.spectrograms)
+    assert one.spectrograms.shape == (6, 32, 32) and one.doppler_hz[0] < 0 < one.doppler_hz[-1]
+    zero_row = np.searchsorted(one.doppler_hz, 0.0)
+    assert abs(zero_row / 32 - 0.3) <= 1 / 32  # 0 Hz sits at the requested row
