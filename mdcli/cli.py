@@ -318,6 +318,9 @@ def plot(
     console.print(f"wrote {output}")
 
 
+SamplerOpt = Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m | dpmpp-2m-sde")]
+EtaOpt = Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")]
+CfgScaleOpt = Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint beside the output (OUTPUT.ckpt).")]
 StopAfterOpt = Annotated[
     Optional[int],
@@ -609,10 +612,10 @@ def sample(
     ae: Annotated[Optional[Path], typer.Option("--ae", help="Autoencoder (default: found through the lineage).")] = None,
     n_per_class: Annotated[Optional[int], typer.Option("--n-per-class", "-n", help="Samples per class.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all).")] = None,
-    sampler: Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m | dpmpp-2m-sde")] = None,
+    sampler: SamplerOpt = None,
     steps: Annotated[Optional[int], typer.Option(help="Sampling steps.")] = None,
-    eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")] = None,
-    cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")] = None,
+    eta: EtaOpt = None,
+    cfg_scale: CfgScaleOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same samples.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Samples per batch.")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG grid of the samples.")] = None,
@@ -697,10 +700,10 @@ def augment(
     per_image: Annotated[Optional[int], typer.Option("--per-image", "-k", help="Variants per real spectrogram.")] = None,
     strength: Annotated[Optional[str], typer.Option("--strength", help="Diffusion time to noise to: 0 = the image itself, 1 = pure noise; lo:hi draws per variant.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes of --data to vary (default: all).")] = None,
-    sampler: Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m | dpmpp-2m-sde")] = None,
+    sampler: SamplerOpt = None,
     steps: Annotated[Optional[int], typer.Option(help="Sampler grid points over the whole diffusion; a variant runs those below its start (fewer at lower --strength).")] = None,
-    eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")] = None,
-    cfg_scale: Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")] = None,
+    eta: EtaOpt = None,
+    cfg_scale: CfgScaleOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same variations.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Variants per batch (results do not depend on it).")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG: sources beside their variants.")] = None,
