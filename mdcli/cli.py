@@ -452,7 +452,8 @@ def train_classifier_cmd(
         "  mdcli train-ae --data data.h5 --arch vqgan --classifier classifier.h5 -o ae.h5\n\n"
         "  mdcli train-ae --data data.h5 --arch vae --perceptual none --set vae.kl_weight=1e-4 -o vae.h5\n\n"
         "  mdcli train-ae --data data.h5 --arch vqvae --perceptual lpips-vgg --perceptual-weights vgg16-397923af.pth -o vq.h5\n\n"
-        "  mdcli train-ae ... --resume   # continue exactly from OUTPUT.ckpt"
+        "  mdcli train-ae ... --resume   # continue exactly from OUTPUT.ckpt\n\n"
+        "  mdcli train-ae --config ae.yaml --data measured.h5 --init sim_ae.h5 -o ae.h5   # fine-tune a pretrained one"
     ),
 )
 @user_errors
@@ -476,6 +477,7 @@ def train_ae_cmd(
     resume: ResumeOpt = False,
     stop_after: StopAfterOpt = None,
     quiet: QuietOpt = False,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this autoencoder (same arch, model config and image size; the discriminator starts fresh).")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Train an autoencoder (VAE, VQ-VAE or VQ-GAN) on spectrograms; all share one encoder/decoder."""
@@ -495,9 +497,17 @@ def train_ae_cmd(
         _check_input(Path(cfg.loss.classifier), "--classifier")
         _require(Path(cfg.loss.classifier), "classifier")
     _require_resume(output, resume)
+    if init is not None:  # arch, image size, latent shape and model config, before the progress bar
+        from mdcli.artifacts import open_artifact
+        from mdcli.train.transfer import autoencoder_init
+
+        _check_input(init, "--init")
+        with open_artifact(data, "spectrograms") as f:
+            image_shape = tuple(int(v) for v in f["spectrograms"].shape[1:])
+        autoencoder_init(init, cfg, image_shape)
     output = _output_path(output)
     res = _run_training(f"train-ae {cfg.arch}", output, cfg.train.steps, stop_after, quiet,
-                        lambda adv: train_autoencoder(cfg, data, output, resume, stop_after, adv, err_console.print))
+                        lambda adv: train_autoencoder(cfg, data, output, resume, stop_after, adv, err_console.print, init))
     if res is None:
         return
     if not quiet:
@@ -551,7 +561,8 @@ def encode(
         "Examples:\n\n"
         "  mdcli train-ldm --latents latents.h5 -o ldm.h5\n\n"
         "  mdcli train-ldm --latents latents.h5 --set diffusion.prediction=v --set diffusion.schedule=cosine -o ldm.h5\n\n"
-        "  mdcli train-ldm --config configs/tiny/train-ldm.yaml --latents tiny_latents.h5 -o ldm.h5"
+        "  mdcli train-ldm --config configs/tiny/train-ldm.yaml --latents tiny_latents.h5 -o ldm.h5\n\n"
+        "  mdcli train-ldm --latents measured_latents.h5 --init sim_ldm.h5 -o ldm.h5   # fine-tune a pretrained one"
     ),
 )
 @user_errors
@@ -569,6 +580,7 @@ def train_ldm_cmd(
     resume: ResumeOpt = False,
     stop_after: StopAfterOpt = None,
     quiet: QuietOpt = False,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this LDM (same latent shape and UNet config; other classes start as its null class).")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Train a class-conditional latent diffusion model (UNet denoiser, classifier-free guidance dropout).
@@ -586,9 +598,18 @@ def train_ldm_cmd(
     _check_input(latents, "--latents")
     _require(latents, "latents")
     _require_resume(output, resume)
+    if init is not None:  # autoencoder arch, image size, latent shape and UNet config, before the progress bar
+        from mdcli.train.ldm import load_latents
+        from mdcli.train.transfer import ldm_init
+
+        _check_input(init, "--init")
+        lat = load_latents(latents)
+        shape = lat.shape[1:]
+        lat.reader.close()
+        ldm_init(init, cfg, lat.attrs, shape, lat.class_names)
     output = _output_path(output)
     res = _run_training("train-ldm", output, cfg.train.steps, stop_after, quiet,
-                        lambda adv: train_ldm(cfg, latents, output, resume, stop_after, adv, err_console.print))
+                        lambda adv: train_ldm(cfg, latents, output, resume, stop_after, adv, err_console.print, init))
     if res is None:
         return
     if not quiet:

@@ -135,8 +135,10 @@ def evaluate(ae, x: torch.Tensor, perceptual, device: torch.device, bs: int = 64
 
 def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume: bool = False,
                       stop_after: int | None = None, progress: Callable[..., None] | None = None,
-                      log: Callable[[str], None] = lambda s: None) -> AEResult | None:
-    """Train; write `output` (kind `autoencoder`). Returns None when stopped early by `stop_after`."""
+                      log: Callable[[str], None] = lambda s: None, init: Path | None = None) -> AEResult | None:
+    """Train; write `output` (kind `autoencoder`). Returns None when stopped early by `stop_after`.
+
+    init: an autoencoder of the same arch, model and image size to start from (see mdcli.train.transfer)."""
     common.set_threads()
     torch.manual_seed(cfg.seed)
     device = common.pick_device(cfg.train.device)
@@ -150,7 +152,12 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         raise MdcliError(f"{data_path}: image size {(h, w)} is not divisible by the downsampling factor {f}")
     tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
     x_val = reader.images(eval_subset(va, cfg.train.max_eval, cfg.seed))
-    ae = build_autoencoder(cfg).to(device)
+    ae = build_autoencoder(cfg)
+    if init is not None:  # before the EMA copy: the average starts from the init's weights too
+        from mdcli.train.transfer import load_autoencoder_init
+
+        load_autoencoder_init(init, cfg, (int(h), int(w)), ae)
+    ae = ae.to(device)
     perceptual = build_perceptual(cfg)
     if perceptual is not None:
         perceptual = perceptual.to(device)
@@ -172,6 +179,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     optimizers = {"ae": opt} | ({"disc": opt_d} if gan else {})
     text = to_yaml(cfg)
     parents = [parent_record(data_path)] + ([parent_record(cfg.loss.classifier)] if cfg.loss.perceptual == "domain" else [])
+    parents += [parent_record(init)] if init is not None else []
     ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, optimizers, log,
                                                 {"history": [], "usage": None}, progress, parents)
     history: list = extra["history"]
@@ -289,7 +297,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         "arch": cfg.arch, "metrics": metrics, "history": history, "images_per_s": rate,
         "image_shape": [int(h), int(w)], "latent_shape": [cfg.model.latent_channels, int(h) // f, int(w) // f],
         "class_names": list(reader.class_names), "val_indices": va.tolist(),
-        "precision_used": precision,
+        "precision_used": precision, "init": str(init) if init else "",
     })
     if ckpt.exists():
         ckpt.unlink()

@@ -134,8 +134,10 @@ def validation_loss(model: UNet, z: torch.Tensor, labels: torch.Tensor, schedule
 
 def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: bool = False,
               stop_after: int | None = None, progress: Callable[..., None] | None = None,
-              log: Callable[[str], None] = lambda s: None) -> dict | None:
-    """Train; write `output` (kind `ldm`). Returns final metrics, or None when stopped by `stop_after`."""
+              log: Callable[[str], None] = lambda s: None, init: Path | None = None) -> dict | None:
+    """Train; write `output` (kind `ldm`). Returns final metrics, or None when stopped by `stop_after`.
+
+    init: an LDM on latents of the same shape to start from; other classes get the rows mdcli.train.transfer says."""
     common.set_threads()
     torch.manual_seed(cfg.seed)
     device = common.pick_device(cfg.train.device)
@@ -149,7 +151,12 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
         raise MdcliError(f"{latents_path}: latent size {tuple(shape[-2:])} is not divisible by 2^{levels} (unet.channel_mult)")
     tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     schedule = build_schedule(cfg.diffusion)
-    model = UNet(cfg.unet, shape[1], n_classes).to(device)
+    model = UNet(cfg.unet, shape[1], n_classes)
+    if init is not None:  # before the EMA copy: the average starts from the init's weights too
+        from mdcli.train.transfer import load_ldm_init
+
+        load_ldm_init(init, cfg, data.attrs, shape[1:], data.class_names, model)
+    model = model.to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
@@ -162,7 +169,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     ema = common.EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     modules = {"unet": model} | ({"ema": ema.model} if ema else {})
     text = to_yaml(cfg)
-    parents = [parent_record(latents_path)]
+    parents = [parent_record(latents_path)] + ([parent_record(init)] if init is not None else [])
     ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, {"opt": opt}, log, {"history": []}, progress, parents)
     history = extra["history"]
     spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
@@ -240,7 +247,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     save_model(output, "ldm", text, cfg.seed, parents, final.state_dict(), {
         **data.attrs, "latent_shape": list(shape[1:]), "channel_mean": data.mean.tolist(),
         "channel_std": data.std.tolist(), "n_classes": n_classes, "history": history,
-        "metrics": metrics, "latents_per_s": rate, "precision_used": precision,
+        "metrics": metrics, "latents_per_s": rate, "precision_used": precision, "init": str(init) if init else "",
     })
     if ckpt.exists():
         ckpt.unlink()
