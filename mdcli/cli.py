@@ -51,7 +51,9 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except MdcliError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # "[low, high]" stays
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted; no output written[/]")

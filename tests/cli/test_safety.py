@@ -341,3 +341,9 @@ def test_errors_found_during_work_are_still_one_line(runner, data, tmp_path):
             "ae.h5.ckpt", "not an HDF5 file")
     refused(runner.invoke(app, ["train-ldm", "--latents", str(data), "-o", str(tmp_path / "l.h5")]),
             "is a 'spectrograms' artifact, expected latents")
+
+
+def test_brackets_in_a_message_are_printed_as_written(runner, tmp_path):
+    """rich markup must not eat a message's brackets ('expected [low, high]')."""
+    res = runner.invoke(app, ["simulate", "--set", "scene.range_m=[50, 10]", "-o", str(tmp_path / "s.h5")])
+    refused(res, "expected [low, high] with low <= high, got [50.0, 10.0]")
