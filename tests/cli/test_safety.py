@@ -68,6 +68,8 @@ def _commands(d: Path, tmp: Path) -> list[tuple[list[str], Path]]:
         (["sample", "--ldm", str(d), "-o", str(d), *q], d),
         (["merge", str(d), "-o", str(d)], d),
         (["diagnose", "diffusability", "--latents", str(d), "--keep", str(d), *q], d),
+        (["augment", "--ldm", str(d), "--data", str(d), "-o", str(d), *q], d),
+        (["diagnose", "gain", "--train", str(d), "--test", str(d), "--json-out", str(d), *q], d),
         (["import", str(tmp / "exp.npz"), "-o", str(tmp / "exp.npz")], tmp / "exp.npz"),
     ]
 
