@@ -64,7 +64,7 @@ def user_errors(fn):
 
 # Options that name what a command writes; every other path option is one of its inputs.
 OUTPUT_OPTIONS = {"output": "--output", "train_out": "--train-out", "test_out": "--test-out", "preview": "--preview",
-                  "keep": "--keep", "json_out": "--json-out"}
+                  "keep": "--keep", "json_out": "--json-out", "md_out": "--md-out"}
 NOT_INPUTS = {"plot_dir", "baseline_cache", "run"}  # folders a command writes into, or reads and writes
 
 
@@ -1338,7 +1338,7 @@ def diagnose_generation(
             "Modes: append (weight, ratio, prob), pretrain (finetune=all|head), mixed-then-real (weight, ratio, prob), only."),
 )
 @user_errors
-@writes(json_out="json")
+@writes(json_out="json", md_out="md")
 def diagnose_gain(
     train: Annotated[Path, typer.Option("--train", help="Real training spectrograms (the N per class are drawn from it).")] = Path("train.h5"),
     test: Annotated[Path, typer.Option("--test", help="Held-out real spectrograms (disjoint from --train and every arm's lineage).")] = Path("test.h5"),
@@ -1351,6 +1351,7 @@ def diagnose_gain(
     set_: SetOpt = None,
     as_json: JsonOpt = False,
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the --json report to this file (the table still prints).")] = None,
+    md_out: Annotated[Optional[Path], typer.Option("--md-out", help="Also write the table as a Markdown report headed by this command.")] = None,
     plot_dir: PlotDirOpt = None,
     quiet: QuietOpt = False,
     force: ForceOpt = False,
@@ -1358,6 +1359,7 @@ def diagnose_gain(
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
     from mdcli.gain import GainConfig, gain_report, parse_arm, plan, verdict_text
+    from mdcli.gain import table_rows
     from mdcli.progress import progress_bar
     from mdcli.stats import fmt_spread
 
@@ -1370,8 +1372,9 @@ def diagnose_gain(
     arms = [parse_arm(a) for a in arm or []]
     _require(train, "spectrograms")
     _require(test, "spectrograms")
-    if json_out is not None and json_out.is_dir():
-        raise MdcliError(f"--json-out {json_out}: is a folder, expected a file name")
+    for opt, path in (("--json-out", json_out), ("--md-out", md_out)):
+        if path is not None and path.is_dir():
+            raise MdcliError(f"{opt} {path}: is a folder, expected a file name")
     p = plan(train, test, arms, ns, list(range(seeds)), split)
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
@@ -1385,6 +1388,19 @@ def diagnose_gain(
 
         with atomic_path(_output_path(json_out)) as tmp:
             tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
+    if md_out is not None:
+        import shlex
+
+        from mdcli.artifacts import atomic_path
+        from mdcli.gain import markdown_report
+
+        with atomic_path(_output_path(md_out)) as tmp:
+            # the command that reproduces the numbers (--jobs, outputs and display options do not change them)
+            cmd = ["mdcli", "diagnose", "gain", "--train", str(train), "--test", str(test), "--per-class", per_class,
+                   "--seeds", str(seeds), *(["--split", split] if split != "auto" else []),
+                   *(["--config", str(config)] if config else []), *[x for v in set_ or [] for x in ("--set", v)],
+                   *[x for a in arm or [] for x in ("--arm", a)]]
+            tmp.write_text(markdown_report(report, shlex.join(cmd)))
     if as_json:
         _write_json(report)
         return
@@ -1392,19 +1408,12 @@ def diagnose_gain(
     for c in ("N", "arm", "mode", "accuracy", "macro-F1", "gain over real (95% CI)", "wins"):
         table.add_column(c, justify="right" if c in ("N", "accuracy", "macro-F1", "wins") else "left")
     notes = []
-    for n, rows in report["results"].items():
-        for name, r in rows.items():
-            g = r["gain"]
-            star = r["generator_saw_more"] or bool(r["generator_saw_outside_subset"])
-            if r["generator_saw_more"]:
-                notes.append(f"{name}* at N = {n}: generator saw {r['generator_saw']} > {n} real windows per class "
-                             "(the optimistic setting: train one generator per subset, FILE with {n} and {seed})")
-            elif star:
-                notes.append(f"{name}* at N = {n}: the generator's training data holds {r['generator_saw_outside_subset']} "
-                             "windows outside the subset it is scored with (mdcli subset --per-class N --seed S for each)")
-            table.add_row(n, name + ("*" if star else ""), report["arms"][name]["mode"],
-                          fmt_spread(r["accuracy"]["values"], ".3f", ".3f"), fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"),
-                          verdict_text(g), f"{g['wins']}/{g['seeds']}" if g else "")
+    for n, name, r, star, note in table_rows(report):
+        g = r["gain"]
+        notes += [note] if note else []
+        table.add_row(n, name + ("*" if star else ""), report["arms"][name]["mode"],
+                      fmt_spread(r["accuracy"]["values"], ".3f", ".3f"), fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"),
+                      verdict_text(g), f"{g['wins']}/{g['seeds']}" if g else "")
     console.print(table)
     if report["test_sequence_gap"] is not None and report["test_sequence_gap"] < 3:
         notes.append(f"a test window is {report['test_sequence_gap']} recording step(s) from a training window: overlapping "

@@ -419,6 +419,53 @@ def verdict_text(gain: dict | None) -> str:
     return f"{gain['verdict']} {gain['mean']:+.3f}{span}"
 
 
+MARKDOWN_MARK = "<!-- mdcli diagnose gain -->"  # first line of a --md-out report (outputs.SIGNATURES knows it)
+
+
+def table_rows(report: dict):
+    """(N, arm name, row, starred, note or None) per table row, in report order. An arm whose generator saw more
+    real windows than N, or windows outside the subset it is scored with, is starred with a note saying which."""
+    for n, rows in report["results"].items():
+        for name, r in rows.items():
+            star, note = r["generator_saw_more"] or bool(r["generator_saw_outside_subset"]), None
+            if r["generator_saw_more"]:
+                note = (f"{name}* at N = {n}: generator saw {r['generator_saw']} > {n} real windows per class "
+                        "(the optimistic setting: train one generator per subset, FILE with {n} and {seed})")
+            elif star:
+                note = (f"{name}* at N = {n}: the generator's training data holds {r['generator_saw_outside_subset']} "
+                        "windows outside the subset it is scored with (mdcli subset --per-class N --seed S for each)")
+            yield n, name, r, star, note
+
+
+def markdown_table(report: dict) -> str:
+    """The report's table as Markdown: per N and arm, accuracy and macro-F1 (mean ± std over seeds), the paired
+    gain over real with its 95 % interval (a number only where the interval excludes 0), and wins/seeds."""
+    out = ["| N | arm | mode | accuracy | macro-F1 | gain over real (95 % CI) | wins |", "|---|---|---|---|---|---|---|"]
+    notes = []
+    default = asdict(ExtraOptions()) | {"finetune": "all"}
+    for n, name, r, star, note in table_rows(report):
+        g = r["gain"]
+        notes += ["- " + note.replace("*", "\\*")] if note else []
+        arm = report["arms"][name]
+        mode = ", ".join([arm["mode"]] + [f"{k} {v}" for k, v in arm["options"].items() if v != default.get(k)])
+        wins = f"{g['wins']}/{g['seeds']}" if g else ""
+        out.append(f"| {n} | {name}{'*' if star else ''} | {mode} | {stats.fmt_spread(r['accuracy']['values'], '.3f', '.3f')} | "
+                   f"{stats.fmt_spread(r['macro_f1']['values'], '.3f', '.3f')} | {verdict_text(g)} | {wins} |")
+    return "\n".join(out + ([""] + notes if notes else []))
+
+
+def markdown_report(report: dict, command: str) -> str:
+    """`diagnose gain --md-out`: what was compared and how (the command that made it, the data, the fits), and the
+    table (markdown_table). The generated report docs/ keeps beside its JSON."""
+    fit = report["fit"]
+    lines = [MARKDOWN_MARK, "", "```bash", command, "```", "",
+             f"Train {report['train']}, test {report['test']} ({report['split']} subsets of N windows per class, "
+             f"seeds {', '.join(str(s) for s in report['seeds'])}; classes {', '.join(report['classes'])}); every fit "
+             f"{fit['steps']} steps at batch {fit['batch_size']}, the same initial weights and subset for every arm of a seed.",
+             "", markdown_table(report), ""]
+    return "\n".join(lines)
+
+
 def plot_gain(report: dict, folder: Path) -> list[Path]:
     """Accuracy against N per arm, with the t 95 % intervals of the mean over seeds."""
     import matplotlib

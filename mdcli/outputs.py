@@ -24,6 +24,7 @@ SIGNATURES = {
     "npz": (b"PK\x03\x04", b"PK\x05\x06"),
     "mat": (b"MATLAB",),
     "json": (b"{", b"["),
+    "md": (b"<!-- mdcli",),  # a generated Markdown report (diagnose gain --md-out)
 }
 STALE_UNREADABLE_LOCK_S = 60.0  # a lock file without a readable owner (killed while writing it) older than this is stale
 
@@ -44,7 +45,7 @@ def existing_kind(path: Path) -> str:
 
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(16)
     except OSError:
         return "an unreadable file"
     for fmt, sigs in SIGNATURES.items():

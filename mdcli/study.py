@@ -5,7 +5,8 @@
 
 Every step is a plain `mdcli` command (run as a subprocess, so arms run in parallel with --jobs);
 every number comes from the `diagnose` JSON of the held-out test part, judged by a classifier
-trained independently of the generators. Writes OUT/results.json and OUT/results.md.
+trained independently of the generators; the augmentation table is one `mdcli diagnose gain` call over
+every arm's samples (OUT/gain.json). Writes OUT/results.json and OUT/results.md.
 
 A study resumes: run the same command again after a kill and it reuses the shared data and judge
 (OUT/study.json), every finished arm-seed (OUT/ARM_sSEED/result.json) and every finished stage of an
@@ -68,7 +69,7 @@ def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Pat
     from mdcli.artifacts import tree_sha256
 
     body = {k: v for k, v in profile_data.items() if k != "study"}
-    body["study"] = {k: v for k, v in profile_data.get("study", {}).items() if k not in ("arms", "extra_arms", "jobs", "seeds", "judges")}
+    body["study"] = {k: v for k, v in profile_data.get("study", {}).items() if k not in ("arms", "extra_arms", "jobs", "seeds", "judges", "few")}
     src = {"data": str(data), "data_sha256": file_sha256(data)} if data is not None else (
         {"gait_dir": str(gait_dir.resolve()), "gait_sha256": tree_sha256(gait_dir)} if dataset == "gait" else {})
     key = {"profile": digest(body), "dataset": dataset, **src, "threads": threads, "mdcli": __version__,
@@ -200,7 +201,8 @@ def run_arm(profile: Path, study: dict, arm: str, seed: int, p: dict, out: Path,
         (d / "collapse.json", ["diagnose", "collapse", "--ae", str(f["ae"]), "--data", str(p["test"]), "--json"], d / "collapse.json"),
         (d / "generation.json", ["diagnose", "generation", "--config", str(profile), "--samples", str(f["samples"]),
                                  "--real", str(p["test"]), "--classifier", str(p["judge"]), "--train", str(p["train"]),
-                                 "--set", f"seeds=[{seed}]", "--baseline-cache", str(p["baselines"]), "--json"], d / "generation.json"),
+                                 "--set", f"seeds=[{seed}]", "--set", "few=[]", "--baseline-cache", str(p["baselines"]),
+                                 "--json"], d / "generation.json"),  # augmentation: one `diagnose gain` for all arms
     ]
     timing = d / "seconds.json"  # per stage, kept across resumes (the killed part of a stage is not counted)
     seconds = json.loads(timing.read_text()) if timing.exists() else {}
@@ -239,10 +241,6 @@ def row(res: dict) -> dict:
     if "vq" in lat:
         r.update(usage=lat["vq"]["codebook_usage"], perplexity=lat["vq"]["perplexity"], nmi=lat["vq"]["neighbour_mi_ratio"],
                  damage=lat["vq"]["damage_ratio"])
-    for n, arms in gen.get("augmentation", {}).items():
-        r[f"few{n}_real"] = arms["real"]["mean"]
-        r[f"few{n}_classic"] = arms["real+classic"]["mean"]
-        r[f"few{n}_generated"] = arms["real+generated"]["mean"]
     return r
 
 
@@ -259,8 +257,8 @@ def fmt_spread(vals: list[float]) -> str:
     return fmt(vals)
 
 
-def table(rows: dict[str, list[dict]], few: list[int]) -> str:
-    cols = COLUMNS + [(f"few{n}_{a}", f"{n}/cls {a}") for n in few for a in ("real", "classic", "generated")]
+def table(rows: dict[str, list[dict]]) -> str:
+    cols = COLUMNS
     out = ["| arm | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for arm, rs in rows.items():
         cells = []
@@ -337,6 +335,35 @@ def judges_table(raw: dict, extra: dict, seeds: list[int]) -> str:
         cells = [fmt_spread([v for _, v in per[j]]) if per.get(j) else "–" for j in judges]
         out.append(f"| {arm} | " + " | ".join(cells) + f" | {wins[arm]} of {full} |")
     return "\n".join(out)
+
+
+def augmentation(profile: Path, study: dict, p: dict, out: Path, arms: list[str], few: list[int], jobs: int,
+                 env: dict) -> dict | None:
+    """The augmentation table: one `mdcli diagnose gain` call over every trained arm (each arm's samples appended
+    to N real windows per class; real and classic as the baselines; paired over the study's seeds, the arm
+    generator of seed s scoring gain seed s). Every generator saw the whole training part, more than N real windows
+    per class: the optimistic setting, which the report marks (examples/fewshot.sh trains one per subset).
+    Reused when OUT/gain.json was made from the same study key, arms and samples (OUT/gain.key)."""
+    seeds = list(study["seeds"])
+    done = [a for a in arms if all((out / f"{a}_s{s}" / "samples.h5").exists() for s in seeds)]
+    if not few or not done:
+        return None
+    # diagnose gain scores seeds 0..K-1: the arm's generator of study seed s serves gain seed s when the study's
+    # seeds are 0..K-1, otherwise its first seed's generator serves every gain seed
+    tmpl = "{seed}" if seeds == list(range(len(seeds))) else str(seeds[0])
+    files = {a: out / f"{a}_s{tmpl}" / "samples.h5" for a in done}
+    rec = {"study": json.loads((out / "study.json").read_text()).get("key"), "few": few, "seeds": len(seeds),
+           "samples": {a: [file_sha256(out / f"{a}_s{s}" / "samples.h5") for s in seeds] for a in done},
+           "gain": yaml.safe_load(profile.read_text()).get("diagnose-gain")}
+    key = digest(rec)
+    if (out / "gain.json").exists() and (out / "gain.key").exists() and (out / "gain.key").read_text() == key:
+        return json.loads((out / "gain.json").read_text())
+    (out / "gain.key").unlink(missing_ok=True)
+    mdcli("diagnose", "gain", "--config", str(profile), "--train", str(p["train"]), "--test", str(p["test"]),
+          "--per-class", ",".join(str(n) for n in few), "--seeds", str(len(seeds)), "--jobs", str(max(1, jobs)),
+          *[x for a in done for x in ("--arm", f"{a}=append:{files[a]}")], "--json", stdout=out / "gain.json", env=env)
+    (out / "gain.key").write_text(key)
+    return json.loads((out / "gain.json").read_text())
 
 
 def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
@@ -426,7 +453,9 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     raw: dict[str, dict] = {}
     judged: dict[str, dict] = {}
-    few = yaml.safe_load(a.profile.read_text()).get("diagnose-generation", {}).get("few", [20, 50])
+    # the augmentation table's N real windows per class (study.few; older profiles: diagnose-generation's few)
+    few = study.get("few", yaml.safe_load(a.profile.read_text()).get("diagnose-generation", {}).get("few", [20, 50]))
+    gained: dict = {}
     split = study["split"][a.dataset]
 
     def write(final: bool) -> str:
@@ -439,7 +468,12 @@ def main(argv: list[str] | None = None) -> None:
                   f"wall time {wall / 60:.1f} min"
                   f"{f' ({(prev_wall + wall) / 60:.1f} min over the {prev_runs + 1} runs that built it)' if prev_runs else ''}"
                   f"{resumed}{'' if final else ' (incomplete)'}\n\n")
-        md = header + table({k: v for k, v in results.items() if v}, few) + "\n"
+        md = header + table({k: v for k, v in results.items() if v}) + "\n"
+        if gained:
+            from mdcli.gain import markdown_table
+
+            md += (f"\nAugmentation (`mdcli diagnose gain`, {gained['split']} subsets, paired over {len(gained['seeds'])} seed(s): "
+                   "each arm's samples appended to N real windows per class):\n\n" + markdown_table(gained) + "\n")
         if judged:
             md += (f"\nFMD under more judges (the study judge's recipe, seeds {judge_seeds}; mean ± std over the arm's seeds; "
                    "FMD scales differ between judges, compare within a column):\n\n" + judges_table(raw, judged, judge_seeds) + "\n")
@@ -450,7 +484,7 @@ def main(argv: list[str] | None = None) -> None:
             "rows": results, "raw": raw, "wall_s": wall, "total_wall_s": prev_wall + wall, "runs": prev_runs + 1,
             "arm_seconds": sum(r["seconds"] for r in raw.values()),
             "reused": reused, "profile": str(a.profile), "dataset": a.dataset, "split": split, "jobs": n_jobs,
-            "threads": threads, "key": key, "judges": judged, "complete": final})
+            "threads": threads, "key": key, "judges": judged, "augmentation": gained or None, "complete": final})
         return md
 
     with ThreadPoolExecutor(n_jobs) as pool:
@@ -477,6 +511,10 @@ def main(argv: list[str] | None = None) -> None:
             judged.update(rejudge(a.profile, p, a.out, sorted(raw), judge_seeds, split["mode"], env, n_jobs))
         except RuntimeError as e:
             print(f"extra judges: FAILED {e}", flush=True)
+    try:
+        gained.update(augmentation(a.profile, study, p, a.out, arms, few, n_jobs, env) or {})
+    except RuntimeError as e:
+        print(f"augmentation (diagnose gain): FAILED {e}", flush=True)
     results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0], threads).items()})
     print(write(True))
 

@@ -18,17 +18,25 @@ def test_study_tiny_profile(tiny_data, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert set(res["rows"]) >= {"vae", "vqvae", "vqvae, codes relabelled (global)"}
     vae = res["rows"]["vae"][0]
-    assert {"psnr", "fmd", "tstr", "few2_real", "few2_generated", "variance_index", "label"} <= set(vae)
+    assert {"psnr", "fmd", "tstr", "variance_index", "label"} <= set(vae)
     assert res["rows"]["vqvae, codes relabelled (global)"][0]["label"] == "posterior collapse"
     md = (out / "results.md").read_text()
     assert "| vqvae |" in md and "random split" in md
     assert res["jobs"] == 2 and "2 job(s)" in md  # how it ran is part of the record: numbers depend on threads
     # the generator-free fits of `diagnose generation` go to one cache for all arms (reuse itself is tested in
     # test_diagnose; the two arms here run in parallel, so how many of its fits one finds done is not fixed)
-    assert len(list((out / "baseline-fits").glob("*.json"))) == 3  # one seed, few = [2]: TRTR, real, real+classic
-    assert {r["generation"]["baseline_fits_reused"] for r in res["raw"].values()} <= {0, 1, 2, 3}
-    for key in ("trtr", "few2_real", "few2_classic"):
-        assert res["rows"]["vae"][0][key] == res["rows"]["vqvae"][0][key], key
+    assert len(list((out / "baseline-fits").glob("*.json"))) == 1  # one seed: TRTR (augmentation is diagnose gain's)
+    assert {r["generation"]["baseline_fits_reused"] for r in res["raw"].values()} <= {0, 1}
+    assert res["rows"]["vae"][0]["trtr"] == res["rows"]["vqvae"][0]["trtr"]
+    # the augmentation table: one `diagnose gain` over every arm's samples, the same real/classic baselines
+    gain = res["augmentation"]
+    assert gain == json.loads((out / "gain.json").read_text())
+    rows = gain["results"]["2"]
+    assert set(rows) == {"real", "classic", "vae", "vqvae"}
+    assert gain["arms"]["vae"]["file"].endswith("vae_s{seed}/samples.h5") and gain["arms"]["vae"]["mode"] == "append"
+    assert rows["vae"]["generator_saw_more"] and rows["vae"]["subsets"] == rows["real"]["subsets"]
+    assert rows["vae"]["gain"]["verdict"] == "no measurable gain"  # one seed: no interval, never a gain
+    assert "Augmentation (`mdcli diagnose gain`" in md and "| 2 | vae* |" in md
 
 
 def test_study_threads_are_pinned_by_the_profile_and_bad_jobs_refused(tmp_path, capsys):

@@ -127,8 +127,17 @@ def test_generator_that_saw_more_is_marked_and_one_seed_is_no_measurable_gain(ru
     gen = r["results"]["3"]["gen"]
     assert gen["generator_saw"] == 120 and gen["generator_saw_more"] is True
     assert gen["gain"]["verdict"] == "no measurable gain" and gen["gain"]["ci95"] is None
-    out = _run(runner, base).stdout
+    out = _run(runner, [*base, "--md-out", str(tmp_path / "gain.md")]).stdout
     assert "generator saw 120 > 3" in out and "no measurable" in out
+    # the Markdown report: headed by the command that reproduces it, the same rows, the optimistic arm starred
+    md = (tmp_path / "gain.md").read_text()
+    assert md.startswith("<!-- mdcli diagnose gain -->") and f"--arm gen=append:{samples}" in md and "--seeds 1" in md
+    assert "| 3 | gen* | append |" in md and "| 3 | real | real |" in md and "generator saw 120 > 3 real windows" in md
+    # a second run replaces its own report; a file of another kind is refused without --force
+    _run(runner, [*base, "--md-out", str(tmp_path / "gain.md")])
+    (tmp_path / "notes.md").write_text("my notes\n")
+    _refused(runner, [*base, "--md-out", str(tmp_path / "notes.md")], "--md-out")
+    assert (tmp_path / "notes.md").read_text() == "my notes\n"
     # the honest setting: one generator per subset, trained on exactly the windows `mdcli subset` writes for (N, seed)
     for seed in (0, 1):
         g = tmp_path / f"gen_3_{seed}"
