@@ -22,7 +22,9 @@ not one coherent point but many unresolved scatterers. K points are fixed along 
 one uniformly in each K-th between its joints, drawn once per walk) with random phases; each carries the
 segment's ellipsoid RCS / K, so the expected power is the K = 1 body's. A point at fraction s moves at
 (1 - s) v_a + s v_b, so the limb's return fills the Doppler between its two joints' (the filled clouds of
-measured spectrograms) instead of drawing one trace. The toe tips stay single points.
+measured spectrograms) instead of drawing one trace. The toe tips stay single points. A range gate
+(`walker.range_gate_m`, off by default) keeps what an FMCW radar that sums the range bins around the
+strongest return keeps: each scatterer weighted by its range offset from the torso.
 """
 
 from __future__ import annotations
@@ -272,11 +274,14 @@ def walker_joints(p: dict, scene: Scene) -> np.ndarray:
     return jb @ rot + scene.track(v, THIGH_FRACTION * H * leg)[:, None, :]
 
 
-def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | None = None,
+                  gate_m: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Coarse-grid ranges (18, Jc) and amplitudes sqrt(RCS) (18, Jc): the 16 segment midpoints, then the 2 toe tips.
 
     body (distributed_body): K points per segment instead of its midpoint, rows segment-major (16 K + 2, Jc); each
-    gets the segment's ellipsoid RCS (at the segment's aspect) / K and its fixed random phase."""
+    gets the segment's ellipsoid RCS (at the segment's aspect) / K and its fixed random phase. gate_m > 0: a range
+    gate of that full width around the torso's range, amplitude exp(-(2 dR / gate_m)^4 / 2) (the summed range bins
+    of an FMCW radar; the phase offsets of the body are under a wavelength, so dR is the geometric offset)."""
     jw = walker_joints(p, scene)
     a_pts, b_pts = jw[:, SEG_A], jw[:, SEG_B]  # (Jc, 16, 3)
     mid = 0.5 * (a_pts + b_pts)
@@ -295,7 +300,11 @@ def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | N
         amp = np.repeat(amp / np.sqrt(k), k, axis=1)  # the segment's RCS split evenly: sum of |a|^2 kept
     r_toe = np.linalg.norm(scene.radar_pos - jw[:, list(TOES)], axis=-1)  # (Jc, 2)
     amp_toe = np.full_like(r_toe, np.sqrt(np.pi) * TOE_RADIUS)
-    return np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
+    r, amp = np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
+    if gate_m > 0:  # the range bins kept around the torso (the strongest return)
+        ref = np.linalg.norm(scene.radar_pos - mid[:, TORSO_SEGMENT], axis=-1)
+        amp = amp * np.exp(-0.5 * (2 * (r - ref) / gate_m) ** 4)
+    return r, amp
 
 
 def walker_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
@@ -303,7 +312,7 @@ def walker_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.n
     k = int(p.get("points_per_segment", 1))
     # K > 1: the body's scatterers from a stream spawned off the sample's (the draws after it are unchanged)
     body = distributed_body(k, rng.spawn(1)[0]) if k > 1 else None
-    r, amp = walker_ranges(p, scene, body)
+    r, amp = walker_ranges(p, scene, body, float(p.get("range_gate_m", 0.0)))
     fmax = max_doppler(r, scene, coarse=True)
     r, amp = scene.up(r), scene.up(amp)
     sig = point_returns(r, amp, scene.wavelength)

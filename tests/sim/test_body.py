@@ -112,13 +112,29 @@ def test_more_points_change_the_body_only():
     assert "points_per_segment: 8" in config_text(cfg)
 
 
-@pytest.mark.parametrize("value,message", [("0", "walker.points_per_segment"), ("-2", "walker.points_per_segment"),
-                                           ("2.5", "points_per_segment"), ("many", "points_per_segment")])
-def test_bad_points_per_segment_is_a_one_line_error(tmp_path, runner, value, message):
+def test_range_gate_keeps_the_torso_and_drops_what_lies_beyond_it():
+    """walker.range_gate_m: the range bins kept around the torso (the strongest return). The torso keeps its amplitude,
+    a scatterer dR from it keeps exp(-(2 dR / w)^4 / 2): -4.3 dB at the gate's edge, under -60 dB one width away."""
+    sc = make_scene(PRF, 2.0, range_m=5.0)
+    r, amp = walker.walker_ranges(WALK, sc)
+    rg, ag = walker.walker_ranges(WALK, sc, gate_m=0.3)
+    np.testing.assert_array_equal(r, rg)
+    dr = r - r[walker.TORSO_SEGMENT]
+    np.testing.assert_allclose(ag, amp * np.exp(-0.5 * (dr / 0.15) ** 4), rtol=1e-12)
+    assert np.array_equal(ag[walker.TORSO_SEGMENT], amp[walker.TORSO_SEGMENT])
+    toes = slice(16, 18)
+    assert np.abs(dr[toes]).max() > 0.3 and (ag[toes] / amp[toes]).min() < 1e-3  # the feet leave the gate mid-stride
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("points_per_segment", "0", "walker.points_per_segment"), ("points_per_segment", "-2", "walker.points_per_segment"),
+    ("points_per_segment", "2.5", "points_per_segment"), ("points_per_segment", "many", "points_per_segment"),
+    ("range_gate_m", "-0.1", "walker.range_gate_m")])
+def test_bad_body_options_are_a_one_line_error(tmp_path, runner, key, value, message):
     from mdcli.cli import app
 
     res = runner.invoke(app, ["simulate", "--config", str(TINY / "simulate.yaml"), "--set",
-                              f"walker.points_per_segment={value}", "-o", str(tmp_path / "x.h5")])
+                              f"walker.{key}={value}", "-o", str(tmp_path / "x.h5")])
     assert res.exit_code == 2, res.output
     assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
     assert not (tmp_path / "x.h5").exists()
