@@ -13,6 +13,9 @@ TARGETS = ("walker", "drone", "helicopter", "bird", "vehicle")  # the default se
 ALL_TARGETS = TARGETS + ("mocap",)  # mocap: a walker driven by a motion-capture recording
 
 
+MAX_POINTS_PER_SEGMENT = 256  # walker scatterers per segment (the cost grows linearly)
+
+
 def _rng(lo: float, hi: float):
     return field(default_factory=lambda: [lo, hi])
 
@@ -52,6 +55,13 @@ class SceneConfig:
 class WalkerConfig:
     height_m: list[float] = _rng(1.55, 1.95)
     speed_mps: list[float] = _rng(0.6, 2.0)  # rv = v / (0.491 H) must stay <= 3
+    # Scatterers per body segment: 1 = each segment scatters from its midpoint; K > 1 = K points along it (stratified
+    # between its joints, random phases, the segment's RCS split among them), so a limb fills the Doppler between
+    # its joints' velocities (an extended body, as measured spectrograms show). See mdcli/sim/walker.py.
+    points_per_segment: int = 1
+    # Range gate (m, full width; 0 = off): the radar keeps the range bins around the strongest return (the torso),
+    # e.g. 3-5 bins of 7.5 cm summed; a scatterer dR from the torso's range keeps amplitude exp(-(2 dR / w)^4 / 2).
+    range_gate_m: float = 0.0
 
 
 @dataclass
@@ -112,7 +122,8 @@ class IdentityConfig:
     speed_sd_mps: list[float] = _rng(0.03, 0.15)  # the person's walk-to-walk speed spread (sd, m/s)
 
 
-FIT_PARAMS = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle")
+FIT_PARAMS = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle",
+              "speed_mps", "aspect_deg")
 
 
 @dataclass
@@ -139,6 +150,12 @@ class LikeConfig:
     doppler_spread_px: float = 0.0
     speckle: float = 0.0
     snr_width_db: float = 10.0  # scene.snr_db becomes [snr - width/2, snr + width/2] around the fitted centre
+    # The walkers: speed_mps (fitted: the centre) sets walker.speed_mps to [v - width/2, v + width/2], the cadence
+    # the measured step period shows; aspect_deg (fitted: a) sets scene.aspect_deg to [-a, a].
+    speed_width_mps: float = 0.2
+    # The walker's body under --like: walker.points_per_segment becomes this (measured limbs are filled clouds, an
+    # extended body; docs/findings.md); 0 = leave walker.points_per_segment as given.
+    points_per_segment: int = 16
     clutter_removal: bool = True  # subtract each observation's slow-time mean (static clutter removal)
     looks: int = 1  # non-coherent sum over channels / range bins: independent noise per look, powers averaged
     colormap: str = "auto"  # auto: the measured import's map (none if it had none) | none | jet | turbo | ...
@@ -252,6 +269,11 @@ class SimulateConfig:
             raise ConfigError("walker.speed_mps: relative velocity v/(0.491 H) exceeds 3, the walking model's limit")
         if min(self.walker.speed_mps) <= 0:
             raise ConfigError("walker.speed_mps: must be positive")
+        if self.walker.range_gate_m < 0:
+            raise ConfigError(f"walker.range_gate_m: must be >= 0 (0 = no gate), got {self.walker.range_gate_m}")
+        if not 1 <= self.walker.points_per_segment <= MAX_POINTS_PER_SEGMENT:
+            raise ConfigError(f"walker.points_per_segment: an integer from 1 (segment midpoints) to "
+                              f"{MAX_POINTS_PER_SEGMENT}, got {self.walker.points_per_segment}")
         if self.like.file:
             from mdcli.sim.like import validate_like
 
@@ -284,6 +306,9 @@ def config_text(cfg: SimulateConfig) -> str:
         d.pop("identity")
     if not cfg.like.file:
         d.pop("like")
+    for key, default in (("points_per_segment", 1), ("range_gate_m", 0.0)):  # the text files had before these
+        if getattr(cfg.walker, key) == default:
+            d["walker"].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
 
 

@@ -1,6 +1,7 @@
 """`simulate --like measured.h5`: render simulated spectrograms the way a measured set looks, fitting what is unknown.
 
-Rendering (every image, `like_sample`): the target's slow-time signal with `looks` independent noise draws
+Rendering (every image, `like_sample`): the walker with `like.points_per_segment` scatterers per body segment
+(resolve sets walker.points_per_segment), the target's slow-time signal with `looks` independent noise draws
 (non-coherent sum over channels / range bins), static-clutter removal (each look minus its slow-time mean: the
 notch at 0 Hz), STFT with the named window (`processing.window`, `like.window_s` long), powers averaged over the
 looks, the Doppler axis placed so that 0 Hz sits at row `doppler_zero` of the image (one PRF of the periodic
@@ -11,10 +12,12 @@ round trip the measured images went through (render at their original size, colo
 `jpeg_quality`, invert by nearest colour like `mdcli import`, peak re-reference, block means to the image size).
 
 Fitting (`fit_like`): the parameters in `like.fit` (of prf_hz = the image's Doppler span, doppler_zero, the SNR
-centre, the dynamic range, the blur, the smear and the fading) are searched so that `fit_n` seeded walkers match the measured images'
-statistics (`like_statistics`): the mean Doppler profile, the intensity histogram, and the kinematic features of
-mdcli.kinematics on uncalibrated axes (torso line, envelope quantiles, bandwidth, step period, outside share,
-noise floor). A coarse grid over PRF x zero row, then Nelder-Mead from the best grid point. The walkers (and
+centre, the dynamic range, the blur, the smear, the fading, the walkers' speed centre and largest aspect) are searched
+so that `fit_n` seeded walkers match the measured images' statistics (`like_statistics`): the mean Doppler profile,
+the intensity histogram, and the means and spreads of per-image features: those of mdcli.kinematics on uncalibrated
+axes (torso line, envelope quantiles, bandwidth, step period, outside share, noise floor) and a texture (the mean
+absolute step between neighbouring pixels along time and Doppler). Coarse grids over PRF x zero row, then over
+speed x aspect, then Nelder-Mead from the best grid point. The walkers (and
 their noise) are the same at every evaluation, so the objective is deterministic.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 import json
 import warnings
 from dataclasses import dataclass
@@ -30,14 +34,16 @@ from pathlib import Path
 import numpy as np
 
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.sim.config import FIT_PARAMS, SimulateConfig
+from mdcli.sim.config import FIT_PARAMS, MAX_POINTS_PER_SEGMENT, SimulateConfig
 
 BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-20.0, 60.0),
           "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0),
-          "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5)}
+          "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5), "speed_mps": (0.3, 2.0), "aspect_deg": (0.0, 80.0)}
 LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
 LOG_PARAMS = {"prf_hz"}
 HIST_BINS = 16
+GRID_IMAGE = {"prf_hz": np.geomspace(1000.0, 16000.0, 7), "doppler_zero": [0.15, 0.3, 0.5, 0.7, 0.85]}
+GRID_WALKERS = {"speed_mps": [0.5, 0.7, 0.9, 1.2, 1.6], "aspect_deg": [10.0, 30.0, 60.0]}
 FIT_SEED_OFFSET = 7919  # the fit's walkers: seed + this, so they are not the output's first images
 
 
@@ -76,8 +82,14 @@ def validate_like(cfg: SimulateConfig) -> None:
         raise ConfigError(f"like.doppler_zero: must lie within (0, 1), got {lk.doppler_zero}")
     if lk.doppler_spread_px < 0 or lk.speckle < 0:
         raise ConfigError("like.doppler_spread_px and like.speckle must be >= 0")
-    if lk.blur_px < 0 or lk.window_s <= 0 or lk.looks < 1 or lk.snr_width_db < 0:
-        raise ConfigError("like: blur_px and snr_width_db must be >= 0, window_s > 0, looks >= 1")
+    if lk.blur_px < 0 or lk.window_s <= 0 or lk.looks < 1 or lk.snr_width_db < 0 or lk.speed_width_mps < 0:
+        raise ConfigError("like: blur_px, snr_width_db and speed_width_mps must be >= 0, window_s > 0, looks >= 1")
+    if not 0 <= lk.points_per_segment <= MAX_POINTS_PER_SEGMENT:
+        raise ConfigError(f"like.points_per_segment: 0 (walker.points_per_segment as given) to {MAX_POINTS_PER_SEGMENT}, "
+                          f"got {lk.points_per_segment}")
+    if lk.points_per_segment and cfg.walker.points_per_segment not in (1, lk.points_per_segment):
+        raise ConfigError(f"walker.points_per_segment {cfg.walker.points_per_segment} and like.points_per_segment "
+                          f"{lk.points_per_segment} disagree: under --like set like.points_per_segment (0 keeps the walker's)")
     if not 0 <= lk.jpeg_quality <= 100:
         raise ConfigError(f"like.jpeg_quality: 0 (no JPEG) to 100, got {lk.jpeg_quality}")
     if lk.render_size and (len(lk.render_size) != 2 or min(lk.render_size) < 8):
@@ -99,6 +111,8 @@ def resolve(cfg: SimulateConfig) -> Measured:
     from mdcli.artifacts import Spectrograms
 
     path = Path(cfg.like.file)
+    if cfg.like.points_per_segment:
+        cfg.walker.points_per_segment = cfg.like.points_per_segment
     info = _measured_info(path)
     n, h, w = info["shape"]
     if n < 2:
@@ -251,7 +265,8 @@ def like_axes(cfg: SimulateConfig) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------------------------------------- statistics
 
-STAT_NAMES = ("torso", "upper_q50", "upper_q95", "lower_q05", "lower_q50", "bandwidth", "period", "outside_share", "floor")
+STAT_NAMES = ("torso", "upper_q50", "upper_q95", "lower_q05", "lower_q50", "bandwidth", "period", "outside_share", "floor",
+              "texture_t", "texture_f")
 
 
 def like_statistics(x: np.ndarray) -> dict:
@@ -275,6 +290,10 @@ def like_statistics(x: np.ndarray) -> dict:
             "period": k.period / w,
             "outside_share": k.outside_share,
             "floor": k.floor,
+            # texture: mean absolute step between neighbouring pixels along time and along Doppler (thin traces and
+            # speckle are rough, filled clouds and blur smooth)
+            "texture_t": np.abs(np.diff(x, axis=2)).mean((1, 2)),
+            "texture_f": np.abs(np.diff(x, axis=1)).mean((1, 2)),
         }
         mean = {s: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for s, v in per.items()}
         sd = {s: float(np.nanstd(v)) if np.isfinite(v).any() else float("nan") for s, v in per.items()}
@@ -284,20 +303,24 @@ def like_statistics(x: np.ndarray) -> dict:
 
 
 def distance(sim: dict, meas: dict) -> tuple[float, dict]:
-    """Objective: squared differences of the kinematic means in units of the measured sd (averaged), plus the
-    Doppler profile and intensity histogram gaps (L1, scaled). -> (total, parts)."""
-    terms = []
+    """Objective: squared differences of the per-image statistics' means, and half of those of their sds (how much
+    the images vary: the walkers' speeds and aspects), in units of the measured sd (averaged), plus the Doppler
+    profile and intensity histogram gaps (L1, scaled). -> (total, parts)."""
+    terms, spread = [], []
     for s in STAT_NAMES:
         a, b, sd = sim["mean"][s], meas["mean"][s], meas["sd"][s]
         if not np.isfinite(b):
             continue
         scale = max(sd if np.isfinite(sd) else 0.0, 0.02)
         terms.append(((a - b) / scale) ** 2 if np.isfinite(a) else 25.0)
+        if np.isfinite(sd):
+            spread.append(((sim["sd"][s] - sd) / scale) ** 2 if np.isfinite(sim["sd"][s]) else 25.0)
     kin = float(np.mean(terms)) if terms else 0.0
     kin += (sim["mean"]["period_share"] - meas["mean"]["period_share"]) ** 2 * 4
     prof = float(np.abs(np.subtract(sim["profile"], meas["profile"])).mean() / max(np.mean(meas["profile"]), 1e-3))
     hist = float(np.abs(np.subtract(sim["histogram"], meas["histogram"])).sum())
-    parts = {"kinematics": kin, "profile": 4 * prof, "histogram": 4 * hist}
+    parts = {"kinematics": kin, "spread": 0.5 * float(np.mean(spread)) if spread else 0.0, "profile": 4 * prof,
+             "histogram": 4 * hist}
     return float(sum(parts.values())), parts
 
 
@@ -312,6 +335,11 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
             cfg.scene.snr_db = [float(v) - half, float(v) + half]
         elif k == "dynamic_range_db":
             cfg.processing.dynamic_range_db = float(v)
+        elif k == "speed_mps":
+            half = cfg.like.speed_width_mps / 2
+            cfg.walker.speed_mps = [max(float(v) - half, 0.1), float(v) + half]
+        elif k == "aspect_deg":
+            cfg.scene.aspect_deg = [-float(v), float(v)]
         else:
             setattr(cfg.like, k, float(v))
 
@@ -319,7 +347,8 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
 def current(cfg: SimulateConfig) -> dict:
     return {"prf_hz": cfg.radar.prf_hz, "doppler_zero": cfg.like.doppler_zero,
             "snr_db": float(np.mean(cfg.scene.snr_db)), "dynamic_range_db": cfg.processing.dynamic_range_db,
-            "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle}
+            "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle,
+            "speed_mps": float(np.mean(cfg.walker.speed_mps)), "aspect_deg": float(np.max(np.abs(cfg.scene.aspect_deg)))}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:
@@ -375,16 +404,13 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
     if not names:
         _, parts = distance(like_statistics(_fit_images(cfg)), measured.stats)
         return {"fitted": {}, "distance": d0, "distance_start": d0, "parts": parts, "evaluations": 0}
-    # coarse grid over the Doppler span and the zero row (the statistics move most with them)
-    grid_prf = np.geomspace(1000.0, 16000.0, 7) if "prf_hz" in names else [None]
-    grid_zero = [0.15, 0.3, 0.5, 0.7, 0.85] if "doppler_zero" in names else [None]
-    for prf in grid_prf:
-        for z in grid_zero:
-            v = dict(best_v)
-            if prf is not None:
-                v["prf_hz"] = float(prf)
-            if z is not None:
-                v["doppler_zero"] = float(z)
+    # coarse grids: over the Doppler span and the zero row (the statistics move most with them), then over the
+    # walkers' speed (the step period) and largest aspect (the spread of the torso line), from the best so far
+    for grid in (GRID_IMAGE, GRID_WALKERS):
+        axes = [[(k, float(x)) for x in values] for k, values in grid.items() if k in names]
+        start_v = dict(best_v)
+        for combo in itertools.product(*axes) if axes else []:
+            v = {**start_v, **dict(combo)}
             d, _ = objective_values(v)
             if d < best_d:
                 best_v, best_d = v, d

@@ -16,6 +16,15 @@ the foot segment) is a point scatterer of its own (a sphere of the foot's radius
 so the limb edge reaches the toe's Doppler, 3.8-4.7 times the torso's over
 v = 0.9-2 m/s as in Chen's reference code (the foot midpoint alone reaches only
 3.3-4.0 times); the pelvis roll is 1.66 rv deg.
+
+Distributed body (`walker.points_per_segment` K > 1): a limb several wavelengths long with a rough surface is
+not one coherent point but many unresolved scatterers. K points are fixed along each segment (stratified:
+one uniformly in each K-th between its joints, drawn once per walk) with random phases; each carries the
+segment's ellipsoid RCS / K, so the expected power is the K = 1 body's. A point at fraction s moves at
+(1 - s) v_a + s v_b, so the limb's return fills the Doppler between its two joints' (the filled clouds of
+measured spectrograms) instead of drawing one trace. The toe tips stay single points. A range gate
+(`walker.range_gate_m`, off by default) keeps what an FMCW radar that sums the range bins around the
+strongest return keeps: each scatterer weighted by its range offset from the torso.
 """
 
 from __future__ import annotations
@@ -245,8 +254,15 @@ def sample_walker(cfg: WalkerConfig, rng: np.random.Generator) -> dict:
     }
 
 
-def walker_ranges(p: dict, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """Coarse-grid ranges (18, Jc) and amplitudes sqrt(RCS) (18, Jc): the 16 segment midpoints, then the 2 toe tips."""
+def distributed_body(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """K scatterers per segment, fixed to the body for one walk: positions (16, K) as fractions from joint a to b,
+    stratified (one uniformly in each K-th of the segment), and phases (16, K) uniform in [0, 2 pi)."""
+    frac = (np.arange(k) + rng.uniform(0.0, 1.0, (len(SEGMENTS), k))) / k
+    return frac, rng.uniform(0.0, 2 * np.pi, (len(SEGMENTS), k))
+
+
+def walker_joints(p: dict, scene: Scene) -> np.ndarray:
+    """(Jc, 17, 3) world positions of the joints on the coarse grid."""
     H, v = p["height_m"], p["speed_mps"]
     style = {k: p[f"id_{k}"] for k in STYLE_KEYS if f"id_{k}" in p}  # a virtual walker's identity (identity.py)
     leg = style.get("leg_scale", 1.0)
@@ -255,7 +271,18 @@ def walker_ranges(p: dict, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     jb = joints_body_frame(H, rv, phase, style)  # (Jc, 17, 3) body frame
     # Body frame -> world: x along the heading, y to the left, spine origin at thigh height.
     rot = np.stack([scene.heading, scene.lateral, UP], 0)  # rows: world images of the body axes
-    jw = jb @ rot + scene.track(v, THIGH_FRACTION * H * leg)[:, None, :]
+    return jb @ rot + scene.track(v, THIGH_FRACTION * H * leg)[:, None, :]
+
+
+def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | None = None,
+                  gate_m: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Coarse-grid ranges (18, Jc) and amplitudes sqrt(RCS) (18, Jc): the 16 segment midpoints, then the 2 toe tips.
+
+    body (distributed_body): K points per segment instead of its midpoint, rows segment-major (16 K + 2, Jc); each
+    gets the segment's ellipsoid RCS (at the segment's aspect) / K and its fixed random phase. gate_m > 0: a range
+    gate of that full width around the torso's range, amplitude exp(-(2 dR / gate_m)^4 / 2) (the summed range bins
+    of an FMCW radar; the phase offsets of the body are under a wavelength, so dR is the geometric offset)."""
+    jw = walker_joints(p, scene)
     a_pts, b_pts = jw[:, SEG_A], jw[:, SEG_B]  # (Jc, 16, 3)
     mid = 0.5 * (a_pts + b_pts)
     axis = b_pts - a_pts
@@ -264,15 +291,30 @@ def walker_ranges(p: dict, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     r = np.linalg.norm(los, axis=-1)
     cos_t = np.einsum("jki,jki->jk", los, axis) / (r * 2 * half_len)
     amp = np.sqrt(ellipsoid_rcs(SEG_RADIUS, half_len, cos_t))
+    if body is not None:  # K points along each segment (see distributed_body)
+        frac, phase = body
+        k = frac.shape[1]
+        pts = a_pts[:, :, None] + frac[None, :, :, None] * axis[:, :, None]  # (Jc, 16, K, 3)
+        # the phase exp(j phi) as a fixed range offset: a r -> r - phi lambda / (4 pi) turns the return by phi
+        r = (np.linalg.norm(scene.radar_pos - pts, axis=-1) - phase * (scene.wavelength / (4 * np.pi))).reshape(len(r), -1)
+        amp = np.repeat(amp / np.sqrt(k), k, axis=1)  # the segment's RCS split evenly: sum of |a|^2 kept
     r_toe = np.linalg.norm(scene.radar_pos - jw[:, list(TOES)], axis=-1)  # (Jc, 2)
     amp_toe = np.full_like(r_toe, np.sqrt(np.pi) * TOE_RADIUS)
-    return np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
+    r, amp = np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
+    if gate_m > 0:  # the range bins kept around the torso (the strongest return)
+        ref = np.linalg.norm(scene.radar_pos - mid[:, TORSO_SEGMENT], axis=-1)
+        amp = amp * np.exp(-0.5 * (2 * (r - ref) / gate_m) ** 4)
+    return r, amp
 
 
 def walker_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
     """Returns (signal, max Doppler in Hz, bulk radial speed in m/s)."""
-    r, amp = walker_ranges(p, scene)
+    k = int(p.get("points_per_segment", 1))
+    # K > 1: the body's scatterers from a stream spawned off the sample's (the draws after it are unchanged)
+    body = distributed_body(k, rng.spawn(1)[0]) if k > 1 else None
+    r, amp = walker_ranges(p, scene, body, float(p.get("range_gate_m", 0.0)))
     fmax = max_doppler(r, scene, coarse=True)
     r, amp = scene.up(r), scene.up(amp)
     sig = point_returns(r, amp, scene.wavelength)
-    return sig, fmax, radial_speed(r[TORSO_SEGMENT], scene)
+    torso = r[TORSO_SEGMENT] if body is None else r[TORSO_SEGMENT * k : (TORSO_SEGMENT + 1) * k].mean(0)
+    return sig, fmax, radial_speed(torso, scene)

@@ -22,13 +22,16 @@ def _cfg(prf: float, snr: float, seed: int, n: int) -> SimulateConfig:
     cfg.scene.receding_fraction = 0.0
     cfg.processing.image_size = [32, 32]
     cfg.processing.dynamic_range_db = 60.0
+    cfg.like.points_per_segment = 0  # the midpoint body on both sides (the 'measured' images are rendered without resolve)
     return cfg
 
 
-def _measured(path, prf: float, snr: float, n: int = 24) -> None:
+def _measured(path, prf: float, snr: float, n: int = 24, speed_mps: list[float] | None = None) -> None:
     """'Measured' images: simulated --like-rendered walkers with a known PRF (Doppler span) and SNR, stored as an
     uncalibrated import would be (axes 0..1, no colour map)."""
     cfg = _cfg(prf, snr, seed=99, n=n)
+    if speed_mps:
+        cfg.walker.speed_mps = speed_mps
     cfg.like.file = "unused"  # the --like renderer, without resolving a file
     cfg.like.colormap = "none"
     data, _ = simulate_dataset(cfg)
@@ -58,6 +61,41 @@ def test_fit_recovers_a_known_doppler_span_and_noise_level(tmp_path):
     assert cfg.radar.prf_hz == pytest.approx(v["prf_hz"]) and cfg.scene.snr_db == pytest.approx([v["snr_db"] - 2.5, v["snr_db"] + 2.5])
 
 
+def test_fit_recovers_a_known_walking_speed(tmp_path):
+    """like.fit speed_mps: the walkers' speed range [v - width/2, v + width/2] is fitted to the measured cadence and
+    Doppler extent (the default range, 0.6-2.0 m/s, makes 3-7 steps where people on one recording make ~4)."""
+    from mdcli.sim.like import prepare
+
+    meas = tmp_path / "meas.h5"
+    _measured(meas, prf=3000.0, snr=25.0, speed_mps=[0.75, 0.85])
+    cfg = _cfg(3000.0, 25.0, seed=0, n=4)
+    cfg.walker.speed_mps = [1.5, 1.7]
+    cfg.like.file = str(meas)
+    cfg.like.fit, cfg.like.speed_width_mps, cfg.like.fit_n, cfg.like.fit_steps = ["speed_mps"], 0.1, 10, 30
+    cfg.validate()
+    report = prepare(cfg)
+    assert report["values"]["speed_mps"] == pytest.approx(0.8, abs=0.15), report["values"]
+    assert cfg.walker.speed_mps == pytest.approx([report["values"]["speed_mps"] - 0.05, report["values"]["speed_mps"] + 0.05])
+    assert report["distance"] < report["distance_start"]
+
+
+def test_objective_sees_texture_and_spread():
+    """The texture statistic falls when the images are smoothed; the objective's spread part is 0 for the same
+    statistics and grows when one set varies more than the other (the same means)."""
+    from scipy.ndimage import gaussian_filter
+
+    from mdcli.sim.like import distance, like_statistics
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 32, 32)).astype(np.float32) * np.linspace(0.2, 1, 32)[:, None]
+    sharp, smooth = like_statistics(x), like_statistics(gaussian_filter(x, (0, 1, 1)))
+    for s in ("texture_t", "texture_f"):
+        assert smooth["mean"][s] < 0.5 * sharp["mean"][s]
+    assert distance(sharp, sharp)[1]["spread"] == 0.0
+    wide = {**sharp, "sd": {k: 3 * v for k, v in sharp["sd"].items()}}
+    assert distance(wide, sharp)[1]["spread"] > 0.0 and distance(wide, sharp)[1]["kinematics"] == distance(sharp, sharp)[1]["kinematics"]
+
+
 def test_colour_round_trip_keeps_the_image():
     from mdcli.sim.like import colour_round_trip
 
@@ -85,6 +123,29 @@ def test_simulate_like_cli_stores_fit_and_lineage(tmp_path, runner):
         assert "like:" in f.attrs["config"]
     assert set(fit) >= {"fitted", "values", "distance", "distance_start", "statistics"}
     assert data.prf_hz == pytest.approx(fit["values"]["prf_hz"])
+
+
+def test_like_sets_the_distributed_body(tmp_path):
+    """--like renders the walker with like.points_per_segment scatterers per segment; walker.points_per_segment of
+    another value is a one-line error, the same value or 0 (keep the walker's) is not."""
+    from mdcli.errors import ConfigError
+    from mdcli.sim.like import resolve
+
+    meas = tmp_path / "meas.h5"
+    _measured(meas, prf=3000.0, snr=20.0, n=4)
+    cfg = SimulateConfig(targets=["walker"])
+    cfg.like.file = str(meas)
+    cfg.validate()
+    resolve(cfg)
+    assert cfg.walker.points_per_segment == cfg.like.points_per_segment == 16
+    cfg.validate()  # the resolved config (as a like file stores it) is valid again
+    cfg.walker.points_per_segment = 4
+    with pytest.raises(ConfigError, match="disagree"):
+        cfg.validate()
+    cfg.like.points_per_segment = 0
+    cfg.validate()
+    resolve(cfg)
+    assert cfg.walker.points_per_segment == 4
 
 
 def test_simulate_like_refuses_bad_input_without_output(tmp_path, runner):
