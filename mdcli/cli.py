@@ -312,7 +312,7 @@ def plot(
         with atomic_path(output) as tmp:
             plot_grid(data, tmp, per_class=per_class, seed=seed, title=f"{path.name} ({data.source})")
     else:
-        from mdcli.diagnose import reconstruct_examples
+        from mdcli.diagnose.recon import reconstruct_examples
 
         recon, index, attrs = reconstruct_examples(data, path, ae, per_class, seed)
         with atomic_path(output) as tmp:
@@ -980,7 +980,7 @@ def subset_cmd(
     user who has only N real images."""
     from mdcli.artifacts import Spectrograms, parent_record
     from mdcli.errors import MdcliError
-    from mdcli.gain import few_shot_indices, resolved_split
+    from mdcli.diagnose.gain import few_shot_indices, resolved_split
 
     _require(path, "spectrograms")
     output = _output_path(output)
@@ -998,7 +998,7 @@ def subset_cmd(
 @user_errors
 def report_cmd(run: Annotated[Path, typer.Argument(help="A pipeline run folder (examples/pipeline.sh).")]) -> None:
     """Write RUN/REPORT.md with real-vs-generated grids, loss curves, codebook use and the diagnostics; print the headline."""
-    from mdcli.report import build_report
+    from mdcli.diagnose.report import build_report
 
     out, head = build_report(run)
     _kv_table(f"{run}: headline (full report: {out})", list(head.items()))
@@ -1050,7 +1050,7 @@ def diagnose_recon(
     With --classifier also the reconstruction FMD (reconstructions vs originals in the classifier's
     features): the floor the decoder sets for the FMD of generated samples.
     """
-    from mdcli.diagnose import plot_recon, recon_report
+    from mdcli.diagnose.recon import plot_recon, recon_report
 
     _require(ae, "autoencoder")
     _require(data, "spectrograms")
@@ -1065,7 +1065,7 @@ def diagnose_recon(
         return
     _report_table(f"reconstruction of {data} by {ae} ({report['arch']}, {report['n']} images)", report["overall"], report["per_class"])
     if report.get("kinematics"):
-        from mdcli.kinematics import print_recon_table
+        from mdcli.diagnose.kinematics import print_recon_table
 
         print_recon_table(console, report["kinematics"], "kinematic fidelity of the reconstructions (limb envelopes, periods)")
 
@@ -1084,7 +1084,7 @@ def diagnose_codebook(
     plot_dir: PlotDirOpt = None,
 ) -> None:
     """Codebook use over the whole dataset: usage, perplexity (and /K), dead codes, top-10% mass, per class."""
-    from mdcli.diagnose import codebook_report, plot_codebook
+    from mdcli.diagnose.codebook import codebook_report, plot_codebook
 
     for path, kind in ((ae, "autoencoder"), (data, "spectrograms"), (latents, "latents")):
         if path is not None:
@@ -1151,8 +1151,7 @@ def diagnose_latent(
 ) -> None:
     """Latent geometry: VAE KL/active units/variance collapse/I(x;z); spectra, equivariance, robustness, probes; VQ structure."""
     from mdcli.config import load_config
-    from mdcli.diagnose import plot_latent
-    from mdcli.latent import LatentConfig, latent_report_files
+    from mdcli.diagnose.latent import LatentConfig, latent_report_files, plot_latent
 
     cfg = load_config(LatentConfig, config, set_, {"split": split})
     _require(ae, "autoencoder")
@@ -1186,7 +1185,7 @@ def diagnose_collapse(
     top10_mass_max, neighbour_mi_ratio_min, damage_ratio_max (see docs/DIAGNOSE.md).
     """
     from mdcli.config import load_config, to_yaml
-    from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report_files
+    from mdcli.diagnose.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report_files
 
     th = load_config(CollapseThresholds, config, set_, {})
     _require(ae, "autoencoder")
@@ -1226,7 +1225,7 @@ def diagnose_diffusability(
 ) -> None:
     """Train a fixed-budget diffusion probe on the latents: held-out denoising error per noise level, sample quality."""
     from mdcli.config import load_config
-    from mdcli.diffusability import DiffusabilityConfig, diffusability_report
+    from mdcli.diagnose.diffusability import DiffusabilityConfig, diffusability_report
     from mdcli.progress import progress_bar
 
     cfg = load_config(DiffusabilityConfig, config, set_, {})
@@ -1281,8 +1280,7 @@ def diagnose_generation(
 ) -> None:
     """FMD, KID, precision/recall/density/coverage, judge accuracy, memorisation, TSTR and augmentation gain."""
     from mdcli.config import load_config
-    from mdcli.diagnose import plot_generation
-    from mdcli.generation import GenerationConfig, generation_report, summary_rows
+    from mdcli.diagnose.generation import GenerationConfig, generation_report, plot_generation, summary_rows
 
     cfg = load_config(GenerationConfig, config, set_, {})
     _require(samples, "spectrograms")
@@ -1301,7 +1299,7 @@ def diagnose_generation(
     _report_table(f"{samples} against {real} (judge {classifier})", summary_rows(report),
                   {k: {"fmd": v["fmd"], "judge_accuracy_generated": v["judge_accuracy"]} for k, v in report["per_class"].items()})
     if report.get("kinematics"):
-        from mdcli.kinematics import print_generation_table
+        from mdcli.diagnose.kinematics import print_generation_table
 
         print_generation_table(console, report["kinematics"], "kinematic features, generated against real")
     rows: list[tuple[str, object]] = []
@@ -1309,7 +1307,7 @@ def diagnose_generation(
         m = report["memorisation"]
         rows += [("median NN distance generated->train", m["median_nn_generated"]),
                  ("median NN distance real->train", m["median_nn_real"]), ("near copies (share)", m["near_copies"])]
-    from mdcli.stats import fmt_spread
+    from mdcli.diagnose.stats import fmt_spread
 
     spread = lambda v: fmt_spread(v["values"], ".3f", ".3f")  # noqa: E731
     for k, v in report.get("tstr", {}).items():
@@ -1317,7 +1315,7 @@ def diagnose_generation(
     for n, arms in report.get("augmentation", {}).items():
         for arm in ("real", "real+classic", "real+generated"):
             rows.append((f"{n}/class {arm}", spread(arms[arm])))
-    from mdcli.generation import augmentation_caveat
+    from mdcli.diagnose.generation import augmentation_caveat
 
     caveat = augmentation_caveat(report)
     if caveat:
@@ -1357,9 +1355,9 @@ def diagnose_gain(
 ) -> None:
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
-    from mdcli.gain import GainConfig, gain_report, parse_arm, plan, verdict_text
+    from mdcli.diagnose.gain import GainConfig, gain_report, parse_arm, plan, verdict_text
     from mdcli.progress import progress_bar
-    from mdcli.stats import fmt_spread
+    from mdcli.diagnose.stats import fmt_spread
 
     cfg = load_config(GainConfig, config, set_, {})
     cfg.validate()
@@ -1376,7 +1374,7 @@ def diagnose_gain(
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
     if plot_dir is not None:
-        from mdcli.gain import plot_gain
+        from mdcli.diagnose.gain import plot_gain
 
         plot_dir.mkdir(parents=True, exist_ok=True)
         report["figures"] = [str(x) for x in plot_gain(report, plot_dir)]
@@ -1434,7 +1432,7 @@ def diagnose_domain(
 ) -> None:
     """Domain gap between two sets: a two-sample classifier's held-out accuracy (50 % = indistinguishable) and FMD."""
     from mdcli.config import load_config
-    from mdcli.domain import DomainConfig, domain_report, plot_domain
+    from mdcli.diagnose.domain import DomainConfig, domain_report, plot_domain
 
     cfg = load_config(DomainConfig, config, set_, {"seed": seed, "steps": steps})
     _require(a, "spectrograms")

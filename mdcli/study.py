@@ -254,7 +254,7 @@ COLUMNS = [("psnr", "PSNR dB"), ("ssim", "SSIM"), ("label", "collapse label"), (
 
 
 def fmt_spread(vals: list[float]) -> str:
-    from mdcli.stats import fmt_spread as fmt
+    from mdcli.diagnose.stats import fmt_spread as fmt
 
     return fmt(vals)
 
@@ -340,13 +340,13 @@ def judges_table(raw: dict, extra: dict, seeds: list[int]) -> str:
 
 
 def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
-    """Posterior collapse by construction: the trained VQ-VAE with its codes relabelled (see mdcli.constructed)."""
+    """Posterior collapse by construction: the trained VQ-VAE with its codes relabelled (see mdcli.diagnose.constructed)."""
     import torch
 
     torch.set_num_threads(threads)
-    from mdcli.constructed import PermutedVQ
+    from mdcli.diagnose.constructed import PermutedVQ
     from mdcli.data import load_images
-    from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report
+    from mdcli.diagnose.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report
     from mdcli.models.load import load_autoencoder
 
     path = out / f"vqvae_s{seed}" / "ae.h5"

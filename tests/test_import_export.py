@@ -237,7 +237,7 @@ def test_json_outputs_are_strict_on_uncalibrated_imports(tiny_data, tmp_path):
     is not JSON (jq 1.6 and JSON.parse reject it). The report shows the undefined distance as a dash."""
     import json
 
-    from mdcli.report import _lsd
+    from mdcli.diagnose.report import _lsd
     from tests.conftest import TINY
 
     def strict(text):

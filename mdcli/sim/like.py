@@ -13,7 +13,7 @@ round trip the measured images went through (render at their original size, colo
 Fitting (`fit_like`): the parameters in `like.fit` (of prf_hz = the image's Doppler span, doppler_zero, the SNR
 centre, the dynamic range, the blur, the smear and the fading) are searched so that `fit_n` seeded walkers match the measured images'
 statistics (`like_statistics`): the mean Doppler profile, the intensity histogram, and the kinematic features of
-mdcli.kinematics on uncalibrated axes (torso line, envelope quantiles, bandwidth, step period, outside share,
+mdcli.diagnose.kinematics on uncalibrated axes (torso line, envelope quantiles, bandwidth, step period, outside share,
 noise floor). A coarse grid over PRF x zero row, then Nelder-Mead from the best grid point. The walkers (and
 their noise) are the same at every evaluation, so the objective is deterministic.
 """
@@ -258,7 +258,7 @@ def like_statistics(x: np.ndarray) -> dict:
     """Per-set statistics of [0, 1] images (N, F, T) on uncalibrated axes (bins as fractions of the height,
     periods as fractions of the width): means and sds of the kinematic scalars, the mean Doppler profile, the
     intensity histogram."""
-    from mdcli.kinematics import features
+    from mdcli.diagnose.kinematics import features
 
     x = np.asarray(x, dtype=np.float32)
     n, h, w = x.shape

@@ -21,7 +21,7 @@ from mdcli.models.autoencoder import GaussianAutoencoder, ModelConfig, VQAutoenc
 from mdcli.models.discriminator import DiscConfig, PatchDiscriminator
 from mdcli.models.load import build_autoencoder, load_autoencoder  # noqa: F401 - moved to mdcli.models.load; kept here for importers
 from mdcli.models.quantizer import VectorQuantizer, VQConfig
-from mdcli.stats import codebook_stats  # moved to mdcli.stats; also importable from here
+from mdcli.diagnose.stats import codebook_stats  # moved to mdcli.diagnose.stats; also importable from here
 from mdcli.train import common
 
 ARCHS = ("vae", "vqvae", "vqgan")

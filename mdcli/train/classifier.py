@@ -94,7 +94,7 @@ def load_extra(path: Path, class_names: list[str], shape: tuple, opts: ExtraOpti
     """--extra: images of the real data's size and (some of) its classes -> an ExtraSet in its class order."""
     from mdcli.artifacts import Spectrograms
     from mdcli.data import model_images
-    from mdcli.generation import _align_labels
+    from mdcli.diagnose.generation import _align_labels
 
     opts.validate("--extra")
     data = Spectrograms.load(path)

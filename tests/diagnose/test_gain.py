@@ -12,7 +12,7 @@ import torch
 
 from mdcli.artifacts import Spectrograms, atomic_h5, parent_record, write_header
 from mdcli.cli import app
-from mdcli.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
+from mdcli.diagnose.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
 from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig
 from tests.conftest import TINY
 

@@ -69,8 +69,8 @@ def domain_report(a_path: Path, b_path: Path, judge_path: Path | None, cfg: Doma
     import torch
 
     from mdcli.artifacts import Spectrograms
-    from mdcli.generation import embed
-    from mdcli.stats import feature_frechet
+    from mdcli.diagnose.generation import embed
+    from mdcli.diagnose.stats import feature_frechet
     from mdcli.train.classifier import FitConfig, fit_classifier, load_classifier
 
     a, b = Spectrograms.load(a_path), Spectrograms.load(b_path)

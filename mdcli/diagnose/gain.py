@@ -20,12 +20,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mdcli import stats
 from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
 from mdcli.data import model_images
+from mdcli.diagnose import stats
+from mdcli.diagnose.generation import (_align_labels, check_held_out, check_lineage_held_out, embed, few_per_class,
+                                       find_training_data, shared_images)
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.generation import (_align_labels, check_held_out, check_lineage_held_out, embed, few_per_class,
-                              find_training_data, shared_images)
 from mdcli.models.classifier import SpectrogramClassifier
 from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig, fit_classifier, fresh_head
 
@@ -353,7 +353,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                 progress: Callable[[], None] = lambda: None) -> dict:
     """Run every fit of the plan (in `jobs` processes on a CPU, one torch thread each: the same numbers for
     any `jobs`) and assemble the report."""
-    from mdcli.generation import fit_in_processes
+    from mdcli.diagnose.generation import fit_in_processes
 
     cfg.validate()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -443,6 +443,6 @@ def plot_gain(report: dict, folder: Path) -> list[Path]:
     ax.set_xlabel("real windows per class (N)")
     ax.set_ylabel("accuracy on held-out real")
     ax.legend(fontsize=7)
-    from mdcli.diagnose import _save
+    from mdcli.plotting import save_figure
 
-    return [_save(fig, folder / "gain.png")]
+    return [save_figure(fig, folder / "gain.png")]

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from mdcli import stats
+from mdcli.diagnose import stats
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.unet import UNetConfig
 from mdcli.train import common
@@ -64,7 +64,7 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
     cfg.validate()
     if judge is not None and real is not None:  # before the probe trains: the judge and held-out set must be fit to score
         from mdcli.artifacts import Spectrograms
-        from mdcli.generation import check_judge_for
+        from mdcli.diagnose.generation import check_judge_for
 
         r = Spectrograms.load(real)
         model, _ = check_judge_for(judge, r, real, latents_path)
@@ -102,7 +102,7 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
     }
     if judge is not None and real is not None:
         from mdcli.data import model_images
-        from mdcli.generation import embed
+        from mdcli.diagnose.generation import embed
 
         f_real, _ = embed(model, model_images(r), 128)
         f_gen, p_gen = embed(model, model_images(images), 128)
