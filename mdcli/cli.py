@@ -823,7 +823,7 @@ def import_cmd(
     (/sequence) for temporal splits; axes as given, or an uncalibrated 0..1 range.
     """
     from mdcli.artifacts import parent_record
-    from mdcli.importing import ImportOptions, import_dataset
+    from mdcli.data.importing import ImportOptions, import_dataset
     from mdcli.progress import progress_bar
 
     if not source.exists():
@@ -839,7 +839,7 @@ def import_cmd(
         carrier_hz=carrier if carrier is not None else float("nan"), variable=variable, iq_rate=iq_rate, csv=csv_file,
     )
     output = _output_path(output)
-    from mdcli.importing import ARRAY_EXT, IMAGE_EXT
+    from mdcli.data.importing import ARRAY_EXT, IMAGE_EXT
 
     n_files = sum(1 for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXT | ARRAY_EXT) if source.is_dir() else 1
     with progress_bar("import", n_files, unit="file", quiet=quiet) as advance:
@@ -874,7 +874,7 @@ def export(
 ) -> None:
     """Export spectrograms to PNG folders per class, .npz, or MATLAB .mat (labels, class names, axes)."""
     from mdcli.artifacts import Spectrograms
-    from mdcli.exporting import export as do_export
+    from mdcli.data.exporting import export as do_export
 
     data = Spectrograms.load(path)
     n = do_export(data, output, fmt, colormap)
@@ -940,7 +940,7 @@ def split_cmd(
 ) -> None:
     """Split spectrograms per class into training and held-out files (random, or blocked by recording time)."""
     from mdcli.artifacts import Spectrograms, parent_record
-    from mdcli.splits import split_indices
+    from mdcli.data.splits import split_indices
 
     _require(path, "spectrograms")
     train_out, test_out = _output_path(train_out), _output_path(test_out)

@@ -155,7 +155,7 @@ def prepare(specs: list[FilterSpec], default_train: Path | None, names: list[str
 @torch.no_grad()
 def _classify(model, x01: np.ndarray, bs: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """-> (penultimate features, softmax probabilities) of images in [0, 1]."""
-    from mdcli.data import to_model
+    from mdcli.data.batches import to_model
 
     device = next(model.parameters()).device
     feats, probs = [], []

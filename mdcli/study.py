@@ -345,7 +345,7 @@ def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     from mdcli.diagnose.constructed import PermutedVQ
-    from mdcli.data import load_images
+    from mdcli.data.batches import load_images
     from mdcli.diagnose.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report
     from mdcli.models.load import load_autoencoder
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
 from mdcli.errors import MdcliError
-from mdcli.importing import recording_order, sequence_key
+from mdcli.data.importing import recording_order, sequence_key
 from mdcli.train.common import split_indices
 from tests.conftest import ROOT
 

@@ -13,7 +13,7 @@ import torch
 
 from mdcli.artifacts import class_names as artifact_class_names
 from mdcli.artifacts import open_artifact
-from mdcli.data import to_model
+from mdcli.data.batches import to_model
 from mdcli.diagnose.recon import check_shapes, stream_batches
 from mdcli.diagnose.stats import codebook_stats
 from mdcli.errors import MdcliError

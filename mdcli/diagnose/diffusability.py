@@ -101,7 +101,7 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
         "generated_latent_std": float(gen.std()), "n_generated": int(len(gen)), "n_held_out": int(len(held)),
     }
     if judge is not None and real is not None:
-        from mdcli.data import model_images
+        from mdcli.data.batches import model_images
         from mdcli.diagnose.generation import embed
 
         f_real, _ = embed(model, model_images(r), 128)

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
-from mdcli.data import model_images
+from mdcli.data.batches import align_labels, model_images
 from mdcli.diagnose import stats
-from mdcli.diagnose.generation import (_align_labels, check_held_out, check_lineage_held_out, embed, few_per_class,
+from mdcli.diagnose.generation import (check_held_out, check_lineage_held_out, embed, few_per_class,
                                        find_training_data, shared_images)
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.classifier import SpectrogramClassifier
@@ -261,7 +261,7 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
                     if len(extra) == 0:
                         raise MdcliError(f"{what}: holds no images")
                     if arm.mode != "pretrain":
-                        _align_labels(extra, names, what)  # type: ignore[arg-type]  # a class the real data lacks: an error
+                        align_labels(extra, names, what)  # type: ignore[arg-type]  # a class the real data lacks: an error
                     check_held_out(test, test_path, extra, what)
                     for model in _lineage_models(path):
                         check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
@@ -296,7 +296,7 @@ class Data:
         if path not in self._extra:
             d = Spectrograms.load(path)
             own = not set(d.class_names) <= set(self.names)
-            labels = d.labels if own else _align_labels(d, self.names, Path(path))
+            labels = d.labels if own else align_labels(d, self.names, Path(path))
             self._extra[path] = (model_images(d), torch.from_numpy(labels), len(d.class_names) if own else None)
         return self._extra[path]
 

@@ -20,7 +20,7 @@ import torch
 
 from mdcli import __version__, code_digest
 from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, sha256_file
-from mdcli.data import model_images
+from mdcli.data.batches import align_labels, model_images
 from mdcli.diagnose import stats
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.load import load_classifier
@@ -93,15 +93,6 @@ def embed(model, x: torch.Tensor, bs: int) -> tuple[np.ndarray, np.ndarray]:
         feats.append(f.double().cpu().numpy())
         preds.append(model.head(f).argmax(1).cpu().numpy())
     return np.concatenate(feats), np.concatenate(preds)
-
-
-def _align_labels(data: Spectrograms, names: list[str], path: Path) -> np.ndarray:
-    """Labels of `data` re-indexed to the class order `names`."""
-    missing = [c for c in data.class_names if c not in names]
-    if missing:
-        raise MdcliError(f"{path}: class '{missing[0]}' is not among the real data's classes ({', '.join(names)})")
-    remap = np.array([names.index(c) for c in data.class_names])
-    return remap[data.labels]
 
 
 def _parent(path: Path, kind: str) -> Path | None:
@@ -287,7 +278,7 @@ class FitData:
     @classmethod
     def build(cls, train: Spectrograms, gen: Spectrograms, real: Spectrograms, names: list[str], samples_path: Path):
         return cls(model_images(train), torch.from_numpy(train.labels), model_images(gen),
-                   torch.from_numpy(_align_labels(gen, names, samples_path)), model_images(real), real.labels, len(names))
+                   torch.from_numpy(align_labels(gen, names, samples_path)), model_images(real), real.labels, len(names))
 
 
 def fit_accuracy(task: dict, data: FitData, fit: FitConfig, batch_size: int, device: torch.device) -> float:
@@ -358,7 +349,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
     for path, n in ((samples_path, len(gen.spectrograms)), (real_path, len(real.spectrograms))):
         if n <= cfg.k:
             raise MdcliError(f"{path}: {n} images; precision / recall need more than k = {cfg.k} (--set k=...)")
-    y_gen = _align_labels(gen, names, samples_path)
+    y_gen = align_labels(gen, names, samples_path)
     y_real = real.labels
     x_gen, x_real = model_images(gen), model_images(real)
     f_gen, p_gen = embed(judge, x_gen, cfg.batch_size)

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mdcli.data import from_model
+from mdcli.data.batches import from_model
+from mdcli.data.splits import split_indices
 from mdcli.diagnose import stats
 from mdcli.diagnose.stats import codebook_stats
 from mdcli.errors import ConfigError
 from mdcli.metrics import psnr
-from mdcli.splits import split_indices
 
 
 @dataclass
@@ -280,7 +280,7 @@ def collapse_label(report: dict, th: CollapseThresholds) -> tuple[str, list[dict
 
 def latent_report_files(ae_path, data_path, cfg: LatentConfig) -> dict:
     """`diagnose latent` on artifacts: the autoencoder and the spectrograms it is measured on."""
-    from mdcli.data import load_images
+    from mdcli.data.batches import load_images
     from mdcli.diagnose.recon import check_shapes
     from mdcli.models.load import load_autoencoder
 

@@ -13,7 +13,7 @@ import torch
 
 from mdcli.artifacts import class_names as artifact_class_names
 from mdcli.artifacts import open_artifact
-from mdcli.data import from_model, to_model
+from mdcli.data.batches import from_model, to_model
 from mdcli.errors import MdcliError
 from mdcli.metrics import psnr, ssim
 from mdcli.models.load import load_autoencoder

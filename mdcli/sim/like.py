@@ -83,7 +83,7 @@ def validate_like(cfg: SimulateConfig) -> None:
     if lk.render_size and (len(lk.render_size) != 2 or min(lk.render_size) < 8):
         raise ConfigError("like.render_size: expected [rows, columns], each >= 8 (or [] for the measured originals')")
     if lk.colormap not in ("auto", "none"):
-        from mdcli.importing import COLORMAPS
+        from mdcli.data.importing import COLORMAPS
 
         if lk.colormap not in COLORMAPS or lk.colormap == "parula":
             raise ConfigError(f"like.colormap: auto, none or one of {', '.join(c for c in COLORMAPS if c != 'parula')}")
@@ -107,7 +107,7 @@ def resolve(cfg: SimulateConfig) -> Measured:
     cfg.processing.image_size = [h, w]
     cmap = tr.get("colormap")
     if cfg.like.colormap == "auto":
-        from mdcli.importing import COLORMAPS
+        from mdcli.data.importing import COLORMAPS
 
         cfg.like.colormap = cmap if cmap in COLORMAPS and cmap != "parula" else "none"
     shapes = tr.get("original_shapes") or []
@@ -130,7 +130,7 @@ LUT_BITS = 6
 def _inverse_lut(name: str) -> np.ndarray:
     """RGB quantised to LUT_BITS per channel -> map position in [0, 1] (nearest colour, like `import`)."""
     if name not in _LUT:
-        from mdcli.importing import ColourInverter, colormap_table
+        from mdcli.data.importing import ColourInverter, colormap_table
 
         q = 1 << LUT_BITS
         c = (np.arange(q) + 0.5) / q
@@ -145,7 +145,7 @@ _TABLES: dict[str, np.ndarray] = {}
 
 def colour_round_trip(img: np.ndarray, name: str, quality: int, size: list[int]) -> np.ndarray:
     """[0, 1] image (F ascending, T) -> colour image at `size` -> JPEG -> nearest colour -> [0, 1] at img's size."""
-    from mdcli.importing import colormap_table, resize
+    from mdcli.data.importing import colormap_table, resize
 
     h, w = img.shape
     if name not in _TABLES:

@@ -13,7 +13,7 @@ import torch
 from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
 from mdcli.choices import PERCEPTUAL_CHOICES
 from mdcli.config import to_yaml
-from mdcli.data import BatchReader, Prefetcher, eval_subset, from_model
+from mdcli.data.batches import BatchReader, Prefetcher, eval_subset, from_model
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss, reconstruction
 from mdcli.metrics import psnr, ssim

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
 from mdcli.config import to_yaml
-from mdcli.data import BatchReader, Prefetcher, eval_subset
+from mdcli.data.batches import BatchReader, Prefetcher, eval_subset
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
 from mdcli.models.load import load_classifier  # noqa: F401 - moved to mdcli.models.load; kept here for importers
@@ -93,8 +93,7 @@ def streamed_accuracy(model: SpectrogramClassifier, reader: BatchReader, idx: np
 def load_extra(path: Path, class_names: list[str], shape: tuple, opts: ExtraOptions, seed: int) -> ExtraSet:
     """--extra: images of the real data's size and (some of) its classes -> an ExtraSet in its class order."""
     from mdcli.artifacts import Spectrograms
-    from mdcli.data import model_images
-    from mdcli.diagnose.generation import _align_labels
+    from mdcli.data.batches import align_labels, model_images
 
     opts.validate("--extra")
     data = Spectrograms.load(path)
@@ -102,7 +101,7 @@ def load_extra(path: Path, class_names: list[str], shape: tuple, opts: ExtraOpti
         raise MdcliError(f"--extra {path}: images are {tuple(data.spectrograms.shape[1:])}, the training data's {tuple(shape)}")
     if len(data) == 0:
         raise MdcliError(f"--extra {path}: holds no images")
-    return ExtraSet(model_images(data), torch.from_numpy(_align_labels(data, class_names, path)), opts, seed)
+    return ExtraSet(model_images(data), torch.from_numpy(align_labels(data, class_names, path)), opts, seed)
 
 
 def init_model(path: Path, cfg: TrainClassifierConfig, class_names: list[str], shape: tuple) -> SpectrogramClassifier:

@@ -24,7 +24,7 @@ from torch import nn
 
 from mdcli.artifacts import atomic_h5, atomic_path, open_artifact, read_header, write_header
 from mdcli.errors import ArtifactError, ConfigError, MdcliError
-from mdcli.splits import split_indices  # noqa: F401 - moved to mdcli.splits; kept here for importers
+from mdcli.data.splits import split_indices  # noqa: F401 - moved to mdcli.data.splits; kept here for importers
 
 
 @dataclass

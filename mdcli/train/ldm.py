@@ -20,7 +20,7 @@ from mdcli.artifacts import load_model, open_artifact, parent_record, read_heade
 from mdcli.config import to_yaml
 from mdcli.diffusion import NoiseSchedule, build_schedule  # noqa: F401 - build_schedule moved to mdcli.diffusion
 from mdcli.errors import ArtifactError, ConfigError, MdcliError
-from mdcli.data import BatchReader, Prefetcher, eval_subset
+from mdcli.data.batches import BatchReader, Prefetcher, eval_subset
 from mdcli.models.load import load_ldm  # noqa: F401 - moved to mdcli.models.load; kept here for importers
 from mdcli.models.unet import UNet, UNetConfig
 from mdcli.train import common

@@ -56,7 +56,7 @@ def _augment(chain, name, *extra):
 
 def test_strength_zero_is_decode_encode(chain):
     from mdcli.augment import peak_referenced
-    from mdcli.data import from_model, to_model
+    from mdcli.data.batches import from_model, to_model
     from mdcli.train.ae import load_autoencoder
 
     out, ex, attrs = _augment(chain, "s0.h5", "--per-image", "2", "--strength", "0")

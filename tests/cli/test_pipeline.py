@@ -159,7 +159,7 @@ def test_diagnose_recon(chain, tmp_path):
     r = json.loads(res.output)
     assert set(r["overall"]) == {"psnr", "ssim", "l1", "lsd_db", "perceptual", "fmd"} and r["n"] == 40
     # reconstruction FMD: the classifier's features of decode(encode(x)) against those of x, recomputed here
-    from mdcli.data import from_model, load_images
+    from mdcli.data.batches import from_model, load_images
     from mdcli.diagnose.stats import feature_frechet
     from mdcli.train.ae import load_autoencoder
     from mdcli.train.classifier import load_classifier

@@ -13,7 +13,7 @@ from mdcli.diagnose import stats
 from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
 from mdcli.diagnose.constructed import ForcedSigmaVAE, PermutedVQ, collapse_codebook
-from mdcli.data import load_images
+from mdcli.data.batches import load_images
 from mdcli.diagnose.latent import CollapseThresholds, LatentConfig, collapse_label, encode_all, latent_report, vae_metrics
 from mdcli.train.ae import codebook_stats, load_autoencoder
 from mdcli.train.classifier import FitConfig, classic_augment
