@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from mdcli.config import load_config
-from mdcli.train import common
-from mdcli.train.ae import TrainAEConfig, build_autoencoder
-from mdcli.train.ldm import TrainLDMConfig
+from mdcli.models.load import build_autoencoder
 from mdcli.models.unet import UNet
+from mdcli.stages import TrainAEConfig, TrainLDMConfig
+from mdcli.train import common
 
 from bench_train import timed_rounds  # the interleaved-rounds timer of bench_train.py (bench/ is on sys.path)
 

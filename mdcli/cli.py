@@ -417,7 +417,8 @@ def train_classifier_cmd(
     Used as the feature net of the `domain` perceptual loss and, with another seed, as the judge.
     """
     from mdcli.config import load_config, to_yaml
-    from mdcli.train.classifier import TrainClassifierConfig, train_classifier
+    from mdcli.stages import TrainClassifierConfig
+    from mdcli.train.classifier import train_classifier
 
     cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
                       "extra.weight": extra_weight, "extra.ratio": extra_ratio, "extra.prob": extra_prob, "finetune": finetune})
@@ -484,7 +485,8 @@ def train_ae_cmd(
 ) -> None:
     """Train an autoencoder (VAE, VQ-VAE or VQ-GAN) on spectrograms; all share one encoder/decoder."""
     from mdcli.config import load_config, to_yaml
-    from mdcli.train.ae import TrainAEConfig, train_autoencoder
+    from mdcli.stages import TrainAEConfig
+    from mdcli.train.ae import train_autoencoder
 
     cfg = load_config(TrainAEConfig, config, set_, {
         "arch": arch, "loss.perceptual": perceptual, "train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
@@ -591,7 +593,8 @@ def train_ldm_cmd(
     autoencoders these are the pre-quantisation latents, quantised again at decode time.
     """
     from mdcli.config import load_config, to_yaml
-    from mdcli.train.ldm import TrainLDMConfig, train_ldm
+    from mdcli.stages import TrainLDMConfig
+    from mdcli.train.ldm import train_ldm
 
     cfg = load_config(TrainLDMConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_})
     if dry_run:

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
-from mdcli.errors import MdcliError
 from mdcli.data.importing import recording_order, sequence_key
-from mdcli.train.common import split_indices
+from mdcli.data.splits import split_indices
+from mdcli.errors import MdcliError
 from tests.conftest import ROOT
 
 GAIT = ROOT.parent / "shared" / "data" / "gait"

@@ -15,8 +15,8 @@ from mdcli.artifacts import class_names as artifact_class_names
 from mdcli.artifacts import open_artifact
 from mdcli.data.batches import to_model
 from mdcli.diagnose.recon import check_shapes, stream_batches
-from mdcli.diagnose.stats import codebook_stats
 from mdcli.errors import MdcliError
+from mdcli.metrics import codebook_stats
 from mdcli.models.load import load_autoencoder
 from mdcli.plotting import save_figure
 

@@ -27,7 +27,8 @@ from mdcli.diagnose.generation import (check_held_out, check_lineage_held_out, e
                                        find_training_data, shared_images)
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.classifier import SpectrogramClassifier
-from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig, fit_classifier, fresh_head
+from mdcli.stages import ExtraOptions
+from mdcli.train.classifier import ExtraSet, FitConfig, fit_classifier, fresh_head
 
 MODES = {
     "append": "extra images added to each real batch (weight, ratio, prob)",

@@ -20,6 +20,7 @@ Metrics (all computed over the whole dataset or a seeded subset of it):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,9 +29,8 @@ import torch.nn.functional as F
 from mdcli.data.batches import from_model
 from mdcli.data.splits import split_indices
 from mdcli.diagnose import stats
-from mdcli.diagnose.stats import codebook_stats
 from mdcli.errors import ConfigError
-from mdcli.metrics import psnr
+from mdcli.metrics import codebook_stats, psnr
 
 
 @dataclass

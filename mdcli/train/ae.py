@@ -3,90 +3,24 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
-from mdcli.choices import PERCEPTUAL_CHOICES
+from mdcli.artifacts import parent_record, save_model
 from mdcli.config import to_yaml
 from mdcli.data.batches import BatchReader, Prefetcher, eval_subset, from_model
-from mdcli.errors import ConfigError, MdcliError
+from mdcli.data.splits import split_indices
+from mdcli.errors import MdcliError
 from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss, reconstruction
-from mdcli.metrics import psnr, ssim
-from mdcli.models.autoencoder import GaussianAutoencoder, ModelConfig, VQAutoencoder
-from mdcli.models.discriminator import DiscConfig, PatchDiscriminator
-from mdcli.models.load import build_autoencoder, load_autoencoder  # noqa: F401 - moved to mdcli.models.load; kept here for importers
-from mdcli.models.quantizer import VectorQuantizer, VQConfig
-from mdcli.diagnose.stats import codebook_stats  # moved to mdcli.diagnose.stats; also importable from here
+from mdcli.metrics import codebook_stats, psnr, ssim
+from mdcli.models.discriminator import PatchDiscriminator
+from mdcli.models.load import build_autoencoder
+from mdcli.stages import TrainAEConfig
 from mdcli.train import common
-
-ARCHS = ("vae", "vqvae", "vqgan")
-PERCEPTUAL = PERCEPTUAL_CHOICES  # the old name, kept for importers
-
-
-@dataclass
-class VAEOptions:
-    # on the KL summed over latent elements, against a per-pixel MEAN reconstruction loss. Latent diffusion's
-    # 1e-6 is against a per-image SUM, so its weight in these units is 1e-6 / (H W): at 64 x 64 the 1e-6 here
-    # weighs the KL 4096x more than theirs (theirs is 2.4e-10 here, close to the study's KL-0 arm)
-    kl_weight: float = 1e-6
-    logvar_min: float = -30.0
-    logvar_max: float = 20.0
-
-
-@dataclass
-class LossConfig:
-    recon: str = "l1"  # l1 | l2
-    recon_weight: float = 1.0
-    perceptual: str = "domain"  # domain | lpips-vgg | lpips-alex | none
-    perceptual_weight: float = 1.0
-    perceptual_weights: str = ""  # lpips: torchvision ImageNet trunk file (default: the torch hub cache)
-    classifier: str = ""  # domain: a classifier.h5 from `mdcli train-classifier`
-
-
-@dataclass
-class TrainAEConfig:
-    """`mdcli train-ae`: the three autoencoders share everything except what defines them."""
-
-    seed: int = 0
-    arch: str = "vqgan"  # vae | vqvae | vqgan
-    model: ModelConfig = field(default_factory=ModelConfig)
-    vae: VAEOptions = field(default_factory=VAEOptions)
-    vq: VQConfig = field(default_factory=VQConfig)
-    disc: DiscConfig = field(default_factory=DiscConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    train: common.OptimConfig = field(default_factory=common.OptimConfig)
-
-    def validate(self) -> None:
-        common.check_optim(self.train)
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch: unknown architecture '{self.arch}'; valid: {', '.join(ARCHS)}")
-        if self.loss.perceptual not in PERCEPTUAL:
-            raise ConfigError(f"--perceptual: unknown '{self.loss.perceptual}'; valid: {', '.join(PERCEPTUAL)}")
-        if self.loss.recon not in ("l1", "l2"):
-            raise ConfigError("loss.recon: expected l1 or l2")
-        if self.disc.loss not in ("hinge", "non-saturating"):
-            raise ConfigError("disc.loss: expected hinge or non-saturating")
-        if not self.model.channel_mult or self.model.downsample_factor not in (1, 2, 4, 8, 16):
-            raise ConfigError("model.channel_mult: give 1 to 5 levels (downsampling factor f = 2^(levels-1))")
-        if self.model.latent_channels < 1 or self.model.channels < 1:
-            raise ConfigError("model.channels and model.latent_channels must be >= 1")
-        if self.vq.codebook_size < 2:
-            raise ConfigError("vq.codebook_size: must be >= 2")
-        if self.train.steps < 1 or self.train.batch_size < 1:
-            raise ConfigError("train.steps and train.batch_size must be >= 1")
-        if not 0 < self.train.val_fraction < 1:
-            raise ConfigError("train.val_fraction: must be between 0 and 1")
-        if self.loss.perceptual == "domain" and not self.loss.classifier:
-            raise ConfigError(
-                "--perceptual domain needs a spectrogram classifier: train one with `mdcli train-classifier` "
-                "and pass --classifier classifier.h5 (or use --perceptual none)"
-            )
-
 
 def build_perceptual(cfg: TrainAEConfig) -> torch.nn.Module | None:
     kind = cfg.loss.perceptual
@@ -150,7 +84,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     f = cfg.model.downsample_factor
     if h % f or w % f:
         raise MdcliError(f"{data_path}: image size {(h, w)} is not divisible by the downsampling factor {f}")
-    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
+    tr, va = split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
     x_val = reader.images(eval_subset(va, cfg.train.max_eval, cfg.seed))
     ae = build_autoencoder(cfg)
     if init is not None:  # before the EMA copy: the average starts from the init's weights too

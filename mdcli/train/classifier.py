@@ -13,53 +13,11 @@ import torch.nn.functional as F
 from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
 from mdcli.config import to_yaml
 from mdcli.data.batches import BatchReader, Prefetcher, eval_subset
-from mdcli.errors import ConfigError, MdcliError
+from mdcli.data.splits import split_indices
+from mdcli.errors import MdcliError
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
-from mdcli.models.load import load_classifier  # noqa: F401 - moved to mdcli.models.load; kept here for importers
+from mdcli.stages import ExtraOptions, OptimConfig, TrainClassifierConfig
 from mdcli.train import common
-
-
-@dataclass
-class ExtraOptions:
-    """How extra (generated, simulated, other) images enter the batches of real ones."""
-
-    weight: float = 1.0  # loss weight of an extra image (a real one weighs 1)
-    ratio: float = 1.0  # extra images per real image in each batch (added on top of the real batch)
-    prob: float = 0.0  # chance that a real image of a batch is swapped for an extra image of its class (DA-Fusion)
-
-    def validate(self, what: str = "extra", used: bool = True) -> None:
-        if not 0 <= self.weight <= 1:
-            raise ConfigError(f"{what} weight: must be in [0, 1], got {self.weight}")
-        if not 0 <= self.prob <= 1:
-            raise ConfigError(f"{what} prob: must be in [0, 1], got {self.prob}")
-        if not 0 <= self.ratio <= 64:
-            raise ConfigError(f"{what} ratio: must be in [0, 64], got {self.ratio}")
-        if used and self.ratio == 0 and self.prob == 0:
-            raise ConfigError(f"{what}: ratio 0 and prob 0 would never use an extra image")
-
-
-@dataclass
-class TrainClassifierConfig:
-    """`mdcli train-classifier`: spectrogram CNN with a held-out validation split."""
-
-    seed: int = 0
-    net: ClassifierNetConfig = field(default_factory=ClassifierNetConfig)
-    train: common.OptimConfig = field(default_factory=lambda: common.OptimConfig(
-        steps=600, batch_size=32, lr=1e-3, weight_decay=1e-4, warmup_steps=50, val_fraction=0.2))
-    time_shift: bool = True  # augment with random circular time shifts (spectrograms are stationary-ish in time)
-    extra: ExtraOptions = field(default_factory=ExtraOptions)  # how --extra images enter the batches
-    finetune: str = "all"  # with --init: train all weights, or the head alone
-
-    def validate(self) -> None:
-        common.check_optim(self.train)
-        self.extra.validate("--extra", used=False)
-        if self.finetune not in ("all", "head"):
-            raise ConfigError(f"--finetune: all or head, got '{self.finetune}'")
-        t = self.train
-        if t.steps < 1 or t.batch_size < 1:
-            raise ConfigError("train.steps and train.batch_size must be >= 1")
-        if not 0 < t.val_fraction < 1:
-            raise ConfigError("train.val_fraction: must be between 0 and 1")
 
 
 @dataclass
@@ -148,7 +106,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     reader = BatchReader(data_path)  # batches come from disk: memory does not grow with the dataset
     labels = reader.labels
     y = torch.from_numpy(labels)
-    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
+    tr, va = split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
     va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
     x_val = reader.images(va_eval)
     if len(tr) < 1 or len(va) < 1:
@@ -287,7 +245,7 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: FitCon
     model = (model or SpectrogramClassifier(cfg.net, n_classes)).to(device)
     params = trainable(model, head_only)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=common.fused_adamw(device))
-    optim = common.OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
+    optim = OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
     model.train()
     bs = min(cfg.batch_size, len(x))
     for step in range(cfg.steps):

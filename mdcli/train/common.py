@@ -13,7 +13,6 @@ import math
 import os
 import signal
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -24,48 +23,7 @@ from torch import nn
 
 from mdcli.artifacts import atomic_h5, atomic_path, open_artifact, read_header, write_header
 from mdcli.errors import ArtifactError, ConfigError, MdcliError
-from mdcli.data.splits import split_indices  # noqa: F401 - moved to mdcli.data.splits; kept here for importers
-
-
-@dataclass
-class OptimConfig:
-    steps: int = 2000  # optimiser steps in total
-    batch_size: int = 16
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 100  # linear warm-up from 0
-    schedule: str = "constant"  # constant | cosine (after warm-up)
-    grad_clip: float = 1.0  # max global grad norm (0: off)
-    ema_decay: float = 0.0  # EMA of weights for the saved model (0: off; e.g. 0.999), bias-corrected
-    val_fraction: float = 0.1  # held-out share of the data (stratified by class)
-    split: str = "random"  # random | blocked (contiguous runs of the recording held out; measured data)
-    split_gap: int = 3  # blocked: training windows at least this many sequence steps from held-out ones
-    eval_every: int = 0  # validate every N steps (0: once per epoch)
-    max_eval: int = 1000  # held-out samples used per validation (a seeded subset; bounds time and memory)
-    checkpoint_every: int = 200  # steps between checkpoints
-    log_every: int = 10  # steps between JSONL records
-    device: str = "auto"  # auto | cpu | cuda
-    compile: bool = False  # torch.compile the training forward (worth it on a GPU for long runs)
-    # auto: bf16 autocast on a GPU, fp32 on a CPU | fp32: never autocast | bf16: also on a CPU
-    # (1.4-1.7x per step on CPUs with AMX, docs/PERFORMANCE.md; other numerics than the fp32 runs)
-    # | bf16-native: bf16 where the device computes in bf16 natively (a GPU, a CPU with AVX512-BF16 or
-    # AMX), fp32 elsewhere (an AVX2 CPU emulates bf16 at 0.06-0.09x). Artifacts record what was used.
-    precision: str = "auto"
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "bf16-native")
-
-
-def check_optim(cfg: OptimConfig) -> None:
-    """The checks every trainer's `train` section shares."""
-    if cfg.precision not in PRECISIONS:
-        raise ConfigError(f"train.precision: unknown '{cfg.precision}'; valid: {', '.join(PRECISIONS)}")
-    if cfg.split not in ("random", "blocked"):
-        raise ConfigError(f"--split: unknown '{cfg.split}'; valid: random, blocked")
-    if cfg.split_gap < 0:
-        raise ConfigError("train.split_gap: must be >= 0")
-    if not 0 <= cfg.ema_decay < 1:
-        raise ConfigError(f"train.ema_decay: must be in [0, 1) (0: off), got {cfg.ema_decay}")
+from mdcli.stages import OptimConfig
 
 
 def fused_adamw(device: torch.device) -> bool:

@@ -7,7 +7,7 @@ quantises them at decode time (the latent-diffusion convention).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -15,55 +15,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mdcli.artifacts import build_and_load, class_names as artifact_class_names, stored_config_of
-from mdcli.artifacts import load_model, open_artifact, parent_record, read_header, save_model
+from mdcli.artifacts import class_names as artifact_class_names
+from mdcli.artifacts import open_artifact, parent_record, read_header, save_model
 from mdcli.config import to_yaml
-from mdcli.diffusion import NoiseSchedule, build_schedule  # noqa: F401 - build_schedule moved to mdcli.diffusion
-from mdcli.errors import ArtifactError, ConfigError, MdcliError
 from mdcli.data.batches import BatchReader, Prefetcher, eval_subset
-from mdcli.models.load import load_ldm  # noqa: F401 - moved to mdcli.models.load; kept here for importers
-from mdcli.models.unet import UNet, UNetConfig
+from mdcli.data.splits import split_indices
+from mdcli.diffusion import NoiseSchedule, build_schedule
+from mdcli.errors import ArtifactError, MdcliError
+from mdcli.models.unet import UNet
+from mdcli.stages import TrainLDMConfig
 from mdcli.train import common
 
 VAL_LEVELS = (50, 150, 300, 500, 700, 900)  # timesteps (of 1000) where held-out loss is tracked
-
-
-@dataclass
-class DiffusionConfig:
-    schedule: str = "linear"  # linear | cosine
-    timesteps: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    prediction: str = "v"  # v | eps (v: errors at high noise are not amplified into x_0)
-    min_snr_gamma: float = 5.0  # min-SNR loss weighting (0: off)
-    cfg_dropout: float = 0.1  # probability of training with the null class (classifier-free guidance)
-
-
-@dataclass
-class TrainLDMConfig:
-    """`mdcli train-ldm`: class-conditional latent diffusion."""
-
-    seed: int = 0
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    train: common.OptimConfig = field(default_factory=lambda: common.OptimConfig(
-        steps=2000, batch_size=64, lr=2e-4, warmup_steps=100, ema_decay=0.999, val_fraction=0.1))
-
-    def validate(self) -> None:
-        common.check_optim(self.train)
-        d = self.diffusion
-        if d.schedule not in ("linear", "cosine"):
-            raise ConfigError(f"diffusion.schedule: unknown '{d.schedule}'; valid: linear, cosine")
-        if d.prediction not in ("eps", "v"):
-            raise ConfigError(f"diffusion.prediction: unknown '{d.prediction}'; valid: eps, v")
-        if d.timesteps < 10:
-            raise ConfigError("diffusion.timesteps: must be >= 10")
-        if not 0 <= d.cfg_dropout < 1:
-            raise ConfigError("diffusion.cfg_dropout: must be in [0, 1)")
-        if self.train.steps < 1 or self.train.batch_size < 1:
-            raise ConfigError("train.steps and train.batch_size must be >= 1")
-        if not 0 < self.train.val_fraction < 1:
-            raise ConfigError("train.val_fraction: must be between 0 and 1")
 
 
 @dataclass
@@ -149,7 +112,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     levels = len(cfg.unet.channel_mult) - 1
     if shape[-1] % (2**levels) or shape[-2] % (2**levels):
         raise MdcliError(f"{latents_path}: latent size {tuple(shape[-2:])} is not divisible by 2^{levels} (unet.channel_mult)")
-    tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
+    tr, va = split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     schedule = build_schedule(cfg.diffusion)
     model = UNet(cfg.unet, shape[1], n_classes)
     if init is not None:  # before the EMA copy: the average starts from the init's weights too

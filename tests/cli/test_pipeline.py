@@ -161,8 +161,7 @@ def test_diagnose_recon(chain, tmp_path):
     # reconstruction FMD: the classifier's features of decode(encode(x)) against those of x, recomputed here
     from mdcli.data.batches import from_model, load_images
     from mdcli.diagnose.stats import feature_frechet
-    from mdcli.train.ae import load_autoencoder
-    from mdcli.train.classifier import load_classifier
+    from mdcli.models.load import load_autoencoder, load_classifier
 
     ae, judge = load_autoencoder(chain["ae"])[0], load_classifier(chain["clf"])[0]
     x = load_images(chain["data"])[0]

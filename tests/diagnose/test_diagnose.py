@@ -9,15 +9,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mdcli.diagnose import stats
 from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
-from mdcli.diagnose.constructed import ForcedSigmaVAE, PermutedVQ, collapse_codebook
 from mdcli.data.batches import load_images
+from mdcli.data.splits import split_indices
+from mdcli.diagnose import stats
+from mdcli.diagnose.constructed import ForcedSigmaVAE, PermutedVQ, collapse_codebook
 from mdcli.diagnose.latent import CollapseThresholds, LatentConfig, collapse_label, encode_all, latent_report, vae_metrics
-from mdcli.train.ae import codebook_stats, load_autoencoder
+from mdcli.metrics import codebook_stats
+from mdcli.models.load import load_autoencoder
 from mdcli.train.classifier import FitConfig, classic_augment
-from mdcli.train.common import split_indices
 from tests.conftest import TINY
 
 
