@@ -345,7 +345,7 @@ def _require(path: Path, kind: str) -> None:
 
 def _require_resume(output: Path, resume: bool) -> None:
     """With --resume, the checkpoint beside the output must be a readable checkpoint before training starts."""
-    from mdcli.train.common import checkpoint_path
+    from mdcli.train.checkpoint import checkpoint_path
 
     if resume and checkpoint_path(output).exists():
         _require(checkpoint_path(output), "checkpoint")
@@ -358,7 +358,8 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
     every torchrun rank but 0).
     """
     from mdcli.progress import progress_bar
-    from mdcli.train.common import checkpoint_path, is_main
+    from mdcli.train.checkpoint import checkpoint_path
+    from mdcli.train.distributed import is_main
 
     main = is_main()  # under torchrun only rank 0 shows a bar and a summary; the other ranks return None
     try:

@@ -76,7 +76,7 @@ def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Pat
     if any(isinstance(sec, dict) and (sec.get("train") or {}).get("precision") == "bf16-native" for sec in profile_data.values()):
         import torch
 
-        from mdcli.train.common import native_bf16
+        from mdcli.train.precision import native_bf16
 
         # bf16-native trains in bf16 on this CPU or in fp32 on another: a study resumed on the other kind would mix the two
         key["native_bf16"] = native_bf16(torch.device("cpu"))

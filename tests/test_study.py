@@ -150,7 +150,7 @@ def test_study_key_records_the_cpus_bf16_only_for_a_bf16_native_profile(tmp_path
     import yaml
 
     from mdcli.study import check_resumable, study_key, write_json
-    from mdcli.train.common import native_bf16
+    from mdcli.train.precision import native_bf16
 
     cpu = yaml.safe_load((ROOT / "configs/study/cpu.yaml").read_text())
     assert cpu["train-ae"]["train"]["precision"] == cpu["train-ldm"]["train"]["precision"] == "bf16-native"

@@ -17,7 +17,11 @@ from mdcli.data.splits import split_indices
 from mdcli.errors import MdcliError
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
 from mdcli.stages import ExtraOptions, OptimConfig, TrainClassifierConfig
-from mdcli.train import common
+from mdcli.train.checkpoint import open_run, save_checkpoint
+from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank,
+                                     rank_slice, set_threads, world_size)
+from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, check_finite, lr_at, steps_per_epoch
+from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 
 @dataclass
@@ -32,7 +36,7 @@ class ClassifierResult:
 def accuracy(model: SpectrogramClassifier, x: torch.Tensor, y: torch.Tensor, device: torch.device, bs: int = 128) -> float:
     model.eval()
     correct = 0
-    for i, xb in common.batches(x, bs):
+    for i, xb in batches(x, bs):
         correct += int((model(xb.to(device)).argmax(1).cpu() == y[i : i + bs]).sum())
     return correct / max(1, len(x))
 
@@ -99,10 +103,10 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     to start from (cfg.finetune: all weights or the head alone)."""
     import time
 
-    common.set_threads()
+    set_threads()
     torch.manual_seed(cfg.seed)
-    device = common.pick_device(cfg.train.device)
-    common.dist_setup(device, cfg.train.batch_size)
+    device = pick_device(cfg.train.device)
+    dist_setup(device, cfg.train.batch_size)
     reader = BatchReader(data_path)  # batches come from disk: memory does not grow with the dataset
     labels = reader.labels
     y = torch.from_numpy(labels)
@@ -115,39 +119,39 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     extra_set = load_extra(extra, names, shape, cfg.extra, cfg.seed) if extra is not None else None
     model = (init_model(init, cfg, names, shape) if init is not None else SpectrogramClassifier(cfg.net, len(names))).to(device)
     params = trainable(model, head_only=init is not None and cfg.finetune == "head")
-    net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
+    net = maybe_compile(ddp(model, device), cfg.train.compile)
     opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                            fused=common.fused_adamw(device))
+                            fused=fused_adamw(device))
     text = to_yaml(cfg)
     parents = [parent_record(p) for p in (data_path, extra, init) if p is not None]
-    ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
-    spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
-    precision = common.resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
-    autocast = common.autocast(device, precision)
-    prefetch = Prefetcher(lambda i: reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
+    ckpt, jsonl, start, _ = open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
+    spe = steps_per_epoch(len(tr), cfg.train.batch_size)
+    precision = resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
+    amp = autocast(device, precision)
+    prefetch = Prefetcher(lambda i: reader.images(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, done = time.perf_counter(), 0
     step = start
-    interrupt = common.StepBoundaryInterrupt.install()
+    interrupt = StepBoundaryInterrupt.install()
     try:
         for step in range(start, cfg.train.steps):
             if stop_after is not None and step - start >= stop_after:
-                common.save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
+                save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
                 return None
             model.train()
             for g in opt.param_groups:
-                g["lr"] = common.lr_at(step, cfg.train)
-            idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+                g["lr"] = lr_at(step, cfg.train)
+            idx = tr[batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
             shifts = torch.randint(0, reader.shape[-1], (len(idx),))  # drawn for the global batch, then sliced
-            idx, shifts = common.rank_slice(idx), common.rank_slice(shifts)
+            idx, shifts = rank_slice(idx), rank_slice(shifts)
             xb, yb = prefetch.get(step, cfg.train.steps).to(device), y[idx].to(device)
             if cfg.time_shift:
                 xb = roll_time(xb, shifts)
             w = None
             if extra_set is not None:
-                xb, yb, w = extra_set.mix(xb, yb, step, len(idx), common.rank())
-            with autocast:
+                xb, yb, w = extra_set.mix(xb, yb, step, len(idx), rank())
+            with amp:
                 loss = weighted_cross_entropy(net(xb), yb, w)
-            common.check_finite(loss, step, ckpt)
+            check_finite(loss, step, ckpt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.train.grad_clip > 0:
@@ -159,21 +163,21 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
             eval_every = cfg.train.eval_every or spe
-            if (step + 1) % eval_every == 0 and common.is_main():
+            if (step + 1) % eval_every == 0 and is_main():
                 jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x_val, y[va_eval], device)})
             if (step + 1) % cfg.train.checkpoint_every == 0:
-                common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
+                save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
             interrupt.check()
     except KeyboardInterrupt:
         if interrupt.clean:  # at a step boundary: the state after step + 1 steps
-            common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
+            save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
         raise
     finally:
         interrupt.restore()
         prefetch.close()
-    rate = done * common.world_size() / max(1e-9, time.perf_counter() - t0)
-    if not common.is_main():
-        common.dist_teardown()
+    rate = done * world_size() / max(1e-9, time.perf_counter() - t0)
+    if not is_main():
+        dist_teardown()
         return ClassifierResult(float("nan"), float("nan"), cfg.train.steps, rate)
     val_acc = streamed_accuracy(model, reader, va, device)  # every held-out sample
     train_acc = streamed_accuracy(model, reader, eval_subset(tr, cfg.train.max_eval, cfg.seed), device)
@@ -187,7 +191,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
     if ckpt.exists():
         ckpt.unlink()
-    common.dist_teardown()
+    dist_teardown()
     return ClassifierResult(val_acc, train_acc, cfg.train.steps, rate)
 
 
@@ -244,14 +248,14 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: FitCon
     gen = torch.Generator().manual_seed(seed + 1)
     model = (model or SpectrogramClassifier(cfg.net, n_classes)).to(device)
     params = trainable(model, head_only)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=common.fused_adamw(device))
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused_adamw(device))
     optim = OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
     model.train()
     bs = min(cfg.batch_size, len(x))
     for step in range(cfg.steps):
         for g in opt.param_groups:
-            g["lr"] = common.lr_at(step, optim)
-        idx = torch.from_numpy(common.batch_indices(len(x), bs, step, seed))
+            g["lr"] = lr_at(step, optim)
+        idx = torch.from_numpy(batch_indices(len(x), bs, step, seed))
         xb, yb = x[idx].to(device), y[idx].to(device)
         if augment:
             xb = classic_augment(xb, gen, cfg)

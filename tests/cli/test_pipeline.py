@@ -124,10 +124,10 @@ def test_ldm_bf16_precision_on_a_cpu_resumes_exactly(chain, tmp_path, monkeypatc
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert any(not np.array_equal(a[k], c[k]) for k in a)
     assert attrs["precision_used"] == "bf16" and load_model(fp32, "ldm")[1]["precision_used"] == "fp32"
-    from mdcli.train import common
+    from mdcli.train import precision
 
     for native, same_as in ((True, a), (False, c)):
-        monkeypatch.setattr(common, "native_bf16", lambda device, native=native: native)
+        monkeypatch.setattr(precision, "native_bf16", lambda device, native=native: native)
         out = tmp_path / f"native_{native}.h5"
         _ok(runner, [*base, "--set", "train.precision=bf16-native", "-o", str(out)])
         _, attrs_n, n = load_model(out, "ldm")

@@ -11,7 +11,8 @@ import torch
 
 from mdcli.artifacts import load_model, sha256_file
 from mdcli.cli import app
-from mdcli.train.common import checkpoint_path, log_path
+from mdcli.train.checkpoint import checkpoint_path
+from mdcli.train.logs import log_path
 from tests.conftest import TINY
 
 
@@ -231,7 +232,7 @@ def test_resumed_run_moves_the_progress_bar_to_its_checkpoint(tiny_data, tmp_pat
 def test_ema_of_weights_is_exact_and_is_what_the_artifact_holds(runner, tiny_data, clf, tmp_path):
     """train.ema_decay: parameters follow the bias-corrected average (the initial weights get no share),
     buffers are copied, and the saved autoencoder is that average (after one step: the raw weights)."""
-    from mdcli.train.common import EMA
+    from mdcli.train.ema import EMA
 
     net = torch.nn.BatchNorm1d(3)
     ema = EMA(net, 0.9)

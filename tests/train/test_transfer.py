@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from mdcli.artifacts import Spectrograms, load_model, read_header, open_artifact, sha256_file
 from mdcli.cli import app
-from mdcli.train.common import checkpoint_path, log_path
+from mdcli.train.checkpoint import checkpoint_path
+from mdcli.train.logs import log_path
 from tests.conftest import TINY
 
 AE = ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--arch", "vqvae", "--perceptual", "none", "-q"]
