@@ -22,7 +22,7 @@ echo "train-ae 150 steps (discriminator from 20): 1 process x $N threads $a1 s, 
 l1=$(secs "$PY" -m mdcli "${LDM[@]}" -o "$OUT/l1.h5"); l2=$(secs ddp "${LDM[@]}" -o "$OUT/l2.h5")
 echo "train-ldm 200 steps: 1 process x $N threads $l1 s, $N ranks x 1 thread $l2 s"
 FIT="import sys,time,torch; from pathlib import Path; from mdcli.artifacts import Spectrograms; \
-from mdcli.data import model_images; from mdcli.train.classifier import FitConfig, fit_classifier; \
+from mdcli.data.batches import model_images; from mdcli.train.classifier import FitConfig, fit_classifier; \
 d=Spectrograms.load(Path('$RUN/train.h5')); x,y=model_images(d),torch.from_numpy(d.labels); \
 fit_classifier(x,y,int(d.labels.max())+1,FitConfig(steps=150),0)"
 f1=$(secs "$PY" -c "$FIT")

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from mdcli.config import load_config
-from mdcli.train import common
-from mdcli.train.ae import TrainAEConfig, build_autoencoder
-from mdcli.train.ldm import TrainLDMConfig
+from mdcli.models.load import build_autoencoder
 from mdcli.models.unet import UNet
+from mdcli.stages import TrainAEConfig, TrainLDMConfig
+from mdcli.train.distributed import set_threads
 
 from bench_train import timed_rounds  # the interleaved-rounds timer of bench_train.py (bench/ is on sys.path)
 
@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n", type=int, default=5, help="steps per round")
     args = ap.parse_args()
-    common.set_threads()
+    set_threads()
     print(f"threads {torch.get_num_threads()}, torch {torch.__version__}, "
           f"CPU bf16 kernels: {torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
     for kind in ("autoencoder", "ldm"):

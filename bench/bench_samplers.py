@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mdcli.generation import GenerationConfig, generation_report
+from mdcli.diagnose.generation import GenerationConfig, generation_report
 from mdcli.sample import SampleConfig, write_samples
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mdcli.artifacts import Spectrograms, parent_record
-from mdcli.data import from_model, to_model
+from mdcli.data.batches import from_model, to_model
 from mdcli.diffusion import SAMPLERS, NoiseSchedule, guided_eps, run_sampler
 from mdcli.errors import ConfigError, MdcliError
 

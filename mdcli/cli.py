@@ -312,7 +312,7 @@ def plot(
         with atomic_path(output) as tmp:
             plot_grid(data, tmp, per_class=per_class, seed=seed, title=f"{path.name} ({data.source})")
     else:
-        from mdcli.diagnose import reconstruct_examples
+        from mdcli.diagnose.recon import reconstruct_examples
 
         recon, index, attrs = reconstruct_examples(data, path, ae, per_class, seed)
         with atomic_path(output) as tmp:
@@ -345,7 +345,7 @@ def _require(path: Path, kind: str) -> None:
 
 def _require_resume(output: Path, resume: bool) -> None:
     """With --resume, the checkpoint beside the output must be a readable checkpoint before training starts."""
-    from mdcli.train.common import checkpoint_path
+    from mdcli.train.checkpoint import checkpoint_path
 
     if resume and checkpoint_path(output).exists():
         _require(checkpoint_path(output), "checkpoint")
@@ -358,7 +358,8 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
     every torchrun rank but 0).
     """
     from mdcli.progress import progress_bar
-    from mdcli.train.common import checkpoint_path, is_main
+    from mdcli.train.checkpoint import checkpoint_path
+    from mdcli.train.distributed import is_main
 
     main = is_main()  # under torchrun only rank 0 shows a bar and a summary; the other ranks return None
     try:
@@ -417,7 +418,8 @@ def train_classifier_cmd(
     Used as the feature net of the `domain` perceptual loss and, with another seed, as the judge.
     """
     from mdcli.config import load_config, to_yaml
-    from mdcli.train.classifier import TrainClassifierConfig, train_classifier
+    from mdcli.stages import TrainClassifierConfig
+    from mdcli.train.classifier import train_classifier
 
     cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
                       "extra.weight": extra_weight, "extra.ratio": extra_ratio, "extra.prob": extra_prob, "finetune": finetune})
@@ -484,7 +486,8 @@ def train_ae_cmd(
 ) -> None:
     """Train an autoencoder (VAE, VQ-VAE or VQ-GAN) on spectrograms; all share one encoder/decoder."""
     from mdcli.config import load_config, to_yaml
-    from mdcli.train.ae import TrainAEConfig, train_autoencoder
+    from mdcli.stages import TrainAEConfig
+    from mdcli.train.ae import train_autoencoder
 
     cfg = load_config(TrainAEConfig, config, set_, {
         "arch": arch, "loss.perceptual": perceptual, "train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
@@ -591,7 +594,8 @@ def train_ldm_cmd(
     autoencoders these are the pre-quantisation latents, quantised again at decode time.
     """
     from mdcli.config import load_config, to_yaml
-    from mdcli.train.ldm import TrainLDMConfig, train_ldm
+    from mdcli.stages import TrainLDMConfig
+    from mdcli.train.ldm import train_ldm
 
     cfg = load_config(TrainLDMConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_})
     if dry_run:
@@ -823,7 +827,7 @@ def import_cmd(
     (/sequence) for temporal splits; axes as given, or an uncalibrated 0..1 range.
     """
     from mdcli.artifacts import parent_record
-    from mdcli.importing import ImportOptions, import_dataset
+    from mdcli.data.importing import ImportOptions, import_dataset
     from mdcli.progress import progress_bar
 
     if not source.exists():
@@ -839,7 +843,7 @@ def import_cmd(
         carrier_hz=carrier if carrier is not None else float("nan"), variable=variable, iq_rate=iq_rate, csv=csv_file,
     )
     output = _output_path(output)
-    from mdcli.importing import ARRAY_EXT, IMAGE_EXT
+    from mdcli.data.importing import ARRAY_EXT, IMAGE_EXT
 
     n_files = sum(1 for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXT | ARRAY_EXT) if source.is_dir() else 1
     with progress_bar("import", n_files, unit="file", quiet=quiet) as advance:
@@ -874,7 +878,7 @@ def export(
 ) -> None:
     """Export spectrograms to PNG folders per class, .npz, or MATLAB .mat (labels, class names, axes)."""
     from mdcli.artifacts import Spectrograms
-    from mdcli.exporting import export as do_export
+    from mdcli.data.exporting import export as do_export
 
     data = Spectrograms.load(path)
     n = do_export(data, output, fmt, colormap)
@@ -940,7 +944,7 @@ def split_cmd(
 ) -> None:
     """Split spectrograms per class into training and held-out files (random, or blocked by recording time)."""
     from mdcli.artifacts import Spectrograms, parent_record
-    from mdcli.splits import split_indices
+    from mdcli.data.splits import split_indices
 
     _require(path, "spectrograms")
     train_out, test_out = _output_path(train_out), _output_path(test_out)
@@ -980,7 +984,7 @@ def subset_cmd(
     user who has only N real images."""
     from mdcli.artifacts import Spectrograms, parent_record
     from mdcli.errors import MdcliError
-    from mdcli.gain import few_shot_indices, resolved_split
+    from mdcli.diagnose.gain import few_shot_indices, resolved_split
 
     _require(path, "spectrograms")
     output = _output_path(output)
@@ -998,7 +1002,7 @@ def subset_cmd(
 @user_errors
 def report_cmd(run: Annotated[Path, typer.Argument(help="A pipeline run folder (examples/pipeline.sh).")]) -> None:
     """Write RUN/REPORT.md with real-vs-generated grids, loss curves, codebook use and the diagnostics; print the headline."""
-    from mdcli.report import build_report
+    from mdcli.diagnose.report import build_report
 
     out, head = build_report(run)
     _kv_table(f"{run}: headline (full report: {out})", list(head.items()))
@@ -1050,7 +1054,7 @@ def diagnose_recon(
     With --classifier also the reconstruction FMD (reconstructions vs originals in the classifier's
     features): the floor the decoder sets for the FMD of generated samples.
     """
-    from mdcli.diagnose import plot_recon, recon_report
+    from mdcli.diagnose.recon import plot_recon, recon_report
 
     _require(ae, "autoencoder")
     _require(data, "spectrograms")
@@ -1065,7 +1069,7 @@ def diagnose_recon(
         return
     _report_table(f"reconstruction of {data} by {ae} ({report['arch']}, {report['n']} images)", report["overall"], report["per_class"])
     if report.get("kinematics"):
-        from mdcli.kinematics import print_recon_table
+        from mdcli.diagnose.kinematics import print_recon_table
 
         print_recon_table(console, report["kinematics"], "kinematic fidelity of the reconstructions (limb envelopes, periods)")
 
@@ -1084,7 +1088,7 @@ def diagnose_codebook(
     plot_dir: PlotDirOpt = None,
 ) -> None:
     """Codebook use over the whole dataset: usage, perplexity (and /K), dead codes, top-10% mass, per class."""
-    from mdcli.diagnose import codebook_report, plot_codebook
+    from mdcli.diagnose.codebook import codebook_report, plot_codebook
 
     for path, kind in ((ae, "autoencoder"), (data, "spectrograms"), (latents, "latents")):
         if path is not None:
@@ -1151,8 +1155,7 @@ def diagnose_latent(
 ) -> None:
     """Latent geometry: VAE KL/active units/variance collapse/I(x;z); spectra, equivariance, robustness, probes; VQ structure."""
     from mdcli.config import load_config
-    from mdcli.diagnose import plot_latent
-    from mdcli.latent import LatentConfig, latent_report_files
+    from mdcli.diagnose.latent import LatentConfig, latent_report_files, plot_latent
 
     cfg = load_config(LatentConfig, config, set_, {"split": split})
     _require(ae, "autoencoder")
@@ -1186,7 +1189,7 @@ def diagnose_collapse(
     top10_mass_max, neighbour_mi_ratio_min, damage_ratio_max (see docs/DIAGNOSE.md).
     """
     from mdcli.config import load_config, to_yaml
-    from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report_files
+    from mdcli.diagnose.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report_files
 
     th = load_config(CollapseThresholds, config, set_, {})
     _require(ae, "autoencoder")
@@ -1226,7 +1229,7 @@ def diagnose_diffusability(
 ) -> None:
     """Train a fixed-budget diffusion probe on the latents: held-out denoising error per noise level, sample quality."""
     from mdcli.config import load_config
-    from mdcli.diffusability import DiffusabilityConfig, diffusability_report
+    from mdcli.diagnose.diffusability import DiffusabilityConfig, diffusability_report
     from mdcli.progress import progress_bar
 
     cfg = load_config(DiffusabilityConfig, config, set_, {})
@@ -1281,8 +1284,7 @@ def diagnose_generation(
 ) -> None:
     """FMD, KID, precision/recall/density/coverage, judge accuracy, memorisation, TSTR and augmentation gain."""
     from mdcli.config import load_config
-    from mdcli.diagnose import plot_generation
-    from mdcli.generation import GenerationConfig, generation_report, summary_rows
+    from mdcli.diagnose.generation import GenerationConfig, generation_report, plot_generation, summary_rows
 
     cfg = load_config(GenerationConfig, config, set_, {})
     _require(samples, "spectrograms")
@@ -1301,7 +1303,7 @@ def diagnose_generation(
     _report_table(f"{samples} against {real} (judge {classifier})", summary_rows(report),
                   {k: {"fmd": v["fmd"], "judge_accuracy_generated": v["judge_accuracy"]} for k, v in report["per_class"].items()})
     if report.get("kinematics"):
-        from mdcli.kinematics import print_generation_table
+        from mdcli.diagnose.kinematics import print_generation_table
 
         print_generation_table(console, report["kinematics"], "kinematic features, generated against real")
     rows: list[tuple[str, object]] = []
@@ -1309,7 +1311,7 @@ def diagnose_generation(
         m = report["memorisation"]
         rows += [("median NN distance generated->train", m["median_nn_generated"]),
                  ("median NN distance real->train", m["median_nn_real"]), ("near copies (share)", m["near_copies"])]
-    from mdcli.stats import fmt_spread
+    from mdcli.diagnose.stats import fmt_spread
 
     spread = lambda v: fmt_spread(v["values"], ".3f", ".3f")  # noqa: E731
     for k, v in report.get("tstr", {}).items():
@@ -1317,7 +1319,7 @@ def diagnose_generation(
     for n, arms in report.get("augmentation", {}).items():
         for arm in ("real", "real+classic", "real+generated"):
             rows.append((f"{n}/class {arm}", spread(arms[arm])))
-    from mdcli.generation import augmentation_caveat
+    from mdcli.diagnose.generation import augmentation_caveat
 
     caveat = augmentation_caveat(report)
     if caveat:
@@ -1358,10 +1360,9 @@ def diagnose_gain(
 ) -> None:
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
-    from mdcli.gain import GainConfig, gain_report, parse_arm, plan, verdict_text
-    from mdcli.gain import table_rows
+    from mdcli.diagnose.gain import GainConfig, gain_report, parse_arm, plan, table_rows, verdict_text
     from mdcli.progress import progress_bar
-    from mdcli.stats import fmt_spread
+    from mdcli.diagnose.stats import fmt_spread
 
     cfg = load_config(GainConfig, config, set_, {})
     cfg.validate()
@@ -1379,7 +1380,7 @@ def diagnose_gain(
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
     if plot_dir is not None:
-        from mdcli.gain import plot_gain
+        from mdcli.diagnose.gain import plot_gain
 
         plot_dir.mkdir(parents=True, exist_ok=True)
         report["figures"] = [str(x) for x in plot_gain(report, plot_dir)]
@@ -1392,7 +1393,7 @@ def diagnose_gain(
         import shlex
 
         from mdcli.artifacts import atomic_path
-        from mdcli.gain import markdown_report
+        from mdcli.diagnose.gain import markdown_report
 
         with atomic_path(_output_path(md_out)) as tmp:
             # the command that reproduces the numbers (--jobs, outputs and display options do not change them)
@@ -1443,7 +1444,7 @@ def diagnose_domain(
 ) -> None:
     """Domain gap between two sets: a two-sample classifier's held-out accuracy (50 % = indistinguishable) and FMD."""
     from mdcli.config import load_config
-    from mdcli.domain import DomainConfig, domain_report, plot_domain
+    from mdcli.diagnose.domain import DomainConfig, domain_report, plot_domain
 
     cfg = load_config(DomainConfig, config, set_, {"seed": seed, "steps": steps})
     _require(a, "spectrograms")

@@ -18,7 +18,7 @@ import torch
 
 from mdcli.artifacts import class_names as artifact_class_names
 from mdcli.artifacts import atomic_h5, open_artifact, parent_record, write_header
-from mdcli.data import to_model
+from mdcli.data.batches import to_model
 from mdcli.errors import MdcliError
 from mdcli.models.load import load_autoencoder
 

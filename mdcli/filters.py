@@ -9,7 +9,7 @@
   threshold is the `quantile` of the real-to-real distances (each reference image to its nearest *other*
   reference image). A sample with d(x) <= threshold is dropped: it is closer to a training image than all but
   that share of the training images are to each other.
-- `kinematic[:margin=0.25,quantile=0]`: drop samples whose kinematic features (`mdcli.kinematics`: bandwidth,
+- `kinematic[:margin=0.25,quantile=0]`: drop samples whose kinematic features (`mdcli.diagnose.kinematics`: bandwidth,
   period and its strength, outside-torso power share, torso line; in bins and columns on uncalibrated axes)
   fall outside the range spanned by the reference images of their class (percentiles `quantile` and
   100 - `quantile`), widened by `margin` times its width on both sides; a sample without a period fails where
@@ -155,7 +155,7 @@ def prepare(specs: list[FilterSpec], default_train: Path | None, names: list[str
 @torch.no_grad()
 def _classify(model, x01: np.ndarray, bs: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """-> (penultimate features, softmax probabilities) of images in [0, 1]."""
-    from mdcli.data import to_model
+    from mdcli.data.batches import to_model
 
     device = next(model.parameters()).device
     feats, probs = [], []
@@ -176,8 +176,8 @@ def _labels_in(names_from: list[str], labels: np.ndarray, names_to: list[str]) -
 
 def _keep(p: Prepared, data: Spectrograms) -> tuple[np.ndarray, str, dict]:
     """-> (keep mask, the rule in words, numbers behind it) of one filter on `data`."""
-    from mdcli import kinematics as kin
-    from mdcli.stats import nearest_distances
+    from mdcli.diagnose import kinematics as kin
+    from mdcli.diagnose.stats import nearest_distances
 
     name, o, ref = p.spec.name, p.spec.options, p.reference
     x = data.spectrograms
@@ -273,7 +273,7 @@ def check_filter_files(prepared: list[Prepared], output: Path) -> None:
 
 def ldm_training_data(ldm_path: Path) -> Path | None:
     """The spectrograms an LDM was trained on, through its lineage (ldm -> latents -> spectrograms), if unchanged."""
-    from mdcli.generation import _parent
+    from mdcli.diagnose.generation import _parent
 
     lat = _parent(Path(ldm_path), "latents")
     return _parent(lat, "spectrograms") if lat is not None else None

@@ -1,7 +1,9 @@
-"""Image-quality metrics on [0, 1] spectrograms."""
+"""Metrics that training logs and the diagnostics report alike: image quality on [0, 1] spectrograms (PSNR,
+SSIM) and the use of a VQ codebook."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,3 +32,12 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     sxy = F.conv2d(x * y, w) - mu_x * mu_y
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     return s.flatten(1).mean(1)
+
+
+def codebook_stats(counts: np.ndarray) -> dict:
+    """Usage share, perplexity and perplexity/K of code counts gathered over a whole pass."""
+    k = len(counts)
+    p = counts / max(1, counts.sum())
+    nz = p[p > 0]
+    perplexity = float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0
+    return {"codebook_usage": float((counts > 0).mean()), "perplexity": perplexity, "perplexity_ratio": perplexity / k}

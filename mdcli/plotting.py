@@ -23,6 +23,18 @@ def show(ax, image: np.ndarray, data: Spectrograms):
                      cmap="jet", vmin=0.0, vmax=1.0, interpolation="nearest")
 
 
+def save_figure(fig, out: Path) -> Path:
+    """Write `fig` to `out` as a PNG (110 dpi) by an atomic rename, and close it."""
+    import matplotlib.pyplot as plt
+
+    from mdcli.artifacts import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_grid(data: Spectrograms, path: str | Path, per_class: int = 4, seed: int = 0, title: str | None = None) -> None:
     """A grid of spectrograms: one row per class, `per_class` random examples each.
 

@@ -11,7 +11,7 @@ import torch
 
 from mdcli.artifacts import Spectrograms, parent_record, sha256_file
 from mdcli.config import to_yaml
-from mdcli.data import from_model
+from mdcli.data.batches import from_model
 from mdcli.diffusion import SAMPLERS, build_schedule, guided_eps, run_sampler
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.load import load_autoencoder, load_ldm

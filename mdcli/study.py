@@ -77,7 +77,7 @@ def study_key(profile_data: dict, dataset: str, data: Path | None, gait_dir: Pat
     if any(isinstance(sec, dict) and (sec.get("train") or {}).get("precision") == "bf16-native" for sec in profile_data.values()):
         import torch
 
-        from mdcli.train.common import native_bf16
+        from mdcli.train.precision import native_bf16
 
         # bf16-native trains in bf16 on this CPU or in fp32 on another: a study resumed on the other kind would mix the two
         key["native_bf16"] = native_bf16(torch.device("cpu"))
@@ -252,7 +252,7 @@ COLUMNS = [("psnr", "PSNR dB"), ("ssim", "SSIM"), ("label", "collapse label"), (
 
 
 def fmt_spread(vals: list[float]) -> str:
-    from mdcli.stats import fmt_spread as fmt
+    from mdcli.diagnose.stats import fmt_spread as fmt
 
     return fmt(vals)
 
@@ -367,13 +367,13 @@ def augmentation(profile: Path, study: dict, p: dict, out: Path, arms: list[str]
 
 
 def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
-    """Posterior collapse by construction: the trained VQ-VAE with its codes relabelled (see mdcli.constructed)."""
+    """Posterior collapse by construction: the trained VQ-VAE with its codes relabelled (see mdcli.diagnose.constructed)."""
     import torch
 
     torch.set_num_threads(threads)
-    from mdcli.constructed import PermutedVQ
-    from mdcli.data import load_images
-    from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report
+    from mdcli.diagnose.constructed import PermutedVQ
+    from mdcli.data.batches import load_images
+    from mdcli.diagnose.latent import CollapseThresholds, LatentConfig, collapse_label, latent_report
     from mdcli.models.load import load_autoencoder
 
     path = out / f"vqvae_s{seed}" / "ae.h5"
@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"{resumed}{'' if final else ' (incomplete)'}\n\n")
         md = header + table({k: v for k, v in results.items() if v}) + "\n"
         if gained:
-            from mdcli.gain import markdown_table
+            from mdcli.diagnose.gain import markdown_table
 
             md += (f"\nAugmentation (`mdcli diagnose gain`, {gained['split']} subsets, paired over {len(gained['seeds'])} seed(s): "
                    "each arm's samples appended to N real windows per class):\n\n" + markdown_table(gained) + "\n")

@@ -68,14 +68,12 @@ def test_shipped_multi_stage_configs_load_every_section(name):
     import yaml
 
     from mdcli.config import SECTIONS
-    from mdcli.diffusability import DiffusabilityConfig
-    from mdcli.gain import GainConfig
-    from mdcli.generation import GenerationConfig
-    from mdcli.latent import CollapseThresholds, LatentConfig
+    from mdcli.diagnose.diffusability import DiffusabilityConfig
+    from mdcli.diagnose.gain import GainConfig
+    from mdcli.diagnose.generation import GenerationConfig
+    from mdcli.diagnose.latent import CollapseThresholds, LatentConfig
     from mdcli.sample import SampleConfig
-    from mdcli.train.ae import TrainAEConfig
-    from mdcli.train.classifier import TrainClassifierConfig
-    from mdcli.train.ldm import TrainLDMConfig
+    from mdcli.stages import TrainAEConfig, TrainClassifierConfig, TrainLDMConfig
 
     classes = {c.__name__: c for c in (SimulateConfig, TrainClassifierConfig, TrainAEConfig, TrainLDMConfig, SampleConfig,
                                        LatentConfig, CollapseThresholds, DiffusabilityConfig, GenerationConfig, GainConfig)}

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
+from mdcli.data.importing import recording_order, sequence_key
+from mdcli.data.splits import split_indices
 from mdcli.errors import MdcliError
-from mdcli.importing import recording_order, sequence_key
-from mdcli.train.common import split_indices
 from tests.conftest import ROOT
 
 GAIT = ROOT.parent / "shared" / "data" / "gait"
@@ -237,7 +237,7 @@ def test_json_outputs_are_strict_on_uncalibrated_imports(tiny_data, tmp_path):
     is not JSON (jq 1.6 and JSON.parse reject it). The report shows the undefined distance as a dash."""
     import json
 
-    from mdcli.report import _lsd
+    from mdcli.diagnose.report import _lsd
     from tests.conftest import TINY
 
     def strict(text):

@@ -158,7 +158,7 @@ def test_study_key_records_the_cpus_bf16_only_for_a_bf16_native_profile(tmp_path
     import yaml
 
     from mdcli.study import check_resumable, study_key, write_json
-    from mdcli.train.common import native_bf16
+    from mdcli.train.precision import native_bf16
 
     cpu = yaml.safe_load((ROOT / "configs/study/cpu.yaml").read_text())
     assert cpu["train-ae"]["train"]["precision"] == cpu["train-ldm"]["train"]["precision"] == "bf16-native"
@@ -184,7 +184,7 @@ def test_study_records_are_strict_json(tmp_path):
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"eq": None, "fmd": 1.5, "vals": [1.0, None]}
     assert not list(tmp_path.glob(".*.tmp"))
-    md = table({"vae": [{"psnr": 20.0, "eq_half_psnr": None}]}, [])
+    md = table({"vae": [{"psnr": 20.0, "eq_half_psnr": None}]})
     assert md.splitlines()[-1].startswith("| vae | 20 | – |")  # PSNR, then the SSIM it lacks
 
 

@@ -1,14 +1,13 @@
 """Builders and loaders of the trained networks: an artifact (kind autoencoder, ldm, classifier) -> the module.
 
-Everything outside training (encode, sample, diagnose, latent, the CLI, the study) loads networks from here.
-An artifact stores the config of the stage that made it (train-ae, train-ldm, train-classifier); those config
-dataclasses still live with their trainers in mdcli.train and are imported here when a file is loaded.
+Everything outside training (encode, sample, the diagnostics, the CLI, the study) loads networks from here.
+An artifact stores the config of the stage that made it (train-ae, train-ldm, train-classifier): the
+dataclasses in `mdcli.stages`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,10 +16,7 @@ from mdcli.models.autoencoder import GaussianAutoencoder, VQAutoencoder
 from mdcli.models.classifier import SpectrogramClassifier
 from mdcli.models.quantizer import VectorQuantizer
 from mdcli.models.unet import UNet
-
-if TYPE_CHECKING:
-    from mdcli.train.ae import TrainAEConfig
-    from mdcli.train.ldm import TrainLDMConfig
+from mdcli.stages import TrainAEConfig, TrainClassifierConfig, TrainLDMConfig
 
 
 def build_autoencoder(cfg: TrainAEConfig) -> torch.nn.Module:
@@ -31,8 +27,6 @@ def build_autoencoder(cfg: TrainAEConfig) -> torch.nn.Module:
 
 def load_autoencoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict, dict]:
     """Rebuild a trained autoencoder from its artifact -> (model in eval mode, attrs, header)."""
-    from mdcli.train.ae import TrainAEConfig
-
     header, attrs, weights = load_model(path, "autoencoder")
     cfg = stored_config_of(TrainAEConfig, header, path)
     ae = build_and_load(path, "autoencoder", lambda: build_autoencoder(cfg), weights)
@@ -41,8 +35,6 @@ def load_autoencoder(path: str | Path, device: torch.device | str = "cpu") -> tu
 
 def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, TrainLDMConfig, dict, dict]:
     """-> (EMA UNet in eval mode, its config, attrs, header)."""
-    from mdcli.train.ldm import TrainLDMConfig
-
     header, attrs, weights = load_model(path, "ldm")
     cfg = stored_config_of(TrainLDMConfig, header, path)
     model = build_and_load(path, "ldm", lambda: UNet(cfg.unet, int(attrs["latent_shape"][0]), int(attrs["n_classes"])), weights)
@@ -51,8 +43,6 @@ def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[SpectrogramClassifier, dict]:
     """Rebuild a trained classifier from its artifact -> (model in eval mode, attrs)."""
-    from mdcli.train.classifier import TrainClassifierConfig
-
     header, attrs, weights = load_model(path, "classifier")
     cfg = stored_config_of(TrainClassifierConfig, header, path)
     model = build_and_load(path, "classifier", lambda: SpectrogramClassifier(cfg.net, int(attrs["n_classes"])), weights)

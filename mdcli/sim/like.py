@@ -14,7 +14,7 @@ round trip the measured images went through (render at their original size, colo
 Fitting (`fit_like`): the parameters in `like.fit` (of prf_hz = the image's Doppler span, doppler_zero, the SNR
 centre, the dynamic range, the blur, the smear, the fading, the walkers' speed centre and largest aspect) are searched
 so that `fit_n` seeded walkers match the measured images' statistics (`like_statistics`): the mean Doppler profile,
-the intensity histogram, and the means and spreads of per-image features: those of mdcli.kinematics on uncalibrated
+the intensity histogram, and the means and spreads of per-image features: those of mdcli.diagnose.kinematics on uncalibrated
 axes (torso line, envelope quantiles, bandwidth, step period, outside share, noise floor) and a texture (the mean
 absolute step between neighbouring pixels along time and Doppler). Coarse grids over PRF x zero row, then over
 speed x aspect, then Nelder-Mead from the best grid point. The walkers (and
@@ -95,7 +95,7 @@ def validate_like(cfg: SimulateConfig) -> None:
     if lk.render_size and (len(lk.render_size) != 2 or min(lk.render_size) < 8):
         raise ConfigError("like.render_size: expected [rows, columns], each >= 8 (or [] for the measured originals')")
     if lk.colormap not in ("auto", "none"):
-        from mdcli.importing import COLORMAPS
+        from mdcli.data.importing import COLORMAPS
 
         if lk.colormap not in COLORMAPS or lk.colormap == "parula":
             raise ConfigError(f"like.colormap: auto, none or one of {', '.join(c for c in COLORMAPS if c != 'parula')}")
@@ -121,7 +121,7 @@ def resolve(cfg: SimulateConfig) -> Measured:
     cfg.processing.image_size = [h, w]
     cmap = tr.get("colormap")
     if cfg.like.colormap == "auto":
-        from mdcli.importing import COLORMAPS
+        from mdcli.data.importing import COLORMAPS
 
         cfg.like.colormap = cmap if cmap in COLORMAPS and cmap != "parula" else "none"
     shapes = tr.get("original_shapes") or []
@@ -144,7 +144,7 @@ LUT_BITS = 6
 def _inverse_lut(name: str) -> np.ndarray:
     """RGB quantised to LUT_BITS per channel -> map position in [0, 1] (nearest colour, like `import`)."""
     if name not in _LUT:
-        from mdcli.importing import ColourInverter, colormap_table
+        from mdcli.data.importing import ColourInverter, colormap_table
 
         q = 1 << LUT_BITS
         c = (np.arange(q) + 0.5) / q
@@ -159,7 +159,7 @@ _TABLES: dict[str, np.ndarray] = {}
 
 def colour_round_trip(img: np.ndarray, name: str, quality: int, size: list[int]) -> np.ndarray:
     """[0, 1] image (F ascending, T) -> colour image at `size` -> JPEG -> nearest colour -> [0, 1] at img's size."""
-    from mdcli.importing import colormap_table, resize
+    from mdcli.data.importing import colormap_table, resize
 
     h, w = img.shape
     if name not in _TABLES:
@@ -273,7 +273,7 @@ def like_statistics(x: np.ndarray) -> dict:
     """Per-set statistics of [0, 1] images (N, F, T) on uncalibrated axes (bins as fractions of the height,
     periods as fractions of the width): means and sds of the kinematic scalars, the mean Doppler profile, the
     intensity histogram."""
-    from mdcli.kinematics import features
+    from mdcli.diagnose.kinematics import features
 
     x = np.asarray(x, dtype=np.float32)
     n, h, w = x.shape

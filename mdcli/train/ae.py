@@ -3,90 +3,29 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
-from mdcli.choices import PERCEPTUAL_CHOICES
+from mdcli.artifacts import parent_record, save_model
 from mdcli.config import to_yaml
-from mdcli.data import BatchReader, Prefetcher, eval_subset, from_model
-from mdcli.errors import ConfigError, MdcliError
+from mdcli.data.batches import BatchReader, Prefetcher, eval_subset, from_model
+from mdcli.data.splits import split_indices
+from mdcli.errors import MdcliError
 from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss, reconstruction
-from mdcli.metrics import psnr, ssim
-from mdcli.models.autoencoder import GaussianAutoencoder, ModelConfig, VQAutoencoder
-from mdcli.models.discriminator import DiscConfig, PatchDiscriminator
-from mdcli.models.load import build_autoencoder, load_autoencoder  # noqa: F401 - moved to mdcli.models.load; kept here for importers
-from mdcli.models.quantizer import VectorQuantizer, VQConfig
-from mdcli.stats import codebook_stats  # moved to mdcli.stats; also importable from here
-from mdcli.train import common
-
-ARCHS = ("vae", "vqvae", "vqgan")
-PERCEPTUAL = PERCEPTUAL_CHOICES  # the old name, kept for importers
-
-
-@dataclass
-class VAEOptions:
-    # on the KL summed over latent elements, against a per-pixel MEAN reconstruction loss. Latent diffusion's
-    # 1e-6 is against a per-image SUM, so its weight in these units is 1e-6 / (H W): at 64 x 64 the 1e-6 here
-    # weighs the KL 4096x more than theirs (theirs is 2.4e-10 here, close to the study's KL-0 arm)
-    kl_weight: float = 1e-6
-    logvar_min: float = -30.0
-    logvar_max: float = 20.0
-
-
-@dataclass
-class LossConfig:
-    recon: str = "l1"  # l1 | l2
-    recon_weight: float = 1.0
-    perceptual: str = "domain"  # domain | lpips-vgg | lpips-alex | none
-    perceptual_weight: float = 1.0
-    perceptual_weights: str = ""  # lpips: torchvision ImageNet trunk file (default: the torch hub cache)
-    classifier: str = ""  # domain: a classifier.h5 from `mdcli train-classifier`
-
-
-@dataclass
-class TrainAEConfig:
-    """`mdcli train-ae`: the three autoencoders share everything except what defines them."""
-
-    seed: int = 0
-    arch: str = "vqgan"  # vae | vqvae | vqgan
-    model: ModelConfig = field(default_factory=ModelConfig)
-    vae: VAEOptions = field(default_factory=VAEOptions)
-    vq: VQConfig = field(default_factory=VQConfig)
-    disc: DiscConfig = field(default_factory=DiscConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    train: common.OptimConfig = field(default_factory=common.OptimConfig)
-
-    def validate(self) -> None:
-        common.check_optim(self.train)
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch: unknown architecture '{self.arch}'; valid: {', '.join(ARCHS)}")
-        if self.loss.perceptual not in PERCEPTUAL:
-            raise ConfigError(f"--perceptual: unknown '{self.loss.perceptual}'; valid: {', '.join(PERCEPTUAL)}")
-        if self.loss.recon not in ("l1", "l2"):
-            raise ConfigError("loss.recon: expected l1 or l2")
-        if self.disc.loss not in ("hinge", "non-saturating"):
-            raise ConfigError("disc.loss: expected hinge or non-saturating")
-        if not self.model.channel_mult or self.model.downsample_factor not in (1, 2, 4, 8, 16):
-            raise ConfigError("model.channel_mult: give 1 to 5 levels (downsampling factor f = 2^(levels-1))")
-        if self.model.latent_channels < 1 or self.model.channels < 1:
-            raise ConfigError("model.channels and model.latent_channels must be >= 1")
-        if self.vq.codebook_size < 2:
-            raise ConfigError("vq.codebook_size: must be >= 2")
-        if self.train.steps < 1 or self.train.batch_size < 1:
-            raise ConfigError("train.steps and train.batch_size must be >= 1")
-        if not 0 < self.train.val_fraction < 1:
-            raise ConfigError("train.val_fraction: must be between 0 and 1")
-        if self.loss.perceptual == "domain" and not self.loss.classifier:
-            raise ConfigError(
-                "--perceptual domain needs a spectrogram classifier: train one with `mdcli train-classifier` "
-                "and pass --classifier classifier.h5 (or use --perceptual none)"
-            )
-
+from mdcli.metrics import codebook_stats, psnr, ssim
+from mdcli.models.discriminator import PatchDiscriminator
+from mdcli.models.load import build_autoencoder
+from mdcli.stages import TrainAEConfig
+from mdcli.train.checkpoint import open_run, save_checkpoint
+from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank_slice,
+                                     set_threads, world_size)
+from mdcli.train.ema import EMA
+from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, check_finite, lr_at, steps_per_epoch
+from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 def build_perceptual(cfg: TrainAEConfig) -> torch.nn.Module | None:
     kind = cfg.loss.perceptual
@@ -112,7 +51,7 @@ def evaluate(ae, x: torch.Tensor, perceptual, device: torch.device, bs: int = 64
     ae.eval()
     sums = {"psnr": 0.0, "ssim": 0.0, "l1": 0.0, "perceptual": 0.0}
     counts = None
-    for _, xb in common.batches(x, bs):
+    for _, xb in batches(x, bs):
         xb = xb.to(device)
         out = ae(xb, sample=False)
         r01, x01 = from_model(out.recon), from_model(xb)
@@ -139,18 +78,18 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     """Train; write `output` (kind `autoencoder`). Returns None when stopped early by `stop_after`.
 
     init: an autoencoder of the same arch, model and image size to start from (see mdcli.train.transfer)."""
-    common.set_threads()
+    set_threads()
     torch.manual_seed(cfg.seed)
-    device = common.pick_device(cfg.train.device)
+    device = pick_device(cfg.train.device)
     cuda = device.type == "cuda"
-    common.dist_setup(device, cfg.train.batch_size)
+    dist_setup(device, cfg.train.batch_size)
     reader = BatchReader(data_path)  # batches come from disk: memory does not grow with the dataset
     labels = reader.labels
     h, w = reader.shape[1:]
     f = cfg.model.downsample_factor
     if h % f or w % f:
         raise MdcliError(f"{data_path}: image size {(h, w)} is not divisible by the downsampling factor {f}")
-    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
+    tr, va = split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
     x_val = reader.images(eval_subset(va, cfg.train.max_eval, cfg.seed))
     ae = build_autoencoder(cfg)
     if init is not None:  # before the EMA copy: the average starts from the init's weights too
@@ -169,44 +108,44 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         torch.backends.cudnn.allow_tf32 = True
     # DDP wrappers for the training forward passes; the discriminator's GroupNorm is per sample,
     # so it needs no cross-rank statistics. The generator step calls the bare discriminator.
-    ae_net = common.maybe_compile(common.ddp(ae, device), cfg.train.compile)
-    disc_net = common.ddp(disc, device) if gan else None
+    ae_net = maybe_compile(ddp(ae, device), cfg.train.compile)
+    disc_net = ddp(disc, device) if gan else None
     betas = (0.5, 0.9) if gan else (0.9, 0.999)
-    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay, fused=common.fused_adamw(device))
-    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=0.0, fused=common.fused_adamw(device)) if gan else None
-    ema = common.EMA(ae, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=cfg.train.weight_decay, fused=fused_adamw(device))
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=betas, weight_decay=0.0, fused=fused_adamw(device)) if gan else None
+    ema = EMA(ae, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     modules = {"ae": ae} | ({"disc": disc} if gan else {}) | ({"ema": ema.model} if ema else {})
     optimizers = {"ae": opt} | ({"disc": opt_d} if gan else {})
     text = to_yaml(cfg)
     parents = [parent_record(data_path)] + ([parent_record(cfg.loss.classifier)] if cfg.loss.perceptual == "domain" else [])
     parents += [parent_record(init)] if init is not None else []
-    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, optimizers, log,
+    ckpt, jsonl, start, extra = open_run(output, resume, text, modules, optimizers, log,
                                                 {"history": [], "usage": None}, progress, parents)
     history: list = extra["history"]
     k = cfg.vq.codebook_size
     usage = np.array(extra["usage"], dtype=np.int64) if extra.get("usage") is not None else np.zeros(k, np.int64)
-    spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
+    spe = steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or spe
-    precision = common.resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
-    autocast = common.autocast(device, precision)
+    precision = resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
+    amp = autocast(device, precision)
 
     def checkpoint(at: int) -> None:
-        common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, optimizers,
+        save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, optimizers,
                                {"history": history, "usage": usage.tolist()})
 
     def load(i: int) -> torch.Tensor:
-        return reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)]))
+        return reader.images(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)]))
 
     prefetch = Prefetcher(load)
     t0, seen, step = time.perf_counter(), 0, start
-    interrupt = common.StepBoundaryInterrupt.install()
+    interrupt = StepBoundaryInterrupt.install()
     try:
         for step in range(start, cfg.train.steps):
             if stop_after is not None and step - start >= stop_after:
                 checkpoint(step)
                 return None
             # 1. learning rate and batch
-            lr = common.lr_at(step, cfg.train)
+            lr = lr_at(step, cfg.train)
             for o in optimizers.values():
                 for g in o.param_groups:
                     g["lr"] = lr
@@ -215,7 +154,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             # 2. autoencoder loss: reconstruction + perceptual + bottleneck (+ adversarial)
             ae.train()
-            with autocast:
+            with amp:
                 out = ae_net(xb)
                 rec = reconstruction(out.recon.float(), xb, cfg.loss.recon).mean()
                 nll = cfg.loss.recon_weight * rec
@@ -236,7 +175,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                     recon_grad = g_nll + lam * g_gan  # dL/d recon: the backward below starts there
                     disc.requires_grad_(True)
                     record.update(g_loss=g_loss.item(), adaptive_weight=float(lam))
-            common.check_finite(loss, step, ckpt)
+            check_finite(loss, step, ckpt)
             opt.zero_grad(set_to_none=True)
             if recon_grad is None:
                 loss.backward()
@@ -248,9 +187,9 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
             opt.step()
             # 3. discriminator: trains from `pretrain_steps` before the generator term switches on
             if gan and step >= cfg.disc.start - cfg.disc.pretrain_steps:
-                with autocast:
+                with amp:
                     d_loss = gan_d_loss(*disc_net(torch.cat([xb, out.recon.detach()])).chunk(2), cfg.disc.loss)
-                common.check_finite(d_loss, step, ckpt)
+                check_finite(d_loss, step, ckpt)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 if cfg.train.grad_clip > 0:
@@ -268,7 +207,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
             # 4. log, validate, checkpoint
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write(record)
-            if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and common.is_main():
+            if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and is_main():
                 val = evaluate(ema.model if ema else ae, x_val, perceptual, device)
                 val = {"step": step + 1, **{f"val_{k_}": v for k_, v in val.items()}}
                 if out.indices is not None:  # usage over the whole epoch of training batches
@@ -287,9 +226,9 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         interrupt.restore()
         prefetch.close()
         reader.close()
-    rate = seen * common.world_size() / max(1e-9, time.perf_counter() - t0)
-    if not common.is_main():
-        common.dist_teardown()
+    rate = seen * world_size() / max(1e-9, time.perf_counter() - t0)
+    if not is_main():
+        dist_teardown()
         return AEResult({}, rate)
     final = ema.model if ema else ae
     metrics = evaluate(final, x_val, perceptual, device)
@@ -301,5 +240,5 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     })
     if ckpt.exists():
         ckpt.unlink()
-    common.dist_teardown()
+    dist_teardown()
     return AEResult(metrics, rate)

@@ -12,54 +12,16 @@ import torch.nn.functional as F
 
 from mdcli.artifacts import build_and_load, stored_config_of, load_model, parent_record, save_model
 from mdcli.config import to_yaml
-from mdcli.data import BatchReader, Prefetcher, eval_subset
-from mdcli.errors import ConfigError, MdcliError
+from mdcli.data.batches import BatchReader, Prefetcher, eval_subset
+from mdcli.data.splits import split_indices
+from mdcli.errors import MdcliError
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
-from mdcli.models.load import load_classifier  # noqa: F401 - moved to mdcli.models.load; kept here for importers
-from mdcli.train import common
-
-
-@dataclass
-class ExtraOptions:
-    """How extra (generated, simulated, other) images enter the batches of real ones."""
-
-    weight: float = 1.0  # loss weight of an extra image (a real one weighs 1)
-    ratio: float = 1.0  # extra images per real image in each batch (added on top of the real batch)
-    prob: float = 0.0  # chance that a real image of a batch is swapped for an extra image of its class (DA-Fusion)
-
-    def validate(self, what: str = "extra", used: bool = True) -> None:
-        if not 0 <= self.weight <= 1:
-            raise ConfigError(f"{what} weight: must be in [0, 1], got {self.weight}")
-        if not 0 <= self.prob <= 1:
-            raise ConfigError(f"{what} prob: must be in [0, 1], got {self.prob}")
-        if not 0 <= self.ratio <= 64:
-            raise ConfigError(f"{what} ratio: must be in [0, 64], got {self.ratio}")
-        if used and self.ratio == 0 and self.prob == 0:
-            raise ConfigError(f"{what}: ratio 0 and prob 0 would never use an extra image")
-
-
-@dataclass
-class TrainClassifierConfig:
-    """`mdcli train-classifier`: spectrogram CNN with a held-out validation split."""
-
-    seed: int = 0
-    net: ClassifierNetConfig = field(default_factory=ClassifierNetConfig)
-    train: common.OptimConfig = field(default_factory=lambda: common.OptimConfig(
-        steps=600, batch_size=32, lr=1e-3, weight_decay=1e-4, warmup_steps=50, val_fraction=0.2))
-    time_shift: bool = True  # augment with random circular time shifts (spectrograms are stationary-ish in time)
-    extra: ExtraOptions = field(default_factory=ExtraOptions)  # how --extra images enter the batches
-    finetune: str = "all"  # with --init: train all weights, or the head alone
-
-    def validate(self) -> None:
-        common.check_optim(self.train)
-        self.extra.validate("--extra", used=False)
-        if self.finetune not in ("all", "head"):
-            raise ConfigError(f"--finetune: all or head, got '{self.finetune}'")
-        t = self.train
-        if t.steps < 1 or t.batch_size < 1:
-            raise ConfigError("train.steps and train.batch_size must be >= 1")
-        if not 0 < t.val_fraction < 1:
-            raise ConfigError("train.val_fraction: must be between 0 and 1")
+from mdcli.stages import ExtraOptions, OptimConfig, TrainClassifierConfig
+from mdcli.train.checkpoint import open_run, save_checkpoint
+from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank,
+                                     rank_slice, set_threads, world_size)
+from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, check_finite, lr_at, steps_per_epoch
+from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 
 @dataclass
@@ -74,7 +36,7 @@ class ClassifierResult:
 def accuracy(model: SpectrogramClassifier, x: torch.Tensor, y: torch.Tensor, device: torch.device, bs: int = 128) -> float:
     model.eval()
     correct = 0
-    for i, xb in common.batches(x, bs):
+    for i, xb in batches(x, bs):
         correct += int((model(xb.to(device)).argmax(1).cpu() == y[i : i + bs]).sum())
     return correct / max(1, len(x))
 
@@ -93,8 +55,7 @@ def streamed_accuracy(model: SpectrogramClassifier, reader: BatchReader, idx: np
 def load_extra(path: Path, class_names: list[str], shape: tuple, opts: ExtraOptions, seed: int) -> ExtraSet:
     """--extra: images of the real data's size and (some of) its classes -> an ExtraSet in its class order."""
     from mdcli.artifacts import Spectrograms
-    from mdcli.data import model_images
-    from mdcli.generation import _align_labels
+    from mdcli.data.batches import align_labels, model_images
 
     opts.validate("--extra")
     data = Spectrograms.load(path)
@@ -102,7 +63,7 @@ def load_extra(path: Path, class_names: list[str], shape: tuple, opts: ExtraOpti
         raise MdcliError(f"--extra {path}: images are {tuple(data.spectrograms.shape[1:])}, the training data's {tuple(shape)}")
     if len(data) == 0:
         raise MdcliError(f"--extra {path}: holds no images")
-    return ExtraSet(model_images(data), torch.from_numpy(_align_labels(data, class_names, path)), opts, seed)
+    return ExtraSet(model_images(data), torch.from_numpy(align_labels(data, class_names, path)), opts, seed)
 
 
 def init_model(path: Path, cfg: TrainClassifierConfig, class_names: list[str], shape: tuple) -> SpectrogramClassifier:
@@ -142,14 +103,14 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     to start from (cfg.finetune: all weights or the head alone)."""
     import time
 
-    common.set_threads()
+    set_threads()
     torch.manual_seed(cfg.seed)
-    device = common.pick_device(cfg.train.device)
-    common.dist_setup(device, cfg.train.batch_size)
+    device = pick_device(cfg.train.device)
+    dist_setup(device, cfg.train.batch_size)
     reader = BatchReader(data_path)  # batches come from disk: memory does not grow with the dataset
     labels = reader.labels
     y = torch.from_numpy(labels)
-    tr, va = common.split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
+    tr, va = split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
     va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
     x_val = reader.images(va_eval)
     if len(tr) < 1 or len(va) < 1:
@@ -158,39 +119,39 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     extra_set = load_extra(extra, names, shape, cfg.extra, cfg.seed) if extra is not None else None
     model = (init_model(init, cfg, names, shape) if init is not None else SpectrogramClassifier(cfg.net, len(names))).to(device)
     params = trainable(model, head_only=init is not None and cfg.finetune == "head")
-    net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
+    net = maybe_compile(ddp(model, device), cfg.train.compile)
     opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                            fused=common.fused_adamw(device))
+                            fused=fused_adamw(device))
     text = to_yaml(cfg)
     parents = [parent_record(p) for p in (data_path, extra, init) if p is not None]
-    ckpt, jsonl, start, _ = common.open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
-    spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
-    precision = common.resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
-    autocast = common.autocast(device, precision)
-    prefetch = Prefetcher(lambda i: reader.images(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
+    ckpt, jsonl, start, _ = open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
+    spe = steps_per_epoch(len(tr), cfg.train.batch_size)
+    precision = resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
+    amp = autocast(device, precision)
+    prefetch = Prefetcher(lambda i: reader.images(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, done = time.perf_counter(), 0
     step = start
-    interrupt = common.StepBoundaryInterrupt.install()
+    interrupt = StepBoundaryInterrupt.install()
     try:
         for step in range(start, cfg.train.steps):
             if stop_after is not None and step - start >= stop_after:
-                common.save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
+                save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
                 return None
             model.train()
             for g in opt.param_groups:
-                g["lr"] = common.lr_at(step, cfg.train)
-            idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+                g["lr"] = lr_at(step, cfg.train)
+            idx = tr[batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
             shifts = torch.randint(0, reader.shape[-1], (len(idx),))  # drawn for the global batch, then sliced
-            idx, shifts = common.rank_slice(idx), common.rank_slice(shifts)
+            idx, shifts = rank_slice(idx), rank_slice(shifts)
             xb, yb = prefetch.get(step, cfg.train.steps).to(device), y[idx].to(device)
             if cfg.time_shift:
                 xb = roll_time(xb, shifts)
             w = None
             if extra_set is not None:
-                xb, yb, w = extra_set.mix(xb, yb, step, len(idx), common.rank())
-            with autocast:
+                xb, yb, w = extra_set.mix(xb, yb, step, len(idx), rank())
+            with amp:
                 loss = weighted_cross_entropy(net(xb), yb, w)
-            common.check_finite(loss, step, ckpt)
+            check_finite(loss, step, ckpt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.train.grad_clip > 0:
@@ -202,21 +163,21 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
             eval_every = cfg.train.eval_every or spe
-            if (step + 1) % eval_every == 0 and common.is_main():
+            if (step + 1) % eval_every == 0 and is_main():
                 jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x_val, y[va_eval], device)})
             if (step + 1) % cfg.train.checkpoint_every == 0:
-                common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
+                save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
             interrupt.check()
     except KeyboardInterrupt:
         if interrupt.clean:  # at a step boundary: the state after step + 1 steps
-            common.save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
+            save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
         raise
     finally:
         interrupt.restore()
         prefetch.close()
-    rate = done * common.world_size() / max(1e-9, time.perf_counter() - t0)
-    if not common.is_main():
-        common.dist_teardown()
+    rate = done * world_size() / max(1e-9, time.perf_counter() - t0)
+    if not is_main():
+        dist_teardown()
         return ClassifierResult(float("nan"), float("nan"), cfg.train.steps, rate)
     val_acc = streamed_accuracy(model, reader, va, device)  # every held-out sample
     train_acc = streamed_accuracy(model, reader, eval_subset(tr, cfg.train.max_eval, cfg.seed), device)
@@ -230,7 +191,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
     if ckpt.exists():
         ckpt.unlink()
-    common.dist_teardown()
+    dist_teardown()
     return ClassifierResult(val_acc, train_acc, cfg.train.steps, rate)
 
 
@@ -287,14 +248,14 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: FitCon
     gen = torch.Generator().manual_seed(seed + 1)
     model = (model or SpectrogramClassifier(cfg.net, n_classes)).to(device)
     params = trainable(model, head_only)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=common.fused_adamw(device))
-    optim = common.OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused_adamw(device))
+    optim = OptimConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
     model.train()
     bs = min(cfg.batch_size, len(x))
     for step in range(cfg.steps):
         for g in opt.param_groups:
-            g["lr"] = common.lr_at(step, optim)
-        idx = torch.from_numpy(common.batch_indices(len(x), bs, step, seed))
+            g["lr"] = lr_at(step, optim)
+        idx = torch.from_numpy(batch_indices(len(x), bs, step, seed))
         xb, yb = x[idx].to(device), y[idx].to(device)
         if augment:
             xb = classic_augment(xb, gen, cfg)

@@ -7,7 +7,7 @@ quantises them at decode time (the latent-diffusion convention).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -15,55 +15,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mdcli.artifacts import build_and_load, class_names as artifact_class_names, stored_config_of
-from mdcli.artifacts import load_model, open_artifact, parent_record, read_header, save_model
+from mdcli.artifacts import class_names as artifact_class_names
+from mdcli.artifacts import open_artifact, parent_record, read_header, save_model
 from mdcli.config import to_yaml
-from mdcli.diffusion import NoiseSchedule, build_schedule  # noqa: F401 - build_schedule moved to mdcli.diffusion
-from mdcli.errors import ArtifactError, ConfigError, MdcliError
-from mdcli.data import BatchReader, Prefetcher, eval_subset
-from mdcli.models.load import load_ldm  # noqa: F401 - moved to mdcli.models.load; kept here for importers
-from mdcli.models.unet import UNet, UNetConfig
-from mdcli.train import common
+from mdcli.data.batches import BatchReader, Prefetcher, eval_subset
+from mdcli.data.splits import split_indices
+from mdcli.diffusion import NoiseSchedule, build_schedule
+from mdcli.errors import ArtifactError, MdcliError
+from mdcli.models.unet import UNet
+from mdcli.stages import TrainLDMConfig
+from mdcli.train.checkpoint import open_run, save_checkpoint
+from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank_slice,
+                                     set_threads, world_size)
+from mdcli.train.ema import EMA
+from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, check_finite, lr_at, steps_per_epoch
+from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 VAL_LEVELS = (50, 150, 300, 500, 700, 900)  # timesteps (of 1000) where held-out loss is tracked
-
-
-@dataclass
-class DiffusionConfig:
-    schedule: str = "linear"  # linear | cosine
-    timesteps: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    prediction: str = "v"  # v | eps (v: errors at high noise are not amplified into x_0)
-    min_snr_gamma: float = 5.0  # min-SNR loss weighting (0: off)
-    cfg_dropout: float = 0.1  # probability of training with the null class (classifier-free guidance)
-
-
-@dataclass
-class TrainLDMConfig:
-    """`mdcli train-ldm`: class-conditional latent diffusion."""
-
-    seed: int = 0
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    train: common.OptimConfig = field(default_factory=lambda: common.OptimConfig(
-        steps=2000, batch_size=64, lr=2e-4, warmup_steps=100, ema_decay=0.999, val_fraction=0.1))
-
-    def validate(self) -> None:
-        common.check_optim(self.train)
-        d = self.diffusion
-        if d.schedule not in ("linear", "cosine"):
-            raise ConfigError(f"diffusion.schedule: unknown '{d.schedule}'; valid: linear, cosine")
-        if d.prediction not in ("eps", "v"):
-            raise ConfigError(f"diffusion.prediction: unknown '{d.prediction}'; valid: eps, v")
-        if d.timesteps < 10:
-            raise ConfigError("diffusion.timesteps: must be >= 10")
-        if not 0 <= d.cfg_dropout < 1:
-            raise ConfigError("diffusion.cfg_dropout: must be in [0, 1)")
-        if self.train.steps < 1 or self.train.batch_size < 1:
-            raise ConfigError("train.steps and train.batch_size must be >= 1")
-        if not 0 < self.train.val_fraction < 1:
-            raise ConfigError("train.val_fraction: must be between 0 and 1")
 
 
 @dataclass
@@ -122,7 +90,7 @@ def validation_loss(model: UNet, z: torch.Tensor, labels: torch.Tensor, schedule
     for level in VAL_LEVELS:
         t_level = min(level * schedule.T // 1000, schedule.T - 1)
         total = 0.0
-        for i, zb in common.batches(z, bs):
+        for i, zb in batches(z, bs):
             eps = torch.randn(zb.shape, generator=gen)
             t = torch.full((len(zb),), t_level, dtype=torch.long)
             x_t = schedule.q_sample(zb, t, eps)
@@ -138,18 +106,18 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     """Train; write `output` (kind `ldm`). Returns final metrics, or None when stopped by `stop_after`.
 
     init: an LDM on latents of the same shape to start from; other classes get the rows mdcli.train.transfer says."""
-    common.set_threads()
+    set_threads()
     torch.manual_seed(cfg.seed)
-    device = common.pick_device(cfg.train.device)
+    device = pick_device(cfg.train.device)
     cuda = device.type == "cuda"
-    common.dist_setup(device, cfg.train.batch_size)
+    dist_setup(device, cfg.train.batch_size)
     data = load_latents(latents_path)
     shape, labels = data.shape, torch.from_numpy(data.labels)
     n_classes = len(data.class_names)
     levels = len(cfg.unet.channel_mult) - 1
     if shape[-1] % (2**levels) or shape[-2] % (2**levels):
         raise MdcliError(f"{latents_path}: latent size {tuple(shape[-2:])} is not divisible by 2^{levels} (unet.channel_mult)")
-    tr, va = common.split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
+    tr, va = split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     schedule = build_schedule(cfg.diffusion)
     model = UNet(cfg.unet, shape[1], n_classes)
     if init is not None:  # before the EMA copy: the average starts from the init's weights too
@@ -161,55 +129,55 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
         model = model.to(memory_format=torch.channels_last)
     va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
     z_val = data.get(va_eval)
-    net = common.maybe_compile(common.ddp(model, device), cfg.train.compile)
+    net = maybe_compile(ddp(model, device), cfg.train.compile)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=common.fused_adamw(device))
-    ema = common.EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=fused_adamw(device))
+    ema = EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     modules = {"unet": model} | ({"ema": ema.model} if ema else {})
     text = to_yaml(cfg)
     parents = [parent_record(latents_path)] + ([parent_record(init)] if init is not None else [])
-    ckpt, jsonl, start, extra = common.open_run(output, resume, text, modules, {"opt": opt}, log, {"history": []}, progress, parents)
+    ckpt, jsonl, start, extra = open_run(output, resume, text, modules, {"opt": opt}, log, {"history": []}, progress, parents)
     history = extra["history"]
-    spe = common.steps_per_epoch(len(tr), cfg.train.batch_size)
+    spe = steps_per_epoch(len(tr), cfg.train.batch_size)
     eval_every = cfg.train.eval_every or max(spe, 100)
     d = cfg.diffusion
-    precision = common.resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
-    autocast = common.autocast(device, precision)
+    precision = resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
+    amp = autocast(device, precision)
 
     def checkpoint(at: int) -> None:
-        common.save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {"history": history})
+        save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {"history": history})
 
-    prefetch = Prefetcher(lambda i: data.get(common.rank_slice(tr[common.batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
+    prefetch = Prefetcher(lambda i: data.get(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
     t0, seen, step = time.perf_counter(), 0, start
-    interrupt = common.StepBoundaryInterrupt.install()
+    interrupt = StepBoundaryInterrupt.install()
     try:
         for step in range(start, cfg.train.steps):
             if stop_after is not None and step - start >= stop_after:
                 checkpoint(step)
                 return None
             # 1. learning rate and batch; noise level, noise and (dropped) labels
-            lr = common.lr_at(step, cfg.train)
+            lr = lr_at(step, cfg.train)
             for g in opt.param_groups:
                 g["lr"] = lr
-            idx = tr[common.batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
+            idx = tr[batch_indices(len(tr), cfg.train.batch_size, step, cfg.seed)]
             # noise is drawn for the global batch and sliced, so N ranks follow the 1-rank run
-            t = common.rank_slice(torch.randint(0, schedule.T, (len(idx),))).to(device)
-            eps = common.rank_slice(torch.randn((len(idx), *shape[1:]))).to(device)
-            drop = common.rank_slice(torch.rand(len(idx))).to(device) < d.cfg_dropout
-            idx = common.rank_slice(idx)
+            t = rank_slice(torch.randint(0, schedule.T, (len(idx),))).to(device)
+            eps = rank_slice(torch.randn((len(idx), *shape[1:]))).to(device)
+            drop = rank_slice(torch.rand(len(idx))).to(device) < d.cfg_dropout
+            idx = rank_slice(idx)
             z0, y = prefetch.get(step, cfg.train.steps).to(device), labels[idx].to(device)
             if cuda:
                 z0 = z0.contiguous(memory_format=torch.channels_last)
             y = torch.where(drop, torch.full_like(y, n_classes), y)
             # 2. weighted denoising loss
             model.train()
-            with autocast:
+            with amp:
                 pred = net(schedule.q_sample(z0, t, eps), t, y).float()
             per_sample = (pred - schedule.target(z0, t, eps, d.prediction)).pow(2).flatten(1).mean(1)
             loss = (schedule.loss_weight(t, d.prediction, d.min_snr_gamma) * per_sample).mean()
-            common.check_finite(loss, step, ckpt)
+            check_finite(loss, step, ckpt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.train.grad_clip > 0:
@@ -223,7 +191,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             # 3. log, validate, checkpoint
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write({"step": step + 1, "lr": lr, "loss": loss.item()})
-            if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and common.is_main():
+            if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and is_main():
                 val = {"step": step + 1, **validation_loss(ema.model if ema else model, z_val, labels[va_eval], schedule, d.prediction, device)}
                 history.append(val)
                 jsonl.write(val)
@@ -238,9 +206,9 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
         interrupt.restore()
         prefetch.close()
         data.reader.close()
-    rate = seen * common.world_size() / max(1e-9, time.perf_counter() - t0)
-    if not common.is_main():
-        common.dist_teardown()
+    rate = seen * world_size() / max(1e-9, time.perf_counter() - t0)
+    if not is_main():
+        dist_teardown()
         return {"latents_per_s": rate}
     final = ema.model if ema else model
     metrics = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
@@ -251,5 +219,5 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
     })
     if ckpt.exists():
         ckpt.unlink()
-    common.dist_teardown()
+    dist_teardown()
     return {"latents_per_s": rate, **metrics}

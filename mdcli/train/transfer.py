@@ -29,6 +29,7 @@ import numpy as np
 
 from mdcli.artifacts import build_and_load, load_model, stored_config_of
 from mdcli.errors import ArtifactError, MdcliError
+from mdcli.stages import TrainAEConfig, TrainLDMConfig
 
 # config keys that fix the shapes (and meaning) of the weights; the others are training choices
 AE_MODEL_FREE = {"dropout"}
@@ -60,8 +61,6 @@ def _shape(v) -> str:
 
 def autoencoder_init(path: Path, cfg, image_shape: tuple[int, int]) -> dict:
     """Check that the autoencoder `path` fits this run (cfg: TrainAEConfig, images of `image_shape`) -> its weights."""
-    from mdcli.train.ae import TrainAEConfig
-
     header, attrs, weights = load_model(path, "autoencoder")
     stored = stored_config_of(TrainAEConfig, header, path)
     arch = str(attrs.get("arch", stored.arch))
@@ -93,8 +92,6 @@ def load_autoencoder_init(path: Path, cfg, image_shape: tuple[int, int], ae) -> 
 def ldm_init(path: Path, cfg, latent_attrs: dict, latent_shape: tuple[int, ...], class_names: list[str]) -> dict:
     """Check that the LDM `path` fits this run (cfg: TrainLDMConfig; the new latents' attrs, shape [C, h, w] and
     classes) -> its weights, the class embedding mapped onto `class_names` (see the module docstring)."""
-    from mdcli.train.ldm import TrainLDMConfig
-
     header, attrs, weights = load_model(path, "ldm")
     stored = stored_config_of(TrainLDMConfig, header, path)
     arch, new_arch = str(attrs.get("arch", "")), str(latent_attrs.get("arch", ""))

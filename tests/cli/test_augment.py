@@ -56,8 +56,8 @@ def _augment(chain, name, *extra):
 
 def test_strength_zero_is_decode_encode(chain):
     from mdcli.augment import peak_referenced
-    from mdcli.data import from_model, to_model
-    from mdcli.train.ae import load_autoencoder
+    from mdcli.data.batches import from_model, to_model
+    from mdcli.models.load import load_autoencoder
 
     out, ex, attrs = _augment(chain, "s0.h5", "--per-image", "2", "--strength", "0")
     real = Spectrograms.load(chain["data"])

@@ -124,10 +124,10 @@ def test_ldm_bf16_precision_on_a_cpu_resumes_exactly(chain, tmp_path, monkeypatc
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert any(not np.array_equal(a[k], c[k]) for k in a)
     assert attrs["precision_used"] == "bf16" and load_model(fp32, "ldm")[1]["precision_used"] == "fp32"
-    from mdcli.train import common
+    from mdcli.train import precision
 
     for native, same_as in ((True, a), (False, c)):
-        monkeypatch.setattr(common, "native_bf16", lambda device, native=native: native)
+        monkeypatch.setattr(precision, "native_bf16", lambda device, native=native: native)
         out = tmp_path / f"native_{native}.h5"
         _ok(runner, [*base, "--set", "train.precision=bf16-native", "-o", str(out)])
         _, attrs_n, n = load_model(out, "ldm")
@@ -159,10 +159,9 @@ def test_diagnose_recon(chain, tmp_path):
     r = json.loads(res.output)
     assert set(r["overall"]) == {"psnr", "ssim", "l1", "lsd_db", "perceptual", "fmd"} and r["n"] == 40
     # reconstruction FMD: the classifier's features of decode(encode(x)) against those of x, recomputed here
-    from mdcli.data import from_model, load_images
-    from mdcli.stats import feature_frechet
-    from mdcli.train.ae import load_autoencoder
-    from mdcli.train.classifier import load_classifier
+    from mdcli.data.batches import from_model, load_images
+    from mdcli.diagnose.stats import feature_frechet
+    from mdcli.models.load import load_autoencoder, load_classifier
 
     ae, judge = load_autoencoder(chain["ae"])[0], load_classifier(chain["clf"])[0]
     x = load_images(chain["data"])[0]

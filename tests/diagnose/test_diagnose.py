@@ -9,15 +9,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mdcli import stats
 from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
-from mdcli.constructed import ForcedSigmaVAE, PermutedVQ, collapse_codebook
-from mdcli.data import load_images
-from mdcli.latent import CollapseThresholds, LatentConfig, collapse_label, encode_all, latent_report, vae_metrics
-from mdcli.train.ae import codebook_stats, load_autoencoder
+from mdcli.data.batches import load_images
+from mdcli.data.splits import split_indices
+from mdcli.diagnose import stats
+from mdcli.diagnose.constructed import ForcedSigmaVAE, PermutedVQ, collapse_codebook
+from mdcli.diagnose.latent import CollapseThresholds, LatentConfig, collapse_label, encode_all, latent_report, vae_metrics
+from mdcli.metrics import codebook_stats
+from mdcli.models.load import load_autoencoder
 from mdcli.train.classifier import FitConfig, classic_augment
-from mdcli.train.common import split_indices
 from tests.conftest import TINY
 
 
@@ -257,7 +258,7 @@ def test_generation_diffusability_and_split_cli(chain):
     for key in ("fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "memorisation", "tstr"):
         assert key in g, key
     assert g["fmd"] > 0 and 0 <= g["precision"] <= 1 and g["train_data"] == str(d / "train.h5")
-    kg = g["kinematics"]  # limb envelopes and periods per class, generated vs real (mdcli/kinematics.py)
+    kg = g["kinematics"]  # limb envelopes and periods per class, generated vs real (mdcli/diagnose/kinematics.py)
     assert kg["units"]["bandwidth"] == "Hz" and "walker" in kg["per_class"]
     assert {"median_real", "median_generated", "wasserstein", "inside_real_range"} <= set(kg["per_class"]["walker"]["bandwidth"])
     assert set(g["augmentation"]["3"]) >= {"real", "real+classic", "real+generated", "gain_generated"}
@@ -368,7 +369,7 @@ def test_generation_checks_the_whole_lineage_and_the_few_shot_data(chain):
     assert res.exit_code == 2 and f"--classifier {clf}: this classifier is in the lineage of {lat}" in res.output
     g = json.loads(_ok(runner, [*base, "--classifier", str(judge), "--json"]).stdout)
     # the generator learned from every training image, the few-shot arms get 3 per class: said, with the way out
-    from mdcli.generation import augmentation_caveat, few_per_class
+    from mdcli.diagnose.generation import augmentation_caveat, few_per_class
 
     counts = Spectrograms.load(d / "train.h5").class_counts()
     assert g["generator_data"] == {"path": str(d / "train.h5"), "per_class": counts} and max(counts.values()) > 3

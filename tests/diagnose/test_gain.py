@@ -12,8 +12,9 @@ import torch
 
 from mdcli.artifacts import Spectrograms, atomic_h5, parent_record, write_header
 from mdcli.cli import app
-from mdcli.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
-from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig
+from mdcli.diagnose.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
+from mdcli.stages import ExtraOptions
+from mdcli.train.classifier import ExtraSet, FitConfig
 from tests.conftest import TINY
 
 N = 20
@@ -217,7 +218,7 @@ def test_blocked_subsets_are_contiguous_runs_and_subset_writes_them(runner, tmp_
     assert np.array_equal(Spectrograms.load(tmp_path / "rnd.h5").spectrograms, data.spectrograms[rnd])
     # measured windows overlap in time: a test window at a training window's recording position is refused even
     # when its bytes differ (another import), and one a step away is reported
-    from mdcli.train.common import split_indices
+    from mdcli.data.splits import split_indices
 
     tr, te = split_indices(data.labels, 0.3, 0, "random", data.sequence)
     data.select(tr).save(tmp_path / "tr.h5", "tr\n", 0)
@@ -249,7 +250,7 @@ def test_extra_set_mixes_by_ratio_prob_and_weight():
 
 def test_train_classifier_extra_and_init(runner, tiny_data, tmp_path):
     from mdcli.artifacts import read_header, open_artifact
-    from mdcli.train.classifier import load_classifier
+    from mdcli.models.load import load_classifier
 
     cfg = ["--config", str(TINY / "train-classifier.yaml"), "--steps", "6", "-q"]
     _run(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "-o", str(tmp_path / "base.h5")])

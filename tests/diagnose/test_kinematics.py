@@ -1,11 +1,11 @@
-"""Kinematic features (mdcli/kinematics.py) against the simulator's /params truth and constructed cases."""
+"""Kinematic features (mdcli/diagnose/kinematics.py) against the simulator's /params truth and constructed cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mdcli import kinematics as kin
+from mdcli.diagnose import kinematics as kin
 from mdcli.sim.config import SimulateConfig
 from mdcli.sim.dataset import simulate_signal, spectrogram_image
 

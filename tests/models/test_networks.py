@@ -13,7 +13,7 @@ from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
 from mdcli.models.discriminator import DiscConfig, PatchDiscriminator
 from mdcli.models.load import build_autoencoder
 from mdcli.models.unet import UNet, UNetConfig
-from mdcli.train.ae import TrainAEConfig
+from mdcli.stages import TrainAEConfig
 
 ARCHS = ("vae", "vqvae", "vqgan")
 SIZES = ((32, 32), (64, 32))  # (Doppler bins F, time frames T): square and not

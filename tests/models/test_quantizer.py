@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from mdcli.metrics import codebook_stats
 from mdcli.models.quantizer import VectorQuantizer, VQConfig
-from mdcli.train.ae import codebook_stats
 
 
 def _vq(**kw) -> VectorQuantizer:

@@ -11,7 +11,8 @@ import torch
 
 from mdcli.artifacts import load_model, sha256_file
 from mdcli.cli import app
-from mdcli.train.common import checkpoint_path, log_path
+from mdcli.train.checkpoint import checkpoint_path
+from mdcli.train.logs import log_path
 from tests.conftest import TINY
 
 
@@ -92,7 +93,8 @@ def test_ctrl_c_mid_step_checkpoints_at_the_step_boundary(tiny_data, clf, tmp_pa
     import signal
 
     from mdcli.config import load_config
-    from mdcli.train.ae import TrainAEConfig, train_autoencoder
+    from mdcli.stages import TrainAEConfig
+    from mdcli.train.ae import train_autoencoder
 
     cfg = load_config(TrainAEConfig, TINY / "train-ae.yaml", None, {
         "arch": "vqgan", "loss.classifier": str(clf), "train.steps": 16, "train.ema_decay": 0.9})
@@ -184,7 +186,7 @@ def test_encode_shapes_statistics_and_lineage(runner, tiny_data, clf, tmp_path):
             parents = json.loads(f.attrs["parents"])
             assert [p["sha256"] for p in parents] == [sha256_file(ae), sha256_file(tiny_data)]
         if arch == "vqvae":  # decode(latent) quantises: stored indices are the codes it uses
-            from mdcli.train.ae import load_autoencoder
+            from mdcli.models.load import load_autoencoder
 
             model, _, _ = load_autoencoder(ae)
             with torch.no_grad():
@@ -217,7 +219,8 @@ def test_plot_reconstructions(runner, tiny_data, clf, tmp_path):
 def test_resumed_run_moves_the_progress_bar_to_its_checkpoint(tiny_data, tmp_path):
     """The bar of a resumed run starts at the checkpoint's step; only the steps it runs count as work."""
     from mdcli.config import load_config
-    from mdcli.train.classifier import TrainClassifierConfig, train_classifier
+    from mdcli.stages import TrainClassifierConfig
+    from mdcli.train.classifier import train_classifier
 
     cfg = load_config(TrainClassifierConfig, TINY / "train-classifier.yaml", None, {"train.steps": 10})
     out, calls = tmp_path / "c.h5", []
@@ -229,7 +232,7 @@ def test_resumed_run_moves_the_progress_bar_to_its_checkpoint(tiny_data, tmp_pat
 def test_ema_of_weights_is_exact_and_is_what_the_artifact_holds(runner, tiny_data, clf, tmp_path):
     """train.ema_decay: parameters follow the bias-corrected average (the initial weights get no share),
     buffers are copied, and the saved autoencoder is that average (after one step: the raw weights)."""
-    from mdcli.train.common import EMA
+    from mdcli.train.ema import EMA
 
     net = torch.nn.BatchNorm1d(3)
     ema = EMA(net, 0.9)

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from mdcli.artifacts import Spectrograms, load_model, read_header, open_artifact, sha256_file
 from mdcli.cli import app
-from mdcli.train.common import checkpoint_path, log_path
+from mdcli.train.checkpoint import checkpoint_path
+from mdcli.train.logs import log_path
 from tests.conftest import TINY
 
 AE = ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--arch", "vqvae", "--perceptual", "none", "-q"]
@@ -62,7 +63,8 @@ def _first_loss(path, key):
 
 def test_ae_init_starts_from_the_pretrained_weights_and_is_in_the_lineage(pre, tmp_path):
     from mdcli.config import load_config
-    from mdcli.train.ae import TrainAEConfig, build_autoencoder
+    from mdcli.models.load import build_autoencoder
+    from mdcli.stages import TrainAEConfig
     from mdcli.train.transfer import load_autoencoder_init
 
     cfg = load_config(TrainAEConfig, TINY / "train-ae.yaml", None, {"arch": "vqvae", "loss.perceptual": "none"})
@@ -87,7 +89,8 @@ def test_ae_init_starts_from_the_pretrained_weights_and_is_in_the_lineage(pre, t
 
 def test_ldm_init_keeps_same_named_classes_and_starts_new_ones_as_the_null_class(pre, tmp_path):
     from mdcli.config import load_config
-    from mdcli.train.ldm import TrainLDMConfig, load_latents
+    from mdcli.stages import TrainLDMConfig
+    from mdcli.train.ldm import load_latents
     from mdcli.train.transfer import ldm_init
 
     cfg = load_config(TrainLDMConfig, TINY / "train-ldm.yaml", None, {})

@@ -69,9 +69,10 @@ def domain_report(a_path: Path, b_path: Path, judge_path: Path | None, cfg: Doma
     import torch
 
     from mdcli.artifacts import Spectrograms
-    from mdcli.generation import embed
-    from mdcli.stats import feature_frechet
-    from mdcli.train.classifier import FitConfig, fit_classifier, load_classifier
+    from mdcli.diagnose.generation import embed
+    from mdcli.diagnose.stats import feature_frechet
+    from mdcli.models.load import load_classifier
+    from mdcli.train.classifier import FitConfig, fit_classifier
 
     a, b = Spectrograms.load(a_path), Spectrograms.load(b_path)
     check_pair(a, b, a_path, b_path)

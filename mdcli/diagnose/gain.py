@@ -20,14 +20,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mdcli import stats
 from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
-from mdcli.data import model_images
+from mdcli.data.batches import align_labels, model_images
+from mdcli.diagnose import stats
+from mdcli.diagnose.generation import (check_held_out, check_lineage_held_out, embed, few_per_class,
+                                       find_training_data, shared_images)
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.generation import (_align_labels, check_held_out, check_lineage_held_out, embed, few_per_class,
-                              find_training_data, shared_images)
 from mdcli.models.classifier import SpectrogramClassifier
-from mdcli.train.classifier import ExtraOptions, ExtraSet, FitConfig, fit_classifier, fresh_head
+from mdcli.stages import ExtraOptions
+from mdcli.train.classifier import ExtraSet, FitConfig, fit_classifier, fresh_head
 
 MODES = {
     "append": "extra images added to each real batch (weight, ratio, prob)",
@@ -261,7 +262,7 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
                     if len(extra) == 0:
                         raise MdcliError(f"{what}: holds no images")
                     if arm.mode != "pretrain":
-                        _align_labels(extra, names, what)  # type: ignore[arg-type]  # a class the real data lacks: an error
+                        align_labels(extra, names, what)  # type: ignore[arg-type]  # a class the real data lacks: an error
                     check_held_out(test, test_path, extra, what)
                     for model in _lineage_models(path):
                         check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
@@ -296,7 +297,7 @@ class Data:
         if path not in self._extra:
             d = Spectrograms.load(path)
             own = not set(d.class_names) <= set(self.names)
-            labels = d.labels if own else _align_labels(d, self.names, Path(path))
+            labels = d.labels if own else align_labels(d, self.names, Path(path))
             self._extra[path] = (model_images(d), torch.from_numpy(labels), len(d.class_names) if own else None)
         return self._extra[path]
 
@@ -353,7 +354,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                 progress: Callable[[], None] = lambda: None) -> dict:
     """Run every fit of the plan (in `jobs` processes on a CPU, one torch thread each: the same numbers for
     any `jobs`) and assemble the report."""
-    from mdcli.generation import fit_in_processes
+    from mdcli.diagnose.generation import fit_in_processes
 
     cfg.validate()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -490,6 +491,6 @@ def plot_gain(report: dict, folder: Path) -> list[Path]:
     ax.set_xlabel("real windows per class (N)")
     ax.set_ylabel("accuracy on held-out real")
     ax.legend(fontsize=7)
-    from mdcli.diagnose import _save
+    from mdcli.plotting import save_figure
 
-    return [_save(fig, folder / "gain.png")]
+    return [save_figure(fig, folder / "gain.png")]

@@ -18,9 +18,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mdcli import __version__, code_digest, stats
+from mdcli import __version__, code_digest
 from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, sha256_file
-from mdcli.data import model_images
+from mdcli.data.batches import align_labels, model_images
+from mdcli.diagnose import stats
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.load import load_classifier
 from mdcli.train.classifier import FitConfig, fit_classifier
@@ -92,15 +93,6 @@ def embed(model, x: torch.Tensor, bs: int) -> tuple[np.ndarray, np.ndarray]:
         feats.append(f.double().cpu().numpy())
         preds.append(model.head(f).argmax(1).cpu().numpy())
     return np.concatenate(feats), np.concatenate(preds)
-
-
-def _align_labels(data: Spectrograms, names: list[str], path: Path) -> np.ndarray:
-    """Labels of `data` re-indexed to the class order `names`."""
-    missing = [c for c in data.class_names if c not in names]
-    if missing:
-        raise MdcliError(f"{path}: class '{missing[0]}' is not among the real data's classes ({', '.join(names)})")
-    remap = np.array([names.index(c) for c in data.class_names])
-    return remap[data.labels]
 
 
 def _parent(path: Path, kind: str) -> Path | None:
@@ -286,7 +278,7 @@ class FitData:
     @classmethod
     def build(cls, train: Spectrograms, gen: Spectrograms, real: Spectrograms, names: list[str], samples_path: Path):
         return cls(model_images(train), torch.from_numpy(train.labels), model_images(gen),
-                   torch.from_numpy(_align_labels(gen, names, samples_path)), model_images(real), real.labels, len(names))
+                   torch.from_numpy(align_labels(gen, names, samples_path)), model_images(real), real.labels, len(names))
 
 
 def fit_accuracy(task: dict, data: FitData, fit: FitConfig, batch_size: int, device: torch.device) -> float:
@@ -307,7 +299,7 @@ def fit_accuracy(task: dict, data: FitData, fit: FitConfig, batch_size: int, dev
 
 def fit_in_processes(spec: dict, tasks: list[dict], jobs: int, threads: int,
                      on_result: Callable[[int, object], None] | None = None, what: str = "diagnose generation") -> list:
-    """Run `tasks` in `jobs` worker processes (`python -m mdcli.fitworker`, JSON over stdin, one JSON result a
+    """Run `tasks` in `jobs` worker processes (`python -m mdcli.diagnose.fitworker`, JSON over stdin, one JSON result a
     line on stdout as each fit ends, each with `threads` torch threads), round-robin; -> results in task order.
     `on_result(task index, result)` is called as each arrives (progress)."""
     import os
@@ -321,7 +313,7 @@ def fit_in_processes(spec: dict, tasks: list[dict], jobs: int, threads: int,
 
     def work(idx: list[int]) -> list:
         with tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "mdcli.fitworker"], stdin=subprocess.PIPE,
+            proc = subprocess.Popen([sys.executable, "-m", "mdcli.diagnose.fitworker"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=err, text=True, env=env)
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(json.dumps({**spec, "tasks": [tasks[i] for i in idx]}))
@@ -357,7 +349,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
     for path, n in ((samples_path, len(gen.spectrograms)), (real_path, len(real.spectrograms))):
         if n <= cfg.k:
             raise MdcliError(f"{path}: {n} images; precision / recall need more than k = {cfg.k} (--set k=...)")
-    y_gen = _align_labels(gen, names, samples_path)
+    y_gen = align_labels(gen, names, samples_path)
     y_real = real.labels
     x_gen, x_real = model_images(gen), model_images(real)
     f_gen, p_gen = embed(judge, x_gen, cfg.batch_size)
@@ -377,7 +369,7 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
         if mg.sum() > 2 and mr.sum() > 2:
             report["per_class"][name] = {"n_generated": int(mg.sum()), "fmd": stats.feature_frechet(f_real[mr], f_gen[mg]),
                                          "judge_accuracy": float((p_gen[mg] == c).mean())}
-    from mdcli import kinematics as kin  # limb envelopes and periods, generated vs real, on the real data's axes
+    from mdcli.diagnose import kinematics as kin  # limb envelopes and periods, generated vs real, on the real data's axes
 
     kin_axes = {"doppler": real.doppler_hz, "time": real.time_s, "calibrated": real.axes_calibrated,
                 "dynamic_range_db": float(real.dynamic_range_db)}
@@ -480,3 +472,30 @@ def augmentation_caveat(report: dict) -> str | None:
 def summary_rows(report: dict) -> dict:
     keys = ["fmd", "kid", "precision", "recall", "density", "coverage", "judge_accuracy_generated", "judge_accuracy_real"]
     return {k: report[k] for k in keys}
+
+
+def plot_generation(report: dict, folder: Path) -> list[Path]:
+    """Held-out real accuracy of the augmentation arms (mean ± sample std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdcli.plotting import save_figure
+
+    arms = ("real", "real+classic", "real+generated")
+    groups = list(report["augmentation"])
+    fig, ax = plt.subplots(figsize=(6, 3), constrained_layout=True)
+    width = 0.25
+    for j, arm in enumerate(arms):
+        means = [report["augmentation"][g][arm]["mean"] for g in groups]
+        stds = [report["augmentation"][g][arm]["std"] for g in groups]  # None for one seed: no error bar
+        ax.bar(np.arange(len(groups)) + (j - 1) * width, means, width, label=arm, capsize=3,
+               yerr=None if None in stds else stds)
+    if "tstr" in report:
+        ax.axhline(report["tstr"]["trtr"]["mean"], color="k", lw=0.8, ls="--", label="all real")
+        ax.axhline(report["tstr"]["tstr"]["mean"], color="r", lw=0.8, ls=":", label="generated only (TSTR)")
+    ax.set_xticks(np.arange(len(groups)), [f"{g} real/class" for g in groups])
+    ax.set_ylabel("accuracy on held-out real")
+    ax.legend(fontsize=7)
+    return [save_figure(fig, folder / "augmentation.png")]

@@ -18,15 +18,6 @@ def entropy(counts: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def codebook_stats(counts: np.ndarray) -> dict:
-    """Usage share, perplexity and perplexity/K of code counts gathered over a whole pass."""
-    k = len(counts)
-    p = counts / max(1, counts.sum())
-    nz = p[p > 0]
-    perplexity = float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0
-    return {"codebook_usage": float((counts > 0).mean()), "perplexity": perplexity, "perplexity_ratio": perplexity / k}
-
-
 def seed_spread(values) -> tuple[float, float | None]:
     """Mean and sample standard deviation (ddof = 1) of one number measured under several seeds: the spread
     a further seed is expected to show. The population std (ddof = 0) understates it, by sqrt(2) at two seeds

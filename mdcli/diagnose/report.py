@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, stored_config
+from mdcli.diagnose.stats import fmt_spread
 from mdcli.errors import MdcliError
-from mdcli.stats import fmt_spread
 
 
 def _lsd(v: dict) -> str:
@@ -143,7 +143,7 @@ def build_report(run: Path) -> tuple[Path, dict]:
              "## Headline", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {fmt(v)} |" for k, v in head.items()]
     lines += ["", "## Real (left) and generated (right) spectrograms per class", "", f"![real vs generated]({grid.name})", ""]
-    from mdcli.kinematics import report_lines
+    from mdcli.diagnose.kinematics import report_lines
 
     lines += report_lines(recon, gen)  # limb envelopes and periods: beside the grids, what FMD and PSNR miss
     if recon:
@@ -185,7 +185,7 @@ def build_report(run: Path) -> tuple[Path, dict]:
         for n, arms in gen.get("augmentation", {}).items():
             for arm in ("real", "real+classic", "real+generated"):
                 lines.append(f"| {n} real/class, {arm} | {spread(arms[arm])} |")
-        from mdcli.generation import augmentation_caveat
+        from mdcli.diagnose.generation import augmentation_caveat
 
         caveat = augmentation_caveat(gen)
         if caveat:

@@ -16,11 +16,13 @@ from typing import Callable
 
 import numpy as np
 
-from mdcli import stats
+from mdcli.data.splits import split_indices
+from mdcli.diagnose import stats
+from mdcli.diffusion import build_schedule
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.unet import UNetConfig
-from mdcli.train import common
-from mdcli.train.ldm import DiffusionConfig, TrainLDMConfig, build_schedule, load_latents, train_ldm
+from mdcli.stages import DiffusionConfig, OptimConfig, TrainLDMConfig
+from mdcli.train.ldm import load_latents, train_ldm
 
 
 def _probe_ldm() -> TrainLDMConfig:
@@ -28,8 +30,8 @@ def _probe_ldm() -> TrainLDMConfig:
         seed=0,
         unet=UNetConfig(channels=32, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1], groups=8),
         diffusion=DiffusionConfig(),
-        train=common.OptimConfig(steps=600, batch_size=32, lr=5e-4, warmup_steps=50, ema_decay=0.99,
-                                 val_fraction=0.2, eval_every=200, checkpoint_every=200),
+        train=OptimConfig(steps=600, batch_size=32, lr=5e-4, warmup_steps=50, ema_decay=0.99,
+                          val_fraction=0.2, eval_every=200, checkpoint_every=200),
     )
 
 
@@ -64,7 +66,7 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
     cfg.validate()
     if judge is not None and real is not None:  # before the probe trains: the judge and held-out set must be fit to score
         from mdcli.artifacts import Spectrograms
-        from mdcli.generation import check_judge_for
+        from mdcli.diagnose.generation import check_judge_for
 
         r = Spectrograms.load(real)
         model, _ = check_judge_for(judge, r, real, latents_path)
@@ -88,8 +90,8 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
             t = int(key[len("val_loss_t"):])
             levels[str(t)] = {"loss": value, "x0_mse": x0_mse(value, t, schedule, cfg.ldm.diffusion.prediction)}
     data = load_latents(latents_path)
-    _, va = common.split_indices(data.labels, cfg.ldm.train.val_fraction, cfg.ldm.seed, cfg.ldm.train.split,
-                                 data.sequence, cfg.ldm.train.split_gap)
+    _, va = split_indices(data.labels, cfg.ldm.train.val_fraction, cfg.ldm.seed, cfg.ldm.train.split,
+                          data.sequence, cfg.ldm.train.split_gap)
     held = data.get(va).flatten(1).double().numpy()
     data.reader.close()
     gen = z_gen.reshape(len(z_gen), -1).astype(np.float64)
@@ -101,8 +103,8 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
         "generated_latent_std": float(gen.std()), "n_generated": int(len(gen)), "n_held_out": int(len(held)),
     }
     if judge is not None and real is not None:
-        from mdcli.data import model_images
-        from mdcli.generation import embed
+        from mdcli.data.batches import model_images
+        from mdcli.diagnose.generation import embed
 
         f_real, _ = embed(model, model_images(r), 128)
         f_gen, p_gen = embed(model, model_images(images), 128)

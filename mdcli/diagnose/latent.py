@@ -20,17 +20,17 @@ Metrics (all computed over the whole dataset or a seeded subset of it):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mdcli import stats
-from mdcli.data import from_model
+from mdcli.data.batches import from_model
+from mdcli.data.splits import split_indices
+from mdcli.diagnose import stats
 from mdcli.errors import ConfigError
-from mdcli.metrics import psnr
-from mdcli.splits import split_indices
-from mdcli.stats import codebook_stats
+from mdcli.metrics import codebook_stats, psnr
 
 
 @dataclass
@@ -280,11 +280,36 @@ def collapse_label(report: dict, th: CollapseThresholds) -> tuple[str, list[dict
 
 def latent_report_files(ae_path, data_path, cfg: LatentConfig) -> dict:
     """`diagnose latent` on artifacts: the autoencoder and the spectrograms it is measured on."""
-    from mdcli.data import load_images
-    from mdcli.diagnose import check_shapes
+    from mdcli.data.batches import load_images
+    from mdcli.diagnose.recon import check_shapes
     from mdcli.models.load import load_autoencoder
 
     model, attrs, _ = load_autoencoder(ae_path, "cuda" if torch.cuda.is_available() else "cpu")
     check_shapes(attrs, data_path)
     x, labels, data = load_images(data_path)
     return latent_report(model, x, labels, cfg, data.sequence, attrs["arch"])
+
+
+def plot_latent(report: dict, folder: Path) -> list[Path]:
+    """DCT radial power of latents vs images, and decoder robustness to latent noise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdcli.plotting import save_figure
+
+    sp = report["spectrum"]
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3), constrained_layout=True)
+    bands = (np.arange(len(sp["latent_profile"])) + 0.5) / len(sp["latent_profile"])
+    axs[0].semilogy(bands, sp["image_profile"], "o-", label="images")
+    axs[0].semilogy(bands, sp["latent_profile"], "s-", label="latents")
+    axs[0].set_xlabel("normalised radial frequency")
+    axs[0].set_ylabel("share of DCT power")
+    axs[0].legend(fontsize=8)
+    sig = [float(k) for k in report["robustness_psnr"]]
+    axs[1].plot(sig, list(report["robustness_psnr"].values()), "o-")
+    axs[1].set_xlabel("latent noise (x channel std)")
+    axs[1].set_ylabel("PSNR of decode(z + noise) (dB)")
+    fig.suptitle(f"{report['arch']} latent space", fontsize=10)
+    return [save_figure(fig, folder / "latent_spectrum_robustness.png")]

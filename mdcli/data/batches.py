@@ -9,6 +9,7 @@ import torch
 
 from mdcli.artifacts import class_names as artifact_class_names
 from mdcli.artifacts import Spectrograms
+from mdcli.errors import MdcliError
 
 
 def to_model(x01: torch.Tensor) -> torch.Tensor:
@@ -28,6 +29,15 @@ def load_images(path: str | Path) -> tuple[torch.Tensor, np.ndarray, Spectrogram
     """-> images (N, 1, F, T) in [-1, 1], labels (N,), and the artifact itself."""
     data = Spectrograms.load(path)
     return model_images(data), data.labels, data
+
+
+def align_labels(data: Spectrograms, names: list[str], path: Path) -> np.ndarray:
+    """Labels of `data` re-indexed to the class order `names`."""
+    missing = [c for c in data.class_names if c not in names]
+    if missing:
+        raise MdcliError(f"{path}: class '{missing[0]}' is not among the real data's classes ({', '.join(names)})")
+    remap = np.array([names.index(c) for c in data.class_names])
+    return remap[data.labels]
 
 
 class BatchReader:
