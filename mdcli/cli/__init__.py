@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from mdcli import __version__
-from mdcli.cli import data, diagnose, generate, train
+from mdcli.cli import data, diagnose, generate, study, train
 from mdcli.cli.common import console, err_console
 
 # The order of `mdcli -h`: the pipeline, then the data tools, then the diagnostics and the study.
@@ -42,7 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for _group in (data.group, train.group, generate.group, diagnose.group):
+for _group in (data.group, train.group, generate.group, diagnose.group, study.group):
     app.add_typer(_group)  # no name: the group's commands join the root under their own names
 
 
