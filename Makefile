@@ -40,12 +40,12 @@ bench: $(STAMP)
 
 # The comparison behind mdcli (docs/findings.md): hours on 2 CPU cores; run it again to resume after a kill. study-gpu: one GPU, minutes.
 study: $(STAMP)
-	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset sim --out runs/study/cpu/sim
-	$(PY) -m mdcli.study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/cpu/gait
+	$(PY) -m mdcli study --profile configs/study/cpu.yaml --dataset sim --out runs/study/cpu/sim
+	$(PY) -m mdcli study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/cpu/gait
 
 study-gpu: $(STAMP)
-	$(PY) -m mdcli.study --profile configs/study/gpu.yaml --dataset sim --out runs/study/gpu/sim
-	$(PY) -m mdcli.study --profile configs/study/gpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/gpu/gait
+	$(PY) -m mdcli study --profile configs/study/gpu.yaml --dataset sim --out runs/study/gpu/sim
+	$(PY) -m mdcli study --profile configs/study/gpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/gpu/gait
 
 clean:
 	rm -rf runs .pytest_cache

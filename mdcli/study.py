@@ -1,7 +1,9 @@
-"""`make study`: VAE vs VQ-VAE vs VQ-GAN (and induced failures) on one dataset, same budget, same LDM.
+"""`mdcli study` (`make study`): VAE vs VQ-VAE vs VQ-GAN (and induced failures) on one dataset, same budget, same LDM.
 
-    python -m mdcli.study --profile configs/study/cpu.yaml --dataset sim --out runs/study/sim
-    python -m mdcli.study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/gait
+    mdcli study --profile configs/study/cpu.yaml --dataset sim --out runs/study/sim
+    mdcli study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/gait
+
+(`python -m mdcli.study ARGS` is the same command.)
 
 Every step is a plain `mdcli` command (run as a subprocess, so arms run in parallel with --jobs);
 every number comes from the `diagnose` JSON of the held-out test part, judged by a classifier
@@ -17,7 +19,6 @@ anything else is refused. At one thread a resumed study gives the same numbers a
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -394,77 +395,77 @@ def constructed_rows(out: Path, p: dict, seed: int, threads: int) -> dict:
     return res
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", type=Path, required=True)
-    ap.add_argument("--dataset", choices=["sim", "gait"], required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--data", type=Path, help="Use these spectrograms instead of simulating/importing.")
-    ap.add_argument("--gait-dir", type=Path, default=Path("../shared/data/gait"))
-    ap.add_argument("--perceptual", default="domain", choices=[c for c in PERCEPTUAL_CHOICES if c != "none"],
-                    help="domain | lpips-vgg (the report's setting; needs the ImageNet VGG16 weights in the torch hub cache)")
-    ap.add_argument("--jobs", type=int, help="arm pipelines run in parallel (default: the profile's study.jobs, else 1)")
-    ap.add_argument("--threads", type=int, help="torch threads per process (default: the profile's study.threads, "
-                    "else the cores shared out over the jobs)")
-    ap.add_argument("--arms", help="comma-separated subset of the profile's arms and extra_arms (default: its arms)")
-    ap.add_argument("--judges", help="comma-separated seeds of extra judges that score every arm's samples "
-                    "(default: the profile's study.judges; 'none' for none)")
-    a = ap.parse_args(argv)
-    study = yaml.safe_load(a.profile.read_text())["study"]
+DATASETS = ("sim", "gait")
+STUDY_PERCEPTUAL = tuple(c for c in PERCEPTUAL_CHOICES if c != "none")
+
+
+def run_study(profile: Path, dataset: str, out: Path, data: Path | None = None, gait_dir: Path = Path("../shared/data/gait"),
+              perceptual: str = "domain", jobs: int | None = None, threads: int | None = None, arms: str | None = None,
+              judges: str | None = None) -> None:
+    """Run (or resume) the study of `profile` on `dataset` into `out` (`mdcli study`). Bad input raises MdcliError
+    before any work; progress and the final table are printed."""
+    from mdcli.errors import MdcliError
+
+    if dataset not in DATASETS:
+        raise MdcliError(f"--dataset: unknown '{dataset}'; valid: {', '.join(DATASETS)}")
+    if perceptual not in STUDY_PERCEPTUAL:
+        raise MdcliError(f"--perceptual: unknown '{perceptual}'; valid: {', '.join(STUDY_PERCEPTUAL)}")
+    if not profile.is_file():
+        raise MdcliError(f"--profile {profile}: file not found")
+    profile_data = yaml.safe_load(profile.read_text())
+    if not isinstance(profile_data, dict) or not isinstance(profile_data.get("study"), dict):
+        raise MdcliError(f"--profile {profile}: has no study section (see configs/study/)")
+    study = profile_data["study"]
     # extra_arms: measured follow-ups (e.g. a fix tried on VQ-GAN) that run only when --arms names them
     known = study["arms"] | (study.get("extra_arms") or {})
-    arms = a.arms.split(",") if a.arms else list(study["arms"])
-    unknown = [arm for arm in arms if arm not in known]
+    arm_names = arms.split(",") if arms else list(study["arms"])
+    unknown = [arm for arm in arm_names if arm not in known]
     if unknown:
-        ap.error(f"--arms: unknown {', '.join(unknown)}; {a.profile} has {', '.join(known)}")
+        raise MdcliError(f"--arms: unknown {', '.join(unknown)}; {profile} has {', '.join(known)}")
     study["arms"] = known
     t0 = time.perf_counter()
-    n_jobs, threads = parallelism(study, a.jobs, a.threads)
+    n_jobs, threads = parallelism(study, jobs, threads)
     if n_jobs < 1 or threads < 1:
-        ap.error(f"--jobs/--threads (study.jobs/study.threads in {a.profile}) must be at least 1, got {n_jobs}/{threads}")
+        raise MdcliError(f"--jobs/--threads (study.jobs/study.threads in {profile}) must be at least 1, got {n_jobs}/{threads}")
     try:
-        judge_seeds = ([] if a.judges == "none" else [int(v) for v in a.judges.split(",")]) if a.judges else list(study.get("judges") or [])
+        judge_seeds = ([] if judges == "none" else [int(v) for v in judges.split(",")]) if judges else list(study.get("judges") or [])
     except ValueError:
-        ap.error(f"--judges: expected comma-separated integer seeds or 'none', got {a.judges!r}")
+        raise MdcliError(f"--judges: expected comma-separated integer seeds or 'none', got {judges!r}") from None
     if {0, 1} & set(judge_seeds):
-        ap.error("--judges (study.judges): seed 0 is the perceptual classifier's and seed 1 the study judge's; give other seeds")
-    if a.perceptual.startswith("lpips-"):  # every arm's train-ae would fail on it: refuse before any work
-        from mdcli.errors import MdcliError
+        raise MdcliError("--judges (study.judges): seed 0 is the perceptual classifier's and seed 1 the study judge's; give other seeds")
+    if perceptual.startswith("lpips-"):  # every arm's train-ae would fail on it: refuse before any work
         from mdcli.losses import check_lpips_trunk
 
-        try:
-            check_lpips_trunk(a.perceptual.removeprefix("lpips-"), None, weights_option=False)
-        except MdcliError as e:
-            ap.error(str(e))
+        check_lpips_trunk(perceptual.removeprefix("lpips-"), None, weights_option=False)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    if a.data is not None and not a.data.is_file():
-        ap.error(f"--data {a.data}: file not found")
-    key = study_key(yaml.safe_load(a.profile.read_text()), a.dataset, a.data, a.gait_dir, threads)
-    jobs = [(arm, seed) for arm in arms for seed in study["seeds"]]
-    akeys = {f"{arm}_s{seed}": arm_key(key, study, arm, seed, a.perceptual) for arm, seed in jobs}
-    why = check_resumable(a.out, key, akeys)
+    if data is not None and not data.is_file():
+        raise MdcliError(f"--data {data}: file not found")
+    key = study_key(yaml.safe_load(profile.read_text()), dataset, data, gait_dir, threads)  # the profile as written
+    runs = [(arm, seed) for arm in arm_names for seed in study["seeds"]]
+    akeys = {f"{arm}_s{seed}": arm_key(key, study, arm, seed, perceptual) for arm, seed in runs}
+    why = check_resumable(out, key, akeys)
     if why:
-        ap.error(why)
+        raise MdcliError(why)
     # wall time of the earlier runs that built this OUT (a resumed or fully reused study would otherwise
     # report only its own minutes and lose the from-scratch figure)
-    prev = json.loads((a.out / "results.json").read_text()) if (a.out / "results.json").exists() else {}
+    prev = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     prev_wall, prev_runs = prev.get("total_wall_s", prev.get("wall_s", 0.0)), prev.get("runs", 1 if prev else 0)
-    p = prepare(a.profile, study, a.dataset, a.out, a.data, a.gait_dir, env, key, n_jobs)
-    results: dict[str, list[dict]] = {arm: [] for arm in arms}
+    p = prepare(profile, study, dataset, out, data, gait_dir, env, key, n_jobs)
+    results: dict[str, list[dict]] = {arm: [] for arm in arm_names}
     raw: dict[str, dict] = {}
     judged: dict[str, dict] = {}
     # the augmentation table's N real windows per class (study.few; older profiles: diagnose-generation's few)
-    few = study.get("few", yaml.safe_load(a.profile.read_text()).get("diagnose-generation", {}).get("few", [20, 50]))
+    few = study.get("few", profile_data.get("diagnose-generation", {}).get("few", [20, 50]))
     gained: dict = {}
-    split = study["split"][a.dataset]
+    split = study["split"][dataset]
 
     def write(final: bool) -> str:
         """results.md / results.json, rewritten as arms finish (a killed study keeps what it measured)."""
         wall = time.perf_counter() - t0
         reused = sorted(k for k, r in raw.items() if r.get("reused"))
-        resumed = f", {len(reused)} of {len(jobs)} arm-seeds reused from an earlier run" if reused else ""
-        header = (f"dataset {a.dataset}, {split['mode']} split (test fraction {split['test_fraction']}), "
-                  f"seeds {study['seeds']}, perceptual {a.perceptual}, {n_jobs} job(s) x {threads} thread(s), "
+        resumed = f", {len(reused)} of {len(runs)} arm-seeds reused from an earlier run" if reused else ""
+        header = (f"dataset {dataset}, {split['mode']} split (test fraction {split['test_fraction']}), "
+                  f"seeds {study['seeds']}, perceptual {perceptual}, {n_jobs} job(s) x {threads} thread(s), "
                   f"wall time {wall / 60:.1f} min"
                   f"{f' ({(prev_wall + wall) / 60:.1f} min over the {prev_runs + 1} runs that built it)' if prev_runs else ''}"
                   f"{resumed}{'' if final else ' (incomplete)'}\n\n")
@@ -477,21 +478,21 @@ def main(argv: list[str] | None = None) -> None:
         if judged:
             md += (f"\nFMD under more judges (the study judge's recipe, seeds {judge_seeds}; mean ± std over the arm's seeds; "
                    "FMD scales differ between judges, compare within a column):\n\n" + judges_table(raw, judged, judge_seeds) + "\n")
-        tmp = a.out / ".results.md.tmp"
+        tmp = out / ".results.md.tmp"
         tmp.write_text(md)
-        os.replace(tmp, a.out / "results.md")
-        write_json(a.out / "results.json", {
+        os.replace(tmp, out / "results.md")
+        write_json(out / "results.json", {
             "rows": results, "raw": raw, "wall_s": wall, "total_wall_s": prev_wall + wall, "runs": prev_runs + 1,
             "arm_seconds": sum(r["seconds"] for r in raw.values()),
-            "reused": reused, "profile": str(a.profile), "dataset": a.dataset, "split": split, "jobs": n_jobs,
+            "reused": reused, "profile": str(profile), "dataset": dataset, "split": split, "jobs": n_jobs,
             "threads": threads, "key": key, "judges": judged, "augmentation": gained or None, "complete": final})
         return md
 
     with ThreadPoolExecutor(n_jobs) as pool:
-        futures = {pool.submit(run_arm, a.profile, study, *job, p, a.out, a.perceptual, env, akeys[f"{job[0]}_s{job[1]}"]): job
-                   for job in jobs}
+        futures = {pool.submit(run_arm, profile, study, *job, p, out, perceptual, env, akeys[f"{job[0]}_s{job[1]}"]): job
+                   for job in runs}
         # the extra judges queue behind the arm-seeds: they train on a core the last arm-seeds leave free
-        judge_futures = [pool.submit(train_judge, a.profile, p, a.out, s, split["mode"], env) for s in judge_seeds]
+        judge_futures = [pool.submit(train_judge, profile, p, out, s, split["mode"], env) for s in judge_seeds]
         for fut in as_completed(futures):
             arm, seed = futures[fut]
             try:
@@ -508,15 +509,26 @@ def main(argv: list[str] | None = None) -> None:
         try:
             for fut in judge_futures:
                 fut.result()
-            judged.update(rejudge(a.profile, p, a.out, sorted(raw), judge_seeds, split["mode"], env, n_jobs))
+            judged.update(rejudge(profile, p, out, sorted(raw), judge_seeds, split["mode"], env, n_jobs))
         except RuntimeError as e:
             print(f"extra judges: FAILED {e}", flush=True)
     try:
-        gained.update(augmentation(a.profile, study, p, a.out, arms, few, n_jobs, env) or {})
+        gained.update(augmentation(profile, study, p, out, arm_names, few, n_jobs, env) or {})
     except RuntimeError as e:
         print(f"augmentation (diagnose gain): FAILED {e}", flush=True)
-    results.update({name: [r] for name, r in constructed_rows(a.out, p, study["seeds"][0], threads).items()})
+    results.update({name: [r] for name, r in constructed_rows(out, p, study["seeds"][0], threads).items()})
     print(write(True))
+
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m mdcli.study ARGS`: the same as `mdcli study ARGS` (bad input: one line on stderr, exit 2). Returns
+    when the study finishes."""
+    from mdcli.cli import run
+
+    code = run(["study", *(sys.argv[1:] if argv is None else argv)])
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ def test_generation_comparison_and_the_filter_helper(walkers):
 def test_report_lines_and_strict_json(walkers):
     import json
 
-    from mdcli.cli import strict_json
+    from mdcli.jsonio import strict_json
 
     images, doppler, time, _ = walkers
     k = kin.features(images, doppler, time)

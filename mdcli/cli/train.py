@@ -1,0 +1,271 @@
+"""Training commands: train-classifier, train-ae, train-ldm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from mdcli.choices import PERCEPTUAL_CHOICES
+from mdcli.cli.common import (
+    ConfigOpt, DryRunOpt, ForceOpt, QuietOpt, SetOpt, SplitOpt, _check_input, _output_path, _print_config, _require,
+    console, err_console, user_errors, writes,
+)
+from mdcli.errors import MdcliError
+
+group = typer.Typer()
+
+CompileOpt = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the training forward (GPU; the first steps compile).")]
+
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint beside the output (OUTPUT.ckpt).")]
+StopAfterOpt = Annotated[
+    Optional[int],
+    typer.Option("--stop-after", min=1, help="Train at most this many steps in this run, checkpoint, and exit (for time-sliced jobs)."),
+]
+
+
+
+def _require_resume(output: Path, resume: bool) -> None:
+    """With --resume, the checkpoint beside the output must be a readable checkpoint before training starts."""
+    from mdcli.train.checkpoint import checkpoint_path
+
+    if resume and checkpoint_path(output).exists():
+        _require(checkpoint_path(output), "checkpoint")
+
+
+def _run_training(name: str, output: Path, total: int, stop_after: int | None, quiet: bool, fn) -> object:
+    """Progress bar, clean Ctrl-C (the trainer has saved a checkpoint), and the usual messages.
+
+    Returns the trainer's result, or None when it stopped early because of --stop-after (and on
+    every torchrun rank but 0).
+    """
+    from mdcli.progress import progress_bar
+    from mdcli.train.checkpoint import checkpoint_path
+    from mdcli.train.distributed import is_main
+
+    main = is_main()  # under torchrun only rank 0 shows a bar and a summary; the other ranks return None
+    try:
+        with progress_bar(name, total, unit="step", quiet=quiet or not main) as advance:
+            res = fn(advance)
+        if not main:
+            return None
+        if res is None:
+            console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
+        return res
+    except KeyboardInterrupt:
+        if main:
+            ckpt = checkpoint_path(output)
+            err_console.print(f"[yellow]interrupted: checkpoint {ckpt}; run the same command with --resume to continue[/]"
+                              if ckpt.exists() else "[yellow]interrupted before the first checkpoint; no output written[/]")
+        raise typer.Exit(130) from None
+
+
+@group.command(
+    "train-classifier",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli train-classifier --data data.h5 -o classifier.h5\n\n"
+        "  mdcli train-classifier --data data.h5 --seed 1 -o judge.h5   # an independent judge\n\n"
+        "  mdcli train-classifier --config configs/tiny/train-classifier.yaml --data tiny.h5 -o clf.h5\n\n"
+        "  mdcli train-classifier --data few20.h5 --extra samples.h5 --extra-weight 0.5 --extra-ratio 1 -o clf.h5   # augmented\n\n"
+        "  mdcli train-classifier --data sim.h5 -o sim_clf.h5 && mdcli train-classifier --data few20.h5 --init sim_clf.h5 "
+        "--finetune all -o clf.h5   # pretrain, then fine-tune (a fresh head for other classes)"
+    ),
+)
+@user_errors
+@writes(output="classifier")
+def train_classifier_cmd(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Classifier artifact to write.")] = Path("classifier.h5"),
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches).")] = None,
+    compile_: CompileOpt = None,
+    split: SplitOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = False,
+    stop_after: StopAfterOpt = None,
+    quiet: QuietOpt = False,
+    extra: Annotated[Optional[Path], typer.Option("--extra", help="Extra spectrograms (generated, simulated) mixed into every batch.")] = None,
+    extra_weight: Annotated[Optional[float], typer.Option("--extra-weight", help="Loss weight of an extra image, in [0, 1] (a real one: 1).")] = None,
+    extra_ratio: Annotated[Optional[float], typer.Option("--extra-ratio", help="Extra images per real image in each batch (default 1).")] = None,
+    extra_prob: Annotated[Optional[float], typer.Option("--extra-prob", help="Chance a real image is swapped for an extra one of its class.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this classifier (its network replaces the config's; a fresh head when its classes differ).")] = None,
+    finetune: Annotated[Optional[str], typer.Option("--finetune", help="With --init: all | head (train the head alone).")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Train a small spectrogram CNN on the class labels (held-out validation accuracy recorded).
+
+    Used as the feature net of the `domain` perceptual loss and, with another seed, as the judge.
+    """
+    from mdcli.config import load_config, to_yaml
+    from mdcli.stages import TrainClassifierConfig
+    from mdcli.train.classifier import train_classifier
+
+    cfg = load_config(TrainClassifierConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
+                      "extra.weight": extra_weight, "extra.ratio": extra_ratio, "extra.prob": extra_prob, "finetune": finetune})
+    if dry_run:
+        _print_config(to_yaml(cfg))
+        return
+    _require(data, "spectrograms")
+    _require_resume(output, resume)
+    if extra is None and (extra_weight, extra_ratio, extra_prob) != (None, None, None):
+        raise MdcliError("--extra-weight / --extra-ratio / --extra-prob: give the extra images with --extra FILE")
+    if init is None and finetune is not None:
+        raise MdcliError("--finetune: give the classifier to start from with --init FILE")
+    for path, option, kind in ((extra, "--extra", "spectrograms"), (init, "--init", "classifier")):
+        if path is not None:
+            _check_input(path, option)
+            _require(path, kind)
+    from mdcli.train.classifier import check_extra_init
+
+    check_extra_init(cfg, data, extra, init)  # classes and image sizes, before the progress bar
+    output = _output_path(output)
+    res = _run_training("train-classifier", output, cfg.train.steps, stop_after, quiet,
+                        lambda adv: train_classifier(cfg, data, output, resume, stop_after, adv, err_console.print, extra, init))
+    if res is None:
+        return
+    if not quiet:
+        console.print(f"wrote {output}: validation accuracy {res.val_accuracy:.3f} "
+                      f"(train {res.train_accuracy:.3f}), {res.images_per_s:.0f} images/s")
+
+
+@group.command(
+    "train-ae",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli train-ae --data data.h5 --arch vqgan --classifier classifier.h5 -o ae.h5\n\n"
+        "  mdcli train-ae --data data.h5 --arch vae --perceptual none --set vae.kl_weight=1e-4 -o vae.h5\n\n"
+        "  mdcli train-ae --data data.h5 --arch vqvae --perceptual lpips-vgg --perceptual-weights vgg16-397923af.pth -o vq.h5\n\n"
+        "  mdcli train-ae ... --resume   # continue exactly from OUTPUT.ckpt\n\n"
+        "  mdcli train-ae --config ae.yaml --data measured.h5 --init sim_ae.h5 -o ae.h5   # fine-tune a pretrained one"
+    ),
+)
+@user_errors
+@writes(output="autoencoder")
+def train_ae_cmd(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Autoencoder artifact to write.")] = Path("ae.h5"),
+    arch: Annotated[Optional[str], typer.Option(help="vae | vqvae | vqgan")] = None,
+    perceptual: Annotated[Optional[str], typer.Option(help=" | ".join(PERCEPTUAL_CHOICES))] = None,
+    perceptual_weights: Annotated[
+        Optional[Path], typer.Option("--perceptual-weights", help="torchvision ImageNet trunk for lpips-* (else the torch hub cache).")
+    ] = None,
+    classifier: Annotated[Optional[Path], typer.Option(help="classifier.h5 for --perceptual domain.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches, noise).")] = None,
+    compile_: CompileOpt = None,
+    split: SplitOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = False,
+    stop_after: StopAfterOpt = None,
+    quiet: QuietOpt = False,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this autoencoder (same arch, model config and image size; the discriminator starts fresh).")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Train an autoencoder (VAE, VQ-VAE or VQ-GAN) on spectrograms; all share one encoder/decoder."""
+    from mdcli.config import load_config, to_yaml
+    from mdcli.stages import TrainAEConfig
+    from mdcli.train.ae import train_autoencoder
+
+    cfg = load_config(TrainAEConfig, config, set_, {
+        "arch": arch, "loss.perceptual": perceptual, "train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_,
+        "loss.perceptual_weights": str(perceptual_weights) if perceptual_weights else None,
+        "loss.classifier": str(classifier) if classifier else None,
+    })
+    if dry_run:
+        _print_config(to_yaml(cfg))
+        return
+    _require(data, "spectrograms")
+    if cfg.loss.perceptual == "domain":
+        _check_input(Path(cfg.loss.classifier), "--classifier")
+        _require(Path(cfg.loss.classifier), "classifier")
+    _require_resume(output, resume)
+    if init is not None:  # arch, image size, latent shape and model config, before the progress bar
+        from mdcli.artifacts import open_artifact
+        from mdcli.train.transfer import autoencoder_init
+
+        _check_input(init, "--init")
+        with open_artifact(data, "spectrograms") as f:
+            image_shape = tuple(int(v) for v in f["spectrograms"].shape[1:])
+        autoencoder_init(init, cfg, image_shape)
+    output = _output_path(output)
+    res = _run_training(f"train-ae {cfg.arch}", output, cfg.train.steps, stop_after, quiet,
+                        lambda adv: train_autoencoder(cfg, data, output, resume, stop_after, adv, err_console.print, init))
+    if res is None:
+        return
+    if not quiet:
+        table = Table(title=f"{output} ({cfg.arch}, {res.images_per_s:.1f} images/s)")
+        table.add_column("validation metric")
+        table.add_column("value", justify="right")
+        for k, v in res.metrics.items():
+            table.add_row(k, f"{v:.4f}")
+        console.print(table)
+
+
+@group.command(
+    "train-ldm",
+    epilog=(
+        "Examples:\n\n"
+        "  mdcli train-ldm --latents latents.h5 -o ldm.h5\n\n"
+        "  mdcli train-ldm --latents latents.h5 --set diffusion.prediction=v --set diffusion.schedule=cosine -o ldm.h5\n\n"
+        "  mdcli train-ldm --config configs/tiny/train-ldm.yaml --latents tiny_latents.h5 -o ldm.h5\n\n"
+        "  mdcli train-ldm --latents measured_latents.h5 --init sim_ldm.h5 -o ldm.h5   # fine-tune a pretrained one"
+    ),
+)
+@user_errors
+@writes(output="ldm")
+def train_ldm_cmd(
+    latents: Annotated[Path, typer.Option("--latents", "-l", help="Latents artifact from `mdcli encode`.")] = Path("latents.h5"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="LDM artifact to write.")] = Path("ldm.h5"),
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, noise).")] = None,
+    compile_: CompileOpt = None,
+    split: SplitOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = False,
+    stop_after: StopAfterOpt = None,
+    quiet: QuietOpt = False,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this LDM (same latent shape and UNet config; other classes start as its null class).")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Train a class-conditional latent diffusion model (UNet denoiser, classifier-free guidance dropout).
+
+    Trains on latents standardised with the per-channel statistics stored by `encode`; for VQ
+    autoencoders these are the pre-quantisation latents, quantised again at decode time.
+    """
+    from mdcli.config import load_config, to_yaml
+    from mdcli.stages import TrainLDMConfig
+    from mdcli.train.ldm import train_ldm
+
+    cfg = load_config(TrainLDMConfig, config, set_, {"train.steps": steps, "seed": seed, "train.split": split, "train.compile": compile_})
+    if dry_run:
+        _print_config(to_yaml(cfg))
+        return
+    _check_input(latents, "--latents")
+    _require(latents, "latents")
+    _require_resume(output, resume)
+    if init is not None:  # autoencoder arch, image size, latent shape and UNet config, before the progress bar
+        from mdcli.train.ldm import load_latents
+        from mdcli.train.transfer import ldm_init
+
+        _check_input(init, "--init")
+        lat = load_latents(latents)
+        shape = lat.shape[1:]
+        lat.reader.close()
+        ldm_init(init, cfg, lat.attrs, shape, lat.class_names)
+    output = _output_path(output)
+    res = _run_training("train-ldm", output, cfg.train.steps, stop_after, quiet,
+                        lambda adv: train_ldm(cfg, latents, output, resume, stop_after, adv, err_console.print, init))
+    if res is None:
+        return
+    if not quiet:
+        losses = ", ".join(f"{k[10:]}: {v:.3f}" for k, v in res.items() if k.startswith("val_loss_t"))
+        console.print(f"wrote {output}: {res['latents_per_s']:.0f} latents/s; held-out loss by timestep {losses}")
