@@ -8,8 +8,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=$PWD:/tmp/site
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
 timeout 110 python3 bench/bench_train.py > "$OUT/bench_train.txt" 2>&1
-( timeout 320 python3 -m mdcli.study --profile configs/study/gpu.yaml --dataset sim --out runs/study/gpu/sim > "$OUT/study_sim.log" 2>&1 ) &
-( timeout 320 python3 -m mdcli.study --profile configs/study/gpu.yaml --dataset gait --data runs/gait/gait.h5 --out runs/study/gpu/gait > "$OUT/study_gait.log" 2>&1 ) &
+( timeout 320 python3 -m mdcli study --profile configs/study/gpu.yaml --dataset sim --out runs/study/gpu/sim > "$OUT/study_sim.log" 2>&1 ) &
+( timeout 320 python3 -m mdcli study --profile configs/study/gpu.yaml --dataset gait --data runs/gait/gait.h5 --out runs/study/gpu/gait > "$OUT/study_gait.log" 2>&1 ) &
 wait
 S=runs/study/gpu/sim/vqgan_s0
 [ -f $S/ldm.h5 ] && timeout 70 python3 bench/bench_samplers.py --ldm $S/ldm.h5 --judge runs/study/gpu/sim/judge.h5 \
