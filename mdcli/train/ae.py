@@ -24,7 +24,7 @@ from mdcli.train.checkpoint import open_run, save_checkpoint
 from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank_slice,
                                      set_threads, world_size)
 from mdcli.train.ema import EMA
-from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, check_finite, lr_at, steps_per_epoch
+from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
 from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 def build_perceptual(cfg: TrainAEConfig) -> torch.nn.Module | None:
@@ -175,26 +175,16 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                     recon_grad = g_nll + lam * g_gan  # dL/d recon: the backward below starts there
                     disc.requires_grad_(True)
                     record.update(g_loss=g_loss.item(), adaptive_weight=float(lam))
-            check_finite(loss, step, ckpt)
-            opt.zero_grad(set_to_none=True)
-            if recon_grad is None:
-                loss.backward()
-            else:  # the same gradients as (nll + bottleneck + lam g_loss).backward(), one pass through the loss nets
+            backward = None
+            if recon_grad is not None:  # the same gradients as (nll + bottleneck + lam g_loss).backward(), one pass through the loss nets
                 roots = [(out.recon, recon_grad)] + ([(out.loss, torch.ones_like(out.loss))] if out.loss.requires_grad else [])
-                torch.autograd.backward([r for r, _ in roots], [g for _, g in roots])
-            if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.train.grad_clip)
-            opt.step()
+                backward = lambda: torch.autograd.backward([r for r, _ in roots], [g for _, g in roots])  # noqa: E731
+            optimizer_step(opt, loss, ae.parameters(), cfg.train.grad_clip, step, ckpt, backward)
             # 3. discriminator: trains from `pretrain_steps` before the generator term switches on
             if gan and step >= cfg.disc.start - cfg.disc.pretrain_steps:
                 with amp:
                     d_loss = gan_d_loss(*disc_net(torch.cat([xb, out.recon.detach()])).chunk(2), cfg.disc.loss)
-                check_finite(d_loss, step, ckpt)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                if cfg.train.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(disc.parameters(), cfg.train.grad_clip)
-                opt_d.step()
+                optimizer_step(opt_d, d_loss, disc.parameters(), cfg.train.grad_clip, step, ckpt)
                 record["d_loss"] = d_loss.item()
             if ema is not None:
                 ema.update(ae, step)

@@ -20,7 +20,7 @@ from mdcli.stages import ExtraOptions, OptimConfig, TrainClassifierConfig
 from mdcli.train.checkpoint import open_run, save_checkpoint
 from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank,
                                      rank_slice, set_threads, world_size)
-from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, check_finite, lr_at, steps_per_epoch
+from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
 from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 
@@ -151,12 +151,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
                 xb, yb, w = extra_set.mix(xb, yb, step, len(idx), rank())
             with amp:
                 loss = weighted_cross_entropy(net(xb), yb, w)
-            check_finite(loss, step, ckpt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            opt.step()
+            optimizer_step(opt, loss, model.parameters(), cfg.train.grad_clip, step, ckpt)
             done += len(idx)
             if progress:
                 progress(1)

@@ -28,7 +28,7 @@ from mdcli.train.checkpoint import open_run, save_checkpoint
 from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank_slice,
                                      set_threads, world_size)
 from mdcli.train.ema import EMA
-from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, check_finite, lr_at, steps_per_epoch
+from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
 from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 VAL_LEVELS = (50, 150, 300, 500, 700, 900)  # timesteps (of 1000) where held-out loss is tracked
@@ -177,12 +177,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
                 pred = net(schedule.q_sample(z0, t, eps), t, y).float()
             per_sample = (pred - schedule.target(z0, t, eps, d.prediction)).pow(2).flatten(1).mean(1)
             loss = (schedule.loss_weight(t, d.prediction, d.min_snr_gamma) * per_sample).mean()
-            check_finite(loss, step, ckpt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            opt.step()
+            optimizer_step(opt, loss, model.parameters(), cfg.train.grad_clip, step, ckpt)
             if ema is not None:
                 ema.update(model, step)
             seen += len(idx)

@@ -81,3 +81,15 @@ def check_finite(loss: torch.Tensor, step: int, ckpt: Path) -> None:
     if not torch.isfinite(loss):
         kept = f"; the last good checkpoint is {ckpt} (--resume)" if ckpt.exists() else ""
         raise MdcliError(f"training diverged: loss is {float(loss.detach())} at step {step}{kept}; lower train.lr or raise train.warmup_steps")
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, grad_clip: float, step: int, ckpt: Path,
+                   backward=None) -> None:
+    """One update: refuse a non-finite loss (check_finite), clear the gradients, backpropagate (`backward()` when
+    given, else `loss.backward()`), clip the gradient norm of `params` to `grad_clip` (0 = no clipping), step."""
+    check_finite(loss, step, ckpt)
+    opt.zero_grad(set_to_none=True)
+    backward() if backward is not None else loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
