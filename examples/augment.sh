@@ -4,19 +4,22 @@
 # person classifier + autoencoder on the whole training part (allowed: no test window), then for each N in
 # 20 and 50 and each seed: the N-per-class subset `diagnose gain` scores, its latents, an LDM on them alone
 # (configs/gait/train-ldm-few.yaml), a filter classifier on them alone, and the variations (configs/gait/augment.yaml
-# + confidence / novelty / kinematic filters). One `diagnose gain` call compares real, classic and the
-# variations appended in four ways, with paired 95 % intervals over the seeds.
+# + confidence / novelty / kinematic filters: var-f.h5; unfiltered: var.h5). One `diagnose gain` call compares
+# real, classic and the variations with and without the filters (and GEN's samples when given), with paired 95 %
+# intervals over the seeds (docs/findings.md).
 #
 #   bash examples/augment.sh GAIT_DIR OUT [SEEDS] [CONFIG]
 #   bash examples/augment.sh ../shared/data/gait runs/augment 5
+#   GEN=runs/gain-gait/gen_all/samples.h5 NS=20 bash examples/augment.sh ../shared/data/gait runs/augment 5   # the findings' table
 #
 # CONFIG (default configs/study/cpu.yaml) gives the autoencoder, the classifiers and diagnose gain's fit budget,
 # as in examples/fewshot.sh, so the two studies' `real` / `classic` rows are the same fits. Finished steps are
 # kept (rerunning continues). 1 torch thread per process; JOBS: diagnose gain's parallel fits (default 2).
-# Writes OUT/gain.json, OUT/gain.txt (the table) and OUT/figs/gain.png.
+# NS: the N per class (default 20,50). Writes OUT/gain.json, OUT/gain.md, OUT/gain.txt (the table), OUT/figs/gain.png.
 set -euo pipefail
 GAIT=$1; OUT=$2; SEEDS=${3:-5}; CFG=${4:-configs/study/cpu.yaml}
 GCFG=$(dirname "$0")/../configs/gait
+NS=${NS:-20,50}
 M=${MDCLI:-mdcli}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$OUT"
@@ -27,23 +30,26 @@ mkdir -p "$OUT"
 [ -f "$OUT/clf.h5" ] || $M train-classifier --config "$CFG" --data "$OUT/train.h5" --split blocked -o "$OUT/clf.h5" -q
 [ -f "$OUT/ae.h5" ] || $M train-ae --config "$CFG" --data "$OUT/train.h5" --classifier "$OUT/clf.h5" --perceptual domain \
     --set arch=vqgan --set train.ema_decay=0.99 -o "$OUT/ae.h5" -q --resume
-for N in 20 50; do
+for N in ${NS//,/ }; do
   for S in $(seq 0 $((SEEDS - 1))); do
     D="$OUT/aug_${N}_${S}"
-    [ -f "$D/variations.h5" ] && continue
+    [ -f "$D/var.h5" ] && continue
     mkdir -p "$D"
     $M subset "$OUT/train.h5" --per-class "$N" --seed "$S" -o "$D/few.h5"   # = diagnose gain's subset (N, seed)
     $M encode --ae "$OUT/ae.h5" --data "$D/few.h5" -o "$D/latents.h5" -q
     $M train-ldm --config "$GCFG/train-ldm-few.yaml" --latents "$D/latents.h5" --seed "$S" -o "$D/ldm.h5" -q --resume
     $M train-classifier --config "$CFG" --data "$D/few.h5" --seed "$S" --split blocked -o "$D/clf.h5" -q
-    $M augment --config "$GCFG/augment.yaml" --ldm "$D/ldm.h5" --data "$D/few.h5" --seed "$S" -o "$D/variations.h5" \
+    $M augment --config "$GCFG/augment.yaml" --ldm "$D/ldm.h5" --data "$D/few.h5" --seed "$S" -o "$D/var-f.h5" \
         --filter "confidence:$D/clf.h5,min=0.5" --filter "novelty:$D/clf.h5" --filter kinematic:margin=0.25 \
-        --preview "$D/variations.png" -q
+        --preview "$D/var-f.png" -q
+    [ -f "$D/var.h5" ] || $M augment --config "$GCFG/augment.yaml" --ldm "$D/ldm.h5" --data "$D/few.h5" --seed "$S" \
+        -o "$D/var.h5" --set 'filters=[]' -q   # the same variations, unfiltered
   done
 done
-V="$OUT/aug_{n}_{seed}/variations.h5"
-COLUMNS=${COLUMNS:-160} $M diagnose gain --config "$CFG" --train "$OUT/train.h5" --test "$OUT/test.h5" --per-class 20,50 \
-    --seeds "$SEEDS" --jobs "${JOBS:-2}" --arm "aug=append:$V" --arm "aug-r0.5=append:$V,ratio=0.5" \
-    --arm "aug-w0.5=append:$V,weight=0.5" --arm "aug-p0.3=append:$V,prob=0.3,ratio=0" \
-    --json-out "$OUT/gain.json" --plot "$OUT/figs" | tee "$OUT/gain.txt"
-echo "wrote $OUT/gain.json, $OUT/gain.txt, $OUT/figs/gain.png"
+V="$OUT/aug_{n}_{seed}"
+GEN_ARMS=()  # GEN=samples.h5 (e.g. examples/fewshot.sh GENERATOR=shared's) adds its samples in three modes
+[ -n "${GEN:-}" ] && GEN_ARMS=(--arm "gen=append:$GEN" --arm "gen-r0.5=append:$GEN,ratio=0.5" --arm "gen-pretrain=pretrain:$GEN")
+COLUMNS=${COLUMNS:-160} $M diagnose gain --config "$CFG" --train "$OUT/train.h5" --test "$OUT/test.h5" --per-class "$NS" \
+    --seeds "$SEEDS" --jobs "${JOBS:-2}" "${GEN_ARMS[@]}" --arm "var=append:$V/var.h5" --arm "var-f=append:$V/var-f.h5" \
+    --json-out "$OUT/gain.json" --md-out "$OUT/gain.md" --plot "$OUT/figs" | tee "$OUT/gain.txt"
+echo "wrote $OUT/gain.json, $OUT/gain.md, $OUT/gain.txt, $OUT/figs/gain.png"
