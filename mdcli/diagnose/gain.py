@@ -24,7 +24,7 @@ from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_fil
 from mdcli.data.batches import align_labels, model_images
 from mdcli.diagnose import stats
 from mdcli.diagnose.generation import (check_held_out, check_lineage_held_out, embed, few_per_class,
-                                       find_training_data, shared_images)
+                                       find_autoencoder_data, find_training_data, shared_images, shared_per_class)
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.models.classifier import SpectrogramClassifier
 from mdcli.stages import ExtraOptions
@@ -198,6 +198,7 @@ class Plan:
     tasks: list[dict]
     arms: list[Arm]
     saw: dict = field(default_factory=dict)  # (arm, n, seed) -> most real windows per class its generator saw
+    ae_saw: dict = field(default_factory=dict)  # arm file -> most --train windows per class its autoencoder saw
     outside: dict = field(default_factory=dict)  # (arm, n, seed) -> its generator's windows not in that subset
     sequence_gap: int | None = None  # closest recording positions of a test and a training window of one class
 
@@ -266,6 +267,10 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
                     check_held_out(test, test_path, extra, what)
                     for model in _lineage_models(path):
                         check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
+                    ae_data = find_autoencoder_data(path)
+                    if ae_data is not None:  # the decoder's training windows that are --train's own (byte for byte)
+                        counts = shared_per_class(Spectrograms.load(ae_data).spectrograms, train.spectrograms, train.labels)
+                        p.ae_saw[path] = max(counts.values(), default=0)
                 gen_data = find_training_data(path)
                 if gen_data is not None:
                     seen = Spectrograms.load(gen_data)
@@ -389,10 +394,14 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
             row = {"accuracy": _spread(acc), "macro_f1": _spread(f1),
                    "subsets": [r["subset"] for r in rs], "inits": [r["init"] for r in rs],
                    "gain": None, "gain_macro_f1": None, "generator_saw": None, "generator_saw_more": False,
-                   "generator_saw_outside_subset": None}
+                   "generator_saw_outside_subset": None, "autoencoder_saw": None, "autoencoder_saw_more": False}
             if a.name != "real":
                 row["gain"] = paired_gain([r["accuracy"] - b["accuracy"] for r, b in zip(rs, base)])
                 row["gain_macro_f1"] = paired_gain([r["macro_f1"] - b["macro_f1"] for r, b in zip(rs, base)])
+            ae = [p.ae_saw[a.path(n, s)] for s in seeds if a.file and a.path(n, s) in p.ae_saw]
+            if ae:
+                row["autoencoder_saw"] = max(ae)
+                row["autoencoder_saw_more"] = bool(max(ae) > n)
             saw = [p.saw[(a.name, n, s)] for s in seeds if (a.name, n, s) in p.saw]
             if saw:
                 row["generator_saw"] = max(saw)
@@ -428,13 +437,17 @@ def table_rows(report: dict):
     real windows than N, or windows outside the subset it is scored with, is starred with a note saying which."""
     for n, rows in report["results"].items():
         for name, r in rows.items():
-            star, note = r["generator_saw_more"] or bool(r["generator_saw_outside_subset"]), None
+            ae_more = r.get("autoencoder_saw_more", False)  # reports written before the key existed lack it
+            star, note = r["generator_saw_more"] or bool(r["generator_saw_outside_subset"]) or ae_more, None
             if r["generator_saw_more"]:
                 note = (f"{name}* at N = {n}: generator saw {r['generator_saw']} > {n} real windows per class "
                         "(the optimistic setting: train one generator per subset, FILE with {n} and {seed})")
-            elif star:
+            elif r["generator_saw_outside_subset"]:
                 note = (f"{name}* at N = {n}: the generator's training data holds {r['generator_saw_outside_subset']} "
                         "windows outside the subset it is scored with (mdcli subset --per-class N --seed S for each)")
+            elif ae_more:
+                note = (f"{name}* at N = {n}: its autoencoder was trained on {r['autoencoder_saw']} > {n} of the real "
+                        "training windows per class (the decoder saw more than the subset)")
             yield n, name, r, star, note
 
 

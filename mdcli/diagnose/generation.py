@@ -128,6 +128,26 @@ def find_training_data(samples: Path) -> Path | None:
     return p
 
 
+def find_autoencoder_data(samples: Path) -> Path | None:
+    """The spectrograms the autoencoder behind `samples` was trained on: samples -> ldm -> latents -> autoencoder
+    -> spectrograms (None where a link is missing or changed)."""
+    p: Path | None = Path(samples)
+    for kind in ("ldm", "latents", "autoencoder", "spectrograms"):
+        p = _parent(p, kind)
+        if p is None:
+            return None
+    return p
+
+
+def shared_per_class(a: np.ndarray, b: np.ndarray, labels_b: np.ndarray) -> dict[int, int]:
+    """Per class of `b`: how many of its images occur, byte for byte, in `a`."""
+    seen = set(_image_digests(a))
+    out: dict[int, int] = {}
+    for d, c in zip(_image_digests(b), labels_b):
+        out[int(c)] = out.get(int(c), 0) + (d in seen)
+    return out
+
+
 def _image_digests(x: np.ndarray) -> list[bytes]:
     return [hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest() for row in x]
 

@@ -104,12 +104,17 @@ def test_positive_control_gains_shuffled_labels_do_not_and_the_design_is_paired(
     assert one["accuracy"] == rows["more"]["accuracy"]["values"][1] and one["init"] == rows["more"]["inits"][1]
 
 
-def _fake_generator_chain(folder, data_path):
-    """samples.h5 <- ldm.h5 <- latents.h5 <- data_path: the lineage `sample` writes (no real models: headers only)."""
-    prev = data_path
+def _fake_generator_chain(folder, data_path, ae_data=None):
+    """samples.h5 <- ldm.h5 <- latents.h5 <- data_path (and <- autoencoder.h5 <- ae_data when given): the lineage
+    `sample` writes (no real models: headers only)."""
+    prev, extra = data_path, []
+    if ae_data is not None:
+        with atomic_h5(folder / "autoencoder.h5") as f:
+            write_header(f, "autoencoder", "fake: true\n", 0, [parent_record(ae_data)])
+        extra = [parent_record(folder / "autoencoder.h5")]
     for kind in ("latents", "ldm"):
         with atomic_h5(folder / f"{kind}.h5") as f:
-            write_header(f, kind, "fake: true\n", 0, [parent_record(prev)])
+            write_header(f, kind, "fake: true\n", 0, [parent_record(prev)] + (extra if kind == "latents" else []))
         prev = folder / f"{kind}.h5"
     s = Spectrograms.load(data_path).select(np.arange(8))
     s.spectrograms = np.flip(s.spectrograms, 2).copy()  # not byte-identical to anything real
@@ -149,6 +154,19 @@ def test_generator_that_saw_more_is_marked_and_one_seed_is_no_measurable_gain(ru
     r = json.loads(_run(runner, [*honest, "--json", "--arm", f"gen=append:{tmp_path}/gen_{{n}}_{{seed}}/samples.h5"]).stdout)
     gen = r["results"]["3"]["gen"]
     assert (gen["generator_saw"], gen["generator_saw_more"], gen["generator_saw_outside_subset"]) == (3, False, 0)
+    assert (gen["autoencoder_saw"], gen["autoencoder_saw_more"]) == (None, False)  # no autoencoder in this lineage
+    # the diffusion model on the subset alone but the autoencoder on the whole training part: starred for its decoder
+    for seed in (0, 1):
+        g = tmp_path / f"half_3_{seed}"
+        g.mkdir()
+        _run(runner, ["subset", str(d / "train.h5"), "--per-class", "3", "--seed", str(seed), "-o", str(g / "few.h5")])
+        _fake_generator_chain(g, g / "few.h5", ae_data=d / "train.h5")
+    half = [*honest, "--arm", f"gen=append:{tmp_path}/half_{{n}}_{{seed}}/samples.h5"]
+    gen = json.loads(_run(runner, [*half, "--json"]).stdout)["results"]["3"]["gen"]
+    assert (gen["generator_saw"], gen["generator_saw_more"]) == (3, False)
+    assert (gen["autoencoder_saw"], gen["autoencoder_saw_more"]) == (120, True)
+    assert "gen* " in _run(runner, half).stdout.replace("│", " ")
+    assert "autoencoder was trained on 120 > 3" in _run(runner, half).stdout.replace("\n", " ")
     # seed 0's generator scored with seed 1's subset: it saw windows the real arm of seed 1 never had
     r = json.loads(_run(runner, [*honest, "--json", "--arm", f"gen=append:{tmp_path}/gen_3_0/samples.h5"]).stdout)
     assert r["results"]["3"]["gen"]["generator_saw_outside_subset"] > 0
