@@ -604,3 +604,23 @@ def read_lineage(path: str | Path) -> dict:
     header is damaged; the datasets are not read."""
     with open_artifact(path, header_only=True) as f:
         return read_header(f)
+
+
+def parent_of(path: Path, kind: str) -> Path | None:
+    """The input of `kind` that `path` was made from, if it is still on disk unchanged."""
+    try:
+        with open_artifact(path, header_only=True) as f:
+            parents = read_header(f)["parents"]
+    except MdcliError:
+        return None
+    for rec in parents:
+        p = Path(rec["path"])
+        try:
+            with open_artifact(p, header_only=True) as f:
+                if read_header(f)["kind"] != kind:
+                    continue
+        except MdcliError:
+            continue
+        if sha256_file(p) == rec["sha256"]:
+            return p
+    return None

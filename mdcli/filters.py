@@ -273,10 +273,10 @@ def check_filter_files(prepared: list[Prepared], output: Path) -> None:
 
 def ldm_training_data(ldm_path: Path) -> Path | None:
     """The spectrograms an LDM was trained on, through its lineage (ldm -> latents -> spectrograms), if unchanged."""
-    from mdcli.diagnose.generation import _parent
+    from mdcli.artifacts import parent_of
 
-    lat = _parent(Path(ldm_path), "latents")
-    return _parent(lat, "spectrograms") if lat is not None else None
+    lat = parent_of(Path(ldm_path), "latents")
+    return parent_of(lat, "spectrograms") if lat is not None else None
 
 
 def prepare_for_sample(texts: list[str], cfg, ldm_path: Path, output: Path) -> list[Prepared]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mdcli import __version__, code_digest
-from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, read_header, sha256_file
+from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, parent_of, read_header, sha256_file
 from mdcli.data.batches import align_labels, model_images
 from mdcli.diagnose import stats
 from mdcli.errors import ConfigError, MdcliError
@@ -95,26 +95,6 @@ def embed(model, x: torch.Tensor, bs: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(feats), np.concatenate(preds)
 
 
-def _parent(path: Path, kind: str) -> Path | None:
-    """The input of `kind` that `path` was made from, if it is still on disk unchanged."""
-    try:
-        with open_artifact(path, header_only=True) as f:
-            parents = read_header(f)["parents"]
-    except MdcliError:
-        return None
-    for rec in parents:
-        p = Path(rec["path"])
-        try:
-            with open_artifact(p, header_only=True) as f:
-                if read_header(f)["kind"] != kind:
-                    continue
-        except MdcliError:
-            continue
-        if sha256_file(p) == rec["sha256"]:
-            return p
-    return None
-
-
 def find_training_data(samples: Path) -> Path | None:
     """The spectrograms the diffusion model was trained on: samples -> ldm -> latents -> spectrograms.
 
@@ -122,7 +102,7 @@ def find_training_data(samples: Path) -> Path | None:
     perceptual classifier) may have been trained on other data, e.g. simulated before measured."""
     p: Path | None = Path(samples)
     for kind in ("ldm", "latents", "spectrograms"):
-        p = _parent(p, kind)
+        p = parent_of(p, kind)
         if p is None:
             return None
     return p
@@ -133,7 +113,7 @@ def find_autoencoder_data(samples: Path) -> Path | None:
     -> spectrograms (None where a link is missing or changed)."""
     p: Path | None = Path(samples)
     for kind in ("ldm", "latents", "autoencoder", "spectrograms"):
-        p = _parent(p, kind)
+        p = parent_of(p, kind)
         if p is None:
             return None
     return p
