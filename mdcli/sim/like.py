@@ -338,6 +338,9 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
         elif k == "speed_mps":
             half = cfg.like.speed_width_mps / 2
             cfg.walker.speed_mps = [max(float(v) - half, 0.1), float(v) + half]
+            # virtual walkers (--identities): each person's preferred speed is drawn from the same fitted range, so
+            # the identities walk at the measured cadence and differ in body and style around it
+            cfg.identity.speed_mps = list(cfg.walker.speed_mps)
         elif k == "aspect_deg":
             cfg.scene.aspect_deg = [-float(v), float(v)]
         else:

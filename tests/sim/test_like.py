@@ -76,6 +76,7 @@ def test_fit_recovers_a_known_walking_speed(tmp_path):
     report = prepare(cfg)
     assert report["values"]["speed_mps"] == pytest.approx(0.8, abs=0.15), report["values"]
     assert cfg.walker.speed_mps == pytest.approx([report["values"]["speed_mps"] - 0.05, report["values"]["speed_mps"] + 0.05])
+    assert cfg.identity.speed_mps == pytest.approx(cfg.walker.speed_mps)  # --identities walk at the fitted cadence
     assert report["distance"] < report["distance_start"]
 
 
