@@ -28,8 +28,9 @@ import torch
 
 from mdcli.artifacts import Spectrograms, parent_record
 from mdcli.data.batches import from_model, to_model
-from mdcli.diffusion import SAMPLERS, NoiseSchedule, guided_eps, run_sampler
+from mdcli.diffusion import NoiseSchedule, guided_eps, run_sampler
 from mdcli.errors import ConfigError, MdcliError
+from mdcli.sample import check_sampling
 
 
 @dataclass
@@ -51,12 +52,8 @@ class AugmentConfig:
         return parse_strength(self.strength)
 
     def validate(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"--sampler: unknown '{self.sampler}'; valid: {', '.join(SAMPLERS)}")
-        if self.per_image < 1 or self.batch_size < 1 or self.steps < 1:
-            raise ConfigError("--per-image, --batch-size and --steps must be >= 1")
-        if self.eta < 0:
-            raise ConfigError("--eta: must be >= 0")
+        check_sampling(self.sampler, self.eta, {"--per-image": self.per_image, "--batch-size": self.batch_size,
+                                                "--steps": self.steps})
         self.strength_range()
         from mdcli.filters import parse_filters
 

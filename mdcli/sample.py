@@ -31,12 +31,19 @@ class SampleConfig:
     batch_size: int = 64
 
     def validate(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"--sampler: unknown '{self.sampler}'; valid: {', '.join(SAMPLERS)}")
-        if self.n_per_class < 1 or self.batch_size < 1 or self.steps < 1:
-            raise ConfigError("--n-per-class, --batch-size and --steps must be >= 1")
-        if self.eta < 0:
-            raise ConfigError("--eta: must be >= 0")
+        check_sampling(self.sampler, self.eta, {"--n-per-class": self.n_per_class, "--batch-size": self.batch_size,
+                                                "--steps": self.steps})
+
+
+def check_sampling(sampler: str, eta: float, counts: dict[str, int]) -> None:
+    """The sampler options of `sample` and `augment`: a known sampler, each count >= 1, eta >= 0."""
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"--sampler: unknown '{sampler}'; valid: {', '.join(SAMPLERS)}")
+    if min(counts.values()) < 1:
+        names = list(counts)
+        raise ConfigError(f"{', '.join(names[:-1])} and {names[-1]} must be >= 1")
+    if eta < 0:
+        raise ConfigError("--eta: must be >= 0")
 
 
 def find_autoencoder(ldm_attrs: dict, ae: Path | None, ldm_path: Path) -> Path:

@@ -26,6 +26,57 @@ SetOpt = Annotated[
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and write nothing.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output that is not of the kind this command writes.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
+PlotDirOpt = Annotated[Optional[Path], typer.Option("--plot", file_okay=False, help="Write PNG figures into this folder.")]
+CompileOpt = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the training forward (GPU; the first steps compile).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint beside the output (OUTPUT.ckpt).")]
+StepsOpt = Annotated[Optional[int], typer.Option(help="Optimiser steps.")]
+StopAfterOpt = Annotated[
+    Optional[int],
+    typer.Option("--stop-after", min=1, help="Train at most this many steps in this run, checkpoint, and exit (for time-sliced jobs)."),
+]
+
+FilterOpt = Annotated[Optional[list[str]], typer.Option("--filter", help="Drop generated samples: confidence:CLF[,min=0.5] | novelty:CLF[,quantile=0.05] | kinematic[:margin=0.25] (repeatable; train=PATH sets the reference data).")]
+SamplerOpt = Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m | dpmpp-2m-sde")]
+EtaOpt = Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")]
+CfgScaleOpt = Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")]
+
+# The options many commands share, by parameter name: a command lists them as plain parameters
+# (`config=None, set_=None, quiet=False`) and `@shared_options` gives each its declaration here.
+SHARED_OPTIONS = {"config": ConfigOpt, "set_": SetOpt, "dry_run": DryRunOpt, "quiet": QuietOpt, "force": ForceOpt,
+                  "as_json": JsonOpt, "plot_dir": PlotDirOpt, "split": SplitOpt, "compile_": CompileOpt,
+                  "resume": ResumeOpt, "stop_after": StopAfterOpt, "steps": StepsOpt, "sampler": SamplerOpt, "eta": EtaOpt,
+                  "cfg_scale": CfgScaleOpt, "filter_": FilterOpt}
+
+
+def shared_options(fn):
+    """Annotate each unannotated parameter of a command with its option from SHARED_OPTIONS (in place, so the order
+    of the options in `-h` stays the order of the parameters); an unannotated parameter of another name is a
+    programming error, raised at import."""
+    import inspect
+
+    inner = inspect.unwrap(fn)
+    for p in inspect.signature(inner).parameters.values():
+        if p.annotation is inspect.Parameter.empty:
+            if p.name not in SHARED_OPTIONS:
+                raise TypeError(f"{inner.__name__}: parameter '{p.name}' has no annotation and is not a shared option")
+            inner.__annotations__[p.name] = SHARED_OPTIONS[p.name]
+    return fn
+
+
+def command(group: typer.Typer, name: str | None = None, prefix: str = "", **kwargs):
+    """Register a command on `group` (`name` and the other arguments of `Typer.command`; `prefix` names the command
+    group of a subcommand, e.g. "diagnose") with its shared options, its examples from mdcli/cli/examples.py as the
+    `-h` epilog, and the user-error path: MdcliError is one line and exit 2."""
+    from mdcli.cli.examples import epilog
+
+    def deco(fn):
+        leaf = name or fn.__name__.lower().replace("_", "-")  # Typer's name for a command named by its function
+        full = f"{prefix} {leaf}" if prefix else leaf
+        return group.command(name, epilog=epilog(full), **kwargs)(user_errors(shared_options(fn)))
+
+    return deco
 
 
 def user_errors(fn):
@@ -84,8 +135,6 @@ def writes(**kinds):
 
     return deco
 
-
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output that is not of the kind this command writes.")]
 
 
 def _output_path(path: Path) -> Path:

@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from mdcli.cli.common import (
-    ConfigOpt, DryRunOpt, ForceOpt, QuietOpt, SetOpt, _output_path, _print_config, _require, _write_json, console, err_console,
-    user_errors, writes,
+    command, console, err_console, _output_path, _print_config, _require, _write_json, writes,
 )
 from mdcli.errors import MdcliError
 from mdcli.jsonio import strict_json
@@ -26,17 +25,7 @@ def _nullcontext():
 
 
 
-@group.command(
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli simulate --targets walker,drone --n 200 -o data.h5\n\n"
-        "  mdcli simulate --config configs/tiny/simulate.yaml --set radar.prf_hz=8000 -o tiny.h5\n\n"
-        "  mdcli simulate --n 1000 --workers 2 --save-iq -o big.h5\n\n"
-        "  mdcli simulate --targets walker,mocap --mocap 35_01.amc --skeleton 35.asf -o walks.h5\n\n"
-        "  mdcli simulate --targets walker --identities 500 --per-identity 20 -o people.h5"
-    )
-)
-@user_errors
+@command(group)
 @writes(output="spectrograms")
 def simulate(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output spectrograms file (.h5).")] = Path("data.h5"),
@@ -55,11 +44,7 @@ def simulate(
     identities: Annotated[Optional[int], typer.Option("--identities", help="N virtual walkers, each a fixed body and style; the classes are id_000.. (--targets walker).")] = None,
     per_identity: Annotated[Optional[int], typer.Option("--per-identity", help="Windows (walks) per identity; the same as --n with --identities.")] = None,
     like: Annotated[Optional[Path], typer.Option("--like", help="Render like this measured spectrograms file: its image size and colour map + JPEG round trip; fit its unknown Doppler span, 0 Hz row, SNR, dynamic range, blur, smear and fading (like.* keys; like.fit=[] renders without fitting).")] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    dry_run: DryRunOpt = False,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
+    config=None, set_=None, dry_run=False, quiet=False, force=False,
 ) -> None:
     """Simulate micro-Doppler spectrograms of walkers, drones, helicopters, birds and vehicles.
 
@@ -136,8 +121,7 @@ def simulate(
         console.print(table)
 
 
-@group.command(epilog="Examples:\n\n  mdcli info data.h5\n\n  mdcli info data.h5 --json | jq .classes")
-@user_errors
+@command(group)
 def info(
     path: Annotated[Path, typer.Argument(help="Any mdcli artifact (.h5).")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -167,13 +151,7 @@ def info(
     _print_config(d["config"])
 
 
-@group.command(
-    epilog=(
-        "Examples:\n\n  mdcli plot data.h5 -o grid.png\n\n  mdcli plot data.h5 -o grid.png --per-class 6 --seed 3\n\n"
-        "  mdcli plot data.h5 --ae ae.h5 -o recon.png   # inputs over their reconstructions"
-    )
-)
-@user_errors
+@command(group)
 @writes(output="png")
 def plot(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact (simulated, imported or generated).")],
@@ -181,7 +159,7 @@ def plot(
     per_class: Annotated[int, typer.Option(min=1, max=16, help="Examples per class.")] = 4,
     seed: Annotated[int, typer.Option(min=0, help="Which examples to pick.")] = 0,
     ae: Annotated[Optional[Path], typer.Option("--ae", help="Show these inputs over their reconstructions by this autoencoder.")] = None,
-    force: ForceOpt = False,
+    force=False,
 ) -> None:
     """Plot a grid of spectrograms, a row per class, with Doppler (Hz) and time (s) axes."""
     from mdcli.artifacts import Spectrograms, atomic_path
@@ -218,17 +196,7 @@ def _pair(text: str | None, option: str, cast=float):
     return vals
 
 
-@group.command(
-    "import",
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli import ../shared/data/gait --colormap jet --image-size 128,128 -o gait.h5\n\n"
-        "  mdcli import recordings/ --input-scale db --doppler-range -1000,1000 --duration 3 -o meas.h5\n\n"
-        "  mdcli import iq/ --iq-rate 4000 --variable iq -o meas.h5   # complex slow-time .npy/.mat\n\n"
-        "  mdcli import exported.npz -o back.h5"
-    ),
-)
-@user_errors
+@command(group, "import")
 @writes(output="spectrograms")
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or an .npz/.mat from `mdcli export`.")],
@@ -244,8 +212,7 @@ def import_cmd(
     variable: Annotated[Optional[str], typer.Option(help="Array name inside .mat/.npz files.")] = None,
     iq_rate: Annotated[Optional[float], typer.Option("--iq-rate", help="Complex 1-D inputs are slow-time IQ at this rate (Hz).")] = None,
     csv_file: Annotated[Optional[Path], typer.Option("--csv", help="CSV of file,label rows instead of class folders.")] = None,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
+    quiet=False, force=False,
 ) -> None:
     """Import measured spectrograms: arrays, MATLAB files, colour-mapped images (inverted), or IQ.
 
@@ -285,22 +252,14 @@ def import_cmd(
                       f"classes {data.class_counts()}, {axes}{extra}")
 
 
-@group.command(
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli export samples.h5 --format npz -o samples.npz\n\n"
-        "  mdcli export samples.h5 --format mat -o samples.mat\n\n"
-        "  mdcli export samples.h5 --format png --colormap jet -o samples_png/"
-    ),
-)
-@user_errors
+@command(group)
 @writes(output=lambda o: None if o["fmt"] == "png" else o["fmt"])
 def export(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File (.npz/.mat) or folder (png).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="png | npz | mat")] = "npz",
     colormap: Annotated[str, typer.Option(help="PNG colour map: gray or a matplotlib map such as jet.")] = "gray",
-    force: ForceOpt = False,
+    force=False,
 ) -> None:
     """Export spectrograms to PNG folders per class, .npz, or MATLAB .mat (labels, class names, axes)."""
     from mdcli.artifacts import Spectrograms
@@ -325,16 +284,12 @@ def _parse_shard(text: str, n_tasks: int) -> tuple[int, int]:
     return i, n
 
 
-@group.command(
-    "merge",
-    epilog="Examples:\n\n  mdcli merge shard_0.h5 shard_1.h5 shard_2.h5 -o data.h5\n\n  mdcli merge runs/shards/*.h5 -o data.h5",
-)
-@user_errors
+@command(group, "merge")
 @writes(output="spectrograms")
 def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="The shard files of one `simulate --shard i/N` run, any order.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The merged spectrograms artifact.")] = Path("data.h5"),
-    force: ForceOpt = False,
+    force=False,
 ) -> None:
     """Join simulate shards; the data equal a single-process run of the same config byte for byte."""
     from mdcli.artifacts import parent_record
@@ -348,15 +303,7 @@ def merge_cmd(
     console.print(f"wrote {output}: {len(data)} spectrograms from {len(shards)} shards")
 
 
-@group.command(
-    "split",
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli split gait.h5 --split blocked --test-fraction 0.3 --train-out train.h5 --test-out test.h5\n\n"
-        "  mdcli split data.h5 --seed 1 --train-out train.h5 --test-out test.h5"
-    ),
-)
-@user_errors
+@command(group, "split")
 @writes(train_out="spectrograms", test_out="spectrograms")
 def split_cmd(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact.")],
@@ -366,7 +313,7 @@ def split_cmd(
     test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.01, max=0.99)] = 0.3,
     gap: Annotated[int, typer.Option("--gap", min=0, help="blocked: sequence steps between test and training windows.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed (which samples / which block).")] = 0,
-    force: ForceOpt = False,
+    force=False,
 ) -> None:
     """Split spectrograms per class into training and held-out files (random, or blocked by recording time)."""
     from mdcli.artifacts import Spectrograms, parent_record
@@ -385,16 +332,7 @@ def split_cmd(
                   + (f"; {dropped} windows within {gap} steps of the test blocks left out" if dropped else ""))
 
 
-@group.command(
-    "subset",
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli subset train.h5 --per-class 20 --seed 0 -o few20.h5\n\n"
-        "  (then train-ae / encode / train-ldm / sample on few20.h5, and\n"
-        "  mdcli diagnose generation --samples s20.h5 --train few20.h5 --set few=[20] --set seeds=[0] ...)"
-    ),
-)
-@user_errors
+@command(group, "subset")
 @writes(output="spectrograms")
 def subset_cmd(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact (e.g. the training part of `split`).")],
@@ -403,7 +341,7 @@ def subset_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms file to write.")] = Path("subset.h5"),
     split: Annotated[str, typer.Option("--split", help="auto (blocked when the data has /sequence) | blocked (a contiguous "
                                        "run per class) | random (diagnose generation's draw).")] = "auto",
-    force: ForceOpt = False,
+    force=False,
 ) -> None:
     """Keep N spectrograms per class: the few-shot subset `diagnose gain` uses for this N and seed (with --split random,
     the one `diagnose generation` draws), so a generator trained on it alone measures the augmentation gain of a

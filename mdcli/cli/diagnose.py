@@ -10,16 +10,14 @@ import typer
 from rich.table import Table
 
 from mdcli.cli.common import (
-    ConfigOpt, ForceOpt, QuietOpt, SetOpt, SplitOpt, _output_path, _require, _write_json, console, err_console,
-    user_errors, writes,
+    command, console, err_console, _output_path, _require, _write_json, writes,
 )
 from mdcli.errors import MdcliError
 from mdcli.jsonio import strict_json
 
 group = typer.Typer()
 
-@group.command("report", epilog="Examples:\n\n  mdcli report runs/demo")
-@user_errors
+@command(group, "report")
 def report_cmd(run: Annotated[Path, typer.Argument(help="A pipeline run folder (examples/pipeline.sh).")]) -> None:
     """Write RUN/REPORT.md with real-vs-generated grids, loss curves, codebook use and the diagnostics; print the headline."""
     from mdcli.diagnose.report import build_report
@@ -33,8 +31,17 @@ diagnose_app = typer.Typer(
     no_args_is_help=True,
 )
 group.add_typer(diagnose_app, name="diagnose")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
-PlotDirOpt = Annotated[Optional[Path], typer.Option("--plot", file_okay=False, help="Write PNG figures into this folder.")]
+
+
+def _figures_then_json(report: dict, plot_dir: Path | None, plot, as_json: bool) -> bool:
+    """Draw the figures (`plot(folder)` -> their paths, listed in the report as `figures`) into --plot DIR, then print
+    the report with --json; -> whether it was printed (the command prints no table then)."""
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        report["figures"] = [str(p) for p in plot(plot_dir)]
+    if as_json:
+        _write_json(report)
+    return as_json
 
 
 def _report_table(title: str, rows: dict, per_class: dict) -> None:
@@ -61,19 +68,14 @@ def _kv_table(title: str, rows: list[tuple[str, object]]) -> None:
 
 
 
-@diagnose_app.command(
-    "recon",
-    epilog="Examples:\n\n  mdcli diagnose recon --ae ae.h5 --data data.h5\n\n  mdcli diagnose recon --ae ae.h5 --data data.h5 --classifier judge.h5 --json",
-)
-@user_errors
+@command(diagnose_app, "recon", prefix="diagnose")
 def diagnose_recon(
     ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to reconstruct.")] = Path("data.h5"),
     classifier: Annotated[Optional[Path], typer.Option(
         help="classifier.h5 for the perceptual distance and the reconstruction FMD (use an independent judge).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    as_json: JsonOpt = False,
-    plot_dir: PlotDirOpt = None,
+    as_json=False, plot_dir=None,
 ) -> None:
     """Reconstruction quality: PSNR, SSIM, L1, log-spectral distance (dB), perceptual; overall and per class.
 
@@ -87,11 +89,7 @@ def diagnose_recon(
     if classifier is not None:
         _require(classifier, "classifier")
     report = recon_report(ae, data, classifier, batch_size)
-    if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        report["figures"] = [str(p) for p in plot_recon(report, plot_dir)]
-    if as_json:
-        _write_json(report)
+    if _figures_then_json(report, plot_dir, lambda d: plot_recon(report, d), as_json):
         return
     _report_table(f"reconstruction of {data} by {ae} ({report['arch']}, {report['n']} images)", report["overall"], report["per_class"])
     if report.get("kinematics"):
@@ -100,18 +98,13 @@ def diagnose_recon(
         print_recon_table(console, report["kinematics"], "kinematic fidelity of the reconstructions (limb envelopes, periods)")
 
 
-@diagnose_app.command(
-    "codebook",
-    epilog="Examples:\n\n  mdcli diagnose codebook --ae vq.h5 --data data.h5\n\n  mdcli diagnose codebook --latents latents.h5 --json --plot figs/",
-)
-@user_errors
+@command(diagnose_app, "codebook", prefix="diagnose")
 def diagnose_codebook(
     ae: Annotated[Optional[Path], typer.Option("--ae", help="VQ autoencoder artifact.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Spectrograms to encode.")] = None,
     latents: Annotated[Optional[Path], typer.Option("--latents", help="Use the code indices stored by `encode` instead.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    as_json: JsonOpt = False,
-    plot_dir: PlotDirOpt = None,
+    as_json=False, plot_dir=None,
 ) -> None:
     """Codebook use over the whole dataset: usage, perplexity (and /K), dead codes, top-10% mass, per class."""
     from mdcli.diagnose.codebook import codebook_report, plot_codebook
@@ -120,11 +113,7 @@ def diagnose_codebook(
         if path is not None:
             _require(path, kind)
     report, counts = codebook_report(ae, data, latents, batch_size)
-    if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        report["figures"] = [str(p) for p in plot_codebook(report, counts, plot_dir)]
-    if as_json:
-        _write_json(report)
+    if _figures_then_json(report, plot_dir, lambda d: plot_codebook(report, counts, d), as_json):
         return
     overall = {k: report[k] for k in ("codebook_usage", "perplexity", "perplexity_ratio", "dead_codes", "top10pct_mass")}
     _report_table(f"codebook of {ae or latents} ({report['arch']}, K = {report['codebook_size']}, {report['n_images']} images)",
@@ -156,19 +145,11 @@ def _latent_rows(r: dict) -> list[tuple[str, object]]:
     return rows
 
 
-@diagnose_app.command(
-    "latent",
-    epilog="Examples:\n\n  mdcli diagnose latent --ae ae.h5 --data data.h5\n\n  mdcli diagnose latent --ae vae.h5 --data data.h5 --json --plot figs/",
-)
-@user_errors
+@command(diagnose_app, "latent", prefix="diagnose")
 def diagnose_latent(
     ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to encode.")] = Path("data.h5"),
-    split: SplitOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    as_json: JsonOpt = False,
-    plot_dir: PlotDirOpt = None,
+    split=None, config=None, set_=None, as_json=False, plot_dir=None,
 ) -> None:
     """Latent geometry: VAE KL/active units/variance collapse/I(x;z); spectra, equivariance, robustness, probes; VQ structure."""
     from mdcli.config import load_config
@@ -178,27 +159,16 @@ def diagnose_latent(
     _require(ae, "autoencoder")
     _require(data, "spectrograms")
     report = latent_report_files(ae, data, cfg)
-    if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        report["figures"] = [str(p) for p in plot_latent(report, plot_dir)]
-    if as_json:
-        _write_json(report)
+    if _figures_then_json(report, plot_dir, lambda d: plot_latent(report, d), as_json):
         return
     _kv_table(f"latent space of {ae} ({report['arch']}) on {data}", _latent_rows(report))
 
 
-@diagnose_app.command(
-    "collapse",
-    epilog=("Examples:\n\n  mdcli diagnose collapse --ae ae.h5 --data data.h5\n\n"
-            "  mdcli diagnose collapse --ae vq.h5 --data data.h5 --set damage_ratio_max=0.4 --json"),
-)
-@user_errors
+@command(diagnose_app, "collapse", prefix="diagnose")
 def diagnose_collapse(
     ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to encode.")] = Path("data.h5"),
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    as_json: JsonOpt = False,
+    config=None, set_=None, as_json=False,
 ) -> None:
     """Label the autoencoder healthy / variance collapse / codebook collapse / posterior collapse, with the evidence.
 
@@ -226,23 +196,14 @@ def diagnose_collapse(
     _kv_table("supporting latent metrics", _latent_rows(report))
 
 
-@diagnose_app.command(
-    "diffusability",
-    epilog=("Examples:\n\n  mdcli diagnose diffusability --latents latents.h5\n\n"
-            "  mdcli diagnose diffusability --latents latents.h5 --classifier judge.h5 --real test.h5 --json"),
-)
-@user_errors
+@command(diagnose_app, "diffusability", prefix="diagnose")
 @writes(keep="ldm")
 def diagnose_diffusability(
     latents: Annotated[Path, typer.Option("--latents", help="Latents artifact (from `encode`).")] = Path("latents.h5"),
     classifier: Annotated[Optional[Path], typer.Option(help="Independent judge for FMD / accuracy of decoded samples.")] = None,
     real: Annotated[Optional[Path], typer.Option(help="Real spectrograms for FMD (with --classifier).")] = None,
     keep: Annotated[Optional[Path], typer.Option(help="Keep the probe LDM at this path (else a temp file).")] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
+    config=None, set_=None, as_json=False, quiet=False, force=False,
 ) -> None:
     """Train a fixed-budget diffusion probe on the latents: held-out denoising error per noise level, sample quality."""
     from mdcli.config import load_config
@@ -277,13 +238,7 @@ def diagnose_diffusability(
     _kv_table("generated latents against held-out latents", rows)
 
 
-@diagnose_app.command(
-    "generation",
-    epilog=("Examples:\n\n  mdcli diagnose generation --samples samples.h5 --real test.h5 --classifier judge.h5\n\n"
-            "  mdcli diagnose generation --samples samples.h5 --real test.h5 --train train.h5 --classifier judge.h5 "
-            "--set seeds=[0,1,2] --json"),
-)
-@user_errors
+@command(diagnose_app, "generation", prefix="diagnose")
 def diagnose_generation(
     samples: Annotated[Path, typer.Option("--samples", help="Generated spectrograms (from `sample`).")] = Path("samples.h5"),
     real: Annotated[Path, typer.Option("--real", help="Held-out real spectrograms (not seen by any model).")] = Path("test.h5"),
@@ -293,11 +248,7 @@ def diagnose_generation(
     baseline_cache: Annotated[Optional[Path], typer.Option(
         "--baseline-cache", help="Folder that keeps the accuracies of the fits not involving the generator (all real, "
         "few real, few real + classic), so comparing many generators on the same data fits each once.")] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    as_json: JsonOpt = False,
-    plot_dir: PlotDirOpt = None,
-    quiet: QuietOpt = False,
+    config=None, set_=None, as_json=False, plot_dir=None, quiet=False,
 ) -> None:
     """FMD, KID, precision/recall/density/coverage, judge accuracy, memorisation, TSTR and augmentation gain."""
     from mdcli.config import load_config
@@ -311,11 +262,8 @@ def diagnose_generation(
         _require(train, "spectrograms")
     say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]"))
     report = generation_report(samples, real, classifier, train, cfg, allow_same_judge, say, baseline_cache)
-    if plot_dir is not None and report.get("augmentation"):  # no augmentation runs (few: []): no empty figure
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        report["figures"] = [str(p) for p in plot_generation(report, plot_dir)]
-    if as_json:
-        _write_json(report)
+    figures = plot_dir if report.get("augmentation") else None  # no augmentation runs (few: []): no empty figure
+    if _figures_then_json(report, figures, lambda d: plot_generation(report, d), as_json):
         return
     _report_table(f"{samples} against {real} (judge {classifier})", summary_rows(report),
                   {k: {"fmd": v["fmd"], "judge_accuracy_generated": v["judge_accuracy"]} for k, v in report["per_class"].items()})
@@ -345,18 +293,7 @@ def diagnose_generation(
         _kv_table(f"memorisation, TSTR and augmentation (seeds {cfg.seeds}; test: {real})", rows)
 
 
-@diagnose_app.command(
-    "gain",
-    epilog=("Examples:\n\n"
-            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20,50 --seeds 5\n\n"
-            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20,50 --seeds 5 --jobs 4 "
-            "--arm gen=append:samples.h5 --arm sim=pretrain:sim.h5 --arm var=append:variations.h5,weight=0.3 "
-            "--arm cas=only:samples.h5 --json --plot figs/\n\n"
-            "  mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20 --seeds 3 "
-            "--arm gen=append:runs/gen_{n}_{seed}/samples.h5   # one generator per subset (mdcli subset --per-class N --seed S)\n\n"
-            "Modes: append (weight, ratio, prob), pretrain (finetune=all|head), mixed-then-real (weight, ratio, prob), only."),
-)
-@user_errors
+@command(diagnose_app, "gain", prefix="diagnose")
 @writes(json_out="json", md_out="md")
 def diagnose_gain(
     train: Annotated[Path, typer.Option("--train", help="Real training spectrograms (the N per class are drawn from it).")] = Path("train.h5"),
@@ -366,14 +303,10 @@ def diagnose_gain(
     arm: Annotated[Optional[list[str]], typer.Option("--arm", help="NAME=MODE:FILE[,key=value...] (repeatable); FILE may hold {n} and {seed}.")] = None,
     split: Annotated[str, typer.Option("--split", help="How the N per class are drawn: auto (blocked when the data has /sequence), blocked, random.")] = "auto",
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Classifier fits in this many processes (one thread each; same numbers for any value).")] = 1,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    as_json: JsonOpt = False,
+    config=None, set_=None, as_json=False,
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the --json report to this file (the table still prints).")] = None,
     md_out: Annotated[Optional[Path], typer.Option("--md-out", help="Also write the table as a Markdown report headed by this command.")] = None,
-    plot_dir: PlotDirOpt = None,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
+    plot_dir=None, quiet=False, force=False,
 ) -> None:
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
@@ -396,11 +329,9 @@ def diagnose_gain(
     p = plan(train, test, arms, ns, list(range(seeds)), split)
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
-    if plot_dir is not None:
-        from mdcli.diagnose.gain import plot_gain
+    from mdcli.diagnose.gain import plot_gain
 
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        report["figures"] = [str(x) for x in plot_gain(report, plot_dir)]
+    _figures_then_json(report, plot_dir, lambda d: plot_gain(report, d), False)  # the JSON after the files below
     if json_out is not None:
         from mdcli.artifacts import atomic_path
 
@@ -440,12 +371,7 @@ def diagnose_gain(
         console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
 
 
-@diagnose_app.command(
-    "domain",
-    epilog=("Examples:\n\n  mdcli diagnose domain --a sim.h5 --b measured.h5\n\n"
-            "  mdcli diagnose domain --a sim.h5 --b measured.h5 --classifier judge.h5 --plot figs/ --json"),
-)
-@user_errors
+@command(diagnose_app, "domain", prefix="diagnose")
 def diagnose_domain(
     a: Annotated[Path, typer.Option("--a", help="First spectrograms (e.g. simulated).")] = Path("sim.h5"),
     b: Annotated[Path, typer.Option("--b", help="Second spectrograms (e.g. measured), of the same image size.")] = Path("measured.h5"),
@@ -453,11 +379,7 @@ def diagnose_domain(
         help="A judge classifier.h5 for the FMD features (else the two-sample net's own features, stated in the report).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the balanced split and the classifier (default 0).")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps of the two-sample classifier (default 200).")] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    as_json: JsonOpt = False,
-    plot_dir: PlotDirOpt = None,
-    quiet: QuietOpt = False,
+    config=None, set_=None, as_json=False, plot_dir=None, quiet=False,
 ) -> None:
     """Domain gap between two sets: a two-sample classifier's held-out accuracy (50 % = indistinguishable) and FMD."""
     from mdcli.config import load_config
@@ -471,11 +393,7 @@ def diagnose_domain(
     say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
     report = domain_report(a, b, classifier, cfg, say)
     examples = report.pop("_examples")
-    if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        report["figures"] = [str(p) for p in plot_domain({**report, "_examples": examples}, plot_dir)]
-    if as_json:
-        _write_json(report)
+    if _figures_then_json(report, plot_dir, lambda d: plot_domain({**report, "_examples": examples}, d), as_json):
         return
     o = report["overall"]
     _report_table(f"{a} against {b} ({report['n_per_side']} per side, {report['n_test']} held out; FMD in {report['fmd_features']})",

@@ -9,35 +9,22 @@ from typing import Annotated, Optional
 import typer
 
 from mdcli.cli.common import (
-    ConfigOpt, DryRunOpt, ForceOpt, QuietOpt, SetOpt, _output_path, _print_config, _require, console, err_console,
-    user_errors, writes,
+    command, console, err_console, _output_path, _print_config, _require, writes,
 )
 from mdcli.errors import MdcliError
 
 group = typer.Typer()
 
-FilterOpt = Annotated[Optional[list[str]], typer.Option("--filter", help="Drop generated samples: confidence:CLF[,min=0.5] | novelty:CLF[,quantile=0.05] | kinematic[:margin=0.25] (repeatable; train=PATH sets the reference data).")]
-SamplerOpt = Annotated[Optional[str], typer.Option(help="ddpm | ddim | dpmpp-2m | dpmpp-2m-sde")]
-EtaOpt = Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 = DDPM posterior.")]
-CfgScaleOpt = Annotated[Optional[float], typer.Option("--cfg-scale", help="Classifier-free guidance scale (1: off).")]
 
 
-@group.command(
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli encode --ae ae.h5 --data data.h5 -o latents.h5\n\n"
-        "  mdcli encode --ae ae.h5 --data data.h5 -o latents.h5 --batch-size 256 --quiet"
-    ),
-)
-@user_errors
+@command(group)
 @writes(output="latents")
 def encode(
     ae: Annotated[Path, typer.Option("--ae", help="Autoencoder artifact.")] = Path("ae.h5"),
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to encode.")] = Path("data.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Latents artifact to write.")] = Path("latents.h5"),
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
+    quiet=False, force=False,
 ) -> None:
     """Encode spectrograms to latents (pre-quantisation for VQ models, posterior mean for the VAE).
 
@@ -58,15 +45,7 @@ def encode(
                       f"channel std {', '.join(f'{s:.3f}' for s in info['channel_std'])}")
 
 
-@group.command(
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli sample --ldm ldm.h5 -o samples.h5 --n-per-class 64\n\n"
-        "  mdcli sample --ldm ldm.h5 -o samples.h5 --classes walker,drone --sampler ddim --steps 50 --eta 0\n\n"
-        "  mdcli sample --ldm ldm.h5 -o samples.h5 --sampler ddpm --steps 1000 --cfg-scale 1 --preview grid.png"
-    ),
-)
-@user_errors
+@command(group)
 @writes(output="spectrograms", preview="png")
 def sample(
     ldm: Annotated[Path, typer.Option("--ldm", help="LDM artifact from `mdcli train-ldm`.")] = Path("ldm.h5"),
@@ -74,19 +53,13 @@ def sample(
     ae: Annotated[Optional[Path], typer.Option("--ae", help="Autoencoder (default: found through the lineage).")] = None,
     n_per_class: Annotated[Optional[int], typer.Option("--n-per-class", "-n", help="Samples per class.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all).")] = None,
-    sampler: SamplerOpt = None,
+    sampler=None,
     steps: Annotated[Optional[int], typer.Option(help="Sampling steps.")] = None,
-    eta: EtaOpt = None,
-    cfg_scale: CfgScaleOpt = None,
+    eta=None, cfg_scale=None,
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same samples.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Samples per batch.")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG grid of the samples.")] = None,
-    filter_: FilterOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    dry_run: DryRunOpt = False,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
+    filter_=None, config=None, set_=None, dry_run=False, quiet=False, force=False,
 ) -> None:
     """Generate spectrograms per class: LDM latents -> un-standardise -> decode with the autoencoder.
 
@@ -143,16 +116,7 @@ def sample(
                       + (f"; preview {preview}" if preview is not None else ""))
 
 
-@group.command(
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli augment --ldm ldm.h5 --data train.h5 --per-image 10 --strength 0.3:0.6 -o variations.h5\n\n"
-        "  mdcli augment --ldm ldm.h5 --data train.h5 --strength 0.5 --filter confidence:clf.h5,min=0.8 "
-        "--filter novelty:clf.h5 --filter kinematic:margin=0.25 -o variations.h5 --preview grid.png\n\n"
-        "  mdcli augment --config configs/gait/augment.yaml --ldm ldm.h5 --data few.h5 -o variations.h5"
-    ),
-)
-@user_errors
+@command(group)
 @writes(output="spectrograms", preview="png")
 def augment(
     ldm: Annotated[Path, typer.Option("--ldm", help="LDM artifact from `mdcli train-ldm` (its autoencoder is found through the lineage).")] = Path("ldm.h5"),
@@ -162,19 +126,13 @@ def augment(
     per_image: Annotated[Optional[int], typer.Option("--per-image", "-k", help="Variants per real spectrogram.")] = None,
     strength: Annotated[Optional[str], typer.Option("--strength", help="Diffusion time to noise to: 0 = the image itself, 1 = pure noise; lo:hi draws per variant.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes of --data to vary (default: all).")] = None,
-    sampler: SamplerOpt = None,
+    sampler=None,
     steps: Annotated[Optional[int], typer.Option(help="Sampler grid points over the whole diffusion; a variant runs those below its start (fewer at lower --strength).")] = None,
-    eta: EtaOpt = None,
-    cfg_scale: CfgScaleOpt = None,
+    eta=None, cfg_scale=None,
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same variations.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Variants per batch (results do not depend on it).")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG: sources beside their variants.")] = None,
-    filter_: FilterOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    dry_run: DryRunOpt = False,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
+    filter_=None, config=None, set_=None, dry_run=False, quiet=False, force=False,
 ) -> None:
     """Variations of real spectrograms (SDEdit): encode, noise to --strength, denoise with the image's own label, decode.
 

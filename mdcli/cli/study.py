@@ -7,21 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from mdcli.cli.common import user_errors
+from mdcli.cli.common import command
 
 group = typer.Typer()
 
 
-@group.command(
-    "study",
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli study --profile configs/study/cpu.yaml --dataset sim --out runs/study/cpu/sim\n\n"
-        "  mdcli study --profile configs/study/cpu.yaml --dataset gait --gait-dir ../shared/data/gait --out runs/study/cpu/gait\n\n"
-        "  mdcli study --profile configs/study/tiny.yaml --dataset sim --data tiny.h5 --arms vae,vqvae --judges none --out runs/study/tiny"
-    ),
-)
-@user_errors
+@command(group, "study")
 def study_cmd(
     profile: Annotated[Path, typer.Option("--profile", help="Study profile (configs/study/*.yaml): the stages' configs and the study section.")],
     dataset: Annotated[str, typer.Option("--dataset", help="sim | gait")],

@@ -10,20 +10,12 @@ from rich.table import Table
 
 from mdcli.choices import PERCEPTUAL_CHOICES
 from mdcli.cli.common import (
-    ConfigOpt, DryRunOpt, ForceOpt, QuietOpt, SetOpt, SplitOpt, _check_input, _output_path, _print_config, _require,
-    console, err_console, user_errors, writes,
+    _check_input, command, console, err_console, _output_path, _print_config, _require, writes,
 )
 from mdcli.errors import MdcliError
 
 group = typer.Typer()
 
-CompileOpt = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the training forward (GPU; the first steps compile).")]
-
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint beside the output (OUTPUT.ckpt).")]
-StopAfterOpt = Annotated[
-    Optional[int],
-    typer.Option("--stop-after", min=1, help="Train at most this many steps in this run, checkpoint, and exit (for time-sliced jobs)."),
-]
 
 
 
@@ -62,40 +54,21 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
         raise typer.Exit(130) from None
 
 
-@group.command(
-    "train-classifier",
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli train-classifier --data data.h5 -o classifier.h5\n\n"
-        "  mdcli train-classifier --data data.h5 --seed 1 -o judge.h5   # an independent judge\n\n"
-        "  mdcli train-classifier --config configs/tiny/train-classifier.yaml --data tiny.h5 -o clf.h5\n\n"
-        "  mdcli train-classifier --data few20.h5 --extra samples.h5 --extra-weight 0.5 --extra-ratio 1 -o clf.h5   # augmented\n\n"
-        "  mdcli train-classifier --data sim.h5 -o sim_clf.h5 && mdcli train-classifier --data few20.h5 --init sim_clf.h5 "
-        "--finetune all -o clf.h5   # pretrain, then fine-tune (a fresh head for other classes)"
-    ),
-)
-@user_errors
+@command(group, "train-classifier")
 @writes(output="classifier")
 def train_classifier_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Classifier artifact to write.")] = Path("classifier.h5"),
-    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    steps=None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches).")] = None,
-    compile_: CompileOpt = None,
-    split: SplitOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    dry_run: DryRunOpt = False,
-    resume: ResumeOpt = False,
-    stop_after: StopAfterOpt = None,
-    quiet: QuietOpt = False,
+    compile_=None, split=None, config=None, set_=None, dry_run=False, resume=False, stop_after=None, quiet=False,
     extra: Annotated[Optional[Path], typer.Option("--extra", help="Extra spectrograms (generated, simulated) mixed into every batch.")] = None,
     extra_weight: Annotated[Optional[float], typer.Option("--extra-weight", help="Loss weight of an extra image, in [0, 1] (a real one: 1).")] = None,
     extra_ratio: Annotated[Optional[float], typer.Option("--extra-ratio", help="Extra images per real image in each batch (default 1).")] = None,
     extra_prob: Annotated[Optional[float], typer.Option("--extra-prob", help="Chance a real image is swapped for an extra one of its class.")] = None,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from this classifier (its network replaces the config's; a fresh head when its classes differ).")] = None,
     finetune: Annotated[Optional[str], typer.Option("--finetune", help="With --init: all | head (train the head alone).")] = None,
-    force: ForceOpt = False,
+    force=False,
 ) -> None:
     """Train a small spectrogram CNN on the class labels (held-out validation accuracy recorded).
 
@@ -133,18 +106,7 @@ def train_classifier_cmd(
                       f"(train {res.train_accuracy:.3f}), {res.images_per_s:.0f} images/s")
 
 
-@group.command(
-    "train-ae",
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli train-ae --data data.h5 --arch vqgan --classifier classifier.h5 -o ae.h5\n\n"
-        "  mdcli train-ae --data data.h5 --arch vae --perceptual none --set vae.kl_weight=1e-4 -o vae.h5\n\n"
-        "  mdcli train-ae --data data.h5 --arch vqvae --perceptual lpips-vgg --perceptual-weights vgg16-397923af.pth -o vq.h5\n\n"
-        "  mdcli train-ae ... --resume   # continue exactly from OUTPUT.ckpt\n\n"
-        "  mdcli train-ae --config ae.yaml --data measured.h5 --init sim_ae.h5 -o ae.h5   # fine-tune a pretrained one"
-    ),
-)
-@user_errors
+@command(group, "train-ae")
 @writes(output="autoencoder")
 def train_ae_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms artifact to train on.")] = Path("data.h5"),
@@ -155,18 +117,11 @@ def train_ae_cmd(
         Optional[Path], typer.Option("--perceptual-weights", help="torchvision ImageNet trunk for lpips-* (else the torch hub cache).")
     ] = None,
     classifier: Annotated[Optional[Path], typer.Option(help="classifier.h5 for --perceptual domain.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    steps=None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, batches, noise).")] = None,
-    compile_: CompileOpt = None,
-    split: SplitOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    dry_run: DryRunOpt = False,
-    resume: ResumeOpt = False,
-    stop_after: StopAfterOpt = None,
-    quiet: QuietOpt = False,
+    compile_=None, split=None, config=None, set_=None, dry_run=False, resume=False, stop_after=None, quiet=False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from this autoencoder (same arch, model config and image size; the discriminator starts fresh).")] = None,
-    force: ForceOpt = False,
+    force=False,
 ) -> None:
     """Train an autoencoder (VAE, VQ-VAE or VQ-GAN) on spectrograms; all share one encoder/decoder."""
     from mdcli.config import load_config, to_yaml
@@ -208,33 +163,16 @@ def train_ae_cmd(
         console.print(table)
 
 
-@group.command(
-    "train-ldm",
-    epilog=(
-        "Examples:\n\n"
-        "  mdcli train-ldm --latents latents.h5 -o ldm.h5\n\n"
-        "  mdcli train-ldm --latents latents.h5 --set diffusion.prediction=v --set diffusion.schedule=cosine -o ldm.h5\n\n"
-        "  mdcli train-ldm --config configs/tiny/train-ldm.yaml --latents tiny_latents.h5 -o ldm.h5\n\n"
-        "  mdcli train-ldm --latents measured_latents.h5 --init sim_ldm.h5 -o ldm.h5   # fine-tune a pretrained one"
-    ),
-)
-@user_errors
+@command(group, "train-ldm")
 @writes(output="ldm")
 def train_ldm_cmd(
     latents: Annotated[Path, typer.Option("--latents", "-l", help="Latents artifact from `mdcli encode`.")] = Path("latents.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="LDM artifact to write.")] = Path("ldm.h5"),
-    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+    steps=None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (weights, split, noise).")] = None,
-    compile_: CompileOpt = None,
-    split: SplitOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    dry_run: DryRunOpt = False,
-    resume: ResumeOpt = False,
-    stop_after: StopAfterOpt = None,
-    quiet: QuietOpt = False,
+    compile_=None, split=None, config=None, set_=None, dry_run=False, resume=False, stop_after=None, quiet=False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from this LDM (same latent shape and UNet config; other classes start as its null class).")] = None,
-    force: ForceOpt = False,
+    force=False,
 ) -> None:
     """Train a class-conditional latent diffusion model (UNet denoiser, classifier-free guidance dropout).
 

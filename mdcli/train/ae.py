@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,9 +21,9 @@ from mdcli.models.load import build_autoencoder
 from mdcli.stages import TrainAEConfig
 from mdcli.train.checkpoint import open_run, save_checkpoint
 from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank_slice,
-                                     set_threads, world_size)
+                                     set_threads)
 from mdcli.train.ema import EMA
-from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
+from mdcli.train.loop import StepLoop, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
 from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 def build_perceptual(cfg: TrainAEConfig) -> torch.nn.Module | None:
@@ -137,13 +136,8 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
         return reader.images(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)]))
 
     prefetch = Prefetcher(load)
-    t0, seen, step = time.perf_counter(), 0, start
-    interrupt = StepBoundaryInterrupt.install()
-    try:
-        for step in range(start, cfg.train.steps):
-            if stop_after is not None and step - start >= stop_after:
-                checkpoint(step)
-                return None
+    with StepLoop(start, cfg.train.steps, stop_after, cfg.train.checkpoint_every, checkpoint, (prefetch, reader)) as loop:
+        for step in loop:
             # 1. learning rate and batch
             lr = lr_at(step, cfg.train)
             for o in optimizers.values():
@@ -191,7 +185,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
             if out.indices is not None:
                 usage += np.bincount(out.indices.flatten().cpu().numpy(), minlength=k)
             record.update({key: float(v) for key, v in out.stats.items()})
-            seen += len(xb)
+            loop.seen += len(xb)
             if progress:
                 progress(1)
             # 4. log, validate, checkpoint
@@ -205,18 +199,9 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                     usage[:] = 0
                 history.append(val)
                 jsonl.write(val)
-            if (step + 1) % cfg.train.checkpoint_every == 0:
-                checkpoint(step + 1)
-            interrupt.check()
-    except KeyboardInterrupt:
-        if interrupt.clean:  # at a step boundary: the state after step + 1 steps
-            checkpoint(step + 1)
-        raise
-    finally:
-        interrupt.restore()
-        prefetch.close()
-        reader.close()
-    rate = seen * world_size() / max(1e-9, time.perf_counter() - t0)
+    if loop.stopped:
+        return None
+    rate = loop.rate()
     if not is_main():
         dist_teardown()
         return AEResult({}, rate)

@@ -19,8 +19,8 @@ from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
 from mdcli.stages import ExtraOptions, OptimConfig, TrainClassifierConfig
 from mdcli.train.checkpoint import open_run, save_checkpoint
 from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank,
-                                     rank_slice, set_threads, world_size)
-from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
+                                     rank_slice, set_threads)
+from mdcli.train.loop import StepLoop, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
 from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 
@@ -101,8 +101,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
 
     extra: a spectrograms file mixed into every batch as cfg.extra says (weight, ratio, prob); init: a classifier
     to start from (cfg.finetune: all weights or the head alone)."""
-    import time
-
+    
     set_threads()
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.train.device)
@@ -129,14 +128,12 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     precision = resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
     amp = autocast(device, precision)
     prefetch = Prefetcher(lambda i: reader.images(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
-    t0, done = time.perf_counter(), 0
-    step = start
-    interrupt = StepBoundaryInterrupt.install()
-    try:
-        for step in range(start, cfg.train.steps):
-            if stop_after is not None and step - start >= stop_after:
-                save_checkpoint(ckpt, text, cfg.seed, parents, step, {"model": model}, {"opt": opt}, {})
-                return None
+
+    def checkpoint(at: int) -> None:
+        save_checkpoint(ckpt, text, cfg.seed, parents, at, {"model": model}, {"opt": opt}, {})
+
+    with StepLoop(start, cfg.train.steps, stop_after, cfg.train.checkpoint_every, checkpoint, (prefetch,)) as loop:
+        for step in loop:
             model.train()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg.train)
@@ -152,7 +149,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             with amp:
                 loss = weighted_cross_entropy(net(xb), yb, w)
             optimizer_step(opt, loss, model.parameters(), cfg.train.grad_clip, step, ckpt)
-            done += len(idx)
+            loop.seen += len(idx)
             if progress:
                 progress(1)
             if (step + 1) % cfg.train.log_every == 0:
@@ -160,17 +157,9 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             eval_every = cfg.train.eval_every or spe
             if (step + 1) % eval_every == 0 and is_main():
                 jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x_val, y[va_eval], device)})
-            if (step + 1) % cfg.train.checkpoint_every == 0:
-                save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
-            interrupt.check()
-    except KeyboardInterrupt:
-        if interrupt.clean:  # at a step boundary: the state after step + 1 steps
-            save_checkpoint(ckpt, text, cfg.seed, parents, step + 1, {"model": model}, {"opt": opt}, {})
-        raise
-    finally:
-        interrupt.restore()
-        prefetch.close()
-    rate = done * world_size() / max(1e-9, time.perf_counter() - t0)
+    if loop.stopped:
+        return None
+    rate = loop.rate()
     if not is_main():
         dist_teardown()
         return ClassifierResult(float("nan"), float("nan"), cfg.train.steps, rate)

@@ -6,7 +6,6 @@ quantises them at decode time (the latent-diffusion convention).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,9 +25,9 @@ from mdcli.models.unet import UNet
 from mdcli.stages import TrainLDMConfig
 from mdcli.train.checkpoint import open_run, save_checkpoint
 from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank_slice,
-                                     set_threads, world_size)
+                                     set_threads)
 from mdcli.train.ema import EMA
-from mdcli.train.loop import StepBoundaryInterrupt, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
+from mdcli.train.loop import StepLoop, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
 from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 VAL_LEVELS = (50, 150, 300, 500, 700, 900)  # timesteps (of 1000) where held-out loss is tracked
@@ -150,13 +149,8 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
         save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {"history": history})
 
     prefetch = Prefetcher(lambda i: data.get(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
-    t0, seen, step = time.perf_counter(), 0, start
-    interrupt = StepBoundaryInterrupt.install()
-    try:
-        for step in range(start, cfg.train.steps):
-            if stop_after is not None and step - start >= stop_after:
-                checkpoint(step)
-                return None
+    with StepLoop(start, cfg.train.steps, stop_after, cfg.train.checkpoint_every, checkpoint, (prefetch, data.reader)) as loop:
+        for step in loop:
             # 1. learning rate and batch; noise level, noise and (dropped) labels
             lr = lr_at(step, cfg.train)
             for g in opt.param_groups:
@@ -180,7 +174,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             optimizer_step(opt, loss, model.parameters(), cfg.train.grad_clip, step, ckpt)
             if ema is not None:
                 ema.update(model, step)
-            seen += len(idx)
+            loop.seen += len(idx)
             if progress:
                 progress(1)
             # 3. log, validate, checkpoint
@@ -190,18 +184,9 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
                 val = {"step": step + 1, **validation_loss(ema.model if ema else model, z_val, labels[va_eval], schedule, d.prediction, device)}
                 history.append(val)
                 jsonl.write(val)
-            if (step + 1) % cfg.train.checkpoint_every == 0:
-                checkpoint(step + 1)
-            interrupt.check()
-    except KeyboardInterrupt:
-        if interrupt.clean:  # at a step boundary: the state after step + 1 steps
-            checkpoint(step + 1)
-        raise
-    finally:
-        interrupt.restore()
-        prefetch.close()
-        data.reader.close()
-    rate = seen * world_size() / max(1e-9, time.perf_counter() - t0)
+    if loop.stopped:
+        return None
+    rate = loop.rate()
     if not is_main():
         dist_teardown()
         return {"latents_per_s": rate}

@@ -1,6 +1,6 @@
 """What every trainer's step loop shares: seeded batches (a permutation per epoch from the seed, so any step is
-reproducible on resume), the learning rate (warm-up, then constant or cosine), Ctrl-C at step boundaries and
-the divergence check.
+reproducible on resume), the learning rate (warm-up, then constant or cosine), the step loop with its checkpoints
+and Ctrl-C at step boundaries (`StepLoop`), and the optimiser step with the divergence check.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -70,6 +71,58 @@ class StepBoundaryInterrupt:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+
+class StepLoop:
+    """The step loop every trainer runs, as a context manager:
+
+        with StepLoop(start, total, stop_after, every, checkpoint, closers) as loop:
+            for step in loop:
+                ...  # one complete step
+        if loop.stopped:
+            return None
+
+    Steps start..total-1; `--stop-after N` checkpoints at step start + N and ends the loop (`stopped`); a checkpoint
+    every `every` steps; Ctrl-C at a step boundary (StepBoundaryInterrupt) checkpoints the steps done and
+    re-raises; on the way out the SIGINT handler is restored and each of `closers` closed (prefetchers, readers).
+    `checkpoint(at)` writes the state after `at` steps. The body adds the images of each step to `seen`; `rate()`
+    is then images per second over all ranks since the loop began."""
+
+    def __init__(self, start: int, total: int, stop_after: int | None, every: int, checkpoint, closers=()) -> None:
+        self.start, self.total, self.stop_after, self.every = start, total, stop_after, every
+        self.checkpoint, self.closers = checkpoint, closers
+        self.step, self.stopped, self.seen = start, False, 0
+
+    def __enter__(self) -> "StepLoop":
+        self.interrupt = StepBoundaryInterrupt.install()
+        self.t0 = time.perf_counter()
+        return self
+
+    def rate(self) -> float:
+        from mdcli.train.distributed import world_size
+
+        return self.seen * world_size() / max(1e-9, time.perf_counter() - self.t0)
+
+    def __iter__(self) -> Iterator[int]:
+        for step in range(self.start, self.total):
+            self.step = step
+            if self.stop_after is not None and step - self.start >= self.stop_after:
+                self.checkpoint(step)
+                self.stopped = True
+                return
+            yield step
+            if (step + 1) % self.every == 0:
+                self.checkpoint(step + 1)
+            self.interrupt.check()
+
+    def __exit__(self, kind, value, tb) -> None:
+        try:
+            if kind is KeyboardInterrupt and self.interrupt.clean:  # at a step boundary: the state after step + 1
+                self.checkpoint(self.step + 1)
+        finally:
+            self.interrupt.restore()
+            for c in self.closers:
+                c.close()
 
 
 def batches(x: torch.Tensor, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
