@@ -20,7 +20,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import h5py
 import numpy as np
@@ -550,8 +550,22 @@ def save_model(path: str | Path, kind: str, config_yaml: str, seed: int, parents
             g.create_dataset(name, data=arr.float().numpy() if arr.is_floating_point() else arr.numpy())
 
 
-def load_model(path: str | Path, kind: str) -> tuple[dict, dict, dict]:
-    """-> (header, attrs with JSON decoded, {param: numpy array})."""
+class Model(NamedTuple):
+    """A trained network's artifact (kind `autoencoder`, `ldm` or `classifier`; docs/artifacts.md): the header,
+    the attributes with JSON decoded (arch, shapes, class names, metrics, history, ...), the weights by parameter
+    name. Unpacks as (header, attrs, weights)."""
+
+    header: dict
+    attrs: dict
+    weights: dict
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(c) for c in self.attrs["class_names"]]
+
+
+def load_model(path: str | Path, kind: str) -> Model:
+    """A network's artifact of `kind` (one line naming the file when it is not one)."""
     with open_artifact(path, kind) as f:
         header = read_header(f)
         attrs = {}
@@ -571,7 +585,7 @@ def load_model(path: str | Path, kind: str) -> tuple[dict, dict, dict]:
         if "weights" not in f:
             raise ArtifactError(f"{path}: damaged '{kind}' artifact: no /weights")
         weights = {k: ds[()] for k, ds in f["weights"].items()}
-    return header, attrs, weights
+    return Model(header, attrs, weights)
 
 
 def stored_config_of(cls: type, header: dict, path: str | Path):

@@ -128,28 +128,20 @@ class Setup:
 def check_inputs(cfg: AugmentConfig, ldm_path: Path, data_path: Path, ae_path: Path | None = None,
                  output: Path | None = None) -> Setup:
     """Validate the config, the LDM, its autoencoder and the data before anything is generated."""
-    from mdcli.artifacts import open_artifact
-    from mdcli.sample import find_autoencoder
-    from mdcli.artifacts import load_model
+    from mdcli.artifacts import load_model, open_artifact
+    from mdcli.sample import check_decoder, check_decoder_output, find_autoencoder
 
     cfg.validate()
     with open_artifact(ldm_path, "ldm", header_only=True):
         pass
     _, attrs, _ = load_model(ldm_path, "ldm")
     ae_path = find_autoencoder(attrs, ae_path, ldm_path)
-    if output is not None:
-        from mdcli.outputs import check_outputs
-
-        check_outputs({"--output": (output, None)}, {"the LDM's autoencoder": Path(ae_path)})
+    check_decoder_output(ae_path, output)
     with open_artifact(ae_path, "autoencoder", header_only=True):
         pass
     _, ae_attrs, _ = load_model(ae_path, "autoencoder")
     data = Spectrograms.load(data_path)
-    image_shape = [len(attrs["doppler_hz"]), len(attrs["time_s"])]
-    if list(ae_attrs["image_shape"]) != image_shape or list(ae_attrs["latent_shape"]) != list(attrs["latent_shape"]):
-        raise MdcliError(f"--ae {ae_path}: makes {ae_attrs['image_shape'][0]}x{ae_attrs['image_shape'][1]} images from "
-                         f"{'x'.join(map(str, ae_attrs['latent_shape']))} latents, but {ldm_path} was trained on "
-                         f"{'x'.join(map(str, attrs['latent_shape']))} latents of {image_shape[0]}x{image_shape[1]} images")
+    check_decoder(attrs, ae_attrs, ldm_path, ae_path)
     shape = list(data.spectrograms.shape[1:])
     if shape != list(ae_attrs["image_shape"]):
         raise MdcliError(f"--data {data_path}: images are {shape[0]}x{shape[1]}, but the LDM's autoencoder {ae_path} "

@@ -59,6 +59,23 @@ def find_autoencoder(ldm_attrs: dict, ae: Path | None, ldm_path: Path) -> Path:
     return path
 
 
+def check_decoder_output(ae_path: Path, output: Path | None) -> None:
+    """The autoencoder found through the lineage is an input too: the output must not overwrite it."""
+    if output is not None:
+        from mdcli.outputs import check_outputs
+
+        check_outputs({"--output": (output, None)}, {"the LDM's autoencoder": Path(ae_path)})
+
+
+def check_decoder(ldm_attrs: dict, ae_attrs: dict, ldm_path: Path, ae_path: Path) -> None:
+    """The autoencoder must make the LDM's images from the LDM's latents (one line naming both files)."""
+    image_shape = [len(ldm_attrs["doppler_hz"]), len(ldm_attrs["time_s"])]
+    if list(ae_attrs["image_shape"]) != image_shape or list(ae_attrs["latent_shape"]) != list(ldm_attrs["latent_shape"]):
+        raise MdcliError(f"--ae {ae_path}: makes {ae_attrs['image_shape'][0]}x{ae_attrs['image_shape'][1]} images from "
+                         f"{'x'.join(map(str, ae_attrs['latent_shape']))} latents, but {ldm_path} was trained on "
+                         f"{'x'.join(map(str, ldm_attrs['latent_shape']))} latents of {image_shape[0]}x{image_shape[1]} images")
+
+
 @torch.no_grad()
 def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
              progress: Callable[[int], None] | None = None,
@@ -67,16 +84,9 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     unet, ldm_cfg, attrs, _ = load_ldm(ldm_path, device)
     ae_path = find_autoencoder(attrs, ae_path, ldm_path)
-    if output is not None:  # the autoencoder found through the lineage is an input too
-        from mdcli.outputs import check_outputs
-
-        check_outputs({"--output": (output, None)}, {"the LDM's autoencoder": Path(ae_path)})
+    check_decoder_output(ae_path, output)
     ae, ae_attrs, _ = load_autoencoder(ae_path, device)
-    image_shape = [len(attrs["doppler_hz"]), len(attrs["time_s"])]
-    if list(ae_attrs["image_shape"]) != image_shape or list(ae_attrs["latent_shape"]) != list(attrs["latent_shape"]):
-        raise MdcliError(f"--ae {ae_path}: makes {ae_attrs['image_shape'][0]}x{ae_attrs['image_shape'][1]} images from "
-                         f"{'x'.join(map(str, ae_attrs['latent_shape']))} latents, but {ldm_path} was trained on "
-                         f"{'x'.join(map(str, attrs['latent_shape']))} latents of {image_shape[0]}x{image_shape[1]} images")
+    check_decoder(attrs, ae_attrs, ldm_path, ae_path)
     names = attrs["class_names"]
     wanted = cfg.classes or names
     bad = [c for c in wanted if c not in names]

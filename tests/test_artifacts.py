@@ -98,3 +98,38 @@ def test_wrong_kind(tmp_path):
     with pytest.raises(ArtifactError, match="is a 'spectrograms' artifact, expected autoencoder"):
         with open_artifact(path, "autoencoder"):
             pass
+
+
+@pytest.mark.parametrize("arch", ["vae", "vqvae"])
+def test_latents_round_trip(tmp_path, arch):
+    """mdcli/latents.py: what LatentsWriter writes in batches, load_latents reads back standardised per channel with
+    the spectrograms' contract; read_indices gives a VQ model's codes and refuses a VAE's latents in one line."""
+    from mdcli.errors import MdcliError
+    from mdcli.latents import LatentsWriter, load_latents, read_indices
+
+    src_path, ae_path = tmp_path / "d.h5", tmp_path / "ae.h5"
+    _data().save(src_path, "{}", seed=0)
+    ae_path.write_bytes(b"stand-in autoencoder")
+    rng = np.random.default_rng(1)
+    z = (3.0 + 2.0 * rng.standard_normal((6, 2, 4, 5))).astype(np.float32)
+    codes = rng.integers(0, 8, (6, 4, 5))
+    with open_artifact(src_path, "spectrograms") as src, \
+            LatentsWriter(tmp_path / "lat.h5", ae_path, src_path, "batch_size: 4\n", 6, [2, 4, 5], arch) as out:
+        for i in (0, 4):  # two batches: 4 + 2 rows
+            vq = arch == "vqvae"
+            out.write(z[i : i + 4], codes[i : i + 4] if vq else None, None if vq else np.zeros_like(z[i : i + 4]))
+        stats = out.finish(src)
+    assert np.allclose(stats["channel_mean"], z.mean((0, 2, 3)), atol=1e-5)
+    lat = load_latents(tmp_path / "lat.h5")
+    assert lat.shape == (6, 2, 4, 5) and lat.class_names == ["walker", "drone"] and list(lat.labels) == [0, 1] * 3
+    assert lat.attrs["image_shape"] == [8, 10] and lat.attrs["prf_hz"] == 200.0 and lat.attrs["arch"] == arch
+    assert lat.attrs["ae_parent"]["path"] == str(ae_path)
+    zs = lat.get(np.arange(6)).numpy()
+    assert np.allclose(zs.mean((0, 2, 3)), 0, atol=1e-4) and np.allclose(zs.std((0, 2, 3)), 1, atol=1e-3)
+    lat.reader.close()
+    if arch == "vqvae":
+        idx, labels, names, ae = read_indices(tmp_path / "lat.h5")
+        assert np.array_equal(idx, codes) and names == ["walker", "drone"] and ae == ae_path
+    else:
+        with pytest.raises(MdcliError, match="holds no code indices"):
+            read_indices(tmp_path / "lat.h5")

@@ -191,7 +191,7 @@ def train_ldm_cmd(
     _require(latents, "latents")
     _require_resume(output, resume)
     if init is not None:  # autoencoder arch, image size, latent shape and UNet config, before the progress bar
-        from mdcli.train.ldm import load_latents
+        from mdcli.latents import load_latents
         from mdcli.train.transfer import ldm_init
 
         _check_input(init, "--init")

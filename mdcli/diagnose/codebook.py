@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdcli.artifacts import class_names as artifact_class_names
-from mdcli.artifacts import open_artifact
 from mdcli.data.batches import to_model
 from mdcli.diagnose.recon import check_shapes, stream_batches
 from mdcli.errors import MdcliError
+from mdcli.latents import read_indices
 from mdcli.metrics import codebook_stats
 from mdcli.models.load import load_autoencoder
 from mdcli.plotting import save_figure
@@ -26,17 +25,8 @@ def codebook_report(ae_path: Path | None, data_path: Path | None, latents_path: 
                     batch_size: int = 64) -> tuple[dict, np.ndarray]:
     """Code usage over the whole dataset -> (report, code counts). From stored indices or by encoding."""
     if latents_path is not None:
-        with open_artifact(latents_path, "latents") as f:
-            if "indices" not in f:
-                raise MdcliError(f"{latents_path}: holds no code indices (arch {f.attrs['arch']}); codebook statistics need a VQ model")
-            idx = f["indices"][()]
-            labels = f["labels"][()]
-            names = artifact_class_names(f)
-            parents = f.attrs["parents"]
-        import json
-
-        ae_rec = json.loads(parents)[0]
-        ae_path = ae_path or Path(ae_rec["path"])
+        idx, labels, names, recorded_ae = read_indices(latents_path)
+        ae_path = ae_path or recorded_ae
         if not ae_path.exists():
             raise MdcliError(f"{latents_path}: its autoencoder {ae_path} is missing; pass --ae")
         ae, attrs, _ = load_autoencoder(ae_path)

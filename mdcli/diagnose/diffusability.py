@@ -20,9 +20,10 @@ from mdcli.data.splits import split_indices
 from mdcli.diagnose import stats
 from mdcli.diffusion import build_schedule
 from mdcli.errors import ConfigError, MdcliError
+from mdcli.latents import load_latents
 from mdcli.models.unet import UNetConfig
 from mdcli.stages import DiffusionConfig, OptimConfig, TrainLDMConfig
-from mdcli.train.ldm import load_latents, train_ldm
+from mdcli.train.ldm import train_ldm
 
 
 def _probe_ldm() -> TrainLDMConfig:

@@ -6,7 +6,6 @@ quantises them at decode time (the latent-diffusion convention).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -14,13 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mdcli.artifacts import class_names as artifact_class_names
-from mdcli.artifacts import open_artifact, parent_record, read_header, save_model
+from mdcli.artifacts import parent_record, save_model
 from mdcli.config import to_yaml
-from mdcli.data.batches import BatchReader, Prefetcher, eval_subset
+from mdcli.data.batches import Prefetcher, eval_subset
 from mdcli.data.splits import split_indices
 from mdcli.diffusion import NoiseSchedule, build_schedule
-from mdcli.errors import ArtifactError, MdcliError
+from mdcli.errors import MdcliError
+from mdcli.latents import load_latents
 from mdcli.models.unet import UNet
 from mdcli.stages import TrainLDMConfig
 from mdcli.train.checkpoint import open_run, save_checkpoint
@@ -31,52 +30,6 @@ from mdcli.train.loop import StepLoop, batch_indices, batches, lr_at, optimizer_
 from mdcli.train.precision import autocast, fused_adamw, resolve_precision
 
 VAL_LEVELS = (50, 150, 300, 500, 700, 900)  # timesteps (of 1000) where held-out loss is tracked
-
-
-@dataclass
-class LatentSet:
-    reader: BatchReader  # the latents on disk, read batch by batch
-    labels: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    class_names: list[str]
-    attrs: dict  # what sample needs to write spectrograms back
-    sequence: np.ndarray | None = None  # recording order (measured data), for blocked splits
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.reader.shape
-
-    def get(self, idx) -> torch.Tensor:
-        """Standardised latents of rows `idx` (per-channel mean/std of the whole dataset)."""
-        z = self.reader.read(idx)
-        z = (z - self.mean[None, :, None, None]) / np.maximum(self.std, 1e-8)[None, :, None, None]
-        return torch.from_numpy(z.astype(np.float32))
-
-
-def load_latents(path: Path) -> LatentSet:
-    try:
-        return _load_latents(path)
-    except KeyError as e:  # h5py: a missing attribute or dataset
-        raise ArtifactError(f"{path}: not a complete latents artifact ({str(e).strip(chr(34))}); rerun `mdcli encode`") from None
-
-
-def _load_latents(path: Path) -> LatentSet:
-    with open_artifact(path, "latents") as f:
-        mean = np.asarray(f.attrs["channel_mean"], np.float64)
-        std = np.asarray(f.attrs["channel_std"], np.float64)
-        names = artifact_class_names(f)
-        attrs = {
-            "class_names": names, "arch": str(f.attrs["arch"]), "image_shape": [int(v) for v in f.attrs["image_shape"]],
-            "carrier_hz": float(f.attrs["carrier_hz"]), "prf_hz": float(f.attrs["prf_hz"]),
-            "dynamic_range_db": float(f.attrs["dynamic_range_db"]),
-            "doppler_hz": f["axes/doppler_hz"][()].tolist(), "time_s": f["axes/time_s"][()].tolist(),
-            "axes_calibrated": bool(f["axes"].attrs.get("calibrated", True)),
-            "ae_parent": read_header(f)["parents"][0],
-        }
-        labels = f["labels"][()]
-        sequence = f["sequence"][()] if "sequence" in f else None
-    return LatentSet(BatchReader(path, "latents", "latents"), labels, mean, std, names, attrs, sequence)
 
 
 @torch.no_grad()
