@@ -9,7 +9,7 @@
   threshold is the `quantile` of the real-to-real distances (each reference image to its nearest *other*
   reference image). A sample with d(x) <= threshold is dropped: it is closer to a training image than all but
   that share of the training images are to each other.
-- `kinematic[:margin=0.25,quantile=0]`: drop samples whose kinematic features (`mdcli.diagnose.kinematics`: bandwidth,
+- `kinematic[:margin=0.25,quantile=0]`: drop samples whose kinematic features (`mdcli.kinematics`: bandwidth,
   period and its strength, outside-torso power share, torso line; in bins and columns on uncalibrated axes)
   fall outside the range spanned by the reference images of their class (percentiles `quantile` and
   100 - `quantile`), widened by `margin` times its width on both sides; a sample without a period fails where
@@ -176,7 +176,7 @@ def _labels_in(names_from: list[str], labels: np.ndarray, names_to: list[str]) -
 
 def _keep(p: Prepared, data: Spectrograms) -> tuple[np.ndarray, str, dict]:
     """-> (keep mask, the rule in words, numbers behind it) of one filter on `data`."""
-    from mdcli.diagnose import kinematics as kin
+    from mdcli import kinematics as kin
     from mdcli.diagnose.stats import nearest_distances
 
     name, o, ref = p.spec.name, p.spec.options, p.reference

@@ -369,12 +369,13 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
         if mg.sum() > 2 and mr.sum() > 2:
             report["per_class"][name] = {"n_generated": int(mg.sum()), "fmd": stats.feature_frechet(f_real[mr], f_gen[mg]),
                                          "judge_accuracy": float((p_gen[mg] == c).mean())}
+    from mdcli import kinematics as kf
     from mdcli.diagnose import kinematics as kin  # limb envelopes and periods, generated vs real, on the real data's axes
 
     kin_axes = {"doppler": real.doppler_hz, "time": real.time_s, "calibrated": real.axes_calibrated,
                 "dynamic_range_db": float(real.dynamic_range_db)}
-    report["kinematics"] = kin.generation_kinematics(kin.features(real.spectrograms, **kin_axes), y_real,
-                                                     kin.features(gen.spectrograms, **kin_axes), y_gen, names)
+    report["kinematics"] = kin.generation_kinematics(kf.features(real.spectrograms, **kin_axes), y_real,
+                                                     kf.features(gen.spectrograms, **kin_axes), y_gen, names)
 
     # memorisation: nearest training image of each sample vs of each held-out real image (pixel L2)
     found = train_path is None

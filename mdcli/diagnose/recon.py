@@ -72,11 +72,12 @@ def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None,
         from mdcli.models.load import load_classifier
 
         judge = load_classifier(classifier)[0]
+    from mdcli import kinematics as kf
     from mdcli.diagnose import kinematics as kin
 
     stream = stream_batches(data_path, batch_size)
     names, dr, labels = next(stream)
-    kin_axes, kin_real, kin_rec = kin.read_axes(data_path), [], []  # kinematic features of inputs and reconstructions
+    kin_axes, kin_real, kin_rec = kf.read_axes(data_path), [], []  # kinematic features of inputs and reconstructions
     keys = ["psnr", "ssim", "l1", "lsd_db"] + (["perceptual"] if judge is not None else [])
     per_image = {k: np.zeros(len(labels)) for k in keys}
     feats_real, feats_rec = [], []
@@ -89,8 +90,8 @@ def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None,
         per_image["l1"][sl] = diff.abs().mean(1).numpy()
         # [0, 1] is linear in dB over the dynamic range: the RMS dB error of the spectrogram.
         per_image["lsd_db"][sl] = (diff.pow(2).mean(1).sqrt() * (dr if np.isfinite(dr) else np.nan)).numpy()
-        kin_real.append(kin.features(x01[:, 0].numpy(), **kin_axes))
-        kin_rec.append(kin.features(r01[:, 0].numpy(), **kin_axes))
+        kin_real.append(kf.features(x01[:, 0].numpy(), **kin_axes))
+        kin_rec.append(kf.features(r01[:, 0].numpy(), **kin_axes))
         if judge is not None:  # one pass of the classifier per image set: perceptual distance and FMD features
             fr, fx = judge.features(to_model(r01)), judge.features(to_model(x01))
             per_image["perceptual"][sl] = DomainPerceptual.between(fr, fx).numpy()
@@ -110,7 +111,7 @@ def recon_report(ae_path: Path, data_path: Path, classifier: Path | None = None,
             if judge is not None and m.sum() > 2:
                 report["per_class"][name]["fmd"] = feature_frechet(f_real[m], f_rec[m])
     if kin_real:
-        report["kinematics"] = kin.recon_kinematics(kin.concat(kin_real), kin.concat(kin_rec), labels, names)
+        report["kinematics"] = kin.recon_kinematics(kf.concat(kin_real), kf.concat(kin_rec), labels, names)
     return report
 
 

@@ -14,7 +14,7 @@ round trip the measured images went through (render at their original size, colo
 Fitting (`fit_like`): the parameters in `like.fit` (of prf_hz = the image's Doppler span, doppler_zero, the SNR
 centre, the dynamic range, the blur, the smear, the fading, the walkers' speed centre and largest aspect) are searched
 so that `fit_n` seeded walkers match the measured images' statistics (`like_statistics`): the mean Doppler profile,
-the intensity histogram, and the means and spreads of per-image features: those of mdcli.diagnose.kinematics on uncalibrated
+the intensity histogram, and the means and spreads of per-image features: those of mdcli.kinematics on uncalibrated
 axes (torso line, envelope quantiles, bandwidth, step period, outside share, noise floor) and a texture (the mean
 absolute step between neighbouring pixels along time and Doppler). Coarse grids over PRF x zero row, then over
 speed x aspect, then Nelder-Mead from the best grid point. The walkers (and
@@ -273,7 +273,7 @@ def like_statistics(x: np.ndarray) -> dict:
     """Per-set statistics of [0, 1] images (N, F, T) on uncalibrated axes (bins as fractions of the height,
     periods as fractions of the width): means and sds of the kinematic scalars, the mean Doppler profile, the
     intensity histogram."""
-    from mdcli.diagnose.kinematics import features
+    from mdcli.kinematics import features
 
     x = np.asarray(x, dtype=np.float32)
     n, h, w = x.shape

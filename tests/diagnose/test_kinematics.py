@@ -1,11 +1,12 @@
-"""Kinematic features (mdcli/diagnose/kinematics.py) against the simulator's /params truth and constructed cases."""
+"""Kinematic features (mdcli/kinematics.py) and their comparisons (mdcli/diagnose/kinematics.py) against the simulator's /params truth and constructed cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mdcli.diagnose import kinematics as kin
+from mdcli import kinematics as kin
+from mdcli.diagnose import kinematics as dkin
 from mdcli.sim.config import SimulateConfig
 from mdcli.sim.dataset import simulate_signal, spectrogram_image
 
@@ -108,9 +109,9 @@ def test_envelope_error_sees_a_doppler_blur(walkers):
     images, doppler, time, params = walkers
     labels = np.zeros(len(images), int)
     real = kin.features(images, doppler, time)
-    same = kin.recon_kinematics(real, kin.features(images.copy(), doppler, time), labels, ["walker"])
+    same = dkin.recon_kinematics(real, kin.features(images.copy(), doppler, time), labels, ["walker"])
     blurred = gaussian_filter1d(images, 2.0, axis=1)  # along Doppler: the limb traces smear outward
-    blur = kin.recon_kinematics(real, kin.features(blurred, doppler, time), labels, ["walker"])
+    blur = dkin.recon_kinematics(real, kin.features(blurred, doppler, time), labels, ["walker"])
     assert same["overall"]["envelope_error_bins"] == 0 and same["overall"]["period_error"] == 0
     assert same["overall"]["period_agreement"] == 1
     assert blur["per_class"]["walker"]["envelope_error_bins"] > 1.0
@@ -123,7 +124,7 @@ def test_twice_the_cadence_is_a_fifty_percent_period_error():
     cfg.radar.duration_s = 2 * DURATION
     fast, *_ = _simulate(cfg, "walker", 6)
     labels = np.zeros(6, int)
-    r = kin.recon_kinematics(kin.features(images, doppler, time), kin.features(fast, doppler, time), labels, ["walker"])
+    r = dkin.recon_kinematics(kin.features(images, doppler, time), kin.features(fast, doppler, time), labels, ["walker"])
     assert r["per_class"]["walker"]["period_error"] == pytest.approx(0.5, abs=0.08)
 
 
@@ -135,11 +136,11 @@ def test_generation_comparison_and_the_filter_helper(walkers):
     flat[:, 30:34] = 0.9  # a thick torso band and no limbs
     fake = kin.features(flat, doppler, time)
     labels = np.zeros(len(images), int)
-    g = kin.generation_kinematics(real, labels, fake, labels, ["walker"])["per_class"]["walker"]
+    g = dkin.generation_kinematics(real, labels, fake, labels, ["walker"])["per_class"]["walker"]
     assert g["period_share"] == {"real": 1.0, "generated": 0.0}
     assert g["bandwidth"]["median_generated"] < g["bandwidth"]["median_real"] and g["bandwidth"]["wasserstein"] > 200
     assert g["period"]["median_generated"] is None and g["period"]["wasserstein"] is None  # no period: null
-    self_cmp = kin.generation_kinematics(real, labels, real, labels, ["walker"])["per_class"]["walker"]
+    self_cmp = dkin.generation_kinematics(real, labels, real, labels, ["walker"])["per_class"]["walker"]
     assert self_cmp["bandwidth"]["wasserstein"] == 0 and self_cmp["bandwidth"]["inside_real_range"] == 1
     ranges = kin.class_ranges(real, labels, 1)
     assert kin.within_ranges(real, labels, ranges, margin=0.0).all()
@@ -156,14 +157,14 @@ def test_report_lines_and_strict_json(walkers):
     k = kin.features(images, doppler, time)
     noise = kin.features(np.zeros_like(images[:2]), doppler, time)
     labels = np.array([0] * 4 + [1] * 4)
-    rec = kin.recon_kinematics(k, k, labels, ["walker", "other"])
-    gen = kin.generation_kinematics(k, labels, noise, np.zeros(2, int), ["walker", "other"])
+    rec = dkin.recon_kinematics(k, k, labels, ["walker", "other"])
+    gen = dkin.generation_kinematics(k, labels, noise, np.zeros(2, int), ["walker", "other"])
     text = json.dumps(strict_json({"r": rec, "g": gen}), allow_nan=False)  # NaN -> null
     assert '"median_generated": null' in text
-    lines = kin.report_lines({"kinematics": rec}, {"kinematics": gen})
+    lines = dkin.report_lines({"kinematics": rec}, {"kinematics": gen})
     assert lines[0].startswith("## Kinematic fidelity")
     assert any(line.startswith("| walker | bandwidth | Hz |") for line in lines)
-    assert kin.report_lines({}, None) == []
+    assert dkin.report_lines({}, None) == []
 
 
 def test_features_are_fast():
