@@ -259,11 +259,11 @@ def fmt_spread(vals: list[float]) -> str:
 
 
 def table(rows: dict[str, list[dict]]) -> str:
-    cols = COLUMNS
-    out = ["| arm | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    """The study's Markdown table: per arm, each of COLUMNS as mean ± spread over its runs (strings: the set)."""
+    out = ["| arm | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for arm, rs in rows.items():
         cells = []
-        for key, _ in cols:
+        for key, _ in COLUMNS:
             vals = [r.get(key) for r in rs if r.get(key) is not None]
             if not vals:
                 cells.append("–")

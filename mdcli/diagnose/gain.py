@@ -433,8 +433,9 @@ MARKDOWN_MARK = "<!-- mdcli diagnose gain -->"  # first line of a --md-out repor
 
 
 def table_rows(report: dict):
-    """(N, arm name, row, starred, note or None) per table row, in report order. An arm whose generator saw more
-    real windows than N, or windows outside the subset it is scored with, is starred with a note saying which."""
+    """(N, arm name, row, starred, note or None) per table row, in report order. An arm is starred, with a note
+    saying which, when its generator saw more real windows than N or windows outside the subset it is scored
+    with, or when the autoencoder behind its file was trained on more than N of the real training windows."""
     for n, rows in report["results"].items():
         for name, r in rows.items():
             ae_more = r.get("autoencoder_saw_more", False)  # reports written before the key existed lack it
