@@ -310,9 +310,8 @@ def diagnose_gain(
 ) -> None:
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
-    from mdcli.diagnose.gain import GainConfig, gain_report, parse_arm, plan, table_rows, verdict_text
+    from mdcli.diagnose.gain import TABLE_HEADER, GainConfig, gain_report, parse_arm, plan, table_cells
     from mdcli.progress import progress_bar
-    from mdcli.diagnose.stats import fmt_spread
 
     cfg = load_config(GainConfig, config, set_, {})
     cfg.validate()
@@ -354,15 +353,11 @@ def diagnose_gain(
         _write_json(report)
         return
     table = Table(title=f"diagnose gain: {train} -> {test} ({report['split']} subsets, {seeds} seeds)")
-    for c in ("N", "arm", "mode", "accuracy", "macro-F1", "gain over real (95% CI)", "wins"):
+    for c in TABLE_HEADER:
         table.add_column(c, justify="right" if c in ("N", "accuracy", "macro-F1", "wins") else "left")
-    notes = []
-    for n, name, r, star, note in table_rows(report):
-        g = r["gain"]
-        notes += [note] if note else []
-        table.add_row(n, name + ("*" if star else ""), report["arms"][name]["mode"],
-                      fmt_spread(r["accuracy"]["values"], ".3f", ".3f"), fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"),
-                      verdict_text(g), f"{g['wins']}/{g['seeds']}" if g else "")
+    rows, notes = table_cells(report)
+    for cells in rows:
+        table.add_row(*cells)
     console.print(table)
     if report["test_sequence_gap"] is not None and report["test_sequence_gap"] < 3:
         notes.append(f"a test window is {report['test_sequence_gap']} recording step(s) from a training window: overlapping "

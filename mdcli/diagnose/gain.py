@@ -452,21 +452,33 @@ def table_rows(report: dict):
             yield n, name, r, star, note
 
 
-def markdown_table(report: dict) -> str:
-    """The report's table as Markdown: per N and arm, accuracy and macro-F1 (mean ± std over seeds), the paired
-    gain over real with its 95 % interval (a number only where the interval excludes 0), and wins/seeds."""
-    out = ["| N | arm | mode | accuracy | macro-F1 | gain over real (95 % CI) | wins |", "|---|---|---|---|---|---|---|"]
-    notes = []
+TABLE_HEADER = ("N", "arm", "mode", "accuracy", "macro-F1", "gain over real (95 % CI)", "wins")
+
+
+def table_cells(report: dict) -> tuple[list[list[str]], list[str]]:
+    """The table's rows as text cells (TABLE_HEADER's columns: accuracy and macro-F1 as mean ± std over seeds, the
+    paired gain over real with its 95 % interval, a number only where the interval excludes 0, and wins/seeds;
+    the mode with its options where they differ from the defaults), and the notes of the starred rows. What
+    the terminal table and the Markdown report both show."""
+    rows, notes = [], []
     default = asdict(ExtraOptions()) | {"finetune": "all"}
     for n, name, r, star, note in table_rows(report):
         g = r["gain"]
-        notes += ["- " + note.replace("*", "\\*")] if note else []
+        notes += [note] if note else []
         arm = report["arms"][name]
         mode = ", ".join([arm["mode"]] + [f"{k} {v}" for k, v in arm["options"].items() if v != default.get(k)])
-        wins = f"{g['wins']}/{g['seeds']}" if g else ""
-        out.append(f"| {n} | {name}{'*' if star else ''} | {mode} | {stats.fmt_spread(r['accuracy']['values'], '.3f', '.3f')} | "
-                   f"{stats.fmt_spread(r['macro_f1']['values'], '.3f', '.3f')} | {verdict_text(g)} | {wins} |")
-    return "\n".join(out + ([""] + notes if notes else []))
+        rows.append([str(n), name + ("*" if star else ""), mode, stats.fmt_spread(r["accuracy"]["values"], ".3f", ".3f"),
+                     stats.fmt_spread(r["macro_f1"]["values"], ".3f", ".3f"), verdict_text(g),
+                     f"{g['wins']}/{g['seeds']}" if g else ""])
+    return rows, notes
+
+
+def markdown_table(report: dict) -> str:
+    """The report's table (table_cells) as Markdown, the notes as a list under it."""
+    rows, notes = table_cells(report)
+    out = ["| " + " | ".join(TABLE_HEADER) + " |", "|---" * len(TABLE_HEADER) + "|"]
+    out += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(out + ([""] + ["- " + n.replace("*", "\\*") for n in notes] if notes else []))
 
 
 def markdown_report(report: dict, command: str) -> str:
