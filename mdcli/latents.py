@@ -42,11 +42,15 @@ class LatentsWriter:
     def __enter__(self) -> "LatentsWriter":
         c, lh, lw = self.shape
         f = self.f = self._ctx.__enter__()
-        write_header(f, "latents", self.config_text, -1, self.parents)
-        self.lat = f.create_dataset("latents", (self.n, c, lh, lw), np.float32, chunks=(1, c, lh, lw))
-        vq = self.arch in ("vqvae", "vqgan")
-        self.idx = f.create_dataset("indices", (self.n, lh, lw), np.int64, chunks=(1, lh, lw)) if vq else None
-        self.logvar = None if vq else f.create_dataset("logvar", (self.n, c, lh, lw), np.float32, chunks=(1, c, lh, lw))
+        try:
+            write_header(f, "latents", self.config_text, -1, self.parents)
+            self.lat = f.create_dataset("latents", (self.n, c, lh, lw), np.float32, chunks=(1, c, lh, lw))
+            vq = self.arch in ("vqvae", "vqgan")
+            self.idx = f.create_dataset("indices", (self.n, lh, lw), np.int64, chunks=(1, lh, lw)) if vq else None
+            self.logvar = None if vq else f.create_dataset("logvar", (self.n, c, lh, lw), np.float32, chunks=(1, c, lh, lw))
+        except BaseException as e:  # no with-block runs, so no __exit__: drop the temp file here
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
         return self
 
     def write(self, z: np.ndarray, indices: np.ndarray | None = None, logvar: np.ndarray | None = None) -> None:
