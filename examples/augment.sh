@@ -22,10 +22,8 @@ GCFG=$(dirname "$0")/../configs/gait
 NS=${NS:-20,50}
 M=${MDCLI:-mdcli}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-mkdir -p "$OUT"
-[ -f "$OUT/gait.h5" ] || $M import "$GAIT" --colormap jet --image-size 64,64 -o "$OUT/gait.h5" -q
-[ -f "$OUT/test.h5" ] || $M split "$OUT/gait.h5" --split blocked --test-fraction 0.3 --gap 3 \
-    --train-out "$OUT/train.h5" --test-out "$OUT/test.h5"
+source "$(dirname "$0")/gait_split.sh"
+gait_split "$GAIT" "$OUT"
 # the autoencoder (VQ-GAN + EMA, the study's recommendation) and its perceptual classifier: the training part only
 [ -f "$OUT/clf.h5" ] || $M train-classifier --config "$CFG" --data "$OUT/train.h5" --split blocked -o "$OUT/clf.h5" -q
 [ -f "$OUT/ae.h5" ] || $M train-ae --config "$CFG" --data "$OUT/train.h5" --classifier "$OUT/clf.h5" --perceptual domain \

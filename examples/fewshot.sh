@@ -22,10 +22,8 @@ AE_SET=("$@")
 [ ${#AE_SET[@]} -eq 0 ] && AE_SET=(--set arch=vqgan --set train.ema_decay=0.99)
 M=${MDCLI:-mdcli}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-mkdir -p "$OUT"
-[ -f "$OUT/gait.h5" ] || $M import "$GAIT" --colormap jet --image-size 64,64 -o "$OUT/gait.h5" -q
-[ -f "$OUT/test.h5" ] || $M split "$OUT/gait.h5" --split blocked --test-fraction 0.3 --gap 3 \
-    --train-out "$OUT/train.h5" --test-out "$OUT/test.h5"
+source "$(dirname "$0")/gait_split.sh"
+gait_split "$GAIT" "$OUT"
 chain() {  # the generator chain on $1 (a spectrograms file) in folder $2 with seed $3
   $M train-classifier --config "$CFG" --data "$1" --seed "$3" --split blocked -o "$2/clf.h5" -q
   $M train-ae --config "$CFG" --data "$1" --classifier "$2/clf.h5" --perceptual domain --seed "$3" \

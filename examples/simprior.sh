@@ -22,10 +22,8 @@ G=$(dirname "$0")/../configs/gait
 NS=${NS:-20,50}
 M=${MDCLI:-mdcli}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-mkdir -p "$OUT"
-[ -f "$OUT/gait.h5" ] || $M import "$GAIT" --colormap jet --image-size 64,64 -o "$OUT/gait.h5" -q
-[ -f "$OUT/test.h5" ] || $M split "$OUT/gait.h5" --split blocked --test-fraction 0.3 --gap 3 \
-    --train-out "$OUT/train.h5" --test-out "$OUT/test.h5"
+source "$(dirname "$0")/gait_split.sh"
+gait_split "$GAIT" "$OUT"
 # the prior: 100 virtual people x 20 windows, rendered and fitted like the measured training part (never the test part)
 V="$OUT/virtual-like.h5"
 [ -f "$V" ] || $M simulate --targets walker --like "$OUT/train.h5" --identities 100 --per-identity 20 --seed 0 -o "$V" -q

@@ -559,10 +559,6 @@ class Model(NamedTuple):
     attrs: dict
     weights: dict
 
-    @property
-    def class_names(self) -> list[str]:
-        return [str(c) for c in self.attrs["class_names"]]
-
 
 def load_model(path: str | Path, kind: str) -> Model:
     """A network's artifact of `kind` (one line naming the file when it is not one)."""
