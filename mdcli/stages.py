@@ -149,6 +149,9 @@ class TrainAEConfig:
             raise ConfigError("disc.loss: expected hinge or non-saturating")
         if not self.model.channel_mult or self.model.downsample_factor not in (1, 2, 4, 8, 16):
             raise ConfigError("model.channel_mult: give 1 to 5 levels (downsampling factor f = 2^(levels-1))")
+        f = self.model.downsample_factor
+        if self.model.time_factor and (self.model.time_factor > f or self.model.time_factor & (self.model.time_factor - 1)):
+            raise ConfigError(f"model.time_factor: 0 (= f) or a power of 2 up to f = {f}, got {self.model.time_factor}")
         if self.model.latent_channels < 1 or self.model.channels < 1:
             raise ConfigError("model.channels and model.latent_channels must be >= 1")
         if self.vq.codebook_size < 2:

@@ -43,7 +43,7 @@ def simulate(
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/N: simulate only shard i of N (cluster array jobs; join with `mdcli merge`).")] = None,
     identities: Annotated[Optional[int], typer.Option("--identities", help="N virtual walkers, each a fixed body and style; the classes are id_000.. (--targets walker).")] = None,
     per_identity: Annotated[Optional[int], typer.Option("--per-identity", help="Windows (walks) per identity; the same as --n with --identities.")] = None,
-    like: Annotated[Optional[Path], typer.Option("--like", help="Render like this measured spectrograms file: its image size and colour map + JPEG round trip; fit its unknown Doppler span, 0 Hz row, SNR, dynamic range, blur, smear and fading (like.* keys; like.fit=[] renders without fitting).")] = None,
+    like: Annotated[Optional[Path], typer.Option("--like", help="Render like this measured spectrograms file: its image size and colour map + JPEG round trip; fit its unknown Doppler span, 0 Hz row, SNR, dynamic range, blur, smear and fading, and the walkers' speed, aspect and direction (like.* keys; like.fit=[] renders without fitting).")] = None,
     config=None, set_=None, dry_run=False, quiet=False, force=False,
 ) -> None:
     """Simulate micro-Doppler spectrograms of walkers, drones, helicopters, birds and vehicles.

@@ -30,14 +30,27 @@ class ModelConfig:
     latent_channels: int = 4
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0
+    # time-axis downsampling, a power of 2 up to f (0 = f, a square latent cell): the first log2 of it levels
+    # halve both axes, the rest only Doppler, so a wing beat of a few columns keeps its own latent columns
+    time_factor: int = 0
 
     @property
     def downsample_factor(self) -> int:
+        """f, the Doppler-axis (row) downsampling."""
         return 2 ** (len(self.channel_mult) - 1)
+
+    @property
+    def factors(self) -> tuple[int, int]:
+        """(rows, columns) downsampling: (f, time_factor or f)."""
+        return self.downsample_factor, self.time_factor or self.downsample_factor
+
+    def halves_time(self, level: int) -> bool:
+        """Whether the downsampling after encoder level `level` also halves the time axis."""
+        return 2**level < self.factors[1]
 
 
 class Encoder(nn.Module):
-    """Image (B, 1, H, W) -> features (B, c_out, H/f, W/f)."""
+    """Image (B, 1, H, W) -> features (B, c_out, H/f, W/time_factor)."""
 
     def __init__(self, cfg: ModelConfig, c_out: int, in_channels: int = 1):
         super().__init__()
@@ -50,7 +63,7 @@ class Encoder(nn.Module):
                 layers.append(ResBlock(c, c_level, cfg.groups, cfg.dropout))
                 c = c_level
             if level < len(ch) - 1:
-                layers.append(Downsample(c))
+                layers.append(Downsample(c, time=cfg.halves_time(level)))
         self.down = nn.Sequential(*layers)
         mid: list[nn.Module] = [ResBlock(c, c, cfg.groups)]
         if cfg.attention:
@@ -66,7 +79,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Latent (B, c_in, h, w) -> image (B, 1, h f, w f); the mirror of the encoder."""
+    """Latent (B, c_in, h, w) -> image (B, 1, h f, w time_factor); the mirror of the encoder."""
 
     def __init__(self, cfg: ModelConfig, c_in: int, out_channels: int = 1):
         super().__init__()
@@ -83,8 +96,8 @@ class Decoder(nn.Module):
             for _ in range(cfg.num_res_blocks + 1):
                 layers.append(ResBlock(c, c_level, cfg.groups, cfg.dropout))
                 c = c_level
-            if level < len(ch) - 1:
-                layers.append(Upsample(c))
+            if level < len(ch) - 1:  # the mirror: decoder level l undoes encoder level (levels - 2 - l)
+                layers.append(Upsample(c, time=cfg.halves_time(len(ch) - 2 - level)))
         self.up = nn.Sequential(*layers)
         self.norm_out = norm(c, cfg.groups)
         self.conv_out = nn.Conv2d(c, out_channels, 3, padding=1)

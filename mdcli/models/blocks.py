@@ -50,22 +50,26 @@ class AttnBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Stride-2 3x3 convolution (asymmetric padding keeps even sizes exact)."""
+    """Stride-2 3x3 convolution (asymmetric padding keeps even sizes exact); time=False halves the rows only
+    (stride 1 along the columns, which keep their size)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, time: bool = True):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2)
+        self.time = time
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2 if time else (2, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))
+        return self.conv(F.pad(x, (0, 1, 0, 1) if self.time else (1, 1, 0, 1)))
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour x2 then 3x3 convolution (no checkerboard artefacts of transposed convs)."""
+    """Nearest-neighbour x2 then 3x3 convolution (no checkerboard artefacts of transposed convs); time=False
+    doubles the rows only."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, time: bool = True):
         super().__init__()
+        self.scale = 2.0 if time else (2.0, 1.0)
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return self.conv(F.interpolate(x, scale_factor=self.scale, mode="nearest"))

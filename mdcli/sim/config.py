@@ -123,7 +123,7 @@ class IdentityConfig:
 
 
 FIT_PARAMS = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle",
-              "speed_mps", "aspect_deg")
+              "speed_mps", "aspect_deg", "receding_fraction")
 
 
 @dataclass

@@ -12,12 +12,14 @@ round trip the measured images went through (render at their original size, colo
 `jpeg_quality`, invert by nearest colour like `mdcli import`, peak re-reference, block means to the image size).
 
 Fitting (`fit_like`): the parameters in `like.fit` (of prf_hz = the image's Doppler span, doppler_zero, the SNR
-centre, the dynamic range, the blur, the smear, the fading, the walkers' speed centre and largest aspect) are searched
+centre, the dynamic range, the blur, the smear, the fading, the walkers' speed centre, largest aspect and the share
+walking away) are searched
 so that `fit_n` seeded walkers match the measured images' statistics (`like_statistics`): the mean Doppler profile,
 the intensity histogram, and the means and spreads of per-image features: those of mdcli.kinematics on uncalibrated
 axes (torso line, envelope quantiles, bandwidth, step period, outside share, noise floor) and a texture (the mean
-absolute step between neighbouring pixels along time and Doppler). Coarse grids over PRF x zero row, then over
-speed x aspect, then Nelder-Mead from the best grid point. The walkers (and
+absolute step between neighbouring pixels along time and Doppler) and the limbs' asymmetry about the torso line.
+Coarse grids over PRF x zero row, then over speed x aspect (for each walking direction: all towards the radar, all
+away, half and half), then Nelder-Mead from the best grid point. The walkers (and
 their noise) are the same at every evaluation, so the objective is deterministic.
 """
 
@@ -38,12 +40,15 @@ from mdcli.sim.config import FIT_PARAMS, MAX_POINTS_PER_SEGMENT, SimulateConfig
 
 BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-20.0, 60.0),
           "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0),
-          "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5), "speed_mps": (0.3, 2.0), "aspect_deg": (0.0, 80.0)}
+          "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5), "speed_mps": (0.3, 2.0), "aspect_deg": (0.0, 80.0),
+          "receding_fraction": (0.0, 1.0)}
 LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
 LOG_PARAMS = {"prf_hz"}
 HIST_BINS = 16
 GRID_IMAGE = {"prf_hz": np.geomspace(1000.0, 16000.0, 7), "doppler_zero": [0.15, 0.3, 0.5, 0.7, 0.85]}
 GRID_WALKERS = {"speed_mps": [0.5, 0.7, 0.9, 1.2, 1.6], "aspect_deg": [10.0, 30.0, 60.0]}
+DISCRETE_PARAMS = {"receding_fraction"}  # chosen on the grid only (the fit's walkers make it a step function)
+DIRECTIONS = (0.0, 1.0, 0.5)  # receding_fraction: all coming, all going, half and half (each gets both grids)
 FIT_SEED_OFFSET = 7919  # the fit's walkers: seed + this, so they are not the output's first images
 
 
@@ -265,8 +270,8 @@ def like_axes(cfg: SimulateConfig) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------------------------------------- statistics
 
-STAT_NAMES = ("torso", "upper_q50", "upper_q95", "lower_q05", "lower_q50", "bandwidth", "period", "outside_share", "floor",
-              "texture_t", "texture_f")
+STAT_NAMES = ("torso", "upper_q50", "upper_q95", "lower_q05", "lower_q50", "asymmetry", "bandwidth", "period",
+              "outside_share", "floor", "texture_t", "texture_f")
 
 
 def like_statistics(x: np.ndarray) -> dict:
@@ -280,12 +285,17 @@ def like_statistics(x: np.ndarray) -> dict:
     k = features(x, calibrated=False, dynamic_range_db=float("nan"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        upper_q95, lower_q05 = np.nanpercentile(k.upper_bins, 95, axis=1), np.nanpercentile(k.lower_bins, 5, axis=1)
         per = {
             "torso": k.torso / h,
             "upper_q50": np.nanpercentile(k.upper_bins, 50, axis=1) / h,
-            "upper_q95": np.nanpercentile(k.upper_bins, 95, axis=1) / h,
-            "lower_q05": np.nanpercentile(k.lower_bins, 5, axis=1) / h,
+            "upper_q95": upper_q95 / h,
+            "lower_q05": lower_q05 / h,
             "lower_q50": np.nanpercentile(k.lower_bins, 50, axis=1) / h,
+            # which way the limbs reach from the torso line in each image (> 0: further up, as for a walker coming
+            # towards the radar): a set of half approaching, half receding walkers can match every mean above
+            # but not this one's mean and spread together
+            "asymmetry": ((upper_q95 - k.torso) - (k.torso - lower_q05)) / h,
             "bandwidth": k.bandwidth / h,
             "period": k.period / w,
             "outside_share": k.outside_share,
@@ -343,6 +353,8 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
             cfg.identity.speed_mps = list(cfg.walker.speed_mps)
         elif k == "aspect_deg":
             cfg.scene.aspect_deg = [-float(v), float(v)]
+        elif k == "receding_fraction":
+            cfg.scene.receding_fraction = float(v)
         else:
             setattr(cfg.like, k, float(v))
 
@@ -351,7 +363,8 @@ def current(cfg: SimulateConfig) -> dict:
     return {"prf_hz": cfg.radar.prf_hz, "doppler_zero": cfg.like.doppler_zero,
             "snr_db": float(np.mean(cfg.scene.snr_db)), "dynamic_range_db": cfg.processing.dynamic_range_db,
             "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle,
-            "speed_mps": float(np.mean(cfg.walker.speed_mps)), "aspect_deg": float(np.max(np.abs(cfg.scene.aspect_deg)))}
+            "speed_mps": float(np.mean(cfg.walker.speed_mps)), "aspect_deg": float(np.max(np.abs(cfg.scene.aspect_deg))),
+            "receding_fraction": cfg.scene.receding_fraction}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:
@@ -369,12 +382,13 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
     from scipy.optimize import minimize
 
     names = list(cfg.like.fit)
+    smooth = [k for k in names if k not in DISCRETE_PARAMS]  # what Nelder-Mead moves
     start = current(cfg)
     evals = []
 
     def to_u(v: dict) -> np.ndarray:
         out = []
-        for k in names:
+        for k in smooth:
             lo, hi = BOUNDS[k]
             x = v[k]
             out.append((np.log(x) - np.log(lo)) / (np.log(hi) - np.log(lo)) if k in LOG_PARAMS else (x - lo) / (hi - lo))
@@ -382,7 +396,7 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
 
     def from_u(u: np.ndarray) -> dict:
         out = {}
-        for k, x in zip(names, np.clip(u, 0.0, 1.0)):
+        for k, x in zip(smooth, np.clip(u, 0.0, 1.0)):
             lo, hi = BOUNDS[k]
             out[k] = float(np.exp(np.log(lo) + x * (np.log(hi) - np.log(lo)))) if k in LOG_PARAMS else float(lo + x * (hi - lo))
         return out
@@ -400,7 +414,7 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
 
     def objective(u: np.ndarray) -> float:
         penalty = float(np.sum(np.clip(u - 1, 0, None) ** 2 + np.clip(-u, 0, None) ** 2)) * 100
-        return objective_values(from_u(u))[0] + penalty
+        return objective_values({**best_v, **from_u(u)})[0] + penalty
 
     d0, _ = objective_values({k: start[k] for k in names})
     best_v, best_d = {k: start[k] for k in names}, d0
@@ -408,22 +422,32 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
         _, parts = distance(like_statistics(_fit_images(cfg)), measured.stats)
         return {"fitted": {}, "distance": d0, "distance_start": d0, "parts": parts, "evaluations": 0}
     # coarse grids: over the Doppler span and the zero row (the statistics move most with them), then over the
-    # walkers' speed (the step period) and largest aspect (the spread of the torso line), from the best so far
-    for grid in (GRID_IMAGE, GRID_WALKERS):
-        axes = [[(k, float(x)) for x in values] for k, values in grid.items() if k in names]
-        start_v = dict(best_v)
-        for combo in itertools.product(*axes) if axes else []:
-            v = {**start_v, **dict(combo)}
-            d, _ = objective_values(v)
-            if d < best_d:
-                best_v, best_d = v, d
+    # walkers' speed (the step period) and largest aspect (the spread of the torso line), from the best so far;
+    # when the walking direction is fitted, both grids for each direction from the start (the zero row that suits
+    # walkers coming towards the radar is not the one that suits a mixture, so one grid over all three would
+    # settle the direction before the speed)
+    directions = DIRECTIONS if "receding_fraction" in names else (None,)
+    start_v = dict(best_v)
+    for direction in directions:
+        dir_v = {**start_v, "receding_fraction": direction} if direction is not None else dict(start_v)
+        dir_d = objective_values(dir_v)[0] if direction is not None else best_d
+        for grid in (GRID_IMAGE, GRID_WALKERS):
+            axes = [[(k, float(x)) for x in values] for k, values in grid.items() if k in names]
+            base = dict(dir_v)
+            for combo in itertools.product(*axes) if axes else []:
+                v = {**base, **dict(combo)}
+                d, _ = objective_values(v)
+                if d < dir_d:
+                    dir_v, dir_d = v, d
+        if dir_d < best_d:
+            best_v, best_d = dir_v, dir_d
     say(f"like: coarse grid best {best_v} distance {best_d:.3f}")
-    if cfg.like.fit_steps > 0:
+    if cfg.like.fit_steps > 0 and smooth:
         u0 = to_u(best_v)
-        simplex = [u0] + [u0 + np.eye(len(names))[i] * (0.08 if u0[i] < 0.9 else -0.08) for i in range(len(names))]
+        simplex = [u0] + [u0 + np.eye(len(smooth))[i] * (0.08 if u0[i] < 0.9 else -0.08) for i in range(len(smooth))]
         res = minimize(objective, u0, method="Nelder-Mead",
                        options={"maxfev": cfg.like.fit_steps, "initial_simplex": np.array(simplex), "xatol": 1e-3, "fatol": 1e-4})
-        v = from_u(res.x)
+        v = {**best_v, **from_u(res.x)}
         d, _ = objective_values(v)
         if d < best_d:
             best_v, best_d = v, d

@@ -85,9 +85,10 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     reader = BatchReader(data_path)  # batches come from disk: memory does not grow with the dataset
     labels = reader.labels
     h, w = reader.shape[1:]
-    f = cfg.model.downsample_factor
-    if h % f or w % f:
-        raise MdcliError(f"{data_path}: image size {(h, w)} is not divisible by the downsampling factor {f}")
+    fh, fw = cfg.model.factors
+    if h % fh or w % fw:
+        raise MdcliError(f"{data_path}: image size {(h, w)} is not divisible by the downsampling factors {(fh, fw)} "
+                         "(model.channel_mult, model.time_factor)")
     tr, va = split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
     x_val = reader.images(eval_subset(va, cfg.train.max_eval, cfg.seed))
     ae = build_autoencoder(cfg)
@@ -209,7 +210,7 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     metrics = evaluate(final, x_val, perceptual, device)
     save_model(output, "autoencoder", text, cfg.seed, parents, final.state_dict(), {
         "arch": cfg.arch, "metrics": metrics, "history": history, "images_per_s": rate,
-        "image_shape": [int(h), int(w)], "latent_shape": [cfg.model.latent_channels, int(h) // f, int(w) // f],
+        "image_shape": [int(h), int(w)], "latent_shape": [cfg.model.latent_channels, int(h) // fh, int(w) // fw],
         "class_names": list(reader.class_names), "val_indices": va.tolist(),
         "precision_used": precision, "init": str(init) if init else "",
     })

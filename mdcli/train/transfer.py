@@ -71,8 +71,8 @@ def autoencoder_init(path: Path, cfg, image_shape: tuple[int, int]) -> dict:
     if trained != tuple(image_shape):
         raise MdcliError(f"--init {path}: trained on {_shape(trained)} images, --data holds {_shape(image_shape)} "
                          "(simulate or import the data at the init's size: --image-size)")
-    f = cfg.model.downsample_factor
-    latent = [cfg.model.latent_channels, image_shape[0] // f, image_shape[1] // f]
+    fh, fw = cfg.model.factors
+    latent = [cfg.model.latent_channels, image_shape[0] // fh, image_shape[1] // fw]
     diffs = _differences(stored.model, cfg.model, "model", free=AE_MODEL_FREE)
     if cfg.arch != "vae":
         diffs += _differences(stored.vq, cfg.vq, "vq", AE_VQ_KEYS)

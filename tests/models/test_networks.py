@@ -61,6 +61,38 @@ def test_autoencoder_shapes_round_trip_and_determinism(arch, size):
     assert not torch.equal(other.encode(x).latent, enc.latent)
 
 
+@pytest.mark.parametrize("time_factor", [1, 2])
+@torch.no_grad()
+def test_autoencoder_with_less_time_compression(time_factor):
+    """model.time_factor < f: the latent keeps more columns than rows (the first levels halve both axes, the later
+    ones Doppler only); decoding restores the image size; the weights have the square model's shapes, so only the
+    config tells them apart."""
+    cfg = from_dict(TrainAEConfig, {**TINY_AE, "arch": "vqgan", "model": {**TINY_AE["model"], "time_factor": time_factor}})
+    torch.manual_seed(0)
+    ae = build_autoencoder(cfg).eval()
+    x = _images((32, 64))
+    enc = ae.encode(x)
+    assert cfg.model.factors == (4, time_factor)
+    assert list(enc.latent.shape) == [2, 4, 32 // 4, 64 // time_factor]
+    assert ae.decode(enc.latent).shape == x.shape
+    torch.manual_seed(0)
+    square = build_autoencoder(from_dict(TrainAEConfig, {**TINY_AE, "arch": "vqgan"})).eval()
+    assert {k: v.shape for k, v in square.state_dict().items()} == {k: v.shape for k, v in ae.state_dict().items()}
+    assert list(square.encode(x).latent.shape) == [2, 4, 32 // 4, 64 // 4]
+    # time_factor = f is the square model (0 means f)
+    cfg_f = from_dict(TrainAEConfig, {**TINY_AE, "arch": "vqgan", "model": {**TINY_AE["model"], "time_factor": 4}})
+    torch.manual_seed(0)
+    assert torch.equal(build_autoencoder(cfg_f).eval().encode(x).latent, square.encode(x).latent)
+
+
+@pytest.mark.parametrize("bad", [3, 8])
+def test_time_factor_must_be_a_power_of_two_up_to_f(bad):
+    from mdcli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.time_factor"):
+        from_dict(TrainAEConfig, {**TINY_AE, "model": {**TINY_AE["model"], "time_factor": bad}}).validate()
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @torch.no_grad()
 def test_unet_keeps_the_latent_shape_and_is_class_conditional(size):

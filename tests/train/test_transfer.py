@@ -123,6 +123,7 @@ def test_init_from_another_architecture_image_size_or_latent_shape_is_one_line(p
     _refused([*AE, "--data", str(pre["small"]), *ae], "32x32 images", "16x16")
     _refused([*AE, "--data", meas, *ae, "--set", "model.latent_channels=2"], "latents are 4x8x8", "2x8x8")
     _refused([*AE, "--data", meas, *ae, "--set", "model.channels=16"], "model.channels 8 vs 16")
+    _refused([*AE, "--data", meas, *ae, "--set", "model.time_factor=1"], "latents are 4x8x8", "4x8x32", "model.time_factor 0 vs 1")
     _refused([*AE, "--data", meas, *ae, "--set", "vq.codebook_size=16"], "vq.codebook_size 32 vs 16")
     _refused([*AE, "--data", meas, "--init", str(pre["ldm"]), "-o", str(bad)], "expected autoencoder")
     _refused([*LDM, "--latents", str(pre["lat2"]), *ldm], "latents 4x8x8", "2x8x8")
