@@ -101,6 +101,21 @@ def test_fit_recovers_the_walking_direction(tmp_path):
     assert report["distance"] < report["distance_start"]
 
 
+def test_asymmetry_statistic_tells_which_way_the_limbs_reach():
+    """like_statistics' asymmetry: limbs reaching up from the torso line give > 0, the same images flipped upside
+    down < 0 by the same amount (the statistic that keeps a half-and-half mixture from passing for coming walkers)."""
+    from mdcli.sim.like import like_statistics
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 0.05, (6, 32, 32)).astype(np.float32)
+    x[:, 10, :] = 1.0  # torso line
+    for t in range(32):
+        x[:, 11 : 11 + int(12 * abs(np.sin(np.pi * t / 8))), t] = 0.6  # limb swings, up to 12 rows above it
+    x[:, 7:10, :] = 0.6  # a little below it
+    up, down = like_statistics(x)["mean"]["asymmetry"], like_statistics(x[:, ::-1, :].copy())["mean"]["asymmetry"]
+    assert up > 0.1 and down == pytest.approx(-up, abs=0.02), (up, down)
+
+
 def test_objective_sees_texture_and_spread():
     """The texture statistic falls when the images are smoothed; the objective's spread part is 0 for the same
     statistics and grows when one set varies more than the other (the same means)."""
