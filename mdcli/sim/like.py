@@ -426,11 +426,11 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
     # when the walking direction is fitted, both grids for each direction from the start (the zero row that suits
     # walkers coming towards the radar is not the one that suits a mixture, so one grid over all three would
     # settle the direction before the speed)
-    directions = DIRECTIONS if "receding_fraction" in names else (None,)
+    choices = [{"receding_fraction": d} for d in DIRECTIONS] if "receding_fraction" in names else [{}]
     start_v = dict(best_v)
-    for direction in directions:
-        dir_v = {**start_v, "receding_fraction": direction} if direction is not None else dict(start_v)
-        dir_d = objective_values(dir_v)[0] if direction is not None else best_d
+    for choice in choices:
+        dir_v = {**start_v, **choice}
+        dir_d = d0 if dir_v == start_v else objective_values(dir_v)[0]  # the start is evaluated already
         for grid in (GRID_IMAGE, GRID_WALKERS):
             axes = [[(k, float(x)) for x in values] for k, values in grid.items() if k in names]
             base = dict(dir_v)
