@@ -62,6 +62,9 @@ class WalkerConfig:
     # Range gate (m, full width; 0 = off): the radar keeps the range bins around the strongest return (the torso),
     # e.g. 3-5 bins of 7.5 cm summed; a scatterer dR from the torso's range keeps amplitude exp(-(2 dR / w)^4 / 2).
     range_gate_m: float = 0.0
+    # Stance-foot lock: each foot stands still on the ground from heel strike to toe-off (Boulic's angles alone let
+    # the supporting foot slide backwards at up to 0.5 m/s); the knee follows by two-bone inverse kinematics.
+    foot_lock: bool = False
 
 
 @dataclass
@@ -306,7 +309,7 @@ def config_text(cfg: SimulateConfig) -> str:
         d.pop("identity")
     if not cfg.like.file:
         d.pop("like")
-    for key, default in (("points_per_segment", 1), ("range_gate_m", 0.0)):  # the text files had before these
+    for key, default in (("points_per_segment", 1), ("range_gate_m", 0.0), ("foot_lock", False)):  # the text files had before these
         if getattr(cfg.walker, key) == default:
             d["walker"].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)

@@ -78,6 +78,8 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
         p = sample_params(getattr(cfg, target), rng)
     if target == "walker":  # the body model (identity windows too)
         p.update(points_per_segment=cfg.walker.points_per_segment, range_gate_m=cfg.walker.range_gate_m)
+        if cfg.walker.foot_lock:
+            p.update(foot_lock=True)
     sig, fmax, v_r = signal(p, scene, rng)
     snr = rng.uniform(*cfg.scene.snr_db)
     sig = add_noise(sig, snr, rng) if looks == 1 else np.stack([add_noise(sig, snr, rng) for _ in range(looks)])

@@ -74,6 +74,12 @@ def cycle_duration(rv: float) -> float:
     return 1.346 / np.sqrt(rv)
 
 
+def support_duration(rv: float) -> float:
+    """Share of the cycle a foot is on the ground, D_s = 0.752 - 0.143 / D_c: the right foot from its heel strike at
+    normalised time 0 to its toe-off at D_s, the left half a cycle later (Boulic et al. 1990)."""
+    return 0.752 - 0.143 / cycle_duration(rv)
+
+
 def _periodic_pchip(x: list[float], y: list[float], t: np.ndarray) -> np.ndarray:
     """Shape-preserving cubic (PCHIP, Fritsch–Carlson) through keyframes repeated with period 1.
 
@@ -112,8 +118,7 @@ def trajectories(rv: float, t: np.ndarray, style: dict | None = None) -> dict[st
     """
     style = style or {}
     two_pi = 2 * np.pi
-    dc = cycle_duration(rv)
-    ds = 0.752 - 0.143 / dc  # relative support duration
+    ds = support_duration(rv)
     u = (rv - 1.3) / 1.7
     w = (rv - 0.5) / 0.8
     regime = "a" if rv < 0.5 else ("b" if rv < 1.3 else "c")
@@ -193,14 +198,16 @@ def _hang(alpha: np.ndarray) -> np.ndarray:
     return np.stack([np.sin(alpha), np.zeros_like(alpha), -np.cos(alpha)], -1)
 
 
-def joints_body_frame(height: float, rv: float, t: np.ndarray, style: dict | None = None) -> np.ndarray:
+def joints_body_frame(height: float, rv: float, t: np.ndarray, style: dict | None = None,
+                      foot_lock: bool = False) -> np.ndarray:
     """(P, 17, 3) joint positions in the body frame (x forward, y left, z up; spine origin at 0).
 
     Forward kinematics of Chen's implementation: the legs hang from the hips and get
     the pelvis roll and torsion; the trunk, head and arms get the thorax torsion and
     forward pitch; the whole body gets the translation oscillations. style: see
     trajectories, and leg_scale / arm_scale multiply the leg (thigh, shank, foot) and
-    arm segment lengths (a person's proportions; rv must then use H_t times leg_scale).
+    arm segment lengths (a person's proportions; rv must then use H_t times leg_scale). foot_lock: each foot stands
+    still on the ground while it supports the body (see foot_slip and lock_feet).
     """
     H = height
     style = style or {}
@@ -231,7 +238,97 @@ def joints_body_frame(height: float, rv: float, t: np.ndarray, style: dict | Non
     j[:, legs] = _rotate_zx(j[:, legs], -rad(tr["torsion"]), rad(tr["roll"]))  # pelvis
     j[:, upper] = _rotate_zy(j[:, upper], -rad(tr["thorax"]), -rad(tr["pitch"]))  # thorax
     j += np.stack([tr["x"], tr["y"], tr["z"]], -1)[:, None, :]
+    if foot_lock:
+        grid = np.arange(LOCK_GRID) / LOCK_GRID
+        slip = foot_slip(joints_body_frame(height, rv, grid, style), rv, height * THIGH_FRACTION * style.get("leg_scale", 1.0) * rv)
+        lock_feet(j, np.stack([_periodic_linear(slip[:, i], t) for i in range(2)], 1), leg)
     return j
+
+
+# Stance-foot lock. Boulic's angles do not scale with speed in the middle regime (0.5 <= rv < 1.3), so the
+# supporting leg sweeps back faster than the body moves on: the ankle and toe slide backwards over the ground at up
+# to 0.4-0.5 m/s for a third of the cycle (docs/findings.md), where a measured foot stands still (the sharp lower
+# edge of a measured spectrogram at 0 m/s). The lock is the animators' foot-skate clean-up: a horizontal offset of
+# the foot that cancels the contact point's slide while the foot is on the ground (heel strike to toe-off, Boulic's
+# D_s), undone along a raised cosine during the swing, and the knee placed by two-bone inverse kinematics so the
+# thigh and shank keep their lengths. The body's motion and the upper body are untouched.
+LOCK_GRID = 256  # phases per cycle the offsets are tabulated on
+SOFT_REACH = 0.01  # share of the straight leg where the soft reach begins (lock_feet)
+LEGS = ((L_HIP, L_KNEE, L_ANK, L_TOE, 0.5), (R_HIP, R_KNEE, R_ANK, R_TOE, 0.0))  # the left leg half a cycle later
+
+
+def _periodic_linear(table: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Linear interpolation of rows tabulated at phases k / n (period 1) at phases t in [0, 1)."""
+    n = len(table)
+    x = t * n
+    i = np.floor(x).astype(int) % n
+    f = (x - np.floor(x))[:, None]
+    return (1 - f) * table[i] + f * table[(i + 1) % n]
+
+
+def foot_slip(jb: np.ndarray, rv: float, speed: float) -> np.ndarray:
+    """(n, 2 legs, 2) horizontal offsets (x forward, y left; m) that hold each supporting foot still.
+
+    jb: (n, 17, 3) body-frame joints at phases k / n of one cycle without the lock; the body moves on at `speed`
+    along x, so a joint's ground velocity is speed x + d jb / dt. The contact point is the heel (the ankle joint) until
+    the toe tip is the lower of the two (each against its lowest point in the cycle), then the toe. From the landing
+    (the first phase after the heel strike where the heel no longer moves forward) to toe-off the offset is minus the
+    contact point's travel since the landing; over the swing it returns to zero.
+    """
+    n = len(jb)
+    dc, ds = cycle_duration(rv), support_duration(rv)
+    out = np.zeros((n, 2, 2))
+    ts = np.arange(n) / n  # the leg's own phase: 0 = its heel strike
+    for leg, (_, _, ank, toe, shift) in enumerate(LEGS):
+        m = int(round(shift * n))
+        a, b = np.roll(jb[:, ank], m, 0), np.roll(jb[:, toe], m, 0)  # row k: the leg at its phase k / n
+        heel = (a[:, 2] - a[:, 2].min()) <= (b[:, 2] - b[:, 2].min())
+        va, vb = ((np.roll(p, -1, 0) - np.roll(p, 1, 0))[:, :2] * n / (2 * dc) for p in (a, b))  # central differences
+        vel = np.where(heel[:, None], va, vb)
+        vel[:, 0] += speed
+        stance = ts < ds
+        k_on = int(np.argmax(vel[:, 0] <= 0.0))  # Boulic's heel still moves forward at its strike: it lands here
+        k_off = int(np.argmin(stance))  # first swing phase
+        off = np.zeros((n, 2))
+        off[k_on + 1 : k_off + 1] = -np.cumsum(vel[k_on:k_off], 0) / n * dc
+        d = off[k_off]
+        s = (ts[~stance] - ts[k_off]) / (1 - ts[k_off])
+        off[~stance] = d * (0.5 + 0.5 * np.cos(np.pi * s))[:, None]
+        out[:, leg] = np.roll(off, -m, 0)
+    return out
+
+
+def lock_feet(j: np.ndarray, slip: np.ndarray, leg_height: float) -> None:
+    """Moves each foot (ankle and toe) by its slip offset (P, 2, 2) in place and re-places the knee by two-bone
+    inverse kinematics: the hip stays, the thigh and shank keep their lengths, the knee bends forward (in the plane of
+    the hip, the ankle and Boulic's knee). Soft reach: beyond (1 - SOFT_REACH) of the straight leg the hip-ankle
+    distance saturates exponentially below the leg's length, so a nearly straight stance leg neither overshoots nor
+    snaps its knee (hard IK's knee speed diverges at full extension); the ankle then stops up to 1 % of the leg short
+    of its target."""
+    a, b = L_THIGH * leg_height, L_SHANK * leg_height
+    reach = a + b
+    soft = reach * (1 - SOFT_REACH)
+    fwd = np.array([1.0, 0.0, 0.0])
+    for leg, (hip, knee, ank, toe, _) in enumerate(LEGS):
+        shift = np.concatenate([slip[:, leg], np.zeros((len(j), 1))], 1)
+        hd = j[:, ank] + shift - j[:, hip]
+        d = np.linalg.norm(hd, axis=-1, keepdims=True)
+        u = hd / d
+        dd = np.where(d > soft, soft + (reach - soft) * -np.expm1(-(d - soft) / (reach - soft)), d)
+        dd = np.maximum(dd, abs(a - b) + 1e-6)
+        target = j[:, hip] + u * dd
+        x = (a**2 - b**2 + dd**2) / (2 * dd)
+        h = np.sqrt(np.maximum(a**2 - x**2, 0.0))
+        # the knee's bend: Boulic's knee off Boulic's hip-ankle line (forward, >= 3 deg of flexion), nudged forward
+        u0 = j[:, ank] - j[:, hip]
+        u0 = u0 / np.linalg.norm(u0, axis=-1, keepdims=True)
+        side = j[:, knee] - j[:, hip]
+        side = side - np.sum(side * u0, -1, keepdims=True) * u0 + 0.01 * reach * fwd
+        side = side - np.sum(side * u, -1, keepdims=True) * u
+        side = side / np.linalg.norm(side, axis=-1, keepdims=True)
+        j[:, toe] += target - j[:, ank]
+        j[:, ank] = target
+        j[:, knee] = j[:, hip] + x * u + h * side
 
 
 def ellipsoid_rcs(a: np.ndarray, c: np.ndarray, cos_theta: np.ndarray) -> np.ndarray:
@@ -268,7 +365,7 @@ def walker_joints(p: dict, scene: Scene) -> np.ndarray:
     leg = style.get("leg_scale", 1.0)
     rv = relative_velocity(v, H, leg)
     phase = (scene.tc / cycle_duration(rv) + p["phase0"]) % 1.0
-    jb = joints_body_frame(H, rv, phase, style)  # (Jc, 17, 3) body frame
+    jb = joints_body_frame(H, rv, phase, style, bool(p.get("foot_lock", False)))  # (Jc, 17, 3) body frame
     # Body frame -> world: x along the heading, y to the left, spine origin at thigh height.
     rot = np.stack([scene.heading, scene.lateral, UP], 0)  # rows: world images of the body axes
     return jb @ rot + scene.track(v, THIGH_FRACTION * H * leg)[:, None, :]

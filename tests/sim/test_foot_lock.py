@@ -1,0 +1,94 @@
+"""The stance-foot lock (`walker.foot_lock`, issue 36): a supporting foot stands still on the ground."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mdcli.sim import walker
+from mdcli.sim.config import SimulateConfig, config_text
+from mdcli.sim.dataset import simulate_dataset
+from mdcli.sim.signal import point_returns, stft_power
+from tests.conftest import WAVELENGTH, make_scene
+
+HEIGHT = 1.75
+N = 1000  # phases per cycle
+
+
+def _ground_velocity(speed: float, lock: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Body-frame joints over one cycle (N, 17, 3), their ground velocities along the walk (N, 17), the support share."""
+    rv = walker.relative_velocity(speed, HEIGHT)
+    j = walker.joints_body_frame(HEIGHT, rv, np.arange(N) / N, foot_lock=lock)
+    vx = (np.roll(j[..., 0], -1, 0) - np.roll(j[..., 0], 1, 0)) * N / (2 * walker.cycle_duration(rv)) + speed
+    return j, vx, walker.support_duration(rv)
+
+
+@pytest.mark.parametrize("speed", [0.7, 1.2, 1.6])
+def test_the_supporting_foot_stands_still(speed):
+    """From the landing (Boulic's heel strike is at phase 0 of the right leg, but the heel moves on forwards until
+    about 0.1) to toe-off (Boulic's D_s) the foot point on the ground (the heel until the toe is the lower, each
+    against its lowest height) moves along it at under 0.05 m/s for 95 % of the time (the rest: the toe swinging
+    down onto the ground), where Boulic's angles alone slide it backwards at 0.35 m/s or more."""
+    _, free_vx, _ = _ground_velocity(speed, False)
+    landing = np.argmax(free_vx[:, walker.R_ANK] <= 0.0) / N
+    assert 0.05 < landing < 0.15, landing
+    for lock in (False, True):
+        j, vx, ds = _ground_velocity(speed, lock)
+        za, zt = j[:, walker.R_ANK, 2], j[:, walker.R_TOE, 2]
+        heel = (za - za.min()) <= (zt - zt.min())
+        contact = np.where(heel, vx[:, walker.R_ANK], vx[:, walker.R_TOE])
+        ph = np.arange(N) / N
+        stance = contact[(ph > landing + 0.01) & (ph < ds - 0.03)]  # off the landing and toe-off instants
+        if not lock:
+            assert stance.min() < -0.35, stance.min()
+        else:
+            assert np.quantile(np.abs(stance), 0.95) < 0.05, np.quantile(np.abs(stance), 0.95)
+            assert np.median(np.abs(stance)) < 0.015, np.median(np.abs(stance))
+
+
+@pytest.mark.parametrize("speed", [0.7, 1.6])
+def test_the_lock_keeps_the_leg_lengths_and_the_body(speed):
+    """Two-bone IK: thigh, shank and foot keep their lengths at every phase; the hips, the trunk, the arms and the
+    head move as without the lock; over a cycle each foot still advances one stride (the walk is periodic)."""
+    free, _, _ = _ground_velocity(speed, False)
+    j, vx, _ = _ground_velocity(speed, True)
+    for a, b in ((walker.L_HIP, walker.L_KNEE), (walker.L_KNEE, walker.L_ANK), (walker.L_ANK, walker.L_TOE),
+                 (walker.R_HIP, walker.R_KNEE), (walker.R_KNEE, walker.R_ANK), (walker.R_ANK, walker.R_TOE)):
+        np.testing.assert_allclose(np.linalg.norm(j[:, a] - j[:, b], axis=-1),
+                                   np.linalg.norm(free[:, a] - free[:, b], axis=-1), rtol=1e-9, atol=1e-12)
+    still = [walker.BASE, walker.NECK, walker.HEAD, walker.L_SHO, walker.R_SHO, walker.L_ELB, walker.R_ELB,
+             walker.L_HAND, walker.R_HAND, walker.L_HIP, walker.R_HIP]
+    np.testing.assert_array_equal(j[:, still], free[:, still])
+    assert not np.allclose(j[:, walker.R_ANK], free[:, walker.R_ANK], atol=0.02)  # the foot did move
+    # the knee bends forward (no snap through the straight leg): its ground speed stays within the swing's range
+    assert vx[:, walker.R_KNEE].min() > 0.0 and vx[:, walker.R_KNEE].max() < 2.5 * speed
+
+
+def _below_zero_share(lock: bool, speed: float) -> float:
+    """Share of an approaching walker's spectrogram power at radial velocities below -0.15 m/s (moving away)."""
+    prf = 4000.0
+    sc = make_scene(prf, 4.0, range_m=20.0)
+    r, amp = walker.walker_ranges({"height_m": HEIGHT, "speed_mps": speed, "phase0": 0.1, "foot_lock": lock}, sc)
+    power, f, _ = stft_power(point_returns(sc.up(r), sc.up(amp), WAVELENGTH), prf, 128, 1024, 200)
+    return float(power[f * WAVELENGTH / 2 < -0.15].sum() / power.sum())
+
+
+@pytest.mark.parametrize("speed", [0.7, 1.2])
+def test_the_spectrogram_loses_the_sliding_feet_tail(speed):
+    """Nothing of a walker coming towards the radar moves away from it but a sliding foot: the lock removes the
+    power the sliding feet put under 0 Hz (at least 3x less)."""
+    free, locked = _below_zero_share(False, speed), _below_zero_share(True, speed)
+    assert locked < free / 3, (free, locked)
+
+
+def test_foot_lock_is_a_config_switch_recorded_only_when_on():
+    cfg = SimulateConfig(seed=5, n_per_class=3, targets=["walker"])
+    cfg.processing.image_size = [32, 32]
+    base, _ = simulate_dataset(cfg)
+    assert "foot_lock" not in config_text(cfg)
+    cfg.walker.foot_lock = True
+    locked, _ = simulate_dataset(cfg)
+    assert "foot_lock: true" in config_text(cfg)
+    for name in ("speed_mps", "height_m", "aspect_deg", "snr_db"):
+        np.testing.assert_array_equal(base.params[name], locked.params[name])
+    assert not np.array_equal(base.spectrograms, locked.spectrograms)
