@@ -26,6 +26,11 @@ class RadarConfig:
     prf_hz: float = 4000.0  # slow-time sampling rate; unambiguous Doppler is +-prf/2
     duration_s: float = 2.0  # length of each observation (about two gait cycles)
     height_m: float = 1.0  # radar above ground
+    # Antenna elevation pattern: one-way half-power beamwidth (full width, deg) of an antenna looking horizontally;
+    # a scatterer at elevation e off boresight returns exp(-4 ln 2 (e / width)^2) of its amplitude (the two-way
+    # Gaussian pattern). 0 = isotropic. Matters at close range, where a radar at torso height sees the feet well
+    # below its boresight (a TI IWR1443 board: about 28 deg).
+    beam_elevation_deg: float = 0.0
 
 
 @dataclass
@@ -272,6 +277,9 @@ class SimulateConfig:
             raise ConfigError("walker.speed_mps: relative velocity v/(0.491 H) exceeds 3, the walking model's limit")
         if min(self.walker.speed_mps) <= 0:
             raise ConfigError("walker.speed_mps: must be positive")
+        if not 0 <= self.radar.beam_elevation_deg <= 180:
+            raise ConfigError(f"radar.beam_elevation_deg: 0 (isotropic) or a beamwidth up to 180 deg, "
+                              f"got {self.radar.beam_elevation_deg}")
         if self.walker.range_gate_m < 0:
             raise ConfigError(f"walker.range_gate_m: must be >= 0 (0 = no gate), got {self.walker.range_gate_m}")
         if not 1 <= self.walker.points_per_segment <= MAX_POINTS_PER_SEGMENT:
@@ -309,9 +317,10 @@ def config_text(cfg: SimulateConfig) -> str:
         d.pop("identity")
     if not cfg.like.file:
         d.pop("like")
-    for key, default in (("points_per_segment", 1), ("range_gate_m", 0.0), ("foot_lock", False)):  # the text files had before these
-        if getattr(cfg.walker, key) == default:
-            d["walker"].pop(key)
+    for sec, key, default in (("walker", "points_per_segment", 1), ("walker", "range_gate_m", 0.0),
+                              ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0)):
+        if getattr(getattr(cfg, sec), key) == default:  # the text files had before these
+            d[sec].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
 
 

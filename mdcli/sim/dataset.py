@@ -70,7 +70,7 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
     else:
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, ALL_TARGETS.index(target), index]))
     wavelength = C / cfg.radar.carrier_hz
-    scene = draw_scene(cfg.scene, slow_time(cfg), cfg.radar.height_m, wavelength, rng)
+    scene = draw_scene(cfg.scene, slow_time(cfg), cfg.radar.height_m, wavelength, rng, cfg.radar.beam_elevation_deg)
     if cfg.identities:
         p = sample_window(ident, rng)
         p.update(identity=ident_i, window=window)

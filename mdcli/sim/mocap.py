@@ -211,7 +211,7 @@ def mocap_ranges(joints: np.ndarray, scene: Scene, start_frame: float) -> tuple[
     los = scene.radar_pos - mid
     r = np.linalg.norm(los, axis=-1)
     cos_t = np.einsum("jki,jki->jk", los, axis) / (r * 2 * half + 1e-12)
-    amp = np.sqrt(ellipsoid_rcs(SEG_RADIUS, half, cos_t))
+    amp = np.sqrt(ellipsoid_rcs(SEG_RADIUS, half, cos_t)) * scene.beam(mid)
     return r.T, amp.T
 
 

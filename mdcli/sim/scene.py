@@ -28,6 +28,16 @@ class Scene:
     heading: np.ndarray  # (3,) unit horizontal direction of travel
     aspect_deg: float
     factor: int = 1  # slow-time samples per coarse (kinematic) sample
+    beam_deg: float = 0.0  # one-way half-power elevation beamwidth (RadarConfig.beam_elevation_deg); 0 = isotropic
+
+    def beam(self, points: np.ndarray) -> np.ndarray | float:
+        """Two-way amplitude gain (...) of scatterers at points (..., 3): exp(-4 ln 2 (e / beam_deg)^2), e the
+        elevation seen from the radar (the antenna looks horizontally); 1 when beam_deg is 0."""
+        if not self.beam_deg:
+            return 1.0
+        d = points - self.radar_pos
+        e = np.degrees(np.arctan2(d[..., 2], np.hypot(d[..., 0], d[..., 1])))
+        return np.exp(-4 * np.log(2) * (e / self.beam_deg) ** 2)
 
     @property
     def tc(self) -> np.ndarray:
@@ -50,7 +60,8 @@ class Scene:
         return self.start + z * UP + (speed * self.tc)[:, None] * self.heading
 
 
-def draw_scene(cfg: SceneConfig, t: np.ndarray, radar_height: float, wavelength: float, rng: np.random.Generator) -> Scene:
+def draw_scene(cfg: SceneConfig, t: np.ndarray, radar_height: float, wavelength: float, rng: np.random.Generator,
+               beam_deg: float = 0.0) -> Scene:
     r0 = rng.uniform(*cfg.range_m)
     aspect = rng.uniform(*cfg.aspect_deg)
     if rng.random() < cfg.receding_fraction:
@@ -67,6 +78,7 @@ def draw_scene(cfg: SceneConfig, t: np.ndarray, radar_height: float, wavelength:
         heading=heading,
         aspect_deg=aspect,
         factor=max(1, int(prf // KINEMATIC_RATE_HZ)),
+        beam_deg=beam_deg,
     )
 
 

@@ -388,15 +388,18 @@ def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | N
     r = np.linalg.norm(los, axis=-1)
     cos_t = np.einsum("jki,jki->jk", los, axis) / (r * 2 * half_len)
     amp = np.sqrt(ellipsoid_rcs(SEG_RADIUS, half_len, cos_t))
-    if body is not None:  # K points along each segment (see distributed_body)
+    if body is None:
+        amp = amp * scene.beam(mid)
+    else:  # K points along each segment (see distributed_body)
         frac, phase = body
         k = frac.shape[1]
         pts = a_pts[:, :, None] + frac[None, :, :, None] * axis[:, :, None]  # (Jc, 16, K, 3)
         # the phase exp(j phi) as a fixed range offset: a r -> r - phi lambda / (4 pi) turns the return by phi
         r = (np.linalg.norm(scene.radar_pos - pts, axis=-1) - phase * (scene.wavelength / (4 * np.pi))).reshape(len(r), -1)
         amp = np.repeat(amp / np.sqrt(k), k, axis=1)  # the segment's RCS split evenly: sum of |a|^2 kept
+        amp = amp * np.reshape(scene.beam(pts), (len(r), -1)) if scene.beam_deg else amp  # each point's elevation
     r_toe = np.linalg.norm(scene.radar_pos - jw[:, list(TOES)], axis=-1)  # (Jc, 2)
-    amp_toe = np.full_like(r_toe, np.sqrt(np.pi) * TOE_RADIUS)
+    amp_toe = np.full_like(r_toe, np.sqrt(np.pi) * TOE_RADIUS) * scene.beam(jw[:, list(TOES)])
     r, amp = np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
     if gate_m > 0:  # the range bins kept around the torso (the strongest return)
         ref = np.linalg.norm(scene.radar_pos - mid[:, TORSO_SEGMENT], axis=-1)
