@@ -101,6 +101,34 @@ def test_fit_recovers_the_walking_direction(tmp_path):
     assert report["distance"] < report["distance_start"]
 
 
+def test_fit_refines_every_direction_the_grids_leave_close(monkeypatch):
+    """A landscape where the half-and-half mixture leads the grids (1.00 everywhere) but walkers all coming reach
+    0.5 at 1.4 m/s, between the grid speeds (1.1 at the start's 1.3 m/s, 2.9 at 1.2 and 1.6): Nelder-Mead from both
+    directions' grid bests finds the coming walkers; a direction far behind (all going, 3.0) is not refined."""
+    from types import SimpleNamespace
+
+    from mdcli.sim import like
+
+    def landscape(v: dict) -> float:
+        r, s = v["receding_fraction"], v["speed_mps"]
+        return {0.0: 0.5 + 60 * (s - 1.4) ** 2, 0.5: 1.0, 1.0: 3.0}[r]
+
+    visited = []
+    monkeypatch.setattr(like, "_fit_images", lambda c: c)
+    monkeypatch.setattr(like, "like_statistics", lambda c: like.current(c))
+    monkeypatch.setattr(like, "distance", lambda sim, meas: (visited.append(dict(sim)) or landscape(sim), {}))
+    monkeypatch.setattr(like, "validate_like", lambda c: None)  # no measured file behind this fit
+    cfg = _cfg(2000.0, 25.0, seed=0, n=4)
+    cfg.like.file = "unused"
+    cfg.scene.receding_fraction = 0.5
+    cfg.like.fit, cfg.like.fit_steps = ["speed_mps", "receding_fraction"], 30
+    report = like.fit_like(cfg, SimpleNamespace(stats=None))
+    assert report["fitted"]["receding_fraction"] == 0.0, report
+    assert report["fitted"]["speed_mps"] == pytest.approx(1.4, abs=0.03) and report["distance"] < 0.52, report
+    going = [v for v in visited if v["receding_fraction"] == 1.0]
+    assert len(going) == 1 + 5  # the direction's start and its speed grid (3 aspects are not fitted), no refinement
+
+
 def test_asymmetry_statistic_tells_which_way_the_limbs_reach():
     """like_statistics' asymmetry: limbs reaching up from the torso line give > 0, the same images flipped upside
     down < 0 by the same amount (the statistic that keeps a half-and-half mixture from passing for coming walkers)."""
