@@ -39,6 +39,7 @@ MODES = {
 KEYS = {"append": {"weight", "ratio", "prob"}, "mixed-then-real": {"weight", "ratio", "prob"},
         "pretrain": {"finetune"}, "only": set()}
 BASELINES = ("real", "classic")
+JOIN = "+"  # FILE+FILE: several extra files as one set (e.g. a generator's variations and its samples)
 
 
 @dataclass
@@ -57,13 +58,19 @@ class GainConfig:
 class Arm:
     name: str
     mode: str
-    file: str | None = None  # may hold {n} and {seed}
+    file: str | None = None  # may hold {n} and {seed}, and several files joined by JOIN
     extra: ExtraOptions = field(default_factory=ExtraOptions)
     finetune: str = "all"
 
-    def path(self, n: int, seed: int) -> Path:
+    def paths(self, n: int, seed: int) -> list[Path]:
+        """The arm's files at (N, seed): one, or the several that FILE joins with JOIN (one extra set)."""
         assert self.file is not None
-        return Path(self.file.replace("{n}", str(n)).replace("{seed}", str(seed)))
+        filled = self.file.replace("{n}", str(n)).replace("{seed}", str(seed))
+        return [Path(part) for part in filled.split(JOIN)]
+
+    def path(self, n: int, seed: int) -> str:
+        """The task's file text: the paths joined by JOIN (Data.extra splits it again)."""
+        return JOIN.join(str(q) for q in self.paths(n, seed))
 
     def options(self) -> dict:
         if self.mode in ("append", "mixed-then-real"):
@@ -84,7 +91,10 @@ def parse_arm(text: str) -> Arm:
     if mode not in MODES:
         raise ConfigError(f"{what}: unknown mode '{mode}'; valid: {', '.join(MODES)}")
     file, *pairs = rest.split(",")
-    arm = Arm(name, mode, file.strip())
+    parts = [q.strip() for q in file.split(JOIN)]
+    if not all(parts):
+        raise ConfigError(f"{what}: an empty file name in '{file}' (join several files as A.h5{JOIN}B.h5)")
+    arm = Arm(name, mode, JOIN.join(parts))
     for pair in pairs:
         key, eq, value = (s.strip() for s in pair.partition("="))
         if not eq or key not in KEYS[mode]:
@@ -246,44 +256,56 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
     for n in per_class:
         few_shot_indices(train.labels, n, seeds[0], train.sequence, split)  # N larger than a class: an error here
     p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap)
-    checked: set[Path] = set()
+    checked: set[tuple[Path, bool]] = set()
     for arm in arms:
         for n in per_class:
             for seed in seeds:
-                path = arm.path(n, seed)
-                what = f"--arm {arm.name} ({path})"
-                if path not in checked:
-                    checked.add(path)
-                    if not path.exists():
-                        raise MdcliError(f"{what}: file not found")
-                    extra = Spectrograms.load(path)
-                    if extra.spectrograms.shape[1:] != train.spectrograms.shape[1:]:
-                        raise MdcliError(f"{what}: images are {extra.spectrograms.shape[1:]}, the real data's "
-                                         f"{train.spectrograms.shape[1:]}")
-                    if len(extra) == 0:
-                        raise MdcliError(f"{what}: holds no images")
-                    if arm.mode != "pretrain":
-                        align_labels(extra, names, what)  # type: ignore[arg-type]  # a class the real data lacks: an error
-                    check_held_out(test, test_path, extra, what)
-                    for model in _lineage_models(path):
-                        check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
-                    ae_data = find_autoencoder_data(path)
-                    if ae_data is not None:  # the decoder's training windows that are --train's own (byte for byte)
-                        counts = shared_per_class(Spectrograms.load(ae_data).spectrograms, train.spectrograms, train.labels)
-                        p.ae_saw[path] = max(counts.values(), default=0)
-                gen_data = find_training_data(path)
-                if gen_data is not None:
-                    seen = Spectrograms.load(gen_data)
-                    subset = train.spectrograms[few_shot_indices(train.labels, n, seed, train.sequence, split)]
-                    p.saw[(arm.name, n, seed)] = max(seen.class_counts().values())
-                    p.outside[(arm.name, n, seed)] = len(seen) - shared_images(subset, seen.spectrograms)
+                paths = arm.paths(n, seed)
+                for path in paths:
+                    _check_arm_file(p, arm, path, paths, n, seed, train, test, test_path, checked, split)
     for n in per_class:
         for seed in seeds:
             for arm in [Arm("real", "real"), Arm("classic", "classic")] + arms:
                 p.tasks.append({"arm": arm.name, "mode": arm.mode, "n": n, "seed": seed,
-                                "file": str(arm.path(n, seed)) if arm.file else None,
+                                "file": arm.path(n, seed) if arm.file else None,
                                 "extra": asdict(arm.extra), "finetune": arm.finetune})
     return p
+
+
+def _check_arm_file(p: Plan, arm: Arm, path: Path, paths: list[Path], n: int, seed: int, train: Spectrograms,
+                    test: Spectrograms, test_path: Path, checked: set[tuple[Path, bool]], split: str) -> None:
+    """One file of an arm at (N, seed): exists, fits the real data, never saw the test set; what its autoencoder
+    and generator saw goes into the plan (the most over the files an arm joins)."""
+    names = list(train.class_names)
+    what = f"--arm {arm.name} ({path})"
+    aligned = arm.mode != "pretrain" or len(paths) > 1  # pretraining on one file may use its own classes
+    if (path, aligned) not in checked:
+        checked.add((path, aligned))
+        if not path.exists():
+            raise MdcliError(f"{what}: file not found")
+        extra = Spectrograms.load(path)
+        if extra.spectrograms.shape[1:] != train.spectrograms.shape[1:]:
+            raise MdcliError(f"{what}: images are {extra.spectrograms.shape[1:]}, the real data's "
+                             f"{train.spectrograms.shape[1:]}")
+        if len(extra) == 0:
+            raise MdcliError(f"{what}: holds no images")
+        if aligned:  # a class the real data lacks: an error
+            why = f"{what} (files joined with {JOIN} must hold the real data's classes)" if len(paths) > 1 else what
+            align_labels(extra, names, why)  # type: ignore[arg-type]
+        check_held_out(test, test_path, extra, what)
+        for model in _lineage_models(path):
+            check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
+        ae_data = find_autoencoder_data(path)
+        if ae_data is not None:  # the decoder's training windows that are --train's own (byte for byte)
+            counts = shared_per_class(Spectrograms.load(ae_data).spectrograms, train.spectrograms, train.labels)
+            p.ae_saw[path] = max(counts.values(), default=0)
+    gen_data = find_training_data(path)
+    if gen_data is not None:
+        seen = Spectrograms.load(gen_data)
+        subset = train.spectrograms[few_shot_indices(train.labels, n, seed, train.sequence, split)]
+        key = (arm.name, n, seed)
+        p.saw[key] = max(p.saw.get(key, 0), max(seen.class_counts().values()))
+        p.outside[key] = max(p.outside.get(key, 0), len(seen) - shared_images(subset, seen.spectrograms))
 
 
 class Data:
@@ -298,12 +320,20 @@ class Data:
 
     def extra(self, path: str) -> tuple[torch.Tensor, torch.Tensor, int | None]:
         """-> (images, labels, None) in the real data's class order when the file's classes are among the real
-        ones, else (images, labels, its class count) in the file's own order (pretrain, then a fresh head)."""
+        ones, else (images, labels, its class count) in the file's own order (pretrain, then a fresh head).
+        Several files joined by JOIN are one set, in the real data's class order (plan checked their classes)."""
         if path not in self._extra:
-            d = Spectrograms.load(path)
-            own = not set(d.class_names) <= set(self.names)
-            labels = d.labels if own else align_labels(d, self.names, Path(path))
-            self._extra[path] = (model_images(d), torch.from_numpy(labels), len(d.class_names) if own else None)
+            parts = path.split(JOIN)
+            if len(parts) > 1:
+                sets = [Spectrograms.load(q) for q in parts]
+                x = torch.cat([model_images(d) for d in sets])
+                y = np.concatenate([align_labels(d, self.names, Path(q)) for d, q in zip(sets, parts)])
+                self._extra[path] = (x, torch.from_numpy(y), None)
+            else:
+                d = Spectrograms.load(path)
+                own = not set(d.class_names) <= set(self.names)
+                labels = d.labels if own else align_labels(d, self.names, Path(path))
+                self._extra[path] = (model_images(d), torch.from_numpy(labels), len(d.class_names) if own else None)
         return self._extra[path]
 
 
@@ -398,7 +428,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
             if a.name != "real":
                 row["gain"] = paired_gain([r["accuracy"] - b["accuracy"] for r, b in zip(rs, base)])
                 row["gain_macro_f1"] = paired_gain([r["macro_f1"] - b["macro_f1"] for r, b in zip(rs, base)])
-            ae = [p.ae_saw[a.path(n, s)] for s in seeds if a.file and a.path(n, s) in p.ae_saw]
+            ae = [p.ae_saw[q] for s in seeds if a.file for q in a.paths(n, s) if q in p.ae_saw]
             if ae:
                 row["autoencoder_saw"] = max(ae)
                 row["autoencoder_saw_more"] = bool(max(ae) > n)

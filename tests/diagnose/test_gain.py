@@ -323,3 +323,38 @@ def test_every_mode_runs_and_pretrain_takes_other_classes(runner, gain_data, tmp
     assert r["arms"]["sim"]["options"] == {"finetune": "head"} and r["arms"]["mix"]["options"]["weight"] == 0.5
     assert all(v["inits"] == rows["real"]["inits"] for v in rows.values())
     assert all(0 <= v["accuracy"]["mean"] <= 1 for v in rows.values())
+
+
+def test_files_joined_with_plus_are_one_extra_set(runner, gain_data, tmp_path):
+    """FILE+FILE: the files' images in one set, each file's labels in the real data's class order; what the
+    generators behind any of them saw stars the arm; a joined file with classes the real data lacks is refused."""
+    d = gain_data
+    a = Spectrograms.load(d / "rest_20_0.h5").select(np.arange(0, 400, 40))
+    b = _synthetic(3, 9)
+    b.class_names = ["c3", "c2", "c1", "c0"]  # the real classes in another order
+    a.save(tmp_path / "a.h5", "a\n", 0)
+    b.save(tmp_path / "b.h5", "b\n", 0)
+    joined = f"{tmp_path}/a.h5+{tmp_path}/b.h5"
+    x, y, own = Data(d / "train.h5", d / "test.h5").extra(joined)
+    assert own is None and len(x) == len(a) + len(b) == len(y)
+    assert y[: len(a)].tolist() == a.labels.tolist() and y[len(a):].tolist() == (3 - b.labels).tolist()
+    arm = parse_arm(f"j=pretrain:{tmp_path}/a.h5 + {tmp_path}/b.h5,finetune=head")
+    assert arm.paths(3, 0) == [tmp_path / "a.h5", tmp_path / "b.h5"] and arm.path(3, 0) == joined
+    # one half from a generator whose decoder saw the whole training part: the joined arm is starred for it
+    g = tmp_path / "gen"
+    g.mkdir()
+    _run(runner, ["subset", str(d / "train.h5"), "--per-class", "3", "--seed", "0", "-o", str(g / "few.h5")])
+    samples = _fake_generator_chain(g, g / "few.h5", ae_data=d / "train.h5")
+    base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "3",
+            "--seeds", "1", "-q", "--set", "fit.steps=2", "--set", "fit.net.channels=[4]"]
+    r = json.loads(_run(runner, [*base, "--json", "--arm", f"j=pretrain:{tmp_path}/a.h5+{samples}"]).stdout)
+    row = r["results"]["3"]["j"]
+    assert (row["generator_saw"], row["autoencoder_saw"], row["autoencoder_saw_more"]) == (3, 120, True)
+    assert r["arms"]["j"]["file"] == f"{tmp_path}/a.h5+{samples}" and 0 <= row["accuracy"]["mean"] <= 1
+    # one file may bring its own classes to pretraining (a fresh head after it), a joined one may not
+    other = _synthetic(6, 7)
+    other.class_names = ["walker", "drone", "bird", "vehicle"]
+    other.save(tmp_path / "sim.h5", "sim\n", 0)
+    _run(runner, [*base, "--arm", f"sim=pretrain:{tmp_path}/sim.h5"])
+    _refused(runner, [*base, "--arm", f"j=pretrain:{tmp_path}/a.h5+{tmp_path}/sim.h5"], "'walker'", "joined with +")
+    _refused(runner, [*base, "--arm", f"j=pretrain:{tmp_path}/a.h5+"], "empty file name")
