@@ -240,7 +240,7 @@ def joints_body_frame(height: float, rv: float, t: np.ndarray, style: dict | Non
     j += np.stack([tr["x"], tr["y"], tr["z"]], -1)[:, None, :]
     if foot_lock:
         grid = np.arange(LOCK_GRID) / LOCK_GRID
-        slip = foot_slip(joints_body_frame(height, rv, grid, style), rv, height * THIGH_FRACTION * style.get("leg_scale", 1.0) * rv)
+        slip = foot_slip(joints_body_frame(height, rv, grid, style), rv, THIGH_FRACTION * leg * rv)
         lock_feet(j, np.stack([_periodic_linear(slip[:, i], t) for i in range(2)], 1), leg)
     return j
 
@@ -279,6 +279,8 @@ def foot_slip(jb: np.ndarray, rv: float, speed: float) -> np.ndarray:
     dc, ds = cycle_duration(rv), support_duration(rv)
     out = np.zeros((n, 2, 2))
     ts = np.arange(n) / n  # the leg's own phase: 0 = its heel strike
+    stance = ts < ds
+    k_off = int(np.argmin(stance))  # first swing phase
     for leg, (_, _, ank, toe, shift) in enumerate(LEGS):
         m = int(round(shift * n))
         a, b = np.roll(jb[:, ank], m, 0), np.roll(jb[:, toe], m, 0)  # row k: the leg at its phase k / n
@@ -286,9 +288,7 @@ def foot_slip(jb: np.ndarray, rv: float, speed: float) -> np.ndarray:
         va, vb = ((np.roll(p, -1, 0) - np.roll(p, 1, 0))[:, :2] * n / (2 * dc) for p in (a, b))  # central differences
         vel = np.where(heel[:, None], va, vb)
         vel[:, 0] += speed
-        stance = ts < ds
         k_on = int(np.argmax(vel[:, 0] <= 0.0))  # Boulic's heel still moves forward at its strike: it lands here
-        k_off = int(np.argmin(stance))  # first swing phase
         off = np.zeros((n, 2))
         off[k_on + 1 : k_off + 1] = -np.cumsum(vel[k_on:k_off], 0) / n * dc
         d = off[k_off]
