@@ -324,16 +324,12 @@ class Data:
         Several files joined by JOIN are one set, in the real data's class order (plan checked their classes)."""
         if path not in self._extra:
             parts = path.split(JOIN)
-            if len(parts) > 1:
-                sets = [Spectrograms.load(q) for q in parts]
-                x = torch.cat([model_images(d) for d in sets])
-                y = np.concatenate([align_labels(d, self.names, Path(q)) for d, q in zip(sets, parts)])
-                self._extra[path] = (x, torch.from_numpy(y), None)
-            else:
-                d = Spectrograms.load(path)
-                own = not set(d.class_names) <= set(self.names)
-                labels = d.labels if own else align_labels(d, self.names, Path(path))
-                self._extra[path] = (model_images(d), torch.from_numpy(labels), len(d.class_names) if own else None)
+            sets = [Spectrograms.load(q) for q in parts]
+            own = len(sets) == 1 and not set(sets[0].class_names) <= set(self.names)
+            labels = sets[0].labels if own else np.concatenate(
+                [align_labels(d, self.names, Path(q)) for d, q in zip(sets, parts)])
+            x = torch.cat([model_images(d) for d in sets]) if len(sets) > 1 else model_images(sets[0])
+            self._extra[path] = (x, torch.from_numpy(labels), len(sets[0].class_names) if own else None)
         return self._extra[path]
 
 
