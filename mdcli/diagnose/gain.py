@@ -13,7 +13,7 @@ and a gain whose interval holds 0 is "no measurable gain".
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,12 +32,12 @@ from mdcli.train.classifier import ExtraSet, FitConfig, fit_classifier, fresh_he
 
 MODES = {
     "append": "extra images added to each real batch (weight, ratio, prob)",
-    "pretrain": "train on the extra set first, then fine-tune on the N real windows (finetune=all|head)",
+    "pretrain": "train on the extra set first, then fine-tune on the N real windows (finetune=all|head, steps)",
     "mixed-then-real": "train on real + extra (weight, ratio, prob), then refit the head on real alone",
     "only": "train on the extra set alone, test on real (classification accuracy score, CAS / TSTR)",
 }
 KEYS = {"append": {"weight", "ratio", "prob"}, "mixed-then-real": {"weight", "ratio", "prob"},
-        "pretrain": {"finetune"}, "only": set()}
+        "pretrain": {"finetune", "steps"}, "only": set()}
 BASELINES = ("real", "classic")
 JOIN = "+"  # FILE+FILE: several extra files as one set (e.g. a generator's variations and its samples)
 
@@ -61,6 +61,7 @@ class Arm:
     file: str | None = None  # may hold {n} and {seed}, and several files joined by JOIN
     extra: ExtraOptions = field(default_factory=ExtraOptions)
     finetune: str = "all"
+    steps: int = 0  # pretraining steps on the extra set (0: the fit's steps, as the fine-tuning on the real windows)
 
     def paths(self, n: int, seed: int) -> list[Path]:
         """The arm's files at (N, seed): one, or the several that FILE joins with JOIN (one extra set)."""
@@ -75,7 +76,9 @@ class Arm:
     def options(self) -> dict:
         if self.mode in ("append", "mixed-then-real"):
             return asdict(self.extra)
-        return {"finetune": self.finetune} if self.mode == "pretrain" else {}
+        if self.mode != "pretrain":
+            return {}
+        return {"finetune": self.finetune} | ({"steps": self.steps} if self.steps else {})
 
 
 def parse_arm(text: str) -> Arm:
@@ -104,6 +107,11 @@ def parse_arm(text: str) -> Arm:
             if value not in ("all", "head"):
                 raise ConfigError(f"{what}: finetune must be all or head, got '{value}'")
             arm.finetune = value
+            continue
+        if key == "steps":
+            if not value.isdigit() or int(value) < 1:
+                raise ConfigError(f"{what}: steps must be a whole number >= 1 (pretraining steps), got '{value}'")
+            arm.steps = int(value)
             continue
         try:
             setattr(arm.extra, key, float(value))
@@ -268,7 +276,7 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
             for arm in [Arm("real", "real"), Arm("classic", "classic")] + arms:
                 p.tasks.append({"arm": arm.name, "mode": arm.mode, "n": n, "seed": seed,
                                 "file": arm.path(n, seed) if arm.file else None,
-                                "extra": asdict(arm.extra), "finetune": arm.finetune})
+                                "extra": asdict(arm.extra), "finetune": arm.finetune, "steps": arm.steps})
     return p
 
 
@@ -357,8 +365,9 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
         model = go(xe, ye, model=model)
     elif mode == "mixed-then-real":
         model = go(x, y, model=go(x, y, model=model, extra=ExtraSet(xe, ye, opts, seed)), head_only=True)
-    else:  # pretrain
-        model = go(xe, ye, model=model, k=n_first)
+    else:  # pretrain (its own number of steps on the extra set where the arm sets one)
+        pre = replace(fit, steps=task.get("steps") or fit.steps)
+        model = fit_classifier(xe, ye, n_first, pre, seed, device=device, model=model)
         if own:  # pretrained on other classes: a fresh head for the real ones
             model = fresh_head(model, k, seed)
         model = go(x, y, model=model, head_only=task["finetune"] == "head")

@@ -4,6 +4,7 @@ subsets `mdcli subset` writes, and one-line refusals of bad input; train-classif
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import h5py
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 from mdcli.artifacts import Spectrograms, atomic_h5, parent_record, write_header
 from mdcli.cli import app
 from mdcli.diagnose.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
+from mdcli.errors import ConfigError
 from mdcli.stages import ExtraOptions
 from mdcli.train.classifier import ExtraSet, FitConfig
 from tests.conftest import TINY
@@ -358,3 +360,35 @@ def test_files_joined_with_plus_are_one_extra_set(runner, gain_data, tmp_path):
     _run(runner, [*base, "--arm", f"sim=pretrain:{tmp_path}/sim.h5"])
     _refused(runner, [*base, "--arm", f"j=pretrain:{tmp_path}/a.h5+{tmp_path}/sim.h5"], "'walker'", "joined with +")
     _refused(runner, [*base, "--arm", f"j=pretrain:{tmp_path}/a.h5+"], "empty file name")
+
+
+def test_pretrain_steps_set_the_pretraining_budget_alone(gain_data, monkeypatch):
+    """pretrain:FILE,steps=S trains S steps on the extra set, then the fit's steps on the N real windows; without
+    it both stages take the fit's steps; a bad value or the option on another mode is a one-line error."""
+    import mdcli.diagnose.gain as gain
+
+    d, calls = gain_data, []
+    real_fit = gain.fit_classifier
+
+    def spy(x, y, k, cfg, seed, **kw):
+        calls.append((len(x), cfg.steps))
+        return real_fit(x, y, k, cfg, seed, **kw)
+
+    monkeypatch.setattr(gain, "fit_classifier", spy)
+    data = Data(d / "train.h5", d / "test.h5")
+    fit = FitConfig(steps=3, batch_size=8)
+    fit.net.channels = [4]
+    for text, want in ((f"p=pretrain:{d}/rest_20_0.h5,steps=7", 7), (f"p=pretrain:{d}/rest_20_0.h5", 3)):
+        arm = parse_arm(text)
+        calls.clear()
+        task = {"arm": "p", "mode": "pretrain", "n": 3, "seed": 0, "file": arm.path(3, 0),
+                "extra": asdict(arm.extra), "finetune": arm.finetune, "steps": arm.steps}
+        run_task(task, data, fit, "random", 64)
+        assert calls == [(len(data.extra(arm.path(3, 0))[0]), want), (3 * 4, 3)]
+    assert parse_arm(f"p=pretrain:{d}/a.h5,steps=600").options() == {"finetune": "all", "steps": 600}
+    assert parse_arm(f"p=pretrain:{d}/a.h5").options() == {"finetune": "all"}
+    for bad in ("steps=0", "steps=1.5", "steps=many"):
+        with pytest.raises(ConfigError, match="steps must be a whole number"):
+            parse_arm(f"p=pretrain:{d}/a.h5,{bad}")
+    with pytest.raises(ConfigError, match="no option of mode append"):
+        parse_arm(f"p=append:{d}/a.h5,steps=5")
