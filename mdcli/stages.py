@@ -199,6 +199,11 @@ class TrainLDMConfig:
             raise ConfigError("diffusion.timesteps: must be >= 10")
         if not 0 <= d.cfg_dropout < 1:
             raise ConfigError("diffusion.cfg_dropout: must be in [0, 1)")
+        levels = range(len(self.unet.channel_mult))
+        for key in ("attention_levels", "time_attention_levels"):
+            bad = [v for v in getattr(self.unet, key) if v not in levels]
+            if bad:
+                raise ConfigError(f"unet.{key}: {bad} outside the UNet's levels 0-{len(levels) - 1} (unet.channel_mult)")
         if self.train.steps < 1 or self.train.batch_size < 1:
             raise ConfigError("train.steps and train.batch_size must be >= 1")
         if not 0 < self.train.val_fraction < 1:

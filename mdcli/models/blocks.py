@@ -49,6 +49,37 @@ class AttnBlock(nn.Module):
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
 
 
+class TimeAttnBlock(nn.Module):
+    """Multi-head self-attention along time (the columns) within each Doppler row, with a learnt bias per head and
+    relative time offset (Shaw et al. 2018; Raffel et al. 2020's bucketless form): a head can attend one gait or
+    wing-beat period back, which position-blind attention cannot single out. Offsets beyond `max_offset` share the
+    last bias. The output projection starts at zero, so the block starts as the identity."""
+
+    def __init__(self, channels: int, groups: int = 32, heads: int = 4, max_offset: int = 64):
+        super().__init__()
+        while channels % heads:
+            heads -= 1
+        self.heads, self.max_offset = heads, max_offset
+        self.norm = norm(channels, groups)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        self.bias = nn.Parameter(torch.zeros(heads, 2 * max_offset + 1))
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        nh, d = self.heads, c // self.heads
+        qkv = self.qkv(self.norm(x)).reshape(b, 3, nh, d, h, w).permute(1, 0, 4, 2, 5, 3)  # (3, B, H, heads, W, d)
+        q, k, v = (t.reshape(b * h, nh, w, d) for t in qkv)
+        pos = torch.arange(w, device=x.device)
+        offset = (pos[None, :] - pos[:, None]).clamp(-self.max_offset, self.max_offset) + self.max_offset
+        bias = self.bias[:, offset].to(q.dtype)  # (heads, W, W)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None])  # (B*H, heads, W, d)
+        out = out.reshape(b, h, nh, w, d).permute(0, 2, 4, 1, 3).reshape(b, c, h, w)
+        return x + self.proj(out)
+
+
 class Downsample(nn.Module):
     """Stride-2 3x3 convolution (asymmetric padding keeps even sizes exact); time=False halves the rows only
     (stride 1 along the columns, which keep their size)."""

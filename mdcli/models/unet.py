@@ -1,7 +1,8 @@
 """Class-conditional UNet denoiser for latents (Ho et al. 2020; Rombach et al. 2022).
 
 Residual blocks with GroupNorm and an additive (timestep + class) embedding, sinusoidal
-timestep features through an MLP, self-attention at the chosen levels; the class
+timestep features through an MLP, self-attention at the chosen levels and, where asked, attention along time
+within each Doppler row (with a relative-offset bias: periodic limb and wing-beat timing); the class
 embedding has one extra row, the null class, for classifier-free guidance.
 """
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mdcli.models.blocks import AttnBlock, Downsample, Upsample, norm
+from mdcli.models.blocks import AttnBlock, Downsample, TimeAttnBlock, Upsample, norm
 
 
 @dataclass
@@ -23,6 +24,7 @@ class UNetConfig:
     channel_mult: list[int] = field(default_factory=lambda: [1, 2])
     num_res_blocks: int = 2
     attention_levels: list[int] = field(default_factory=lambda: [1])  # levels (0 = full latent resolution) with attention
+    time_attention_levels: list[int] = field(default_factory=list)  # levels with attention along time (TimeAttnBlock)
     groups: int = 8
     dropout: float = 0.0
 
@@ -74,8 +76,7 @@ class UNet(nn.Module):
             for _ in range(cfg.num_res_blocks):
                 block = nn.ModuleList([EmbResBlock(c, ch * mult, emb_dim, cfg.groups, cfg.dropout)])
                 c = ch * mult
-                if level in cfg.attention_levels:
-                    block.append(AttnBlock(c, cfg.groups))
+                block.extend(self._attention(level, c))
                 self.down.append(block)
                 skips.append(c)
             if level < len(cfg.channel_mult) - 1:
@@ -89,8 +90,7 @@ class UNet(nn.Module):
             for i in range(cfg.num_res_blocks + 1):
                 block = nn.ModuleList([EmbResBlock(c + skips.pop(), ch * mult, emb_dim, cfg.groups, cfg.dropout)])
                 c = ch * mult
-                if level in cfg.attention_levels:
-                    block.append(AttnBlock(c, cfg.groups))
+                block.extend(self._attention(level, c))
                 if level > 0 and i == cfg.num_res_blocks:
                     block.append(Upsample(c))
                 self.up.append(block)
@@ -98,6 +98,11 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(c, in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+
+    def _attention(self, level: int, c: int) -> list[nn.Module]:
+        cfg = self.cfg
+        return ([AttnBlock(c, cfg.groups)] if level in cfg.attention_levels else []) + \
+            ([TimeAttnBlock(c, cfg.groups)] if level in cfg.time_attention_levels else [])
 
     @staticmethod
     def _run_block(block: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:

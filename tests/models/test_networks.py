@@ -12,6 +12,7 @@ from mdcli.config import from_dict
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
 from mdcli.models.discriminator import DiscConfig, PatchDiscriminator
 from mdcli.models.load import build_autoencoder
+from mdcli.models.blocks import TimeAttnBlock
 from mdcli.models.unet import UNet, UNetConfig
 from mdcli.stages import TrainAEConfig
 
@@ -94,12 +95,14 @@ def test_time_factor_must_be_a_power_of_two_up_to_f(bad):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("time_levels", [[], [0, 1]], ids=["attn", "time-attn"])
 @torch.no_grad()
-def test_unet_keeps_the_latent_shape_and_is_class_conditional(size):
+def test_unet_keeps_the_latent_shape_and_is_class_conditional(size, time_levels):
     f = 4  # the tiny autoencoder's downsampling: the UNet sees latents
     torch.manual_seed(0)
-    unet = UNet(UNetConfig(channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1], groups=4),
-                in_channels=4, n_classes=3).eval()
+    unet = UNet(UNetConfig(channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1], groups=4,
+                           time_attention_levels=time_levels), in_channels=4, n_classes=3).eval()
+    assert sum(isinstance(m, TimeAttnBlock) for m in unet.modules()) == (0 if not time_levels else 2 * (1 + 2))  # per level: 1 down, 2 up
     z = _images((size[0] // f, size[1] // f), n=3)[:, :1].repeat(1, 4, 1, 1)
     t = torch.tensor([0, 500, 999])
     y = torch.tensor([0, 1, 2])
@@ -144,3 +147,36 @@ def test_discriminator_patch_logits(size, layers):
         expect = [_conv_out(n, s) for n in expect]
     logits = disc(_images(size))
     assert logits.shape == (2, 1, *expect) and min(expect) >= 1
+
+
+@torch.no_grad()
+def test_time_attention_starts_as_identity_and_its_bias_picks_a_time_offset():
+    """TimeAttnBlock: the identity at initialisation; with content-blind scores (q = k = 0) and a bias peaked at
+    offset -p, each column receives the value p columns earlier in its own Doppler row (the sign and indexing of
+    the relative offsets), and the rows do not mix."""
+    torch.manual_seed(0)
+    block = TimeAttnBlock(8, groups=4, heads=2, max_offset=16).eval()
+    x = torch.randn(2, 8, 5, 12)
+    assert torch.equal(block(x), x)
+    p = 3
+    block.qkv.weight.zero_()
+    block.qkv.bias.zero_()
+    block.qkv.weight[16:, :, 0, 0] = torch.eye(8)  # v = norm(x); q = k = 0
+    block.proj.weight[:, :, 0, 0] = torch.eye(8)
+    block.bias.fill_(-1e4)
+    block.bias[:, block.max_offset - p] = 0.0  # key p columns before the query
+    out = block(x) - x
+    v = block.norm(x)
+    torch.testing.assert_close(out[..., p:], v[..., :-p], atol=1e-5, rtol=0)  # row r from row r, p columns back
+    # the first p columns have no key at -p: every key is equally far from the bias peak, so they get their row's mean
+    torch.testing.assert_close(out[..., :p], v.mean(-1, keepdim=True).expand(-1, -1, -1, p), atol=1e-5, rtol=0)
+
+
+def test_ldm_config_refuses_attention_levels_the_unet_lacks():
+    from mdcli.config import from_dict
+    from mdcli.errors import ConfigError
+    from mdcli.stages import TrainLDMConfig
+
+    for key in ("attention_levels", "time_attention_levels"):
+        with pytest.raises(ConfigError, match=f"unet.{key}: \\[2\\] outside the UNet's levels 0-1"):
+            from_dict(TrainLDMConfig, {"unet": {"channel_mult": [1, 2], key: [2]}}).validate()
