@@ -118,6 +118,7 @@ class VAEOptions:
 class LossConfig:
     recon: str = "l1"  # l1 | l2
     recon_weight: float = 1.0
+    temporal_weight: float = 0.0  # temporal-spectrum term (losses.temporal_spectrum): periodic limb / wing timing
     perceptual: str = "domain"  # domain | lpips-vgg | lpips-alex | none
     perceptual_weight: float = 1.0
     perceptual_weights: str = ""  # lpips: torchvision ImageNet trunk file (default: the torch hub cache)
@@ -145,6 +146,8 @@ class TrainAEConfig:
             raise ConfigError(f"--perceptual: unknown '{self.loss.perceptual}'; valid: {', '.join(PERCEPTUAL_CHOICES)}")
         if self.loss.recon not in ("l1", "l2"):
             raise ConfigError("loss.recon: expected l1 or l2")
+        if self.loss.temporal_weight < 0:
+            raise ConfigError(f"loss.temporal_weight: must be >= 0, got {self.loss.temporal_weight}")
         if self.disc.loss not in ("hinge", "non-saturating"):
             raise ConfigError("disc.loss: expected hinge or non-saturating")
         if not self.model.channel_mult or self.model.downsample_factor not in (1, 2, 4, 8, 16):

@@ -14,7 +14,7 @@ from mdcli.config import to_yaml
 from mdcli.data.batches import BatchReader, Prefetcher, eval_subset, from_model
 from mdcli.data.splits import split_indices
 from mdcli.errors import MdcliError
-from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss, reconstruction
+from mdcli.losses import DomainPerceptual, adaptive_weight, build_lpips, gan_d_loss, gan_g_loss, reconstruction, temporal_spectrum
 from mdcli.metrics import codebook_stats, psnr, ssim
 from mdcli.models.discriminator import PatchDiscriminator
 from mdcli.models.load import build_autoencoder
@@ -153,6 +153,9 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                 out = ae_net(xb)
                 rec = reconstruction(out.recon.float(), xb, cfg.loss.recon).mean()
                 nll = cfg.loss.recon_weight * rec
+                if cfg.loss.temporal_weight:
+                    t_loss = temporal_spectrum(out.recon, xb).mean()
+                    nll = nll + cfg.loss.temporal_weight * t_loss
                 if perceptual is not None:
                     p_loss = perceptual(out.recon.float(), xb).mean()
                     nll = nll + cfg.loss.perceptual_weight * p_loss
@@ -160,6 +163,8 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                 record = {"step": step + 1, "lr": lr, "rec": rec.item(), "bottleneck": out.loss.detach().item()}
                 if perceptual is not None:
                     record["perceptual"] = p_loss.item()
+                if cfg.loss.temporal_weight:
+                    record["temporal"] = t_loss.item()
                 recon_grad = None
                 if gan and step >= cfg.disc.start:
                     disc.requires_grad_(False)

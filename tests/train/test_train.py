@@ -280,3 +280,22 @@ def test_bf16_precision_trains_on_a_cpu_and_is_recorded(runner, tiny_data, clf, 
                               "--classifier", str(clf), "-o", str(tmp_path / "x.h5"), "--set", "train.precision=fp16"])
     assert res.exit_code == 2 and "train.precision" in res.output and "fp16" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "x.h5").exists()
+
+
+def test_temporal_spectrum_term_trains_and_is_logged(runner, tiny_data, clf, tmp_path):
+    """loss.temporal_weight > 0 adds the temporal-spectrum term: logged per step as `temporal`, part of the
+    run (other weights than without it); a negative weight is a one-line error naming the option."""
+    runs = {}
+    for w in ("0", "0.5"):
+        out = tmp_path / f"ae_{w}.h5"
+        _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "3", "--set", "train.log_every=1",
+                  "--set", f"loss.temporal_weight={w}")
+        records = [json.loads(line) for line in log_path(out).read_text().splitlines() if '"rec"' in line]
+        assert len(records) == 3 and all(("temporal" in r) == (w != "0") for r in records)
+        runs[w] = _weights(out)
+    assert all(r["temporal"] > 0 for r in records)
+    assert any(not np.array_equal(runs["0"][k], runs["0.5"][k]) for k in runs["0"])
+    res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
+                              "--classifier", str(clf), "-o", str(tmp_path / "x.h5"), "--set", "loss.temporal_weight=-1"])
+    assert res.exit_code == 2 and "loss.temporal_weight" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.h5").exists()
