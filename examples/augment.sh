@@ -19,7 +19,8 @@
 # alone, its perceptual classifier the subset's filter classifier; folders OUT/fae_N_S), so nothing of the generator
 # saw more than the N windows it is scored with (no star); AE=shared (default): the one above, the decoder saw the
 # whole training part (starred rows). SAMPLES (default 100 per class): pure samples of each subset's LDM, and the
-# pretraining arms (var-pre, sam-pre, both-pre = variations + samples as one set) beside the appended variations.
+# pretraining arms (var-pre, sam-pre, both-pre = variations + samples as one set; both-pre-600 the same set with 600
+# pretraining steps, the recipe that met issue 35's targets) beside the appended variations.
 # Writes OUT/gain.json, OUT/gain.md, OUT/gain.txt (the table), OUT/figs/gain.png.
 set -euo pipefail
 GAIT=$1; OUT=$2; SEEDS=${3:-5}; CFG=${4:-configs/study/cpu.yaml}
@@ -67,5 +68,6 @@ GEN_ARMS=()  # GEN=samples.h5 (e.g. examples/fewshot.sh GENERATOR=shared's) adds
 COLUMNS=${COLUMNS:-160} $M diagnose gain --config "$CFG" --train "$OUT/train.h5" --test "$OUT/test.h5" --per-class "$NS" \
     --seeds "$SEEDS" --jobs "${JOBS:-2}" "${GEN_ARMS[@]}" --arm "var=append:$V/var.h5" --arm "var-f=append:$V/var-f.h5" \
     --arm "var-pre=pretrain:$V/var.h5" --arm "sam-pre=pretrain:$V/samples.h5" --arm "both-pre=pretrain:$V/var.h5+$V/samples.h5" \
+    --arm "both-pre-600=pretrain:$V/var.h5+$V/samples.h5,steps=600" \
     --json-out "$OUT/gain.json" --md-out "$OUT/gain.md" --plot "$OUT/figs" | tee "$OUT/gain.txt"
 echo "wrote $OUT/gain.json, $OUT/gain.md, $OUT/gain.txt, $OUT/figs/gain.png"
