@@ -356,7 +356,7 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
     body = [v.numpy() for name, v in model.state_dict().items() if not name.startswith("head.")]
     init = _digest(*body)
     opts = ExtraOptions(**task["extra"])
-    go = lambda xx, yy, **kw: fit_classifier(xx, yy, kw.pop("k", k), fit, seed, device=device, **kw)  # noqa: E731
+    go = lambda xx, yy, cfg=fit, **kw: fit_classifier(xx, yy, kw.pop("k", k), cfg, seed, device=device, **kw)  # noqa: E731
     if mode in ("real", "classic"):
         model = go(x, y, model=model, augment=mode == "classic")
     elif mode == "append":
@@ -366,8 +366,7 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
     elif mode == "mixed-then-real":
         model = go(x, y, model=go(x, y, model=model, extra=ExtraSet(xe, ye, opts, seed)), head_only=True)
     else:  # pretrain (its own number of steps on the extra set where the arm sets one)
-        pre = replace(fit, steps=task.get("steps") or fit.steps)
-        model = fit_classifier(xe, ye, n_first, pre, seed, device=device, model=model)
+        model = go(xe, ye, model=model, k=n_first, cfg=replace(fit, steps=task["steps"] or fit.steps))
         if own:  # pretrained on other classes: a fresh head for the real ones
             model = fresh_head(model, k, seed)
         model = go(x, y, model=model, head_only=task["finetune"] == "head")
