@@ -376,7 +376,8 @@ def diagnose_domain(
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps of the two-sample classifier (default 200).")] = None,
     config=None, set_=None, as_json=False, plot_dir=None, quiet=False,
 ) -> None:
-    """Domain gap between two sets: a two-sample classifier's held-out accuracy (50 % = indistinguishable) and FMD."""
+    """Domain gap between two sets: a two-sample classifier's held-out accuracy (50 % = indistinguishable) and FMD;
+    what gives them away: the accuracy on coarsened images (--set 'scales=[1,2,4,8]') and per statistic."""
     from mdcli.config import load_config
     from mdcli.diagnose.domain import DomainConfig, domain_report, plot_domain
 
@@ -397,3 +398,15 @@ def diagnose_domain(
                        "FMD": v["fmd"]} for k, v in report["per_class"].items()})
     if not report["per_class"]:
         err_console.print("[dim]no class names shared by the two files: overall only[/]")
+    if len(report["by_scale"]) > 1:
+        _kv_table("two-sample accuracy on s x s block means (50 % = indistinguishable at that scale)",
+                  [(f"s = {r['factor']}", f"{r['two_sample_accuracy']:.3f} ({r['ci95_low']:.3f}-{r['ci95_high']:.3f})")
+                   for r in report["by_scale"]])
+    c = report["statistics_combined"]
+    table = Table(title=f"what tells them apart, one statistic at a time (all {c['n_statistics']} together: "
+                        f"{c['accuracy']:.3f}, {c['ci95_low']:.3f}-{c['ci95_high']:.3f})")
+    for col in ("statistic", "held-out accuracy", "median A", "median B"):
+        table.add_column(col, justify="left" if col == "statistic" else "right")
+    for r in report["statistics"][:10]:
+        table.add_row(r["statistic"], f"{r['accuracy']:.3f}", f"{r['median_a']:.4g}", f"{r['median_b']:.4g}")
+    console.print(table)

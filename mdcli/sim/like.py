@@ -276,10 +276,9 @@ STAT_NAMES = ("torso", "upper_q50", "upper_q95", "lower_q05", "lower_q50", "asym
               "outside_share", "floor", "texture_t", "texture_f")
 
 
-def like_statistics(x: np.ndarray) -> dict:
-    """Per-set statistics of [0, 1] images (N, F, T) on uncalibrated axes (bins as fractions of the height,
-    periods as fractions of the width): means and sds of the kinematic scalars, the mean Doppler profile, the
-    intensity histogram."""
+def image_statistics(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image statistics (STAT_NAMES) of [0, 1] images (N, F, T) on uncalibrated axes: bins as fractions of
+    the height, periods as fractions of the width (NaN: no period)."""
     from mdcli.kinematics import features
 
     x = np.asarray(x, dtype=np.float32)
@@ -307,9 +306,19 @@ def like_statistics(x: np.ndarray) -> dict:
             "texture_t": np.abs(np.diff(x, axis=2)).mean((1, 2)),
             "texture_f": np.abs(np.diff(x, axis=1)).mean((1, 2)),
         }
+    return per
+
+
+def like_statistics(x: np.ndarray) -> dict:
+    """Per-set statistics of [0, 1] images (N, F, T): means and sds of `image_statistics`, the share of images
+    with a period, the mean Doppler profile, the intensity histogram."""
+    x = np.asarray(x, dtype=np.float32)
+    per = image_statistics(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = {s: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for s, v in per.items()}
         sd = {s: float(np.nanstd(v)) if np.isfinite(v).any() else float("nan") for s, v in per.items()}
-    mean["period_share"] = float(np.isfinite(k.period).mean())
+    mean["period_share"] = float(np.isfinite(per["period"]).mean())
     return {"mean": mean, "sd": sd, "profile": x.mean((0, 2)).astype(np.float64).tolist(),
             "histogram": (np.histogram(x, bins=HIST_BINS, range=(0.0, 1.0))[0] / x.size).tolist()}
 

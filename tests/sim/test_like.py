@@ -262,3 +262,48 @@ def test_like_rendering_does_not_depend_on_workers():
     assert one.spectrograms.shape == (6, 32, 32) and one.doppler_hz[0] < 0 < one.doppler_hz[-1]
     zero_row = np.searchsorted(one.doppler_hz, 0.0)
     assert abs(zero_row / 32 - 0.3) <= 1 / 32  # 0 Hz sits at the requested row
+
+
+def test_diagnose_domain_finds_the_scale_and_the_statistic_that_give_a_set_away(tmp_path, runner):
+    """A fine checkerboard (zero mean over every 2 x 2 block) is seen at scale 1 and gone at 2, and texture is
+    the statistic that names it; a band moved down is seen at every scale and named by the band energies."""
+    rng = np.random.default_rng(1)
+    n = 48
+    x = (0.3 + 0.05 * rng.random((n, 16, 16))).astype(np.float32)
+    checker = np.indices((16, 16)).sum(0) % 2 * 2 - 1.0
+    y = (x + 0.2 * checker).astype(np.float32)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for path, imgs in ((a, x), (b, y)):
+        Spectrograms(spectrograms=imgs, labels=np.zeros(n, np.int64), class_names=["c"], doppler_hz=np.arange(16.0),
+                     time_s=np.arange(16.0), carrier_hz=1.0, prf_hz=1.0, dynamic_range_db=50.0,
+                     source="simulated").save(path, "{}", 0)
+    r = runner.invoke(app, ["diagnose", "domain", "--a", str(a), "--b", str(b), "--steps", "60", "--json",
+                            "--set", "scales=[1,2]"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    acc = {s["factor"]: s["two_sample_accuracy"] for s in rep["by_scale"]}
+    assert acc[1] > 0.9 and acc[2] < 0.75, acc
+    assert rep["statistics"][0]["statistic"].startswith("texture") and rep["statistics"][0]["accuracy"] > 0.9
+    assert rep["statistics_combined"]["accuracy"] > 0.9
+    r = runner.invoke(app, ["diagnose", "domain", "--a", str(a), "--b", str(b), "--set", "scales=[1,3]"])
+    assert r.exit_code == 2 and "scales [3]" in r.output and "16x16" in r.output
+
+
+def test_best_threshold_and_statistics_of_a_moved_band():
+    from mdcli.diagnose.domain import best_threshold, statistic_gaps
+
+    t, b_above = best_threshold(np.array([1.0, 2.0, 3.0]), np.array([5.0, 6.0]))
+    assert 3.0 < t < 5.0 and b_above
+    t, b_above = best_threshold(np.array([5.0, 6.0]), np.array([1.0, 2.0]))
+    assert 2.0 < t < 5.0 and not b_above
+    rng = np.random.default_rng(2)
+    x = 0.02 * rng.random((60, 16, 16)).astype(np.float32)
+    y = x.copy()
+    x[:, 2:4] += 0.8  # a bright line at rows 2-3 (A) or 12-13 (B)
+    y[:, 12:14] += 0.8
+    rows, together = statistic_gaps(x[:40], y[:40], x[40:], y[40:], bands=8)
+    by = {r["statistic"]: r for r in rows}
+    assert by["band_2of8"]["accuracy"] == 1.0 and by["band_7of8"]["accuracy"] == 1.0
+    assert by["band_2of8"]["median_a"] > 0.5 > by["band_2of8"]["median_b"]
+    assert by["torso"]["accuracy"] == 1.0 and together["accuracy"] == 1.0
+    assert by["intensity_mean"]["accuracy"] < 0.75  # the same energy, only moved
