@@ -70,6 +70,10 @@ class WalkerConfig:
     # Stance-foot lock: each foot stands still on the ground from heel strike to toe-off (Boulic's angles alone let
     # the supporting foot slide backwards at up to 0.5 m/s); the knee follows by two-bone inverse kinematics.
     foot_lock: bool = False
+    # Cadence at a given speed, relative to Boulic's D_c = 1.346 / sqrt(rv): people walking at the same speed differ
+    # in step rate (a longer stride, a lower cadence); 0.8 = cycles last 1.25x Boulic's (the stride 1.25x longer).
+    # Drawn per walk from the range; a single value ([c, c], the default [1, 1]) draws nothing.
+    cadence_scale: list[float] = _rng(1.0, 1.0)
 
 
 @dataclass
@@ -128,10 +132,13 @@ class IdentityConfig:
     torso_sway: list[float] = _rng(0.5, 2.0)  # lateral sway and pelvis roll / Boulic's
     speed_mps: list[float] = _rng(0.9, 1.7)  # preferred walking speed
     speed_sd_mps: list[float] = _rng(0.03, 0.15)  # the person's walk-to-walk speed spread (sd, m/s)
+    cadence_scale: list[float] = _rng(1.0, 1.0)  # the person's cadence / Boulic's at any speed (walker.cadence_scale)
 
 
-FIT_PARAMS = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle",
-              "speed_mps", "aspect_deg", "receding_fraction")
+DEFAULT_FIT = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle",
+               "speed_mps", "aspect_deg", "receding_fraction")
+CADENCE_LIMITS = (0.5, 2.0)  # walker.cadence_scale, identity.cadence_scale
+FIT_PARAMS = DEFAULT_FIT + ("cadence_scale",)  # cadence_scale on request: it trades against speed_mps
 
 
 @dataclass
@@ -145,7 +152,7 @@ class LikeConfig:
     """
 
     file: str = ""  # measured spectrograms (an `import` artifact)
-    fit: list[str] = field(default_factory=lambda: list(FIT_PARAMS))  # [] = render with the values as given
+    fit: list[str] = field(default_factory=lambda: list(DEFAULT_FIT))  # [] = render with the values as given
     fit_steps: int = 60  # objective evaluations of the Nelder-Mead search (after a coarse PRF x zero-row grid)
     fit_n: int = 16  # simulated walkers per evaluation (the same seeded walkers every time)
     fit_measured: int = 256  # measured images the statistics are taken from (a seeded subset; all when fewer)
@@ -240,6 +247,7 @@ class SimulateConfig:
                 raise ConfigError("identity: speed_sd_mps, arm_swing and torso_sway must be >= 0")
             if max(abs(a) for a in i.step_asymmetry) >= 0.5:
                 raise ConfigError("identity.step_asymmetry: must lie within (-0.5, 0.5)")
+            _check_cadence("identity.cadence_scale", i.cadence_scale)
         r, p = self.radar, self.processing
         for key, v in (("radar.carrier_hz", r.carrier_hz), ("radar.prf_hz", r.prf_hz), ("radar.duration_s", r.duration_s)):
             if v <= 0:
@@ -280,6 +288,7 @@ class SimulateConfig:
         if not 0 <= self.radar.beam_elevation_deg <= 180:
             raise ConfigError(f"radar.beam_elevation_deg: 0 (isotropic) or a beamwidth up to 180 deg, "
                               f"got {self.radar.beam_elevation_deg}")
+        _check_cadence("walker.cadence_scale", self.walker.cadence_scale)
         if self.walker.range_gate_m < 0:
             raise ConfigError(f"walker.range_gate_m: must be >= 0 (0 = no gate), got {self.walker.range_gate_m}")
         if not 1 <= self.walker.points_per_segment <= MAX_POINTS_PER_SEGMENT:
@@ -327,3 +336,10 @@ def config_text(cfg: SimulateConfig) -> str:
 def _check_range(key: str, v: list[float]) -> None:
     if len(v) != 2 or v[0] > v[1]:
         raise ConfigError(f"{key}: expected [low, high] with low <= high, got {v}")
+
+
+def _check_cadence(name: str, v: list[float]) -> None:
+    _check_range(name, v)
+    lo, hi = CADENCE_LIMITS
+    if not (lo <= v[0] and v[1] <= hi):
+        raise ConfigError(f"{name}: within {lo} to {hi} (cadence relative to Boulic's at the same speed), got {v}")

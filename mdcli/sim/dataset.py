@@ -39,7 +39,7 @@ MODELS: dict[str, tuple[Callable, Callable]] = {
 # Per-sample physical parameters stored under /params (NaN where they do not apply).
 PARAM_NAMES = (
     "radial_speed_mps", "speed_mps", "aspect_deg", "snr_db", "range_m", "max_doppler_hz",
-    "height_m", "relative_velocity", "gait_cycle_s", "rpm", "rpm_min", "rpm_max", "blade_length_m", "n_blades", "n_rotors", "tail_blades", "tail_gear_ratio",
+    "height_m", "relative_velocity", "gait_cycle_s", "cadence_scale", "rpm", "rpm_min", "rpm_max", "blade_length_m", "n_blades", "n_rotors", "tail_blades", "tail_gear_ratio",
     "flap_hz", "flap_amplitude_deg", "wingspan_m", "altitude_m", "blade_rcs_rel",
     "wheel_radius_m", "wheelbase_m", "rim_points",
 )

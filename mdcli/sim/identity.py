@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from mdcli.sim.config import IdentityConfig
-from mdcli.sim.walker import THIGH_FRACTION, cycle_duration, relative_velocity
+from mdcli.sim.walker import THIGH_FRACTION, cycle_duration, draw_cadence, relative_velocity
 
 IDENTITY_KEY, WINDOW_KEY = 36, 37
 
 # Per-sample /params of an identity dataset, besides the walker's own (height_m, speed_mps, ...).
 IDENTITY_PARAM_NAMES = (
     "identity", "window", "phase0", "id_height_m", "id_leg_scale", "id_arm_scale", "id_arm_swing",
-    "id_step_asymmetry", "id_torso_sway", "id_speed_mps", "id_speed_sd_mps",
+    "id_step_asymmetry", "id_torso_sway", "id_speed_mps", "id_speed_sd_mps", "id_cadence_scale",
 )
 
 MIN_SPEED_MPS = 0.3  # a window's speed is kept at or above this (a stroll) ...
@@ -37,7 +37,7 @@ def class_names(n: int) -> list[str]:
 def draw_identity(cfg: IdentityConfig, seed: int, target_index: int, i: int) -> dict[str, float]:
     """Identity i's body and style (the id_* parameters), reproducible from (seed, target, i) alone."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, target_index, i], spawn_key=(IDENTITY_KEY,)))
-    return {
+    ident = {
         "id_height_m": rng.uniform(*cfg.height_m),
         "id_leg_scale": rng.uniform(*cfg.leg_scale),
         "id_arm_scale": rng.uniform(*cfg.arm_scale),
@@ -47,6 +47,8 @@ def draw_identity(cfg: IdentityConfig, seed: int, target_index: int, i: int) -> 
         "id_speed_mps": rng.uniform(*cfg.speed_mps),
         "id_speed_sd_mps": rng.uniform(*cfg.speed_sd_mps),
     }
+    ident["id_cadence_scale"] = draw_cadence(cfg.cadence_scale, rng)  # drawn last: the other draws stay as they were
+    return ident
 
 
 def window_rng(seed: int, target_index: int, i: int, j: int) -> np.random.Generator:
@@ -60,6 +62,7 @@ def sample_window(ident: dict[str, float], rng: np.random.Generator) -> dict:
     speed = float(np.clip(ident["id_speed_mps"] + ident["id_speed_sd_mps"] * rng.standard_normal(), MIN_SPEED_MPS, top))
     rv = relative_velocity(speed, h, leg)
     return {
-        "height_m": h, "speed_mps": speed, "relative_velocity": rv, "gait_cycle_s": cycle_duration(rv),
-        "phase0": rng.uniform(0.0, 1.0), **ident,
+        "height_m": h, "speed_mps": speed, "relative_velocity": rv,
+        "gait_cycle_s": cycle_duration(rv) / ident.get("id_cadence_scale", 1.0),
+        "cadence_scale": ident.get("id_cadence_scale", 1.0), "phase0": rng.uniform(0.0, 1.0), **ident,
     }

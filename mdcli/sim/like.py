@@ -42,12 +42,12 @@ from mdcli.sim.config import FIT_PARAMS, MAX_POINTS_PER_SEGMENT, SimulateConfig
 BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-20.0, 60.0),
           "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0),
           "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5), "speed_mps": (0.3, 2.0), "aspect_deg": (0.0, 80.0),
-          "receding_fraction": (0.0, 1.0)}
+          "receding_fraction": (0.0, 1.0), "cadence_scale": (0.6, 1.6)}
 LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
 LOG_PARAMS = {"prf_hz"}
 HIST_BINS = 16
 GRID_IMAGE = {"prf_hz": np.geomspace(1000.0, 16000.0, 7), "doppler_zero": [0.15, 0.3, 0.5, 0.7, 0.85]}
-GRID_WALKERS = {"speed_mps": [0.5, 0.7, 0.9, 1.2, 1.6], "aspect_deg": [10.0, 30.0, 60.0]}
+GRID_WALKERS = {"speed_mps": [0.5, 0.7, 0.9, 1.2, 1.6], "aspect_deg": [10.0, 30.0, 60.0], "cadence_scale": [0.8, 1.0, 1.25]}
 DISCRETE_PARAMS = {"receding_fraction"}  # chosen on the grid only (the fit's walkers make it a step function)
 DIRECTIONS = (0.0, 1.0, 0.5)  # receding_fraction: all coming, all going, half and half (each gets both grids)
 DIRECTION_MARGIN = 1.25  # Nelder-Mead refines each direction whose grid best is within this factor of the best
@@ -366,6 +366,10 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
             cfg.scene.aspect_deg = [-float(v), float(v)]
         elif k == "receding_fraction":
             cfg.scene.receding_fraction = float(v)
+        elif k == "cadence_scale":
+            # one cadence for the fitted walkers and for every virtual person (their speeds still differ)
+            cfg.walker.cadence_scale = [float(v), float(v)]
+            cfg.identity.cadence_scale = [float(v), float(v)]
         else:
             setattr(cfg.like, k, float(v))
 
@@ -375,7 +379,7 @@ def current(cfg: SimulateConfig) -> dict:
             "snr_db": float(np.mean(cfg.scene.snr_db)), "dynamic_range_db": cfg.processing.dynamic_range_db,
             "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle,
             "speed_mps": float(np.mean(cfg.walker.speed_mps)), "aspect_deg": float(np.max(np.abs(cfg.scene.aspect_deg))),
-            "receding_fraction": cfg.scene.receding_fraction}
+            "receding_fraction": cfg.scene.receding_fraction, "cadence_scale": float(np.mean(cfg.walker.cadence_scale))}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:

@@ -199,7 +199,7 @@ def _hang(alpha: np.ndarray) -> np.ndarray:
 
 
 def joints_body_frame(height: float, rv: float, t: np.ndarray, style: dict | None = None,
-                      foot_lock: bool = False) -> np.ndarray:
+                      foot_lock: bool = False, cadence: float = 1.0) -> np.ndarray:
     """(P, 17, 3) joint positions in the body frame (x forward, y left, z up; spine origin at 0).
 
     Forward kinematics of Chen's implementation: the legs hang from the hips and get
@@ -207,7 +207,8 @@ def joints_body_frame(height: float, rv: float, t: np.ndarray, style: dict | Non
     forward pitch; the whole body gets the translation oscillations. style: see
     trajectories, and leg_scale / arm_scale multiply the leg (thigh, shank, foot) and
     arm segment lengths (a person's proportions; rv must then use H_t times leg_scale). foot_lock: each foot stands
-    still on the ground while it supports the body (see foot_slip and lock_feet).
+    still on the ground while it supports the body (see foot_slip and lock_feet); cadence: cycles per second relative
+    to Boulic's at this rv (the lock's stride, body speed x cycle duration, follows it).
     """
     H = height
     style = style or {}
@@ -240,7 +241,7 @@ def joints_body_frame(height: float, rv: float, t: np.ndarray, style: dict | Non
     j += np.stack([tr["x"], tr["y"], tr["z"]], -1)[:, None, :]
     if foot_lock:
         grid = np.arange(LOCK_GRID) / LOCK_GRID
-        slip = foot_slip(joints_body_frame(height, rv, grid, style), rv, THIGH_FRACTION * leg * rv)
+        slip = foot_slip(joints_body_frame(height, rv, grid, style), rv, THIGH_FRACTION * leg * rv, cadence)
         lock_feet(j, np.stack([_periodic_linear(slip[:, i], t) for i in range(2)], 1), leg)
     return j
 
@@ -266,17 +267,18 @@ def _periodic_linear(table: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (1 - f) * table[i] + f * table[(i + 1) % n]
 
 
-def foot_slip(jb: np.ndarray, rv: float, speed: float) -> np.ndarray:
+def foot_slip(jb: np.ndarray, rv: float, speed: float, cadence: float = 1.0) -> np.ndarray:
     """(n, 2 legs, 2) horizontal offsets (x forward, y left; m) that hold each supporting foot still.
 
     jb: (n, 17, 3) body-frame joints at phases k / n of one cycle without the lock; the body moves on at `speed`
     along x, so a joint's ground velocity is speed x + d jb / dt. The contact point is the heel (the ankle joint) until
     the toe tip is the lower of the two (each against its lowest point in the cycle), then the toe. From the landing
     (the first phase after the heel strike where the heel no longer moves forward) to toe-off the offset is minus the
-    contact point's travel since the landing; over the swing it returns to zero.
+    contact point's travel since the landing; over the swing it returns to zero. cadence: see joints_body_frame (the
+    support share D_s stays Boulic's).
     """
     n = len(jb)
-    dc, ds = cycle_duration(rv), support_duration(rv)
+    dc, ds = cycle_duration(rv) / cadence, support_duration(rv)
     out = np.zeros((n, 2, 2))
     ts = np.arange(n) / n  # the leg's own phase: 0 = its heel strike
     stance = ts < ds
@@ -340,15 +342,21 @@ def ellipsoid_rcs(a: np.ndarray, c: np.ndarray, cos_theta: np.ndarray) -> np.nda
     return np.pi * a**4 * c**2 / (a**2 * (1 - cos2) + c**2 * cos2) ** 2
 
 
+def draw_cadence(lo_hi: list[float], rng: np.random.Generator) -> float:
+    """A cadence scale from [lo, hi]; a single value draws nothing (the random streams of the default stay)."""
+    lo, hi = lo_hi
+    return float(lo) if lo == hi else float(rng.uniform(lo, hi))
+
+
 def sample_walker(cfg: WalkerConfig, rng: np.random.Generator) -> dict:
     height = rng.uniform(*cfg.height_m)
     speed = rng.uniform(*cfg.speed_mps)
     speed = min(speed, 3.0 * THIGH_FRACTION * height)
     rv = relative_velocity(speed, height)
-    return {
-        "height_m": height, "speed_mps": speed, "relative_velocity": rv,
-        "gait_cycle_s": cycle_duration(rv), "phase0": rng.uniform(0.0, 1.0),
-    }
+    p = {"height_m": height, "speed_mps": speed, "relative_velocity": rv, "phase0": rng.uniform(0.0, 1.0)}
+    p["cadence_scale"] = draw_cadence(cfg.cadence_scale, rng)
+    p["gait_cycle_s"] = cycle_duration(rv) / p["cadence_scale"]  # what is simulated (walker_joints)
+    return p
 
 
 def distributed_body(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -364,8 +372,9 @@ def walker_joints(p: dict, scene: Scene) -> np.ndarray:
     style = {k: p[f"id_{k}"] for k in STYLE_KEYS if f"id_{k}" in p}  # a virtual walker's identity (identity.py)
     leg = style.get("leg_scale", 1.0)
     rv = relative_velocity(v, H, leg)
-    phase = (scene.tc / cycle_duration(rv) + p["phase0"]) % 1.0
-    jb = joints_body_frame(H, rv, phase, style, bool(p.get("foot_lock", False)))  # (Jc, 17, 3) body frame
+    cadence = float(p.get("cadence_scale", 1.0))
+    phase = (scene.tc * cadence / cycle_duration(rv) + p["phase0"]) % 1.0
+    jb = joints_body_frame(H, rv, phase, style, bool(p.get("foot_lock", False)), cadence)  # (Jc, 17, 3) body frame
     # Body frame -> world: x along the heading, y to the left, spine origin at thigh height.
     rot = np.stack([scene.heading, scene.lateral, UP], 0)  # rows: world images of the body axes
     return jb @ rot + scene.track(v, THIGH_FRACTION * H * leg)[:, None, :]

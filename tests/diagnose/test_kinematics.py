@@ -9,6 +9,7 @@ from mdcli import kinematics as kin
 from mdcli.diagnose import kinematics as dkin
 from mdcli.sim.config import SimulateConfig
 from mdcli.sim.dataset import simulate_signal, spectrogram_image
+from mdcli.sim.walker import cycle_duration
 
 # 3 s at 2 kHz, 64 Doppler bins x 128 columns (23 ms): wing beats of up to 10 Hz are 4+ columns, and a walker at
 # half the usual gait rate (a 2.1 s cycle, 1.05 s steps) still shows two steps within the T/2 lag limit.
@@ -61,6 +62,17 @@ def test_slow_walker_at_half_the_gait_rate_is_found_too():
     truth = np.array([p["gait_cycle_s"] for p in params]) / 2
     assert np.all(truth > 0.95)
     np.testing.assert_allclose(k.period, truth, rtol=0.05)
+
+
+def test_walker_at_a_slower_cadence_steps_slower_at_the_same_speed():
+    """walker.cadence_scale 0.8: each cycle lasts 1.25x Boulic's at that speed, /params stores the simulated cycle,
+    and the spectrogram's step period is half of it."""
+    images, doppler, time, params = _simulate(_cfg(speed_mps=[1.2, 1.3], cadence_scale=[0.8, 0.8]), "walker", 3)
+    for p in params:
+        assert p["cadence_scale"] == 0.8
+        np.testing.assert_allclose(p["gait_cycle_s"], 1.25 * cycle_duration(p["relative_velocity"]), rtol=1e-12)
+    k = kin.features(images, doppler, time)
+    np.testing.assert_allclose(k.period, np.array([p["gait_cycle_s"] for p in params]) / 2, rtol=0.05)
 
 
 def test_bird_period_is_the_wing_beat():

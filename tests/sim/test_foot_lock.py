@@ -15,11 +15,11 @@ HEIGHT = 1.75
 N = 1000  # phases per cycle
 
 
-def _ground_velocity(speed: float, lock: bool) -> tuple[np.ndarray, np.ndarray, float]:
+def _ground_velocity(speed: float, lock: bool, cadence: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Body-frame joints over one cycle (N, 17, 3), their ground velocities along the walk (N, 17), the support share."""
     rv = walker.relative_velocity(speed, HEIGHT)
-    j = walker.joints_body_frame(HEIGHT, rv, np.arange(N) / N, foot_lock=lock)
-    vx = (np.roll(j[..., 0], -1, 0) - np.roll(j[..., 0], 1, 0)) * N / (2 * walker.cycle_duration(rv)) + speed
+    j = walker.joints_body_frame(HEIGHT, rv, np.arange(N) / N, foot_lock=lock, cadence=cadence)
+    vx = (np.roll(j[..., 0], -1, 0) - np.roll(j[..., 0], 1, 0)) * N / (2 * walker.cycle_duration(rv) / cadence) + speed
     return j, vx, walker.support_duration(rv)
 
 
@@ -44,6 +44,20 @@ def test_the_supporting_foot_stands_still(speed):
         else:
             assert np.quantile(np.abs(stance), 0.95) < 0.05, np.quantile(np.abs(stance), 0.95)
             assert np.median(np.abs(stance)) < 0.015, np.median(np.abs(stance))
+
+
+@pytest.mark.parametrize("cadence", [0.8, 1.25])
+def test_the_supporting_foot_stands_still_at_another_cadence(cadence):
+    """walker.cadence_scale: at the same speed a slower cadence is a longer stride; the lock's offsets follow the
+    cycle that is simulated, so the stance foot still stands still (the lock tabulated for Boulic's cycle would let it
+    slide at about (1 - cadence) x the speed)."""
+    speed = 1.0
+    j, vx, ds = _ground_velocity(speed, True, cadence)
+    za, zt = j[:, walker.R_ANK, 2], j[:, walker.R_TOE, 2]
+    contact = np.where((za - za.min()) <= (zt - zt.min()), vx[:, walker.R_ANK], vx[:, walker.R_TOE])
+    ph = np.arange(N) / N
+    stance = contact[(ph > 0.16) & (ph < ds - 0.03)]
+    assert np.median(np.abs(stance)) < 0.015 and np.quantile(np.abs(stance), 0.9) < 0.05, np.quantile(np.abs(stance), [0.5, 0.9])
 
 
 @pytest.mark.parametrize("speed", [0.7, 1.6])

@@ -154,3 +154,25 @@ def test_style_parameters_move_the_body_as_named():
     base = walker.trajectories(1.0, np.linspace(0, 1, 101))
     sway = walker.trajectories(1.0, np.linspace(0, 1, 101), {"torso_sway": 2.0})
     assert np.allclose(sway["y"], 2 * base["y"]) and np.allclose(sway["roll"], 2 * base["roll"])
+
+
+def test_cadence_scale_ranges_are_checked_and_a_single_value_draws_nothing():
+    from mdcli.errors import ConfigError
+    from mdcli.sim.config import SimulateConfig
+    from mdcli.sim.walker import sample_walker
+
+    cfg = SimulateConfig(targets=["walker"])
+    cfg.walker.cadence_scale = [0.3, 1.0]
+    with pytest.raises(ConfigError, match="walker.cadence_scale: within 0.5 to 2.0"):
+        cfg.validate()
+    cfg.walker.cadence_scale = [1.2, 0.9]
+    with pytest.raises(ConfigError, match=r"walker.cadence_scale: expected \[low, high\]"):
+        cfg.validate()
+    # the default [1, 1] leaves the random stream as it was: the next draw is the same as without the parameter
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    cfg.walker.cadence_scale = [1.0, 1.0]
+    p = sample_walker(cfg.walker, a)
+    b.uniform(), b.uniform(), b.uniform()  # height, speed, phase
+    assert p["cadence_scale"] == 1.0 and a.uniform() == b.uniform()
+    cfg.walker.cadence_scale = [0.8, 1.2]
+    assert 0.8 <= sample_walker(cfg.walker, a)["cadence_scale"] <= 1.2
