@@ -74,6 +74,9 @@ class WalkerConfig:
     # in step rate (a longer stride, a lower cadence); 0.8 = cycles last 1.25x Boulic's (the stride 1.25x longer).
     # Drawn per walk from the range; a single value ([c, c], the default [1, 1]) draws nothing.
     cadence_scale: list[float] = _rng(1.0, 1.0)
+    # Share of each body segment's RCS that scatters diffusely (rough surface: in proportion to the area it shows the
+    # radar) instead of as a smooth spheroid's specular glint; 0 = Chen's spheroids. See mdcli/sim/walker.py.
+    diffuse: float = 0.0
 
 
 @dataclass
@@ -138,7 +141,7 @@ class IdentityConfig:
 DEFAULT_FIT = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle",
                "speed_mps", "aspect_deg", "receding_fraction")
 CADENCE_LIMITS = (0.5, 2.0)  # walker.cadence_scale, identity.cadence_scale
-FIT_PARAMS = DEFAULT_FIT + ("cadence_scale",)  # cadence_scale on request: it trades against speed_mps
+FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse")  # on request: cadence_scale trades against speed_mps
 
 
 @dataclass
@@ -289,6 +292,8 @@ class SimulateConfig:
             raise ConfigError(f"radar.beam_elevation_deg: 0 (isotropic) or a beamwidth up to 180 deg, "
                               f"got {self.radar.beam_elevation_deg}")
         _check_cadence("walker.cadence_scale", self.walker.cadence_scale)
+        if not 0.0 <= self.walker.diffuse <= 1.0:
+            raise ConfigError(f"walker.diffuse: a share from 0 (smooth spheroids) to 1 (rough), got {self.walker.diffuse}")
         if self.walker.range_gate_m < 0:
             raise ConfigError(f"walker.range_gate_m: must be >= 0 (0 = no gate), got {self.walker.range_gate_m}")
         if not 1 <= self.walker.points_per_segment <= MAX_POINTS_PER_SEGMENT:
@@ -327,8 +332,10 @@ def config_text(cfg: SimulateConfig) -> str:
     if not cfg.like.file:
         d.pop("like")
     for sec, key, default in (("walker", "points_per_segment", 1), ("walker", "range_gate_m", 0.0),
-                              ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0)):
-        if getattr(getattr(cfg, sec), key) == default:  # the text files had before these
+                              ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0),
+                              ("walker", "cadence_scale", [1.0, 1.0]), ("walker", "diffuse", 0.0),
+                              ("identity", "cadence_scale", [1.0, 1.0])):
+        if sec in d and getattr(getattr(cfg, sec), key) == default:  # the text files had before these
             d[sec].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
 

@@ -80,6 +80,8 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
         p.update(points_per_segment=cfg.walker.points_per_segment, range_gate_m=cfg.walker.range_gate_m)
         if cfg.walker.foot_lock:
             p.update(foot_lock=True)
+        if cfg.walker.diffuse:
+            p.update(diffuse=float(cfg.walker.diffuse))
     sig, fmax, v_r = signal(p, scene, rng)
     snr = rng.uniform(*cfg.scene.snr_db)
     sig = add_noise(sig, snr, rng) if looks == 1 else np.stack([add_noise(sig, snr, rng) for _ in range(looks)])

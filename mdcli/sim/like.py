@@ -42,7 +42,8 @@ from mdcli.sim.config import FIT_PARAMS, MAX_POINTS_PER_SEGMENT, SimulateConfig
 BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-20.0, 60.0),
           "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0),
           "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5), "speed_mps": (0.3, 2.0), "aspect_deg": (0.0, 80.0),
-          "receding_fraction": (0.0, 1.0), "cadence_scale": (0.6, 1.6)}
+          "receding_fraction": (0.0, 1.0), "cadence_scale": (0.6, 1.6),
+          "diffuse": (0.0, 1.0)}
 LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
 LOG_PARAMS = {"prf_hz"}
 HIST_BINS = 16
@@ -370,6 +371,8 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
             # one cadence for the fitted walkers and for every virtual person (their speeds still differ)
             cfg.walker.cadence_scale = [float(v), float(v)]
             cfg.identity.cadence_scale = [float(v), float(v)]
+        elif k == "diffuse":
+            cfg.walker.diffuse = float(v)
         else:
             setattr(cfg.like, k, float(v))
 
@@ -379,7 +382,8 @@ def current(cfg: SimulateConfig) -> dict:
             "snr_db": float(np.mean(cfg.scene.snr_db)), "dynamic_range_db": cfg.processing.dynamic_range_db,
             "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle,
             "speed_mps": float(np.mean(cfg.walker.speed_mps)), "aspect_deg": float(np.max(np.abs(cfg.scene.aspect_deg))),
-            "receding_fraction": cfg.scene.receding_fraction, "cadence_scale": float(np.mean(cfg.walker.cadence_scale))}
+            "receding_fraction": cfg.scene.receding_fraction, "cadence_scale": float(np.mean(cfg.walker.cadence_scale)),
+            "diffuse": cfg.walker.diffuse}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:

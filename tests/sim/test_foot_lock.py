@@ -106,3 +106,37 @@ def test_foot_lock_is_a_config_switch_recorded_only_when_on():
     for name in ("speed_mps", "height_m", "aspect_deg", "snr_db"):
         np.testing.assert_array_equal(base.params[name], locked.params[name])
     assert not np.array_equal(base.spectrograms, locked.spectrograms)
+
+
+def test_rough_segments_scatter_by_area_and_keep_the_swinging_leg_bright():
+    """walker.diffuse: the torso broadside keeps its specular RCS (pi c^2); a thigh seen 30 deg off broadside keeps
+    about a ninth of its broadside RCS as a smooth spheroid but nearly all of it as a rough one (the side shows 0.87
+of its area, the end cap adds 0.13); over a walk the swinging
+    thigh's RCS then varies by under 2x where the smooth one flashes (over 5x)."""
+    a, c = walker.SEG_RADIUS[walker.TORSO_SEGMENT], 0.5 * walker.L_TORSO * HEIGHT
+    g = np.pi * c / (4 * a)
+    np.testing.assert_allclose(walker.diffuse_rcs(a, c, np.array(0.0), g), walker.ellipsoid_rcs(a, c, np.array(0.0)))
+    at, ct = 0.07, 0.5 * walker.L_THIGH * HEIGHT
+    off = np.cos(np.deg2rad(60.0))  # 30 deg off broadside: 60 deg from the segment's axis
+    spec = walker.ellipsoid_rcs(at, ct, off) / walker.ellipsoid_rcs(at, ct, 0.0)
+    diff = walker.diffuse_rcs(at, ct, off, g) / walker.diffuse_rcs(at, ct, 0.0, g)
+    assert spec < 0.15 and 0.95 < diff < 1.0, (spec, diff)
+    sc = make_scene(4000.0, 2.0, range_m=10.0)
+    thigh = [i for i, s in enumerate(walker.SEGMENTS) if s[:2] == (walker.R_HIP, walker.R_KNEE)][0]
+    swing = {}
+    for w in (0.0, 1.0):
+        _, amp = walker.walker_ranges({"height_m": HEIGHT, "speed_mps": 1.2, "phase0": 0.0, "diffuse": w}, sc)
+        rcs = amp[thigh] ** 2
+        swing[w] = rcs.max() / rcs.min()
+    assert swing[0.0] > 5 and swing[1.0] < 2, swing
+
+
+def test_diffuse_share_is_checked_and_recorded_only_when_set():
+    cfg = SimulateConfig(seed=5, n_per_class=1, targets=["walker"])
+    assert "diffuse" not in config_text(cfg) and "cadence_scale" not in config_text(cfg)
+    cfg.walker.diffuse = 1.5
+    with pytest.raises(Exception, match="walker.diffuse: a share from 0"):
+        cfg.validate()
+    cfg.walker.diffuse = 0.5
+    cfg.validate()
+    assert "diffuse: 0.5" in config_text(cfg)
