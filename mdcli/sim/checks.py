@@ -14,11 +14,16 @@ def simulation_warnings(cfg: SimulateConfig, report: dict) -> list[str]:
     warnings = []
     pc = cfg.processing
     n_samples = int(round(cfg.radar.prf_hz * cfg.radar.duration_s))
-    weak = float((window_coverage(n_samples, pc.win_len, pc.image_size[1] * pc.time_oversample, pc.window) < 0.25).mean())
+    win = pc.win_len
+    if cfg.like.file:  # --like renders with its own window (like.window_s at the fitted PRF)
+        from mdcli.sim.like import stft_setup
+
+        win = stft_setup(cfg)[0]
+    weak = float((window_coverage(n_samples, win, pc.image_size[1] * pc.time_oversample, pc.window) < 0.25).mean())
     if weak > 0.05:
         warnings.append(
             f"{weak:.0%} of the slow-time samples weigh under -6 dB in every STFT window "
-            f"({pc.image_size[1]} columns x {pc.time_oversample} frame(s) of {pc.win_len} samples over {n_samples}): "
+            f"({pc.image_size[1]} columns x {pc.time_oversample} frame(s) of {win} samples over {n_samples}): "
             "short events there (blade flashes, foot strikes) fade. Raise processing.time_oversample."
         )
     nyq = cfg.radar.prf_hz / 2

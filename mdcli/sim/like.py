@@ -196,7 +196,7 @@ def colour_round_trip(img: np.ndarray, name: str, quality: int, size: list[int])
     return resize(out, (h, w)).astype(np.float32)
 
 
-def _stft_setup(cfg: SimulateConfig) -> tuple[int, int]:
+def stft_setup(cfg: SimulateConfig) -> tuple[int, int]:
     h = cfg.processing.image_size[0]
     win = max(8, int(round(cfg.radar.prf_hz * cfg.like.window_s)))
     n = int(round(cfg.radar.prf_hz * cfg.radar.duration_s))
@@ -216,7 +216,7 @@ def render(sig: np.ndarray, cfg: SimulateConfig, rng: np.random.Generator | None
     sig = np.atleast_2d(sig)
     if lk.clutter_removal:
         sig = sig - sig.mean(axis=1, keepdims=True)
-    win, nfft = _stft_setup(cfg)
+    win, nfft = stft_setup(cfg)
     cols = w * pc.time_oversample
     power = None
     for look in sig:
@@ -263,7 +263,7 @@ def like_axes(cfg: SimulateConfig) -> tuple[np.ndarray, np.ndarray]:
     h, w = cfg.processing.image_size
     prf = cfg.radar.prf_hz
     rows = np.arange(h)
-    _, nfft = _stft_setup(cfg)
+    _, nfft = stft_setup(cfg)
     f = nfft // h
     zero_bin = int(round(cfg.like.doppler_zero * nfft))  # the STFT bin holding 0 Hz after the shift
     doppler = ((rows * f + (f - 1) / 2) - zero_bin) * prf / nfft

@@ -129,3 +129,18 @@ def test_simulate_warns_when_stft_windows_leave_samples_out(tmp_path, runner):
 
     with h5py.File(tmp_path / "b.h5") as f:
         assert f["spectrograms"].shape == (1, 32, 32)
+
+
+def test_window_warning_under_like_uses_the_like_window():
+    """--like renders with like.window_s at the fitted PRF, not processing.win_len: 0.064 s at 3806 Hz is 244
+    samples, and 64 Blackman frames over 3 s leave 45 % of the slow time under -6 dB (two frames per column: 1 %)."""
+    from mdcli.sim.checks import simulation_warnings
+
+    cfg = SimulateConfig(targets=["walker"])
+    cfg.like.file = "measured.h5"
+    cfg.radar.prf_hz, cfg.radar.duration_s = 3806.0, 3.0
+    cfg.processing.window, cfg.processing.image_size = "blackman", [64, 64]
+    (w,) = simulation_warnings(cfg, {})
+    assert "45%" in w and "of 244 samples over 11418" in w, w
+    cfg.processing.time_oversample = 2
+    assert simulation_warnings(cfg, {}) == []
