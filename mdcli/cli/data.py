@@ -85,7 +85,8 @@ def simulate(
             v = fit["values"]
             err_console.print(f"like {cfg.like.file}: Doppler span (PRF) {v['prf_hz']:.0f} Hz, 0 Hz at row {v['doppler_zero']:.2f}, "
                               f"SNR {v['snr_db']:.1f} dB, dynamic range {v['dynamic_range_db']:.1f} dB, blur {v['blur_px']:.2f} px, "
-                              f"Doppler smear {v['doppler_spread_px']:.2f} px, fading sd {v['speckle']:.2f}; "
+                              f"Doppler smear {v['doppler_spread_px']:.2f} px, fading sd {v['speckle']:.2f}, "
+                              f"walkers {v['speed_mps']:.2f} m/s at cadence x{v['cadence_scale']:.2f}; "
                               f"distance {fit['distance_start']:.3g} -> {fit['distance']:.3g} ({fit['evaluations']} evaluations)",
                               highlight=False)
     total = cfg.n_total()

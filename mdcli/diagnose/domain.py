@@ -110,16 +110,19 @@ def statistics_of(x: np.ndarray, bands: int) -> dict[str, np.ndarray]:
     return stats
 
 
-def _sentinel(*parts: np.ndarray) -> float:
-    """A value below every finite one of the parts: NaN (e.g. no period) as its own value a threshold can use."""
-    v = np.concatenate(parts)
-    fin = v[np.isfinite(v)]
-    return float(fin.min() - 1.0 - abs(fin.min())) if len(fin) else 0.0
+def _finite(parts: list[np.ndarray]) -> list[np.ndarray]:
+    """The parts (float64) with NaN (e.g. no period) as its own value below every finite one, so a threshold can
+    use it, and -inf / +inf just beyond the finite range on their side."""
+    parts = [np.asarray(v, np.float64) for v in parts]
+    fin = np.concatenate([v[np.isfinite(v)] for v in parts])
+    lo, hi = (fin.min(), fin.max()) if len(fin) else (0.0, 0.0)
+    span = hi - lo + 1.0
+    return [np.nan_to_num(v, nan=lo - 2 * span, neginf=lo - span, posinf=hi + span) for v in parts]
 
 
 def best_threshold(va: np.ndarray, vb: np.ndarray) -> tuple[float, bool]:
     """The cut t and side (True: B above t) that classify the most of va (A) and vb (B) correctly."""
-    v = np.r_[va, vb]
+    v = np.r_[va, vb].astype(np.float64)  # float64: a midpoint of float32 neighbours could round onto one of them
     y = np.r_[np.zeros(len(va)), np.ones(len(vb))]
     o = np.argsort(v, kind="stable")
     v, y = v[o], y[o]
@@ -154,9 +157,7 @@ def statistic_gaps(xa_tr, xb_tr, xa_te, xb_te, bands: int = 8) -> tuple[list[dic
     rows, cols_tr, cols_te = [], [], []
     n_te = len(xa_te) + len(xb_te)
     for name in sa_tr:
-        low = _sentinel(sa_tr[name], sb_tr[name], sa_te[name], sb_te[name])
-        a_tr, b_tr, a_te, b_te = (np.where(np.isfinite(v), v, low) for v in
-                                  (sa_tr[name], sb_tr[name], sa_te[name], sb_te[name]))
+        a_tr, b_tr, a_te, b_te = _finite([sa_tr[name], sb_tr[name], sa_te[name], sb_te[name]])
         t, b_above = best_threshold(a_tr, b_tr)
         correct = int(((a_te > t) != b_above).sum() + ((b_te > t) == b_above).sum())
         with np.errstate(all="ignore"):

@@ -251,6 +251,9 @@ class SimulateConfig:
             if max(abs(a) for a in i.step_asymmetry) >= 0.5:
                 raise ConfigError("identity.step_asymmetry: must lie within (-0.5, 0.5)")
             _check_cadence("identity.cadence_scale", i.cadence_scale)
+            if self.walker.cadence_scale != [1.0, 1.0] and self.walker.cadence_scale != i.cadence_scale:
+                raise ConfigError("walker.cadence_scale: virtual people take identity.cadence_scale (each person's "
+                                  "own cadence); set that instead")
         r, p = self.radar, self.processing
         for key, v in (("radar.carrier_hz", r.carrier_hz), ("radar.prf_hz", r.prf_hz), ("radar.duration_s", r.duration_s)):
             if v <= 0:

@@ -176,3 +176,15 @@ def test_cadence_scale_ranges_are_checked_and_a_single_value_draws_nothing():
     assert p["cadence_scale"] == 1.0 and a.uniform() == b.uniform()
     cfg.walker.cadence_scale = [0.8, 1.2]
     assert 0.8 <= sample_walker(cfg.walker, a)["cadence_scale"] <= 1.2
+
+
+def test_walker_cadence_under_identities_is_refused():
+    from mdcli.errors import ConfigError
+    from mdcli.sim.config import SimulateConfig
+
+    cfg = SimulateConfig(targets=["walker"], identities=3)
+    cfg.walker.cadence_scale = [0.8, 0.8]
+    with pytest.raises(ConfigError, match="identity.cadence_scale"):
+        cfg.validate()
+    cfg.identity.cadence_scale = [0.8, 0.8]  # as the --like fit writes both
+    cfg.validate()
