@@ -616,6 +616,19 @@ def read_lineage(path: str | Path) -> dict:
         return read_header(f)
 
 
+def locate_parent(rec: dict, child: str | Path) -> Path:
+    """Where a lineage entry's file is now: its recorded path, else (when that is gone, e.g. it was relative to
+    another working folder, or the run folder moved) the file of that name beside `child`, if its content hash is
+    the recorded one. Returns the recorded path when neither is found (callers report it)."""
+    p = Path(rec["path"])
+    if p.exists():
+        return p
+    near = Path(child).parent / p.name
+    if near.is_file() and rec.get("sha256") and sha256_file(near) == rec["sha256"]:
+        return near
+    return p
+
+
 def parent_of(path: Path, kind: str) -> Path | None:
     """The input of `kind` that `path` was made from, if it is still on disk unchanged."""
     try:
@@ -624,7 +637,7 @@ def parent_of(path: Path, kind: str) -> Path | None:
     except MdcliError:
         return None
     for rec in parents:
-        p = Path(rec["path"])
+        p = locate_parent(rec, path)
         try:
             with open_artifact(p, header_only=True) as f:
                 if read_header(f)["kind"] != kind:

@@ -50,8 +50,10 @@ def find_autoencoder(ldm_attrs: dict, ae: Path | None, ldm_path: Path) -> Path:
     """The autoencoder from the lineage (ldm -> latents -> ae), checked by hash, unless --ae is given."""
     if ae is not None:
         return ae
+    from mdcli.artifacts import locate_parent
+
     rec = ldm_attrs["ae_parent"]
-    path = Path(rec["path"])
+    path = locate_parent(rec, ldm_path)
     if not path.exists():
         raise MdcliError(f"{ldm_path}: its autoencoder {path} (from the lineage) is missing; pass --ae ae.h5")
     if sha256_file(path) != rec["sha256"]:

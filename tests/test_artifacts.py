@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -133,3 +134,31 @@ def test_latents_round_trip(tmp_path, arch):
     else:
         with pytest.raises(MdcliError, match="holds no code indices"):
             read_indices(tmp_path / "lat.h5")
+
+
+def test_a_parent_recorded_from_another_folder_is_found_beside_its_child(tmp_path, monkeypatch):
+    """A lineage path relative to the folder a command ran in (runs/x/a.h5) is gone when a later command runs
+    elsewhere; the file of that name beside the child is taken if, and only if, its content hash is the recorded
+    one (parent_of for the lineage walks, find_autoencoder for `sample`)."""
+    from mdcli.artifacts import locate_parent, parent_of
+    from mdcli.errors import MdcliError
+    from mdcli.sample import find_autoencoder
+
+    run = tmp_path / "runs" / "x"
+    run.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    _data().save(Path("runs/x/a.h5"), "{}", 0)
+    child = run / "b.h5"
+    _data(4).save(child, "{}", 0, parents=[parent_record("runs/x/a.h5")])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert not Path("runs/x/a.h5").exists()
+    assert parent_of(child, "spectrograms") == run / "a.h5"
+    rec = {"path": "runs/x/a.h5", "sha256": parent_record(run / "a.h5")["sha256"]}
+    assert find_autoencoder({"ae_parent": rec}, None, run / "ldm.h5") == run / "a.h5"
+    # another file of that name beside the child is not the parent
+    _data(3).save(run / "a.h5", "{}", 0)
+    assert locate_parent(rec, child) == Path("runs/x/a.h5") and parent_of(child, "spectrograms") is None
+    with pytest.raises(MdcliError, match="is missing; pass --ae"):
+        find_autoencoder({"ae_parent": rec}, None, run / "ldm.h5")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mdcli import __version__, code_digest
-from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, parent_of, read_header, sha256_file
+from mdcli.artifacts import Spectrograms, atomic_path, open_artifact, locate_parent, parent_of, read_header, sha256_file
 from mdcli.data.batches import align_labels, model_images
 from mdcli.diagnose import stats
 from mdcli.errors import ConfigError, MdcliError
@@ -68,8 +68,9 @@ def ancestors(path: Path, depth: int = 8) -> dict[str, str]:
             continue
         for rec in parents:
             if rec["sha256"] not in seen:
-                seen[rec["sha256"]] = rec["path"]
-                todo.append((Path(rec["path"]), d - 1))
+                found = locate_parent(rec, p)
+                seen[rec["sha256"]] = str(found)
+                todo.append((found, d - 1))
     return seen
 
 
@@ -156,13 +157,14 @@ def lineage_spectrograms(path: Path) -> list[Path]:
     seen: set[str] = set()
     todo = [Path(path)]
     while todo:
+        child = todo.pop()
         try:
-            with open_artifact(todo.pop(), header_only=True) as f:
+            with open_artifact(child, header_only=True) as f:
                 parents = read_header(f)["parents"]
         except MdcliError:
             continue
         for rec in parents:
-            p = Path(rec["path"])
+            p = locate_parent(rec, child)
             if rec["sha256"] in seen or not p.exists() or sha256_file(p) != rec["sha256"]:
                 continue
             seen.add(rec["sha256"])
