@@ -15,7 +15,7 @@ What gives a set away, two ways (the same training / held-out images as the two-
 - by statistic: each interpretable per-image statistic (the kinematic ones of `simulate --like`, the intensity
   quantiles, the mean intensity in each eighth of the Doppler axis) as a one-number classifier: the threshold
   that best separates the training images, its accuracy on the held-out ones; sorted, largest first. Then all of
-  them together (a logistic regression): near the net's accuracy, the named statistics explain the gap; far below,
+  them together (a logistic regression, `stats.linear_probe_accuracy`): near the net's accuracy, the named statistics explain the gap; far below,
   the net sees something none of them measures.
 """
 
@@ -137,22 +137,11 @@ def best_threshold(va: np.ndarray, vb: np.ndarray) -> tuple[float, bool]:
     return t, bool(up[i] >= len(v) - up[i])
 
 
-def _logistic(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, steps: int = 500, l2: float = 1e-3) -> np.ndarray:
-    """Held-out predictions (0/1) of an L2-regularised logistic regression on standardised features."""
-    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-9
-    a, b = (x_tr - mu) / sd, (x_te - mu) / sd
-    w, c = np.zeros(a.shape[1]), 0.0
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-np.clip(a @ w + c, -30, 30)))
-        g = p - y_tr
-        w -= 0.5 * (a.T @ g / len(a) + l2 * w)
-        c -= 0.5 * g.mean()
-    return (b @ w + c > 0).astype(np.int64)
-
-
 def statistic_gaps(xa_tr, xb_tr, xa_te, xb_te, bands: int = 8) -> tuple[list[dict], dict]:
     """The by-statistic test: one row per statistic (held-out accuracy of its best training threshold, medians of
     A and B on all the images, which side is larger), largest accuracy first; and all statistics together."""
+    from mdcli.diagnose.stats import linear_probe_accuracy
+
     sa_tr, sb_tr, sa_te, sb_te = (statistics_of(x, bands) for x in (xa_tr, xb_tr, xa_te, xb_te))
     rows, cols_tr, cols_te = [], [], []
     n_te = len(xa_te) + len(xb_te)
@@ -168,10 +157,9 @@ def statistic_gaps(xa_tr, xb_tr, xa_te, xb_te, bands: int = 8) -> tuple[list[dic
         cols_tr.append(np.r_[a_tr, b_tr])
         cols_te.append(np.r_[a_te, b_te])
     rows.sort(key=lambda r: -r["accuracy"])
-    y_tr = np.r_[np.zeros(len(xa_tr)), np.ones(len(xb_tr))]
-    y_te = np.r_[np.zeros(len(xa_te)), np.ones(len(xb_te))]
-    pred = _logistic(np.stack(cols_tr, 1), y_tr, np.stack(cols_te, 1))
-    k = int((pred == y_te).sum())
+    y_tr = np.r_[np.zeros(len(xa_tr)), np.ones(len(xb_tr))].astype(np.int64)
+    y_te = np.r_[np.zeros(len(xa_te)), np.ones(len(xb_te))].astype(np.int64)
+    k = int(round(linear_probe_accuracy(np.stack(cols_tr, 1), y_tr, np.stack(cols_te, 1), y_te) * n_te))
     lo, hi = wilson(k, n_te)
     return rows, {"accuracy": k / n_te, "ci95_low": lo, "ci95_high": hi, "n_statistics": len(rows)}
 
@@ -199,9 +187,10 @@ def domain_report(a_path: Path, b_path: Path, judge_path: Path | None, cfg: Doma
     a_tr, a_te = _split(len(a), n, cfg.test_share, rng)
     b_tr, b_te = _split(len(b), n, cfg.test_share, rng)
     to_t = lambda x: torch.from_numpy(np.asarray(x, np.float32)[:, None] * 2 - 1)  # noqa: E731
-    x_tr = to_t(np.concatenate([a.spectrograms[a_tr], b.spectrograms[b_tr]]))
+    img_tr = np.concatenate([a.spectrograms[a_tr], b.spectrograms[b_tr]])
+    img_te = np.concatenate([a.spectrograms[a_te], b.spectrograms[b_te]])
+    x_tr, x_te = to_t(img_tr), to_t(img_te)
     y_tr = torch.from_numpy(np.r_[np.zeros(len(a_tr)), np.ones(len(b_tr))].astype(np.int64))
-    x_te = to_t(np.concatenate([a.spectrograms[a_te], b.spectrograms[b_te]]))
     y_te = np.r_[np.zeros(len(a_te)), np.ones(len(b_te))].astype(np.int64)
     say(f"two-sample classifier: {len(x_tr)} training images ({len(a_tr)} per side), {cfg.steps} steps")
     from mdcli.models.classifier import ClassifierNetConfig
@@ -218,9 +207,8 @@ def domain_report(a_path: Path, b_path: Path, judge_path: Path | None, cfg: Doma
             ks = k
         else:
             say(f"two-sample classifier on {s}x{s} block means")
-            c_tr = to_t(coarse(np.concatenate([a.spectrograms[a_tr], b.spectrograms[b_tr]]), s))
-            _, p_s = embed(fit_classifier(c_tr, y_tr, 2, fit, cfg.seed),
-                           to_t(coarse(np.concatenate([a.spectrograms[a_te], b.spectrograms[b_te]]), s)), cfg.batch_size)
+            _, p_s = embed(fit_classifier(to_t(coarse(img_tr, s)), y_tr, 2, fit, cfg.seed),
+                           to_t(coarse(img_te, s)), cfg.batch_size)
             ks = int((p_s == y_te).sum())
         slo, shi = wilson(ks, m)
         by_scale.append({"factor": s, "two_sample_accuracy": ks / m, "ci95_low": slo, "ci95_high": shi})

@@ -61,8 +61,8 @@ def sample_window(ident: dict[str, float], rng: np.random.Generator) -> dict:
     top = MAX_RV * THIGH_FRACTION * h * leg
     speed = float(np.clip(ident["id_speed_mps"] + ident["id_speed_sd_mps"] * rng.standard_normal(), MIN_SPEED_MPS, top))
     rv = relative_velocity(speed, h, leg)
+    cadence = ident.get("id_cadence_scale", 1.0)
     return {
-        "height_m": h, "speed_mps": speed, "relative_velocity": rv,
-        "gait_cycle_s": cycle_duration(rv) / ident.get("id_cadence_scale", 1.0),
-        "cadence_scale": ident.get("id_cadence_scale", 1.0), "phase0": rng.uniform(0.0, 1.0), **ident,
+        "height_m": h, "speed_mps": speed, "relative_velocity": rv, "gait_cycle_s": cycle_duration(rv) / cadence,
+        "cadence_scale": cadence, "phase0": rng.uniform(0.0, 1.0), **ident,
     }
