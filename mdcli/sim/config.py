@@ -77,6 +77,9 @@ class WalkerConfig:
     # Share of each body segment's RCS that scatters diffusely (rough surface: in proportion to the area it shows the
     # radar) instead of as a smooth spheroid's specular glint; 0 = Chen's spheroids. See mdcli/sim/walker.py.
     diffuse: float = 0.0
+    # The legs' RCS (thighs, shanks, feet, toe tips) relative to Chen's spheroids; 1 = as Chen. Clothing, shoes and the
+    # legs' place in the antenna beam set it; fittable under --like. See mdcli/sim/walker.py.
+    leg_rcs: float = 1.0
 
 
 @dataclass
@@ -141,7 +144,8 @@ class IdentityConfig:
 DEFAULT_FIT = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle",
                "speed_mps", "aspect_deg", "receding_fraction")
 CADENCE_LIMITS = (0.5, 2.0)  # walker.cadence_scale, identity.cadence_scale
-FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse")  # on request: cadence_scale trades against speed_mps
+LEG_RCS_LIMITS = (0.1, 20.0)  # walker.leg_rcs
+FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse", "leg_rcs")  # on request: cadence_scale trades against speed_mps
 
 
 @dataclass
@@ -297,6 +301,9 @@ class SimulateConfig:
         _check_cadence("walker.cadence_scale", self.walker.cadence_scale)
         if not 0.0 <= self.walker.diffuse <= 1.0:
             raise ConfigError(f"walker.diffuse: a share from 0 (smooth spheroids) to 1 (rough), got {self.walker.diffuse}")
+        if not LEG_RCS_LIMITS[0] <= self.walker.leg_rcs <= LEG_RCS_LIMITS[1]:
+            raise ConfigError(f"walker.leg_rcs: the legs' RCS relative to Chen's, {LEG_RCS_LIMITS[0]:g} to "
+                              f"{LEG_RCS_LIMITS[1]:g}, got {self.walker.leg_rcs}")
         if self.walker.range_gate_m < 0:
             raise ConfigError(f"walker.range_gate_m: must be >= 0 (0 = no gate), got {self.walker.range_gate_m}")
         if not 1 <= self.walker.points_per_segment <= MAX_POINTS_PER_SEGMENT:
@@ -336,7 +343,7 @@ def config_text(cfg: SimulateConfig) -> str:
         d.pop("like")
     for sec, key, default in (("walker", "points_per_segment", 1), ("walker", "range_gate_m", 0.0),
                               ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0),
-                              ("walker", "cadence_scale", [1.0, 1.0]), ("walker", "diffuse", 0.0),
+                              ("walker", "cadence_scale", [1.0, 1.0]), ("walker", "diffuse", 0.0), ("walker", "leg_rcs", 1.0),
                               ("identity", "cadence_scale", [1.0, 1.0])):
         if sec in d and getattr(getattr(cfg, sec), key) == default:  # the text files had before these
             d[sec].pop(key)

@@ -82,6 +82,8 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
             p.update(foot_lock=True)
         if cfg.walker.diffuse:
             p.update(diffuse=float(cfg.walker.diffuse))
+        if cfg.walker.leg_rcs != 1.0:
+            p.update(leg_rcs=float(cfg.walker.leg_rcs))
     sig, fmax, v_r = signal(p, scene, rng)
     snr = rng.uniform(*cfg.scene.snr_db)
     sig = add_noise(sig, snr, rng) if looks == 1 else np.stack([add_noise(sig, snr, rng) for _ in range(looks)])

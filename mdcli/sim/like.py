@@ -43,9 +43,9 @@ BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-
           "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0),
           "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5), "speed_mps": (0.3, 2.0), "aspect_deg": (0.0, 80.0),
           "receding_fraction": (0.0, 1.0), "cadence_scale": (0.6, 1.6),
-          "diffuse": (0.0, 1.0)}
+          "diffuse": (0.0, 1.0), "leg_rcs": (0.25, 16.0)}
 LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
-LOG_PARAMS = {"prf_hz"}
+LOG_PARAMS = {"prf_hz", "leg_rcs"}
 HIST_BINS = 16
 GRID_IMAGE = {"prf_hz": np.geomspace(1000.0, 16000.0, 7), "doppler_zero": [0.15, 0.3, 0.5, 0.7, 0.85]}
 GRID_WALKERS = {"speed_mps": [0.5, 0.7, 0.9, 1.2, 1.6], "aspect_deg": [10.0, 30.0, 60.0], "cadence_scale": [0.8, 1.0, 1.25]}
@@ -373,6 +373,8 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
             cfg.identity.cadence_scale = [float(v), float(v)]
         elif k == "diffuse":
             cfg.walker.diffuse = float(v)
+        elif k == "leg_rcs":
+            cfg.walker.leg_rcs = float(v)
         else:
             setattr(cfg.like, k, float(v))
 
@@ -383,7 +385,7 @@ def current(cfg: SimulateConfig) -> dict:
             "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle,
             "speed_mps": float(np.mean(cfg.walker.speed_mps)), "aspect_deg": float(np.max(np.abs(cfg.scene.aspect_deg))),
             "receding_fraction": cfg.scene.receding_fraction, "cadence_scale": float(np.mean(cfg.walker.cadence_scale)),
-            "diffuse": cfg.walker.diffuse}
+            "diffuse": cfg.walker.diffuse, "leg_rcs": cfg.walker.leg_rcs}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:

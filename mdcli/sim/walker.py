@@ -33,6 +33,11 @@ height deviations exceed about lambda / 8 (Rayleigh): 0.5 mm at 77 GHz, where cl
 while at 5.8 GHz (6 mm) they are not. A rough segment scatters diffusely, in proportion to the area it shows the
 radar: sigma_d = g (4 a c sin theta + pi a^2 |cos theta|), with g = pi c_T / (4 a_T) so that the torso's broadside
 value is its specular one (pi c_T^2). The segment's RCS is (1 - w) specular + w diffuse.
+
+Leg RCS (`walker.leg_rcs` g, 1 = Chen's spheroids): the thighs', shanks' and feet's RCS and the toe tips' times g.
+Chen's segment radii are one body's; trousers, shoes and how far the legs stand from the radar's boresight set how
+bright the legs are against the torso, and a measured set says how much (it is fittable under `--like`). The torso,
+head, arms and hips keep theirs.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ SEG_A = np.array([s[0] for s in SEGMENTS])
 SEG_B = np.array([s[1] for s in SEGMENTS])
 SEG_RADIUS = np.array([s[2] for s in SEGMENTS])
 TORSO_SEGMENT = 1
+LEG_SEGMENTS = np.arange(10, 16)  # thighs, shanks, feet (the toes are scaled with them, see walker_ranges)
 TOES = (L_TOE, R_TOE)  # point scatterers after the 16 segments (rows 16, 17 of walker_ranges)
 STYLE_KEYS = ("leg_scale", "arm_scale", "arm_swing", "step_asymmetry", "torso_sway")  # see joints_body_frame
 TOE_RADIUS = 0.05  # m, the foot segment's radius: sqrt(RCS) of a sphere = sqrt(pi) r
@@ -415,6 +421,9 @@ def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | N
     if w > 0:
         gain = np.pi * half_len[TORSO_SEGMENT] / (4 * SEG_RADIUS[TORSO_SEGMENT])
         rcs = (1 - w) * rcs + w * diffuse_rcs(SEG_RADIUS, half_len, cos_t, gain)
+    leg = float(p.get("leg_rcs", 1.0))
+    if leg != 1.0:
+        rcs[:, LEG_SEGMENTS] *= leg
     amp = np.sqrt(rcs)
     if body is None:
         amp = amp * scene.beam(mid)
@@ -427,7 +436,7 @@ def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | N
         amp = np.repeat(amp / np.sqrt(k), k, axis=1)  # the segment's RCS split evenly: sum of |a|^2 kept
         amp = amp * np.reshape(scene.beam(pts), (len(r), -1)) if scene.beam_deg else amp  # each point's elevation
     r_toe = np.linalg.norm(scene.radar_pos - jw[:, list(TOES)], axis=-1)  # (Jc, 2)
-    amp_toe = np.full_like(r_toe, np.sqrt(np.pi) * TOE_RADIUS) * scene.beam(jw[:, list(TOES)])
+    amp_toe = np.full_like(r_toe, np.sqrt(np.pi * leg) * TOE_RADIUS) * scene.beam(jw[:, list(TOES)])
     r, amp = np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
     if gate_m > 0:  # the range bins kept around the torso (the strongest return)
         ref = np.linalg.norm(scene.radar_pos - mid[:, TORSO_SEGMENT], axis=-1)

@@ -148,12 +148,39 @@ of its area, the end cap adds 0.13); over a walk the swinging
     assert swing[0.0] > 5 and swing[1.0] < 2, swing
 
 
-def test_diffuse_share_is_checked_and_recorded_only_when_set():
+@pytest.mark.parametrize("key, bad, message, good", [
+    ("diffuse", 1.5, "walker.diffuse: a share from 0", 0.5),
+    ("leg_rcs", 0.0, "walker.leg_rcs: the legs' RCS relative to Chen's", 3.0),
+])
+def test_scattering_parameters_are_checked_and_recorded_only_when_set(key, bad, message, good):
     cfg = SimulateConfig(seed=5, n_per_class=1, targets=["walker"])
-    assert "diffuse" not in config_text(cfg) and "cadence_scale" not in config_text(cfg)
-    cfg.walker.diffuse = 1.5
-    with pytest.raises(Exception, match="walker.diffuse: a share from 0"):
+    assert key not in config_text(cfg) and "cadence_scale" not in config_text(cfg)
+    setattr(cfg.walker, key, bad)
+    with pytest.raises(Exception, match=message):
         cfg.validate()
-    cfg.walker.diffuse = 0.5
+    setattr(cfg.walker, key, good)
     cfg.validate()
-    assert "diffuse: 0.5" in config_text(cfg)
+    assert f"{key}: {good}" in config_text(cfg)
+
+
+def test_leg_rcs_scales_the_legs_and_toes_only_and_moves_power_above_the_torso_line():
+    """walker.leg_rcs g: the thighs', shanks', feet's and toes' amplitudes times sqrt(g), every other segment as it
+    was; in the spectrogram of a walker coming towards the radar more of the power lies above the torso's Doppler
+    (the swinging leg outruns the body), and the share grows with g."""
+    sc = make_scene(4000.0, 2.0, range_m=10.0)
+    base = {"height_m": HEIGHT, "speed_mps": 1.2, "phase0": 0.1}
+    r1, a1 = walker.walker_ranges(base, sc)
+    r4, a4 = walker.walker_ranges({**base, "leg_rcs": 4.0}, sc)
+    np.testing.assert_array_equal(r1, r4)
+    legs = list(walker.LEG_SEGMENTS) + [16, 17]  # the leg segments, then the two toe tips
+    others = [i for i in range(18) if i not in legs]
+    np.testing.assert_allclose(a4[legs], 2.0 * a1[legs])
+    np.testing.assert_array_equal(a4[others], a1[others])
+    prf = 4000.0
+    share = {}
+    for g in (1.0, 4.0):
+        r, amp = walker.walker_ranges({**base, "leg_rcs": g}, sc)
+        power, f, _ = stft_power(point_returns(sc.up(r), sc.up(amp), WAVELENGTH), prf, 128, 512, 100)
+        v = f * WAVELENGTH / 2  # radial speed of each Doppler bin; the walker comes towards the radar at about 1.2 m/s
+        share[g] = float(power[v > 1.2 * 1.6].sum() / power.sum())
+    assert share[4.0] > 1.5 * share[1.0], share
