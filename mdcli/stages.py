@@ -94,6 +94,7 @@ class TrainClassifierConfig:
 
     def validate(self) -> None:
         check_optim(self.train)
+        self.net.validate()
         self.extra.validate("--extra", used=False)
         if self.finetune not in ("all", "head"):
             raise ConfigError(f"--finetune: all or head, got '{self.finetune}'")

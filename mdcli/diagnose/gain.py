@@ -52,6 +52,7 @@ class GainConfig:
     def validate(self) -> None:
         if self.fit.steps < 1 or self.fit.batch_size < 1 or self.batch_size < 1:
             raise ConfigError("fit.steps, fit.batch_size and batch_size: must be >= 1")
+        self.fit.net.validate("fit.net")
 
 
 @dataclass

@@ -51,6 +51,7 @@ class GenerationConfig:
             raise ConfigError(f"jobs: must be >= 1, got {self.jobs}")
         if self.k < 1 or any(n < 1 for n in self.few):
             raise ConfigError("k and few: must be >= 1")
+        self.fit.net.validate("fit.net")
 
 
 def ancestors(path: Path, depth: int = 8) -> dict[str, str]:

@@ -197,6 +197,7 @@ def test_bad_input_is_one_line_and_writes_nothing(runner, gain_data, tmp_path):
     _refused(runner, [*base, "--arm", f"x=append:{d}/missing_{{n}}.h5"], "missing_5.h5", "not found")
     _refused(runner, [*base[:6], "--per-class", "121", *base[8:]], "--per-class 121")
     _refused(runner, [*base[:6], "--per-class", "a,b", *base[8:]], "--per-class")
+    _refused(runner, [*base, "--set", "fit.net.doppler_bins=-1"], "fit.net.doppler_bins")
     other = _synthetic(10, 3)
     other.class_names = ["c0", "c1", "c2", "zz"]
     other.save(tmp_path / "other.h5", "other\n", 0)
@@ -290,6 +291,11 @@ def test_train_classifier_extra_and_init(runner, tiny_data, tmp_path):
     ft, attrs = load_classifier(tmp_path / "ft.h5")
     assert list(attrs["class_names"]) == Spectrograms.load(tiny_data).class_names
     assert torch.equal(pre.stem.weight, ft.stem.weight) and not torch.equal(pre.head.weight, ft.head.weight)
+    # the Doppler-binned head (net.doppler_bins) is stored in the config and rebuilt on load
+    _run(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--set", "net.doppler_bins=4",
+                  "-o", str(tmp_path / "binned.h5")])
+    binned, _ = load_classifier(tmp_path / "binned.h5")
+    assert binned.head.in_features == 4 * 32 and binned.embed(torch.zeros(2, 1, 32, 32)).shape == (2, 4 * 32)
     # bad input: one line, exit 2, nothing written
     bad = tmp_path / "bad.h5"
     _refused(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--extra", str(tiny_data),
@@ -302,6 +308,8 @@ def test_train_classifier_extra_and_init(runner, tiny_data, tmp_path):
              "images are")
     _refused(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--init", str(tmp_path / "pre.h5"),
                       "--finetune", "some", "-o", str(bad)], "finetune")
+    _refused(runner, ["train-classifier", *cfg, "--data", str(tiny_data), "--set", "net.doppler_bins=65", "-o", str(bad)],
+             "net.doppler_bins")
     assert not bad.exists()
     with h5py.File(tmp_path / "ft.h5") as f:
         assert f.attrs["init"] == str(tmp_path / "pre.h5")

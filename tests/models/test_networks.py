@@ -131,6 +131,31 @@ def test_classifier_logits_and_features(size):
     assert clf.embed(x).shape == (3, channels[-1])
 
 
+@torch.no_grad()
+def test_doppler_bins_keep_where_along_doppler_and_stay_blind_to_time():
+    """net.doppler_bins k: the head sees C x k features, the mean over time in k Doppler slices. A blob moved along
+    Doppler (by a multiple of the net's stride, away from the borders) leaves the global mean nearly unchanged but
+    moves the binned features; moved along time, both stay nearly unchanged."""
+    channels = [8, 16, 32]
+
+    def blob(row: int, col: int) -> torch.Tensor:
+        x = -torch.ones(1, 1, 64, 64)
+        x[..., row : row + 4, col : col + 4] = 1.0
+        return x
+
+    base, doppler, time = blob(24, 24), blob(32, 24), blob(24, 32)
+    change = {}
+    for k in (0, 8):
+        torch.manual_seed(0)
+        clf = SpectrogramClassifier(ClassifierNetConfig(channels=channels, groups=4, doppler_bins=k), 3).eval()
+        e = clf.embed(base)
+        assert e.shape == (1, channels[-1] * max(k, 1)) and clf(base).shape == (1, 3)
+        change[k] = [float((clf.embed(x) - e).norm() / e.norm()) for x in (doppler, time)]
+    # a 4 x 4 blob on a flat image moves little of the (mostly background) features: compare the changes
+    assert change[0][0] < 0.005 and change[0][1] < 0.005, change
+    assert change[8][0] > 20 * change[0][0] and change[8][0] > 20 * change[8][1], change
+
+
 def _conv_out(n: int, stride: int) -> int:
     return (n + 2 * 1 - 4) // stride + 1  # kernel 4, padding 1
 
