@@ -310,7 +310,7 @@ def diagnose_gain(
 ) -> None:
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
-    from mdcli.diagnose.gain import TABLE_HEADER, GainConfig, gain_report, parse_arm, plan, table_cells
+    from mdcli.diagnose.gain import TABLE_HEADER, GainConfig, gain_report, parse_arm, plan, reference_line, table_cells
     from mdcli.progress import progress_bar
 
     cfg = load_config(GainConfig, config, set_, {})
@@ -364,6 +364,9 @@ def diagnose_gain(
                      "windows then share time (mdcli split --split blocked --gap 3 keeps them apart)")
     for line in notes:
         console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
+    ref = reference_line(report)
+    if ref:
+        console.print(ref, highlight=False, soft_wrap=True)
 
 
 @command(diagnose_app, "domain", prefix="diagnose")

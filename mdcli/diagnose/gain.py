@@ -376,6 +376,37 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
             "subset": _digest(sel.numpy()), "init": init}
 
 
+REFERENCE = ("a logistic regression on each window's Doppler profile (per row: mean and spread over time; per "
+             "Doppler slice: the temporal spectrum), no CNN")
+
+
+def profile_features(x: np.ndarray, bands: int = 8, freqs: int = 16) -> np.ndarray:
+    """Per window (N, F, T) in [0, 1]: the mean and standard deviation over time of each Doppler row, and
+    log(1 + |temporal spectrum|) at frequencies 1..freqs (cycles per window) of the mean of each of `bands` equal
+    Doppler slices: where the power lies along Doppler and how it repeats, not when. -> (N, 2 F + bands x freqs)."""
+    x = np.asarray(x, dtype=np.float64)
+    slices = np.stack([b.mean(1) for b in np.array_split(x, min(bands, x.shape[1]), axis=1)], 1)  # (N, bands, T)
+    spec = np.abs(np.fft.rfft(slices - slices.mean(-1, keepdims=True), axis=-1))[..., 1 : freqs + 1]
+    return np.concatenate([x.mean(2), x.std(2), np.log1p(spec).reshape(len(x), -1)], 1)
+
+
+def reference_accuracies(data: "Data", per_class: list[int], seeds: list[int], split: str) -> dict:
+    """The REFERENCE classifier on each (N, seed) subset the arms train on, tested on the held-out set: what the N
+    windows support without a CNN. A `real` row far below it says the network, not the data, limits. -> per N the
+    accuracy spread (mean, std, ci95, values over seeds)."""
+    to_unit = lambda t: (t.numpy()[:, 0] + 1) / 2  # noqa: E731  model range [-1, 1] -> the image's [0, 1]
+    train, test = profile_features(to_unit(data.x)), profile_features(to_unit(data.x_test))
+    y = data.y.numpy()
+    out = {}
+    for n in per_class:
+        accs = []
+        for seed in seeds:
+            sel = few_shot_indices(y, n, seed, data.sequence, split)
+            accs.append(stats.linear_probe_accuracy(train[sel], y[sel], test, data.y_test, weight_decay=1e-2, seed=seed))
+        out[str(n)] = _spread(accs)
+    return out
+
+
 def run_spec(spec: dict, on_result: Callable[[int, dict], None] = lambda i, r: None) -> list[dict]:
     """Run the spec's tasks in this process (the fit worker calls this too)."""
     from mdcli.config import from_dict
@@ -418,6 +449,8 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                                          "count": len(p.tasks)},
         "arms": {a.name: {"mode": a.mode, "file": a.file, "options": a.options()} for a in arms},
         "results": {},
+        "reference": {"method": REFERENCE,
+                      "results": reference_accuracies(Data(p.train, p.test), list(per_class), list(seeds), p.split)},
     }
     by = {(t["arm"], t["n"], t["seed"]): r for t, r in zip(p.tasks, results)}
     for n in per_class:
@@ -508,9 +541,19 @@ def table_cells(report: dict) -> tuple[list[list[str]], list[str]]:
     return rows, notes
 
 
+def reference_line(report: dict) -> str | None:
+    """The reference classifier's accuracy per N as one line (None for reports written before it existed)."""
+    ref = report.get("reference")
+    if not ref:
+        return None
+    per_n = "; ".join(f"N = {n}: {stats.fmt_spread(r['values'], '.3f', '.3f')}" for n, r in ref["results"].items())
+    return f"reference, {ref['method']}: {per_n}"
+
+
 def markdown_table(report: dict) -> str:
-    """The report's table (table_cells) as Markdown, the notes as a list under it."""
+    """The report's table (table_cells) as Markdown, the notes (and the reference line) as a list under it."""
     rows, notes = table_cells(report)
+    notes = notes + [line for line in [reference_line(report)] if line]
     out = ["| " + " | ".join(TABLE_HEADER) + " |", "|---" * len(TABLE_HEADER) + "|"]
     out += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(out + ([""] + ["- " + n.replace("*", "\\*") for n in notes] if notes else []))

@@ -91,6 +91,10 @@ def test_positive_control_gains_shuffled_labels_do_not_and_the_design_is_paired(
     # shuffled labels: never a gain
     assert shuf["verdict"] != "gain" and shuf["mean"] <= 0, shuf
     assert rows["real"]["gain"] is None and more["seeds"] == SEEDS and 0 <= more["wins"] <= SEEDS
+    # the reference (a logistic regression on the Doppler profile, no CNN) on the same subsets: the templates
+    # differ in where along Doppler their power lies, so it is well above chance (0.25)
+    ref = r["reference"]["results"][str(N)]
+    assert len(ref["values"]) == SEEDS and ref["mean"] > 0.5, ref
     # paired: every arm of a seed trains on the same real subset from the same initial weights; seeds differ
     for arm in rows.values():
         assert arm["subsets"] == rows["real"]["subsets"] and arm["inits"] == rows["real"]["inits"]
@@ -141,6 +145,7 @@ def test_generator_that_saw_more_is_marked_and_one_seed_is_no_measurable_gain(ru
     md = (tmp_path / "gain.md").read_text()
     assert md.startswith("<!-- mdcli diagnose gain -->") and f"--arm gen=append:{samples}" in md and "--seeds 1" in md
     assert "| 3 | gen* | append |" in md and "| 3 | real | real |" in md and "generator saw 120 > 3 real windows" in md
+    assert "reference, a logistic regression on each window's Doppler profile" in md and "N = 3: " in md
     # a second run replaces its own report; a file of another kind is refused without --force
     _run(runner, [*base, "--md-out", str(tmp_path / "gain.md")])
     (tmp_path / "notes.md").write_text("my notes\n")
@@ -400,3 +405,15 @@ def test_pretrain_steps_set_the_pretraining_budget_alone(gain_data, monkeypatch)
             parse_arm(f"p=pretrain:{d}/a.h5,{bad}")
     with pytest.raises(ConfigError, match="no option of mode append"):
         parse_arm(f"p=append:{d}/a.h5,steps=5")
+
+
+def test_profile_features_ignore_when_and_keep_where_along_doppler():
+    """The reference's features: a circular shift in time changes none of them (means, spreads and spectrum
+    magnitudes), a shift along Doppler changes them; (N, 2 F + bands x freqs)."""
+    from mdcli.diagnose.gain import profile_features
+
+    x = np.random.default_rng(0).random((3, 32, 64))
+    f = profile_features(x)
+    assert f.shape == (3, 2 * 32 + 8 * 16)
+    np.testing.assert_allclose(profile_features(np.roll(x, 17, axis=2)), f, atol=1e-12)
+    assert np.abs(profile_features(np.roll(x, 4, axis=1)) - f).max() > 0.1
