@@ -140,10 +140,23 @@ def from_dict(cls: type[T], data: dict | None, prefix: str = "", root: type | No
         tp = hints[f.name]
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(tp):
-            kwargs[f.name] = from_dict(tp, data[f.name], f"{key}.", root or cls)
+            sub = data[f.name]
+            base = _field_default(f)
+            if base is not None and isinstance(sub, dict):
+                # a partial section fills in from the field's own default (e.g. FitConfig.net's 3 stages), not
+                # from the nested class's defaults: `--set fit.net.doppler_bins=8` keeps fit.net.channels
+                sub = _merge(to_dict(base), sub)
+            kwargs[f.name] = from_dict(tp, sub, f"{key}.", root or cls)
         else:
             kwargs[f.name] = _coerce(data[f.name], tp, key)
     return cls(**kwargs)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    """A dataclass field's default value (its default_factory called), or None when it has none."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
 
 
 def _merge(base: dict, over: dict) -> dict:

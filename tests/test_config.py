@@ -84,3 +84,17 @@ def test_shipped_multi_stage_configs_load_every_section(name):
         if section in sections:
             extra = {"loss.classifier": "clf.h5"} if section == "train-ae" else None  # given on the command line
             load_config(classes[cls_name], path, None, extra)  # raises ConfigError on a bad key or value
+
+
+def test_a_partial_section_fills_in_from_the_fields_own_default():
+    """`--set fit.net.doppler_bins=8` keeps diagnose gain's 3-stage net (FitConfig.net's default), and
+    `--set train.steps=5` keeps train-classifier's learning rate and hold-out (its train default), rather than
+    the nested classes' own defaults (4 stages; OptimConfig's lr 2e-4)."""
+    from mdcli.config import load_config
+    from mdcli.diagnose.gain import GainConfig
+    from mdcli.stages import TrainClassifierConfig
+
+    g = load_config(GainConfig, None, ["fit.net.doppler_bins=8"])
+    assert g.fit.net.channels == [16, 32, 64] and g.fit.net.doppler_bins == 8
+    c = load_config(TrainClassifierConfig, None, ["train.steps=5"])
+    assert c.train.steps == 5 and c.train.lr == 1e-3 and c.train.val_fraction == 0.2 and c.train.weight_decay == 1e-4
