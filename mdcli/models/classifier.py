@@ -19,8 +19,8 @@ class ClassifierNetConfig:
     # How the deepest feature map becomes the head's input. 0: its mean over Doppler and time (translation invariant
     # along both axes). k > 0: its mean over time, then over k equal Doppler slices (C x k features), so the head
     # knows at which radial speed a feature lies. Doppler is an absolute axis (the torso's speed, how far the limbs
-    # reach) where time is not; on the measured gait windows at N = 20 per person the k = 8 head scores 11 points
-    # more than the global mean (docs/findings.md).
+    # reach) where time is not; on the measured gait windows the k = 8 head scores 9 points more than the global mean
+    # at N = 20 per person and 16 at N = 50 (docs/findings.md).
     doppler_bins: int = 0
 
     def validate(self, what: str = "net") -> None:
