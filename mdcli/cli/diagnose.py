@@ -310,7 +310,8 @@ def diagnose_gain(
 ) -> None:
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
-    from mdcli.diagnose.gain import TABLE_HEADER, GainConfig, gain_report, parse_arm, plan, reference_line, table_cells
+    from mdcli.diagnose.gain import (REFERENCE_ARMS_HEADER, REFERENCE_ARMS_TITLE, TABLE_HEADER, GainConfig, gain_report,
+                                     parse_arm, plan, reference_arm_cells, reference_line, table_cells)
     from mdcli.progress import progress_bar
 
     cfg = load_config(GainConfig, config, set_, {})
@@ -367,6 +368,14 @@ def diagnose_gain(
     ref = reference_line(report)
     if ref:
         console.print(ref, highlight=False, soft_wrap=True)
+    ref_rows = reference_arm_cells(report)
+    if ref_rows:
+        table = Table(title=REFERENCE_ARMS_TITLE)
+        for c in REFERENCE_ARMS_HEADER:
+            table.add_column(c, justify="left" if c in ("arm",) or c.startswith("gain") else "right")
+        for cells in ref_rows:
+            table.add_row(*cells)
+        console.print(table)
 
 
 @command(diagnose_app, "domain", prefix="diagnose")

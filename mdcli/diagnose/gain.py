@@ -407,6 +407,52 @@ def reference_accuracies(data: "Data", per_class: list[int], seeds: list[int], s
     return out
 
 
+ARM_CHECKS = ("recognised", "alone", "added")  # the reference per arm: see reference_arms
+
+
+def reference_arms(data: "Data", arms: list[Arm], per_class: list[int], seeds: list[int], split: str) -> dict:
+    """The REFERENCE classifier once more per arm with extra windows of the real classes, on the same (N, seed)
+    subsets, whatever the arm's mode (all its windows, weight 1): what the extra windows carry of the classes
+    without a CNN. Per arm and N over seeds: `recognised`, the share of the arm's windows that the reference trained
+    on the N real windows gives their own label (do they look like their class); `alone`, the reference trained on
+    the arm's windows only, on the held-out set (do they teach the classes); `added`, trained on the N real windows
+    and the arm's, on the held-out set, with its paired `gain` over the reference on the real windows alone. An arm
+    whose file holds other classes (pretraining on its own labels) has None. -> {arm: {N: ...}}."""
+    to_unit = lambda t: (t.numpy()[:, 0] + 1) / 2  # noqa: E731
+    train, test = profile_features(to_unit(data.x)), profile_features(to_unit(data.x_test))
+    y = data.y.numpy()
+    fit = lambda fa, ya, fb, yb, seed: stats.linear_probe_accuracy(fa, ya, fb, yb, weight_decay=1e-2, seed=seed)  # noqa: E731
+    cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+    out: dict = {}
+    for arm in arms:
+        if arm.file is None:
+            continue
+        per_n: dict | None = {}
+        for n in per_class:
+            got = {k: [] for k in ARM_CHECKS}
+            base = []
+            for seed in seeds:
+                path = arm.path(n, seed)
+                if path not in cache:
+                    xe, ye, own = data.extra(path)
+                    cache[path] = None if own else (profile_features(to_unit(xe)), ye.numpy())
+                if cache[path] is None:
+                    per_n = None
+                    break
+                fe, ye = cache[path]
+                sel = few_shot_indices(y, n, seed, data.sequence, split)
+                base.append(fit(train[sel], y[sel], test, data.y_test, seed))
+                got["recognised"].append(fit(train[sel], y[sel], fe, ye, seed))
+                got["alone"].append(fit(fe, ye, test, data.y_test, seed))
+                got["added"].append(fit(np.concatenate([train[sel], fe]), np.concatenate([y[sel], ye]), test, data.y_test, seed))
+            if per_n is None:
+                break
+            per_n[str(n)] = {k: _spread(v) for k, v in got.items()} | {
+                "gain": paired_gain([a - b for a, b in zip(got["added"], base)])}
+        out[arm.name] = per_n
+    return out
+
+
 def run_spec(spec: dict, on_result: Callable[[int, dict], None] = lambda i, r: None) -> list[dict]:
     """Run the spec's tasks in this process (the fit worker calls this too)."""
     from mdcli.config import from_dict
@@ -449,9 +495,10 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                                          "count": len(p.tasks)},
         "arms": {a.name: {"mode": a.mode, "file": a.file, "options": a.options()} for a in arms},
         "results": {},
-        "reference": {"method": REFERENCE,
-                      "results": reference_accuracies(Data(p.train, p.test), list(per_class), list(seeds), p.split)},
     }
+    data = Data(p.train, p.test)
+    report["reference"] = {"method": REFERENCE, "results": reference_accuracies(data, list(per_class), list(seeds), p.split),
+                           "arms": reference_arms(data, p.arms, list(per_class), list(seeds), p.split)}
     by = {(t["arm"], t["n"], t["seed"]): r for t, r in zip(p.tasks, results)}
     for n in per_class:
         base = [by[("real", n, s)] for s in seeds]
@@ -550,13 +597,37 @@ def reference_line(report: dict) -> str | None:
     return f"reference, {ref['method']}: {per_n}"
 
 
+REFERENCE_ARMS_HEADER = ("N", "arm", "recognised", "alone", "added", "gain over the reference on real (95 % CI)")
+REFERENCE_ARMS_TITLE = ("the reference per arm (recognised: the arm's windows given their own label by the reference "
+                        "trained on the N real ones; alone / added: trained on the arm's windows alone / added to the "
+                        "real ones, on the held-out set)")
+
+
+def reference_arm_cells(report: dict) -> list[list[str]]:
+    """The reference per arm (reference_arms) as text cells of REFERENCE_ARMS_HEADER's columns; no rows for reports
+    written before it existed, and none for an arm pretrained on its own classes."""
+    rows = []
+    for name, per_n in ((report.get("reference") or {}).get("arms") or {}).items():
+        for n, r in (per_n or {}).items():
+            rows.append([str(n), name] + [stats.fmt_spread(r[k]["values"], ".3f", ".3f") for k in ARM_CHECKS]
+                        + [verdict_text(r["gain"])])
+    return rows
+
+
 def markdown_table(report: dict) -> str:
-    """The report's table (table_cells) as Markdown, the notes (and the reference line) as a list under it."""
+    """The report's table (table_cells) as Markdown, the notes (and the reference line) as a list under it, and the
+    reference per arm (reference_arm_cells) as a second table."""
     rows, notes = table_cells(report)
     notes = notes + [line for line in [reference_line(report)] if line]
     out = ["| " + " | ".join(TABLE_HEADER) + " |", "|---" * len(TABLE_HEADER) + "|"]
     out += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(out + ([""] + ["- " + n.replace("*", "\\*") for n in notes] if notes else []))
+    out += ([""] + ["- " + n.replace("*", "\\*") for n in notes]) if notes else []
+    ref_rows = reference_arm_cells(report)
+    if ref_rows:
+        out += ["", REFERENCE_ARMS_TITLE[0].upper() + REFERENCE_ARMS_TITLE[1:] + ":", "",
+                "| " + " | ".join(REFERENCE_ARMS_HEADER) + " |", "|---" * len(REFERENCE_ARMS_HEADER) + "|"]
+        out += ["| " + " | ".join(cells) + " |" for cells in ref_rows]
+    return "\n".join(out)
 
 
 def markdown_report(report: dict, command: str) -> str:

@@ -95,6 +95,12 @@ def test_positive_control_gains_shuffled_labels_do_not_and_the_design_is_paired(
     # differ in where along Doppler their power lies, so it is well above chance (0.25)
     ref = r["reference"]["results"][str(N)]
     assert len(ref["values"]) == SEEDS and ref["mean"] > 0.5, ref
+    # the reference per arm: the left-out real windows look like their class and teach it; shuffled labels neither
+    more_ref, shuf_ref = r["reference"]["arms"]["more"][str(N)], r["reference"]["arms"]["shuf"][str(N)]
+    assert more_ref["recognised"]["mean"] > 0.5 and more_ref["alone"]["mean"] > 0.5, more_ref
+    assert shuf_ref["recognised"]["mean"] < 0.4 and shuf_ref["alone"]["mean"] < 0.4, shuf_ref
+    assert more_ref["added"]["mean"] > shuf_ref["added"]["mean"] and len(more_ref["added"]["values"]) == SEEDS
+    assert more_ref["gain"]["seeds"] == SEEDS and more_ref["gain"]["mean"] > shuf_ref["gain"]["mean"]
     # paired: every arm of a seed trains on the same real subset from the same initial weights; seeds differ
     for arm in rows.values():
         assert arm["subsets"] == rows["real"]["subsets"] and arm["inits"] == rows["real"]["inits"]
@@ -146,6 +152,8 @@ def test_generator_that_saw_more_is_marked_and_one_seed_is_no_measurable_gain(ru
     assert md.startswith("<!-- mdcli diagnose gain -->") and f"--arm gen=append:{samples}" in md and "--seeds 1" in md
     assert "| 3 | gen* | append |" in md and "| 3 | real | real |" in md and "generator saw 120 > 3 real windows" in md
     assert "reference, a logistic regression on each window's Doppler profile" in md and "N = 3: " in md
+    assert "The reference per arm" in md and "| N | arm | recognised | alone | added |" in md and "| 3 | gen | " in md
+    assert set(r["reference"]["arms"]["gen"]["3"]) == {"recognised", "alone", "added", "gain"}
     # a second run replaces its own report; a file of another kind is refused without --force
     _run(runner, [*base, "--md-out", str(tmp_path / "gain.md")])
     (tmp_path / "notes.md").write_text("my notes\n")
@@ -338,6 +346,9 @@ def test_every_mode_runs_and_pretrain_takes_other_classes(runner, gain_data, tmp
     assert r["arms"]["sim"]["options"] == {"finetune": "head"} and r["arms"]["mix"]["options"]["weight"] == 0.5
     assert all(v["inits"] == rows["real"]["inits"] for v in rows.values())
     assert all(0 <= v["accuracy"]["mean"] <= 1 for v in rows.values())
+    # the reference per arm: none for the set of other classes, the three checks for every other arm
+    assert r["reference"]["arms"]["sim"] is None
+    assert all(set(r["reference"]["arms"][a]["3"]) == {"recognised", "alone", "added", "gain"} for a in ("mix", "cas", "swap"))
 
 
 def test_files_joined_with_plus_are_one_extra_set(runner, gain_data, tmp_path):
