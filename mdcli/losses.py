@@ -35,6 +35,36 @@ def temporal_spectrum(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (spec(x) - spec(y)).abs().flatten(1).mean(1)
 
 
+ENVELOPE_LEVEL = 0.4  # image units above the median: the kinematic features' envelope level (20 dB at a 50 dB range)
+ENVELOPE_SOFTNESS = 0.05  # image units: the width of the soft step at the level
+
+
+def envelope_occupancy(x01: torch.Tensor, level: torch.Tensor, softness: float = ENVELOPE_SOFTNESS) -> torch.Tensor:
+    """Per time column the number of Doppler bins above `level` (B, 1, 1, 1), soft (a sigmoid step of width
+    `softness`), of images (B, 1, F, T) in [0, 1] -> (B, T) in bins: the width of what `mdcli.kinematics` calls
+    the envelope, differentiable."""
+    return torch.sigmoid((x01.float() - level) / softness).sum(-2).flatten(1)
+
+
+def envelope(x: torch.Tensor, y: torch.Tensor, level: float = ENVELOPE_LEVEL) -> torch.Tensor:
+    """Distance of the micro-Doppler envelope (B,), images in the model's [-1, 1]: per column the soft count of
+    Doppler bins above the target's envelope level (its median + `level`, image units), compared as the mean
+    absolute difference in bins, plus the same phase-blind comparison as `temporal_spectrum` of that count's
+    series over time (log(1 + |FFT|) of the mean-removed, Hann-windowed count). The count is what the kinematic
+    features threshold (a limb tip or a wing flash that falls under the level is lost to them however small its
+    L1 error), and its spectrum is what their period detector sees (the autocorrelation of the envelope is the
+    inverse transform of its power spectrum)."""
+    xf, yf = (x.float() + 1) / 2, (y.float() + 1) / 2
+    lv = yf.flatten(1).median(1).values.view(-1, 1, 1, 1) + level
+    ox, oy = envelope_occupancy(xf, lv), envelope_occupancy(yf, lv)
+    w = torch.hann_window(ox.shape[-1], periodic=False, device=x.device, dtype=torch.float32)
+
+    def spec(o: torch.Tensor) -> torch.Tensor:
+        return torch.log1p(torch.fft.rfft((o - o.mean(-1, keepdim=True)) * w, dim=-1).abs())
+
+    return (ox - oy).abs().mean(1) + (spec(ox) - spec(oy)).abs().mean(1)
+
+
 def _unit(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """Normalise feature vectors to unit length along channels (LPIPS, Zhang et al. 2018)."""
     return f / (f.pow(2).sum(1, keepdim=True).sqrt() + eps)

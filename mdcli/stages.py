@@ -120,6 +120,8 @@ class LossConfig:
     recon: str = "l1"  # l1 | l2
     recon_weight: float = 1.0
     temporal_weight: float = 0.0  # temporal-spectrum term (losses.temporal_spectrum): periodic limb / wing timing
+    envelope_weight: float = 0.0  # envelope term (losses.envelope): the bins above the kinematic level, per column
+    envelope_level: float = 0.4  # its level above the image's median, image units (20 dB at a 50 dB range)
     perceptual: str = "domain"  # domain | lpips-vgg | lpips-alex | none
     perceptual_weight: float = 1.0
     perceptual_weights: str = ""  # lpips: torchvision ImageNet trunk file (default: the torch hub cache)
@@ -149,6 +151,10 @@ class TrainAEConfig:
             raise ConfigError("loss.recon: expected l1 or l2")
         if self.loss.temporal_weight < 0:
             raise ConfigError(f"loss.temporal_weight: must be >= 0, got {self.loss.temporal_weight}")
+        if self.loss.envelope_weight < 0:
+            raise ConfigError(f"loss.envelope_weight: must be >= 0, got {self.loss.envelope_weight}")
+        if not 0 < self.loss.envelope_level < 1:
+            raise ConfigError(f"loss.envelope_level: image units above the median, in (0, 1), got {self.loss.envelope_level}")
         if self.disc.loss not in ("hinge", "non-saturating"):
             raise ConfigError("disc.loss: expected hinge or non-saturating")
         if not self.model.channel_mult or self.model.downsample_factor not in (1, 2, 4, 8, 16):
