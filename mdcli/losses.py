@@ -26,13 +26,14 @@ def temporal_spectrum(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Fourier transform along time (the row's mean removed), compared as mean |log(1 + |X|) - log(1 + |Y|)|.
     Blind to the phase, so unlike L1 it does not reward averaging an uncertain wing-beat or limb-swing timing into
     a smooth band: losing the modulation's energy at its rate costs, wherever the flashes fall."""
-    w = torch.hann_window(x.shape[-1], periodic=False, device=x.device, dtype=torch.float32)
+    return (_log_spectrum(x) - _log_spectrum(y)).abs().flatten(1).mean(1)
 
-    def spec(v: torch.Tensor) -> torch.Tensor:
-        v = v.float()
-        return torch.log1p(torch.fft.rfft((v - v.mean(-1, keepdim=True)) * w, dim=-1).abs())
 
-    return (spec(x) - spec(y)).abs().flatten(1).mean(1)
+def _log_spectrum(v: torch.Tensor) -> torch.Tensor:
+    """log(1 + |FFT|) along the last axis of the mean-removed, Hann-windowed series (fp32)."""
+    v = v.float()
+    w = torch.hann_window(v.shape[-1], periodic=False, device=v.device, dtype=torch.float32)
+    return torch.log1p(torch.fft.rfft((v - v.mean(-1, keepdim=True)) * w, dim=-1).abs())
 
 
 ENVELOPE_LEVEL = 0.4  # image units above the median: the kinematic features' envelope level (20 dB at a 50 dB range)
@@ -57,12 +58,7 @@ def envelope(x: torch.Tensor, y: torch.Tensor, level: float = ENVELOPE_LEVEL) ->
     xf, yf = (x.float() + 1) / 2, (y.float() + 1) / 2
     lv = yf.flatten(1).median(1).values.view(-1, 1, 1, 1) + level
     ox, oy = envelope_occupancy(xf, lv), envelope_occupancy(yf, lv)
-    w = torch.hann_window(ox.shape[-1], periodic=False, device=x.device, dtype=torch.float32)
-
-    def spec(o: torch.Tensor) -> torch.Tensor:
-        return torch.log1p(torch.fft.rfft((o - o.mean(-1, keepdim=True)) * w, dim=-1).abs())
-
-    return (ox - oy).abs().mean(1) + (spec(ox) - spec(oy)).abs().mean(1)
+    return (ox - oy).abs().mean(1) + (_log_spectrum(ox) - _log_spectrum(oy)).abs().mean(1)
 
 
 def _unit(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

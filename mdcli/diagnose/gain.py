@@ -390,12 +390,22 @@ def profile_features(x: np.ndarray, bands: int = 8, freqs: int = 16) -> np.ndarr
     return np.concatenate([x.mean(2), x.std(2), np.log1p(spec).reshape(len(x), -1)], 1)
 
 
-def reference_accuracies(data: "Data", per_class: list[int], seeds: list[int], split: str) -> dict:
+def _to_unit(t: torch.Tensor) -> np.ndarray:
+    """Model-range images (N, 1, F, T) in [-1, 1] -> the image's [0, 1] (N, F, T)."""
+    return (t.numpy()[:, 0] + 1) / 2
+
+
+def reference_profiles(data: "Data") -> tuple[np.ndarray, np.ndarray]:
+    """profile_features of the real training and held-out windows: what the reference sees of them."""
+    return profile_features(_to_unit(data.x)), profile_features(_to_unit(data.x_test))
+
+
+def reference_accuracies(data: "Data", per_class: list[int], seeds: list[int], split: str,
+                         profiles: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """The REFERENCE classifier on each (N, seed) subset the arms train on, tested on the held-out set: what the N
     windows support without a CNN. A `real` row far below it says the network, not the data, limits. -> per N the
     accuracy spread (mean, std, ci95, values over seeds)."""
-    to_unit = lambda t: (t.numpy()[:, 0] + 1) / 2  # noqa: E731  model range [-1, 1] -> the image's [0, 1]
-    train, test = profile_features(to_unit(data.x)), profile_features(to_unit(data.x_test))
+    train, test = profiles or reference_profiles(data)
     y = data.y.numpy()
     out = {}
     for n in per_class:
@@ -410,16 +420,17 @@ def reference_accuracies(data: "Data", per_class: list[int], seeds: list[int], s
 ARM_CHECKS = ("recognised", "alone", "added")  # the reference per arm: see reference_arms
 
 
-def reference_arms(data: "Data", arms: list[Arm], per_class: list[int], seeds: list[int], split: str) -> dict:
+def reference_arms(data: "Data", arms: list[Arm], per_class: list[int], seeds: list[int], split: str,
+                   base: dict, profiles: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """The REFERENCE classifier once more per arm with extra windows of the real classes, on the same (N, seed)
     subsets, whatever the arm's mode (all its windows, weight 1): what the extra windows carry of the classes
     without a CNN. Per arm and N over seeds: `recognised`, the share of the arm's windows that the reference trained
     on the N real windows gives their own label (do they look like their class); `alone`, the reference trained on
     the arm's windows only, on the held-out set (do they teach the classes); `added`, trained on the N real windows
-    and the arm's, on the held-out set, with its paired `gain` over the reference on the real windows alone. An arm
-    whose file holds other classes (pretraining on its own labels) has None. -> {arm: {N: ...}}."""
-    to_unit = lambda t: (t.numpy()[:, 0] + 1) / 2  # noqa: E731
-    train, test = profile_features(to_unit(data.x)), profile_features(to_unit(data.x_test))
+    and the arm's, on the held-out set, with its paired `gain` over the reference on the real windows alone (`base`:
+    reference_accuracies' results on the same seeds). An arm whose file holds other classes (pretraining on its own
+    labels) has None. -> {arm: {N: ...}}."""
+    train, test = profiles or reference_profiles(data)
     y = data.y.numpy()
     fit = lambda fa, ya, fb, yb, seed: stats.linear_probe_accuracy(fa, ya, fb, yb, weight_decay=1e-2, seed=seed)  # noqa: E731
     cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
@@ -430,25 +441,23 @@ def reference_arms(data: "Data", arms: list[Arm], per_class: list[int], seeds: l
         per_n: dict | None = {}
         for n in per_class:
             got = {k: [] for k in ARM_CHECKS}
-            base = []
             for seed in seeds:
                 path = arm.path(n, seed)
                 if path not in cache:
                     xe, ye, own = data.extra(path)
-                    cache[path] = None if own else (profile_features(to_unit(xe)), ye.numpy())
+                    cache[path] = None if own else (profile_features(_to_unit(xe)), ye.numpy())
                 if cache[path] is None:
                     per_n = None
                     break
                 fe, ye = cache[path]
                 sel = few_shot_indices(y, n, seed, data.sequence, split)
-                base.append(fit(train[sel], y[sel], test, data.y_test, seed))
                 got["recognised"].append(fit(train[sel], y[sel], fe, ye, seed))
                 got["alone"].append(fit(fe, ye, test, data.y_test, seed))
                 got["added"].append(fit(np.concatenate([train[sel], fe]), np.concatenate([y[sel], ye]), test, data.y_test, seed))
             if per_n is None:
                 break
             per_n[str(n)] = {k: _spread(v) for k, v in got.items()} | {
-                "gain": paired_gain([a - b for a, b in zip(got["added"], base)])}
+                "gain": paired_gain([a - b for a, b in zip(got["added"], base[str(n)]["values"])])}
         out[arm.name] = per_n
     return out
 
@@ -497,8 +506,10 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
         "results": {},
     }
     data = Data(p.train, p.test)
-    report["reference"] = {"method": REFERENCE, "results": reference_accuracies(data, list(per_class), list(seeds), p.split),
-                           "arms": reference_arms(data, p.arms, list(per_class), list(seeds), p.split)}
+    profiles = reference_profiles(data)
+    ref = reference_accuracies(data, list(per_class), list(seeds), p.split, profiles)
+    report["reference"] = {"method": REFERENCE, "results": ref,
+                           "arms": reference_arms(data, p.arms, list(per_class), list(seeds), p.split, ref, profiles)}
     by = {(t["arm"], t["n"], t["seed"]): r for t, r in zip(p.tasks, results)}
     for n in per_class:
         base = [by[("real", n, s)] for s in seeds]
