@@ -255,6 +255,8 @@ def _check_structure(f: h5py.File, path: Path, kind: str) -> None:
         raise ArtifactError(f"{path}: damaged '{kind}' artifact: /{data.name} or /labels is not a dataset")
     if data.ndim != (3 if kind == "spectrograms" else 4) or labels.shape != data.shape[:1]:
         raise ArtifactError(f"{path}: damaged '{kind}' artifact: data {data.shape} and labels {labels.shape} do not match")
+    if data.shape[0] == 0:  # mdcli never writes one (Spectrograms.save refuses); every reader needs at least one
+        raise ArtifactError(f"{path}: holds no {kind}")
     if kind == "spectrograms":
         n, nf, nt = data.shape
         if f["axes/doppler_hz"].shape != (nf,) or f["axes/time_s"].shape != (nt,):
@@ -437,6 +439,8 @@ class Spectrograms:
     def save(self, path: str | Path, config_yaml: str, seed: int, parents: list[dict] | None = None,
              attrs: dict | None = None) -> None:
         n, nf, nt = self.spectrograms.shape
+        if n == 0:  # every reader refuses an empty file: it is not written
+            raise MdcliError(f"{path}: no spectrograms to write (the selection is empty); nothing written")
         with atomic_h5(path) as f:
             write_header(f, "spectrograms", config_yaml, seed, parents)
             for key, value in (attrs or {}).items():

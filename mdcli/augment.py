@@ -6,7 +6,8 @@ time given by the strength, denoise it from there with the image's own label (cl
 chosen sampler), un-standardise, decode (VQ decoders quantise), re-reference to the image's peak as `sample`
 does.
 
-Strength s in [0, 1]: 0 is the image itself (no noise, no sampler: exactly decode(encode(x))); 1 is pure noise
+Strength s in [0, 1]: 0 is the image itself (no noise, no sampler: exactly decode(encode(x)), and with `--ae`
+alone no LDM is needed: the autoencoder's round trip, lineage the autoencoder and the data); 1 is pure noise
 and the full sampler (what `sample` does, with the label of the source); in between, the sampler's timestep
 grid (`steps` points for the whole range) is cut to start at the point nearest s (T - 1), the latent noised to
 the first of them with the forward process, and the sampler run over the rest. The strength actually used
@@ -119,34 +120,45 @@ class Setup:
 
     data: Spectrograms
     sources: np.ndarray  # indices into data
-    ldm_path: Path
+    ldm_path: Path | None  # None: strength 0 through the autoencoder alone
     ae_path: Path
     ldm_index: np.ndarray  # data class index -> LDM class index
     filters: list = field(default_factory=list)  # filters.Prepared, checked
 
 
-def check_inputs(cfg: AugmentConfig, ldm_path: Path, data_path: Path, ae_path: Path | None = None,
+def check_inputs(cfg: AugmentConfig, ldm_path: Path | None, data_path: Path, ae_path: Path | None = None,
                  output: Path | None = None) -> Setup:
-    """Validate the config, the LDM, its autoencoder and the data before anything is generated."""
+    """Validate the config, the LDM, its autoencoder and the data before anything is generated. Without an LDM
+    (`ldm_path` None) only strength 0 runs: the data through `ae_path`."""
     from mdcli.artifacts import load_model, open_artifact
     from mdcli.sample import check_decoder, check_decoder_output, find_autoencoder
 
     cfg.validate()
-    with open_artifact(ldm_path, "ldm", header_only=True):
-        pass
-    _, attrs, _ = load_model(ldm_path, "ldm")
-    ae_path = find_autoencoder(attrs, ae_path, ldm_path)
+    if ldm_path is None:
+        if cfg.strength_range()[1] > 0:
+            raise ConfigError(f"--ldm: needed for --strength {cfg.strength} (only --strength 0, the autoencoder's "
+                              "round trip, runs without one)")
+        if ae_path is None:
+            raise ConfigError("--ae: --strength 0 without --ldm needs the autoencoder (or --ldm to find it)")
+        attrs = None
+    else:
+        with open_artifact(ldm_path, "ldm", header_only=True):
+            pass
+        _, attrs, _ = load_model(ldm_path, "ldm")
+        ae_path = find_autoencoder(attrs, ae_path, ldm_path)
     check_decoder_output(ae_path, output)
     with open_artifact(ae_path, "autoencoder", header_only=True):
         pass
     _, ae_attrs, _ = load_model(ae_path, "autoencoder")
     data = Spectrograms.load(data_path)
-    check_decoder(attrs, ae_attrs, ldm_path, ae_path)
+    if attrs is not None:
+        check_decoder(attrs, ae_attrs, ldm_path, ae_path)
     shape = list(data.spectrograms.shape[1:])
     if shape != list(ae_attrs["image_shape"]):
-        raise MdcliError(f"--data {data_path}: images are {shape[0]}x{shape[1]}, but the LDM's autoencoder {ae_path} "
+        whose = "the LDM's autoencoder " if attrs is not None else "--ae "
+        raise MdcliError(f"--data {data_path}: images are {shape[0]}x{shape[1]}, but {whose}{ae_path} "
                          f"works on {ae_attrs['image_shape'][0]}x{ae_attrs['image_shape'][1]}")
-    names = list(attrs["class_names"])
+    names = list(attrs["class_names"]) if attrs is not None else list(data.class_names)
     unknown = [c for c in data.class_names if c not in names]
     wanted = cfg.classes or [c for c in data.class_names]
     bad = [c for c in wanted if c not in data.class_names]
@@ -161,7 +173,7 @@ def check_inputs(cfg: AugmentConfig, ldm_path: Path, data_path: Path, ae_path: P
     sources = np.flatnonzero(np.isin(data.labels, chosen))
     if not len(sources):
         raise MdcliError(f"--data {data_path}: no images of the classes {', '.join(wanted)}")
-    setup = Setup(data, sources, Path(ldm_path), Path(ae_path), ldm_index)
+    setup = Setup(data, sources, None if ldm_path is None else Path(ldm_path), Path(ae_path), ldm_index)
     if cfg.filters:
         from mdcli.filters import check_filter_files, parse_filters, prepare
 
@@ -183,6 +195,10 @@ def run_augment(cfg: AugmentConfig, setup: Setup, data_path: Path, output: Path,
     data, source_index, used, _ = generate(cfg, setup, progress)
     n_generated = len(data)
     keep, reports = apply(setup.filters, data) if setup.filters else (np.arange(n_generated), [])
+    if setup.filters:
+        from mdcli.filters import check_kept
+
+        check_kept(keep, reports, n_generated, "variations")
     data, source_index, used = data.select(keep), source_index[keep], used[keep]
     parents = parents_of(setup, data_path)
     seen = {r["sha256"] for r in parents}
@@ -207,19 +223,23 @@ def run_augment(cfg: AugmentConfig, setup: Setup, data_path: Path, output: Path,
 def generate(cfg: AugmentConfig, setup: Setup, progress: Callable[[int], None] | None = None,
              ) -> tuple[Spectrograms, np.ndarray, np.ndarray, np.ndarray]:
     """-> (variations, source index per variation, strength used per variation, their standardised latents before
-    decoding), in (source, variant) order."""
+    decoding (unstandardised without an LDM)), in (source, variant) order."""
     from mdcli.diffusion import build_schedule
     from mdcli.models.load import load_autoencoder, load_ldm
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    unet, ldm_cfg, attrs, _ = load_ldm(setup.ldm_path, device)
-    ae, _, _ = load_autoencoder(setup.ae_path, device)
-    schedule = build_schedule(ldm_cfg.diffusion)
-    T = schedule.T
-    grid = schedule.timesteps(cfg.steps, spacing(cfg.sampler))
-    mean = torch.tensor(attrs["channel_mean"], dtype=torch.float32, device=device)[None, :, None, None]
-    std = torch.tensor(attrs["channel_std"], dtype=torch.float32, device=device)[None, :, None, None]
-    null = len(attrs["class_names"])
+    ae, ae_attrs, _ = load_autoencoder(setup.ae_path, device)
+    if setup.ldm_path is not None:
+        unet, ldm_cfg, attrs, _ = load_ldm(setup.ldm_path, device)
+        schedule = build_schedule(ldm_cfg.diffusion)
+        T = schedule.T
+        grid = schedule.timesteps(cfg.steps, spacing(cfg.sampler))
+        mean = torch.tensor(attrs["channel_mean"], dtype=torch.float32, device=device)[None, :, None, None]
+        std = torch.tensor(attrs["channel_std"], dtype=torch.float32, device=device)[None, :, None, None]
+        null = len(attrs["class_names"])
+        latent_shape = attrs["latent_shape"]
+    else:  # strength 0 only (check_inputs): no sampler, latents as the autoencoder gives them
+        T, grid, mean, std, latent_shape = 1, [], 0.0, 1.0, ae_attrs["latent_shape"]
     lo, hi = cfg.strength_range()
     data, sources = setup.data, setup.sources
     K = cfg.per_image
@@ -234,7 +254,7 @@ def generate(cfg: AugmentConfig, setup: Setup, progress: Callable[[int], None] |
     n_out = len(jobs)
     images = np.zeros((n_out, *data.spectrograms.shape[1:]), np.float32)
     used = np.zeros(n_out, np.float32)
-    latents = np.zeros((n_out, *attrs["latent_shape"]), np.float32)
+    latents = np.zeros((n_out, *latent_shape), np.float32)
 
     def encode(idx: list[int]) -> torch.Tensor:
         x = to_model(torch.from_numpy(np.ascontiguousarray(data.spectrograms[idx]))[:, None]).to(device)
@@ -354,4 +374,5 @@ def summary(data: Spectrograms, source_index: np.ndarray, used: np.ndarray) -> d
 
 
 def parents_of(setup: Setup, data_path: Path) -> list[dict]:
-    return [parent_record(setup.ldm_path), parent_record(setup.ae_path), parent_record(data_path)]
+    models = [setup.ae_path] if setup.ldm_path is None else [setup.ldm_path, setup.ae_path]
+    return [parent_record(p) for p in models] + [parent_record(data_path)]

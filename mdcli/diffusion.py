@@ -76,7 +76,9 @@ class NoiseSchedule:
         the ratio r of successive steps near 1, where the 2M extrapolation is stable.
         """
         if not 1 <= n <= self.T:
-            raise ValueError(f"steps must be between 1 and {self.T}")
+            from mdcli.errors import ConfigError
+
+            raise ConfigError(f"--steps {n}: must be between 1 and {self.T} (the diffusion's timesteps)")
         if spacing == "lambda" and n > 1:
             lam = 0.5 * torch.log(self.alphabar / (1 - self.alphabar))  # decreasing in t
             # Start no lower than lambda = -5 (alphabar ~ 4.5e-5, pure noise for unit-variance

@@ -293,6 +293,16 @@ def prepare_for_sample(texts: list[str], cfg, ldm_path: Path, output: Path) -> l
     return prepared
 
 
+def check_kept(keep: np.ndarray, reports: list[dict], n: int, what: str) -> None:
+    """Refuse to write an empty file: which filter left nothing, and that nothing was written."""
+    if len(keep):
+        return
+    last = next((r["filter"] for r in reports if r["checked"] and r["checked"] == r["dropped"]), None)
+    who = f" (the '{last}' filter dropped every one it checked)" if last else ""
+    raise MdcliError(f"--filter: the filters kept none of the {n} {what}{who}; nothing written. Loosen a filter "
+                     "(e.g. a lower min=) or generate more")
+
+
 def sample_filtered(cfg, ldm_path: Path, output: Path, ae_path: Path | None, prepared: list[Prepared],
                     progress=None) -> tuple[Spectrograms, list[dict]]:
     """`sample` with filters: generate, drop, write the kept samples with the filter reports in `filters`."""
@@ -303,6 +313,7 @@ def sample_filtered(cfg, ldm_path: Path, output: Path, ae_path: Path | None, pre
 
     data, parents, _ = generate(cfg, ldm_path, ae_path, progress, output)
     keep, reports = apply(prepared, data)
+    check_kept(keep, reports, len(data), "samples")
     kept = data.select(keep)
     extra = [r for p in prepared for r in p.parents() if r["sha256"] not in {q["sha256"] for q in parents}]
     seen: set[str] = set()

@@ -166,11 +166,11 @@ def guard_outputs(outputs: dict[str, tuple[Path, str | None]], inputs: dict[str,
     try:
         with contextlib.ExitStack() as stack:
             if not is_secondary_rank():
-                for out, kind in outputs.values():
+                for oname, (out, kind) in outputs.items():
                     if kind is None:  # a folder output (export --format png) is created atomically by rename
                         continue
                     if out.exists() and out.is_dir():
-                        raise MdcliError(f"--output {out}: is a folder, expected a file name")
+                        raise MdcliError(f"{oname} {out}: is a folder, expected a file name")
                     _make_folder(out.parent, created)
                     stack.enter_context(output_lock(out))
             yield

@@ -7,6 +7,7 @@ trainers in `mdcli.train` run from it, `--resume` and `--init` compare it. Each 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from mdcli.choices import PERCEPTUAL_CHOICES
@@ -59,6 +60,27 @@ def check_optim(cfg: OptimConfig) -> None:
         raise ConfigError("train.split_gap: must be >= 0")
     if not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"train.ema_decay: must be in [0, 1) (0: off), got {cfg.ema_decay}")
+    check_rates(cfg.lr, cfg.weight_decay, cfg.warmup_steps, "train")
+    if not (math.isfinite(cfg.grad_clip) and cfg.grad_clip >= 0):
+        raise ConfigError(f"train.grad_clip: must be >= 0 (0: off), got {cfg.grad_clip}")
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"train.schedule: unknown '{cfg.schedule}'; valid: {', '.join(SCHEDULES)}")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"train.device: unknown '{cfg.device}'; valid: {', '.join(DEVICES)}")
+
+
+SCHEDULES = ("constant", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_rates(lr: float, weight_decay: float, warmup_steps: int, section: str) -> None:
+    """A learning rate > 0, a weight decay >= 0 and warm-up steps >= 0, all finite (`section`.lr etc. in errors)."""
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"{section}.lr: must be a finite number > 0, got {lr}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ConfigError(f"{section}.weight_decay: must be >= 0, got {weight_decay}")
+    if warmup_steps < 0:
+        raise ConfigError(f"{section}.warmup_steps: must be >= 0, got {warmup_steps}")
 
 
 @dataclass

@@ -137,9 +137,9 @@ def writes(**kinds):
 
 
 
-def _output_path(path: Path) -> Path:
+def _output_path(path: Path, option: str = "--output") -> Path:
     if path.exists() and path.is_dir():
-        raise MdcliError(f"--output {path}: is a folder, expected a file name")
+        raise MdcliError(f"{option} {path}: is a folder, expected a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

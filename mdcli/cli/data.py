@@ -197,12 +197,36 @@ def _pair(text: str | None, option: str, cast=float):
     return vals
 
 
+MAX_IMPORT_SIDE = 4096  # pixels per side of an imported spectrogram (a 64x64 model input is typical)
+
+
+def _check_import_values(dynamic_range_db: float, doppler_range, duration, carrier, iq_rate) -> None:
+    """The radar and axis values `import` stores: finite, positive, in order, and the axes given together."""
+    import math
+
+    def positive(value, option):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise MdcliError(f"{option} {value}: must be a finite number > 0")
+
+    positive(dynamic_range_db, "--dynamic-range-db")
+    positive(duration, "--duration")
+    positive(carrier, "--carrier")
+    positive(iq_rate, "--iq-rate")
+    if doppler_range is not None:
+        lo, hi = doppler_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise MdcliError(f"--doppler-range {lo:g},{hi:g}: expected two finite numbers LO < HI (Hz)")
+    if (doppler_range is None) != (duration is None) and iq_rate is None:
+        given, missing = ("--doppler-range", "--duration") if duration is None else ("--duration", "--doppler-range")
+        raise MdcliError(f"{given} without {missing}: calibrated axes need both (or neither, for uncalibrated axes)")
+
+
 @command(group, "import")
 @writes(output="spectrograms")
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or an .npz/.mat from `mdcli export`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms artifact to write (source = imported).")] = Path("imported.h5"),
-    colormap: Annotated[Optional[str], typer.Option(help="Colour map the images were rendered with: jet|turbo|viridis|gray|parula.")] = None,
+    colormap: Annotated[Optional[str], typer.Option(help="Colour map the images were rendered with: jet|turbo|viridis|gray (others, e.g. MATLAB's parula: --colormap-file).")] = None,
     colormap_file: Annotated[Optional[Path], typer.Option("--colormap-file", help="CSV of RGB rows (low to high) for other maps.")] = None,
     input_scale: Annotated[str, typer.Option("--input-scale", help="Arrays are: unit ([0,1] display) | db | power | amplitude.")] = "unit",
     dynamic_range_db: Annotated[float, typer.Option("--dynamic-range-db", help="Floor below each peak for db/power/amplitude.")] = 50.0,
@@ -229,8 +253,9 @@ def import_cmd(
     if input_scale not in ("unit", "db", "power", "amplitude"):
         raise MdcliError(f"--input-scale: unknown '{input_scale}'; valid: unit, db, power, amplitude")
     size = _pair(image_size, "--image-size", int)
-    if size is not None and min(size) < 8:
-        raise MdcliError("--image-size: each side must be >= 8")
+    if size is not None and not (min(size) >= 8 and max(size) <= MAX_IMPORT_SIDE):
+        raise MdcliError(f"--image-size {image_size}: each side must lie in 8..{MAX_IMPORT_SIDE}")
+    _check_import_values(dynamic_range_db, _pair(doppler_range, "--doppler-range"), duration, carrier, iq_rate)
     opts = ImportOptions(
         colormap=colormap, colormap_file=colormap_file, input_scale=input_scale, dynamic_range_db=dynamic_range_db,
         image_size=size, doppler_range=_pair(doppler_range, "--doppler-range"), duration=duration,
@@ -321,9 +346,9 @@ def split_cmd(
     from mdcli.data.splits import split_indices
 
     _require(path, "spectrograms")
-    train_out, test_out = _output_path(train_out), _output_path(test_out)
+    train_out, test_out = _output_path(train_out, "--train-out"), _output_path(test_out, "--test-out")
     data = Spectrograms.load(path)
-    tr, te = split_indices(data.labels, test_fraction, seed, split, data.sequence, gap)
+    tr, te = split_indices(data.labels, test_fraction, seed, split, data.sequence, gap, data.class_names)
     text = f"split: {split}\ntest_fraction: {test_fraction}\ngap: {gap}\nseed: {seed}\n"
     parents = [parent_record(path)]
     data.select(tr).save(train_out, text + "part: train\n", seed, parents)
@@ -357,7 +382,7 @@ def subset_cmd(
     short = [(c, k) for c, k in data.class_counts().items() if k < per_class]
     if short:
         raise MdcliError(f"--per-class {per_class}: {path} holds only {short[0][1]} spectrograms of class '{short[0][0]}'")
-    idx = few_shot_indices(data.labels, per_class, seed, data.sequence, split)
+    idx = few_shot_indices(data.labels, per_class, seed, data.sequence, split, data.class_names)
     data.select(idx).save(output, f"per_class: {per_class}\nseed: {seed}\nsplit: {resolved_split(split, data)}\n", seed,
                           [parent_record(path)])
     console.print(f"wrote {output}: {per_class} per class ({len(idx)}) of {len(data)} in {path}")

@@ -220,7 +220,7 @@ def diagnose_diffusability(
         _require(classifier, "classifier")
         _require(real, "spectrograms")
     if keep is not None:
-        keep = _output_path(keep)
+        keep = _output_path(keep, "--keep")
     with progress_bar("diffusability probe", cfg.ldm.train.steps, unit="step", quiet=quiet or as_json) as advance:
         report = diffusability_report(latents, cfg, classifier, real, keep, advance)
     if as_json:
@@ -335,7 +335,7 @@ def diagnose_gain(
     if json_out is not None:
         from mdcli.artifacts import atomic_path
 
-        with atomic_path(_output_path(json_out)) as tmp:
+        with atomic_path(_output_path(json_out, "--json-out")) as tmp:
             tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
     if md_out is not None:
         import shlex
@@ -343,7 +343,7 @@ def diagnose_gain(
         from mdcli.artifacts import atomic_path
         from mdcli.diagnose.gain import markdown_report
 
-        with atomic_path(_output_path(md_out)) as tmp:
+        with atomic_path(_output_path(md_out, "--md-out")) as tmp:
             # the command that reproduces the numbers (--jobs, outputs and display options do not change them)
             cmd = ["mdcli", "diagnose", "gain", "--train", str(train), "--test", str(test), "--per-class", per_class,
                    "--seeds", str(seeds), *(["--split", split] if split != "auto" else []),

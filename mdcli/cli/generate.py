@@ -108,7 +108,7 @@ def sample(
         err_console.print("[yellow]warning:[/] the filters kept no sample; no preview written")
         preview = None
     if preview is not None:
-        preview = _output_path(preview)
+        preview = _output_path(preview, "--preview")
         with atomic_path(preview) as tmp:
             plot_grid(data, tmp, per_class=min(6, cfg.n_per_class), seed=cfg.seed, title=f"{output.name} (generated, {cfg.sampler})")
     if not quiet:
@@ -119,7 +119,7 @@ def sample(
 @command(group)
 @writes(output="spectrograms", preview="png")
 def augment(
-    ldm: Annotated[Path, typer.Option("--ldm", help="LDM artifact from `mdcli train-ldm` (its autoencoder is found through the lineage).")] = Path("ldm.h5"),
+    ldm: Annotated[Optional[Path], typer.Option("--ldm", help="LDM artifact from `mdcli train-ldm` (its autoencoder is found through the lineage; default ldm.h5). --strength 0 with --ae needs none: the autoencoder's round trip.")] = None,
     data: Annotated[Path, typer.Option("--data", help="Real spectrograms to vary (the training data; never the test part).")] = Path("train.h5"),
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms artifact to write (source = generated, with /source_index).")] = Path("variations.h5"),
     ae: Annotated[Optional[Path], typer.Option("--ae", help="Autoencoder (default: found through the LDM's lineage).")] = None,
@@ -157,6 +157,8 @@ def augment(
         _require(ae, "autoencoder")
     if preview is not None and preview.suffix.lower() != ".png":
         raise MdcliError(f"--preview {preview}: expected a .png file name")
+    if ldm is None and not (ae is not None and cfg.strength_range()[1] == 0) and Path("ldm.h5").exists():
+        ldm = Path("ldm.h5")  # the default; without it check_inputs says what is missing
     output = _output_path(output)
     setup = check_inputs(cfg, ldm, data, ae, output)
     total = len(setup.sources) * cfg.per_image

@@ -30,6 +30,8 @@ def export(data: Spectrograms, output: Path, fmt: str, colormap: str = "gray") -
         raise MdcliError(f"--format: unknown '{fmt}'; valid: {', '.join(FORMATS)}")
     if fmt != "png" and output.is_dir():
         raise MdcliError(f"--output {output}: is a folder; --format {fmt} writes one file")
+    if fmt != "png" and output.suffix.lower() != f".{fmt}":
+        raise MdcliError(f"--output {output}: --format {fmt} writes a .{fmt} file; name it so (or pick --format)")
     if fmt == "png" and output.exists() and not output.is_dir():
         raise MdcliError(f"--output {output}: is a file; --format png writes a folder with one subfolder per class")
     if fmt == "npz":
@@ -61,20 +63,39 @@ def _export_png(data: Spectrograms, folder: Path, colormap: str) -> int:
         if colormap not in matplotlib.colormaps:
             raise MdcliError(f"--colormap: unknown '{colormap}'")
         table = (matplotlib.colormaps[colormap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    for name in data.class_names:
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name != name.strip():
+            raise MdcliError(f"class name {name!r} cannot be a folder name; export it --format npz or mat")
+    names = _png_names(data)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the folder should be what mkdir would make
+        written = 0
         for i, (img, label) in enumerate(zip(data.spectrograms, data.labels)):
             cls_dir = tmp / data.class_names[label]
             cls_dir.mkdir(exist_ok=True)
             q = np.round(img[::-1] * 255).astype(np.uint8)
             arr = q if table is None else table[q]
-            stem = Path(data.source_files[i]).stem if data.source_files else f"{i:06d}"
-            Image.fromarray(arr).save(cls_dir / f"{stem}.png")
+            Image.fromarray(arr).save(cls_dir / names[i])
+            written += 1
         if folder.exists():
             folder.rmdir()
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return len(data)
+    return written
+
+
+def _png_names(data: Spectrograms) -> list[str]:
+    """One file name per spectrogram, unique within its class folder: the source file's stem where those are
+    unique in the class (an imported folder keeps its names), else the index in front of it."""
+    stems = [Path(f).stem for f in data.source_files] if data.source_files else [None] * len(data)
+    if all(stems):
+        keys = list(zip(np.asarray(data.labels).tolist(), stems))
+        if len(set(keys)) == len(keys):
+            return [f"{s}.png" for s in stems]
+    return [f"{i:06d}_{s}.png" if s else f"{i:06d}.png" for i, s in enumerate(stems)]

@@ -135,9 +135,9 @@ def _read_image(path: Path) -> np.ndarray:
 
 def _read_array(path: Path, variable: str | None) -> np.ndarray:
     try:
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             return _read_npy(path)
-        if path.suffix == ".npz":
+        if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 names = list(z.keys())
                 key = variable or (names[0] if len(names) == 1 else None)
@@ -258,8 +258,19 @@ def _to_unit(x: np.ndarray, scale: str, dr: float) -> np.ndarray:
 
 
 def import_dataset(source: Path, opts: ImportOptions, progress: Callable[[int], None] | None = None) -> Spectrograms:
+    if opts.colormap is not None and opts.colormap_file is not None:
+        raise MdcliError("--colormap and --colormap-file: give one (the file is a colour map of its own)")
     if source.is_file() and source.suffix.lower() in (".npz", ".mat") and opts.csv is None:
-        return import_export_file(source, opts)
+        ignored = {"--colormap": opts.colormap, "--colormap-file": opts.colormap_file, "--image-size": opts.image_size,
+                   "--doppler-range": opts.doppler_range, "--duration": opts.duration, "--variable": opts.variable,
+                   "--iq-rate": opts.iq_rate, "--carrier": None if np.isnan(opts.carrier_hz) else opts.carrier_hz,
+                   "--input-scale": None if opts.input_scale == "unit" else opts.input_scale}
+        data = import_export_file(source, opts)  # a file that is not an export is refused here, saying so
+        given = [k for k, v in ignored.items() if v is not None]
+        if given:
+            raise MdcliError(f"{source}: an `mdcli export` file carries its own images, axes and radar values; "
+                             f"import it without {', '.join(given)}")
+        return data
     pairs, classes = list_inputs(source, opts)
     inverter = None
     images, labels, names, distances, iq_axes = [], [], [], [], None
@@ -280,7 +291,7 @@ def import_dataset(source: Path, opts: ImportOptions, progress: Callable[[int], 
                 img, dist = inverter(rgb)
                 distances.append(dist)
                 if dist > opts.max_colour_distance:
-                    raise MdcliError(f"{path}: mean colour distance {dist:.3f} to the '{opts.colormap or opts.colormap_file}' "
+                    raise MdcliError(f"{path}: mean colour distance {dist:.3f} to the '{opts.colormap_file or opts.colormap}' "
                                      f"map exceeds {opts.max_colour_distance}; the colour map looks wrong")
             if opts.flip_images:
                 img = img[::-1]

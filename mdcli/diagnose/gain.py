@@ -50,9 +50,9 @@ class GainConfig:
     batch_size: int = 128
 
     def validate(self) -> None:
-        if self.fit.steps < 1 or self.fit.batch_size < 1 or self.batch_size < 1:
-            raise ConfigError("fit.steps, fit.batch_size and batch_size: must be >= 1")
-        self.fit.net.validate("fit.net")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size: must be >= 1")
+        self.fit.validate("fit")
 
 
 @dataclass
@@ -123,7 +123,8 @@ def parse_arm(text: str) -> Arm:
     return arm
 
 
-def few_shot_indices(labels: np.ndarray, n: int, seed: int, sequence: np.ndarray | None, split: str = "auto") -> np.ndarray:
+def few_shot_indices(labels: np.ndarray, n: int, seed: int, sequence: np.ndarray | None, split: str = "auto",
+                     class_names: list[str] | None = None) -> np.ndarray:
     """The N-per-class subset of the protocol (and of `mdcli subset`). blocked (the default for data with a
     recording order, `/sequence`): per class a contiguous run of N windows in recording order at a seeded
     position, so the subset is a short recording rather than windows spread over all of it; random: a seeded
@@ -132,7 +133,8 @@ def few_shot_indices(labels: np.ndarray, n: int, seed: int, sequence: np.ndarray
         raise ConfigError(f"--split: unknown '{split}'; valid: auto, random, blocked")
     for c in np.unique(labels):
         if (labels == c).sum() < n:
-            raise MdcliError(f"--per-class {n}: class {int(c)} has only {int((labels == c).sum())} training windows")
+            name = f"'{class_names[c]}'" if class_names is not None else str(int(c))
+            raise MdcliError(f"--per-class {n}: class {name} has only {int((labels == c).sum())} training windows")
     if split == "random" or (split == "auto" and sequence is None):
         return few_per_class(labels, n, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 29, n]))
@@ -257,13 +259,13 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
         raise MdcliError(f"--test {test_path}: classes {list(test.class_names)} differ from --train's {names}")
     if test.spectrograms.shape[1:] != train.spectrograms.shape[1:]:
         raise MdcliError(f"--test {test_path}: images are {test.spectrograms.shape[1:]}, --train's {train.spectrograms.shape[1:]}")
-    check_held_out(test, test_path, train, f"--train {train_path}")
+    check_held_out(test, test_path, train, f"--train {train_path}", "--test")
     gap = sequence_gap(train, test)
     if gap == 0:
         raise MdcliError(f"--test {test_path}: holds windows of --train {train_path} (the same recording position of the "
                          "same class); make both with `mdcli split --split blocked`")
     for n in per_class:
-        few_shot_indices(train.labels, n, seeds[0], train.sequence, split)  # N larger than a class: an error here
+        few_shot_indices(train.labels, n, seeds[0], train.sequence, split, names)  # N larger than a class: an error here
     p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap)
     checked: set[tuple[Path, bool]] = set()
     for arm in arms:
@@ -301,7 +303,7 @@ def _check_arm_file(p: Plan, arm: Arm, path: Path, paths: list[Path], n: int, se
         if aligned:  # a class the real data lacks: an error
             why = f"{what} (files joined with {JOIN} must hold the real data's classes)" if len(paths) > 1 else what
             align_labels(extra, names, why)  # type: ignore[arg-type]
-        check_held_out(test, test_path, extra, what)
+        check_held_out(test, test_path, extra, what, "--test")
         for model in _lineage_models(path):
             check_lineage_held_out(test, test_path, model, f"{what}: the model {model}")
         ae_data = find_autoencoder_data(path)

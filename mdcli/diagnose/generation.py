@@ -51,7 +51,7 @@ class GenerationConfig:
             raise ConfigError(f"jobs: must be >= 1, got {self.jobs}")
         if self.k < 1 or any(n < 1 for n in self.few):
             raise ConfigError("k and few: must be >= 1")
-        self.fit.net.validate("fit.net")
+        self.fit.validate("fit")
 
 
 def ancestors(path: Path, depth: int = 8) -> dict[str, str]:
@@ -111,10 +111,13 @@ def find_training_data(samples: Path) -> Path | None:
 
 
 def find_autoencoder_data(samples: Path) -> Path | None:
-    """The spectrograms the autoencoder behind `samples` was trained on: samples -> ldm -> latents -> autoencoder
-    -> spectrograms (None where a link is missing or changed)."""
-    p: Path | None = Path(samples)
-    for kind in ("ldm", "latents", "autoencoder", "spectrograms"):
+    """The spectrograms the autoencoder behind `samples` was trained on: samples -> autoencoder (a parent of
+    `sample` and `augment` output, the only model of `augment --strength 0 --ae`) or samples -> ldm -> latents ->
+    autoencoder, then -> spectrograms (None where a link is missing or changed)."""
+    p: Path | None = parent_of(Path(samples), "autoencoder")
+    chain = ("spectrograms",) if p is not None else ("ldm", "latents", "autoencoder", "spectrograms")
+    p = p if p is not None else Path(samples)
+    for kind in chain:
         p = parent_of(p, kind)
         if p is None:
             return None
@@ -140,11 +143,12 @@ def shared_images(a: np.ndarray, b: np.ndarray) -> int:
     return sum(d in seen for d in _image_digests(b))
 
 
-def check_held_out(real: Spectrograms, real_path: Path, other: Spectrograms, what: str) -> None:
-    """Refuse data that shares images with the held-out set: every number here assumes nothing saw it."""
+def check_held_out(real: Spectrograms, real_path: Path, other: Spectrograms, what: str, option: str = "--real") -> None:
+    """Refuse data that shares images with the held-out set (given as `option`): every number here assumes
+    nothing saw it."""
     n = shared_images(other.spectrograms, real.spectrograms)
     if n:
-        raise MdcliError(f"{what}: holds {n} of the {len(real.spectrograms)} held-out images of --real {real_path}; "
+        raise MdcliError(f"{what}: holds {n} of the {len(real.spectrograms)} held-out images of {option} {real_path}; "
                          "the held-out set must be disjoint from everything the generator, the judge and the fresh "
                          "classifiers train on (make it with `mdcli split`)")
 

@@ -29,6 +29,8 @@ class ClassifierNetConfig:
         if not self.channels or min(self.channels) < 1 or self.groups < 1:
             raise ConfigError(f"{what}.channels: at least one stage, each >= 1 (and {what}.groups >= 1), "
                               f"got {self.channels}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{what}.dropout: must be in [0, 1), got {self.dropout}")
         if not 0 <= self.doppler_bins <= 64:
             raise ConfigError(f"{what}.doppler_bins: 0 (mean over Doppler and time) or 1-64 Doppler slices, "
                               f"got {self.doppler_bins}")

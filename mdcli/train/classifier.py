@@ -192,6 +192,19 @@ class FitConfig:
     noise_std: float = 0.02  # classic augmentation: additive noise on the [0, 1] image
     crop_min: float = 0.8  # classic augmentation: keep this share of the time axis (or more), resized back
 
+    def validate(self, section: str = "fit") -> None:
+        from mdcli.errors import ConfigError
+        from mdcli.stages import check_rates
+
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError(f"{section}.steps and {section}.batch_size: must be >= 1")
+        check_rates(self.lr, self.weight_decay, self.warmup_steps, section)
+        if not self.noise_std >= 0:
+            raise ConfigError(f"{section}.noise_std: must be >= 0, got {self.noise_std}")
+        if not 0 < self.crop_min <= 1:
+            raise ConfigError(f"{section}.crop_min: must be in (0, 1], got {self.crop_min}")
+        self.net.validate(f"{section}.net")
+
 
 def roll_time(xb: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """Circular shift of each image (B, 1, F, T) along time by its own amount, in one gather."""

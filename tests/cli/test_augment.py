@@ -79,6 +79,28 @@ def test_strength_zero_is_decode_encode(chain):
     check(chain["dir"] / "s0.h5", ("/source_index", "/strength", "generated_before_filters"))
 
 
+def test_strength_zero_needs_no_ldm(chain, tmp_path):
+    """--strength 0 with --ae alone: the same round trip as through the LDM, its lineage the autoencoder and the
+    data only; any other strength without --ldm is a one-line error naming it, nothing written."""
+    runner = CliRunner()
+    with_ldm, _, _ = _augment(chain, "s0-ldm.h5", "--strength", "0")
+    out = tmp_path / "rt.h5"
+    _ok(runner, ["augment", "--ae", str(chain["ae"]), "--data", str(chain["data"]), "--strength", "0", "-o", str(out), "-q"])
+    rt = Spectrograms.load(out)
+    np.testing.assert_array_equal(rt.spectrograms, with_ldm.spectrograms)
+    assert np.array_equal(rt.labels, with_ldm.labels)
+    with h5py.File(out) as f:
+        parents = json.loads(f.attrs["parents"])
+        assert np.all(f["strength"][()] == 0)
+    assert [p["sha256"] for p in parents] == [sha256_file(chain[k]) for k in ("ae", "data")]
+    bad = tmp_path / "bad.h5"
+    for extra, msg in [(["--ae", str(chain["ae"]), "--strength", "0.3"], "--ldm: needed for --strength 0.3"),
+                       (["--strength", "0"], "--ae")]:
+        res = runner.invoke(app, ["augment", "--data", str(chain["data"]), "-o", str(bad), "-q", *extra])
+        assert res.exit_code == 2 and msg in res.output, (extra, res.output)
+        assert len(res.output.strip().splitlines()) <= 2 and "Traceback" not in res.output and not bad.exists()
+
+
 def test_seeded_batch_independent_and_strength_range(chain):
     a, ea, _ = _augment(chain, "r1.h5", "--per-image", "2", "--strength", "0.2:0.7", "--seed", "4",
                         "--sampler", "dpmpp-2m-sde", "--preview", str(chain["dir"] / "grid.png"))
@@ -151,22 +173,29 @@ def test_each_filter_drops_its_bad_sample_and_keeps_held_out(chain, name, bad):
 
 def test_filters_in_augment_and_sample(chain):
     runner = CliRunner()
-    out, ex, attrs = _augment(chain, "f.h5", "--per-image", "2", "--strength", "0.3", "--filter", "kinematic",
-                              "--filter", f"novelty:{chain['clf']},quantile=0.05")
+    # the tiny chain's 10-step autoencoder draws no gait: the kinematic filter drops every variation, and an
+    # empty file is not written
+    res = runner.invoke(app, ["augment", "--ldm", str(chain["ldm"]), "--data", str(chain["data"]), "-o",
+                              str(chain["dir"] / "none.h5"), "--steps", "8", "-q", "--per-image", "2", "--strength", "0.3",
+                              "--filter", "kinematic"])
+    assert res.exit_code == 2 and "kept none of the 80 variations" in res.output and "'kinematic'" in res.output, res.output
+    assert not (chain["dir"] / "none.h5").exists()
+    out, ex, attrs = _augment(chain, "f.h5", "--per-image", "2", "--strength", "0.3",
+                              "--filter", f"novelty:{chain['clf']},quantile=0.05", "--filter", f"confidence:{chain['clf']},min=0.2")
     reports = json.loads(attrs["filters"])
-    assert [r["filter"] for r in reports] == ["kinematic", "novelty"]
+    assert [r["filter"] for r in reports] == ["novelty", "confidence"]
     assert reports[0]["checked"] == attrs["generated_before_filters"] == 2 * 40
     assert reports[1]["checked"] == reports[0]["checked"] - reports[0]["dropped"]
-    assert len(out) == reports[1]["checked"] - reports[1]["dropped"] == len(ex["source_index"])
+    assert 0 < len(out) == reports[1]["checked"] - reports[1]["dropped"] == len(ex["source_index"])
     assert sha256_file(chain["clf"]) in {p["sha256"] for p in json.loads(attrs["parents"])}
     smp = chain["dir"] / "sf.h5"
     res = _ok(runner, ["sample", "--ldm", str(chain["ldm"]), "-o", str(smp), "-n", "4", "--steps", "5",
-                       "--filter", "kinematic:margin=0.5"])
-    assert "kinematic" in res.output and "dropped" in res.output
+                       "--filter", f"novelty:{chain['clf']},quantile=0.05"])
+    assert "novelty" in res.output and "dropped" in res.output
     with h5py.File(smp) as f:
         rep = json.loads(f.attrs["filters"])
         assert rep[0]["reference"] == str(chain["tiny"])  # the LDM's training data, found through the lineage
-        assert f.attrs["generated_before_filters"] == 20 and len(f["labels"]) == 20 - rep[0]["dropped"]
+        assert f.attrs["generated_before_filters"] == 20 and 0 < len(f["labels"]) == 20 - rep[0]["dropped"]
     from tests.test_docs import check
 
     check(smp, ("filters",))
@@ -194,6 +223,7 @@ def test_bad_input_is_one_line_and_writes_nothing(chain, tmp_path):
         (["--filter", "kinematic:margin=x"], "number"),
         (["--filter", f"confidence:{other}"], "classes"),
         (["--classes", "ufo"], "ufo"),
+        (["--steps", "5000"], "--steps 5000: must be between 1 and 1000"),
     ]
     for extra, msg in cases:
         res = runner.invoke(app, base + extra)
@@ -202,6 +232,8 @@ def test_bad_input_is_one_line_and_writes_nothing(chain, tmp_path):
         assert not out.exists()
     res = runner.invoke(app, ["augment", "--ldm", str(chain["ldm"]), "--data", str(small), "-o", str(out), "-q"])
     assert res.exit_code == 2 and "16x32" in res.output and not out.exists(), res.output
+    res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(out), "--steps", "5000", "-q"])
+    assert res.exit_code == 2 and "--steps 5000" in res.output and not out.exists(), res.output
     res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(out), "--filter", "novelty:nope.h5"])
     assert res.exit_code == 2 and "nope.h5" in res.output and not out.exists(), res.output
 

@@ -197,6 +197,30 @@ def test_generator_that_saw_more_is_marked_and_one_seed_is_no_measurable_gain(ru
     _refused(runner, [*common, "--arm", f"gen=append:{leaky}"], "held-out")
 
 
+def test_round_trip_through_an_autoencoder_alone_is_starred_for_what_it_saw(runner, gain_data, tmp_path):
+    """`augment --strength 0 --ae` writes a file whose only model parent is the autoencoder: the arm is starred
+    when that autoencoder was trained on more than the subset, not when it saw the subset alone."""
+    d = gain_data
+    rows = {}
+    for name, ae_data in (("wide", d / "train.h5"), ("own", None)):
+        g = tmp_path / f"{name}_3_0"
+        g.mkdir()
+        _run(runner, ["subset", str(d / "train.h5"), "--per-class", "3", "--seed", "0", "-o", str(g / "few.h5")])
+        with atomic_h5(g / "ae.h5") as f:
+            write_header(f, "autoencoder", "fake: true\n", 0, [parent_record(ae_data or g / "few.h5")])
+        s = Spectrograms.load(g / "few.h5")
+        s.spectrograms = np.flip(s.spectrograms, 2).copy()
+        s.source = "generated"
+        s.save(g / "rec.h5", "fake round trip\n", 0, [parent_record(g / "ae.h5"), parent_record(g / "few.h5")])
+        r = json.loads(_run(runner, ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"),
+                                     "--per-class", "3", "--seeds", "1", "-q", "--set", "fit.steps=2", "--set",
+                                     "fit.net.channels=[4]", "--json", "--arm", f"rec=append:{g}/rec.h5"]).stdout)
+        rows[name] = r["results"]["3"]["rec"]
+    assert (rows["wide"]["autoencoder_saw"], rows["wide"]["autoencoder_saw_more"]) == (120, True)
+    assert (rows["own"]["autoencoder_saw"], rows["own"]["autoencoder_saw_more"]) == (3, False)
+    assert rows["wide"]["generator_saw"] is None  # no diffusion model in this lineage
+
+
 def test_bad_input_is_one_line_and_writes_nothing(runner, gain_data, tmp_path):
     d = gain_data
     base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "5",
