@@ -31,7 +31,7 @@ from mdcli.artifacts import Spectrograms, parent_record
 from mdcli.data.batches import from_model, to_model
 from mdcli.diffusion import NoiseSchedule, guided_eps, run_sampler
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.sample import check_sampling
+from mdcli.sample import check_classes, check_sampling
 
 
 @dataclass
@@ -55,6 +55,7 @@ class AugmentConfig:
     def validate(self) -> None:
         check_sampling(self.sampler, self.eta, {"--per-image": self.per_image, "--batch-size": self.batch_size,
                                                 "--steps": self.steps})
+        check_classes(self.classes)
         self.strength_range()
         from mdcli.filters import parse_filters
 

@@ -61,6 +61,25 @@ def envelope(x: torch.Tensor, y: torch.Tensor, level: float = ENVELOPE_LEVEL) ->
     return (ox - oy).abs().mean(1) + (_log_spectrum(ox) - _log_spectrum(oy)).abs().mean(1)
 
 
+PROFILE_BANDS, PROFILE_FREQS = 8, 16  # as the `diagnose gain` reference's features (diagnose.gain.profile_features)
+
+
+def profile(x: torch.Tensor, y: torch.Tensor, bands: int = PROFILE_BANDS, freqs: int = PROFILE_FREQS) -> torch.Tensor:
+    """Distance of the Doppler profile (B,), images in the model's [-1, 1]: per Doppler row the mean and the
+    standard deviation over time, and per band of Doppler rows log(1 + |temporal spectrum|) at 1..`freqs` cycles
+    per window of the band's mean, each compared as a mean absolute difference, summed. The statistics of the
+    `diagnose gain` reference (what identifies a person in few windows: where the power lies along Doppler, how
+    much each row varies, how each band repeats), on the image's [0, 1] scale; blind to when things happen."""
+    xf, yf = (x.float()[:, 0] + 1) / 2, (y.float()[:, 0] + 1) / 2  # (B, F, T)
+
+    def stats(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sl = torch.stack([b.mean(1) for b in torch.tensor_split(v, min(bands, v.shape[1]), dim=1)], 1)
+        spec = torch.fft.rfft(sl - sl.mean(-1, keepdim=True), dim=-1).abs()[..., 1 : freqs + 1]
+        return v.mean(2), v.std(2, unbiased=False), torch.log1p(spec)
+
+    return sum((a - b).abs().flatten(1).mean(1) for a, b in zip(stats(xf), stats(yf)))
+
+
 def _unit(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """Normalise feature vectors to unit length along channels (LPIPS, Zhang et al. 2018)."""
     return f / (f.pow(2).sum(1, keepdim=True).sqrt() + eps)

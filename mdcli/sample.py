@@ -33,6 +33,14 @@ class SampleConfig:
     def validate(self) -> None:
         check_sampling(self.sampler, self.eta, {"--n-per-class": self.n_per_class, "--batch-size": self.batch_size,
                                                 "--steps": self.steps})
+        check_classes(self.classes)
+
+
+def check_classes(classes: list[str]) -> None:
+    """--classes names each class once."""
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:
+        raise ConfigError(f"--classes: '{twice[0]}' is named twice")
 
 
 def check_sampling(sampler: str, eta: float, counts: dict[str, int]) -> None:

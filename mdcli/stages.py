@@ -144,6 +144,7 @@ class LossConfig:
     temporal_weight: float = 0.0  # temporal-spectrum term (losses.temporal_spectrum): periodic limb / wing timing
     envelope_weight: float = 0.0  # envelope term (losses.envelope): the bins above the kinematic level, per column
     envelope_level: float = 0.4  # its level above the image's median, image units (20 dB at a 50 dB range)
+    profile_weight: float = 0.0  # Doppler-profile term (losses.profile): per row mean and spread over time, band spectra
     perceptual: str = "domain"  # domain | lpips-vgg | lpips-alex | none
     perceptual_weight: float = 1.0
     perceptual_weights: str = ""  # lpips: torchvision ImageNet trunk file (default: the torch hub cache)
@@ -173,6 +174,8 @@ class TrainAEConfig:
             raise ConfigError("loss.recon: expected l1 or l2")
         if self.loss.temporal_weight < 0:
             raise ConfigError(f"loss.temporal_weight: must be >= 0, got {self.loss.temporal_weight}")
+        if self.loss.profile_weight < 0:
+            raise ConfigError(f"loss.profile_weight: must be >= 0, got {self.loss.profile_weight}")
         if self.loss.envelope_weight < 0:
             raise ConfigError(f"loss.envelope_weight: must be >= 0, got {self.loss.envelope_weight}")
         if not 0 < self.loss.envelope_level < 1:

@@ -264,7 +264,12 @@ def import_cmd(
     output = _output_path(output)
     from mdcli.data.importing import ARRAY_EXT, IMAGE_EXT
 
-    n_files = sum(1 for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXT | ARRAY_EXT) if source.is_dir() else 1
+    if csv_file is not None:
+        from mdcli.data.importing import list_inputs
+
+        n_files = len(list_inputs(source, opts)[0])
+    else:
+        n_files = sum(1 for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXT | ARRAY_EXT) if source.is_dir() else 1
     with progress_bar("import", n_files, unit="file", quiet=quiet) as advance:
         data = import_dataset(source, opts, advance)
     config = "\n".join(f"{k}: {v}" for k, v in vars(opts).items()) + f"\nsource: {source}\n"

@@ -14,7 +14,7 @@ from mdcli.config import to_yaml
 from mdcli.data.batches import BatchReader, Prefetcher, eval_subset, from_model
 from mdcli.data.splits import split_indices
 from mdcli.errors import MdcliError
-from mdcli.losses import (DomainPerceptual, adaptive_weight, build_lpips, envelope, gan_d_loss, gan_g_loss, reconstruction,
+from mdcli.losses import (DomainPerceptual, adaptive_weight, build_lpips, envelope, gan_d_loss, gan_g_loss, profile, reconstruction,
                           temporal_spectrum)
 from mdcli.metrics import codebook_stats, psnr, ssim
 from mdcli.models.discriminator import PatchDiscriminator
@@ -160,6 +160,9 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                 if cfg.loss.envelope_weight:
                     e_loss = envelope(out.recon, xb, cfg.loss.envelope_level).mean()
                     nll = nll + cfg.loss.envelope_weight * e_loss
+                if cfg.loss.profile_weight:
+                    pr_loss = profile(out.recon, xb).mean()
+                    nll = nll + cfg.loss.profile_weight * pr_loss
                 if perceptual is not None:
                     p_loss = perceptual(out.recon.float(), xb).mean()
                     nll = nll + cfg.loss.perceptual_weight * p_loss
@@ -171,6 +174,8 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
                     record["temporal"] = t_loss.item()
                 if cfg.loss.envelope_weight:
                     record["envelope"] = e_loss.item()
+                if cfg.loss.profile_weight:
+                    record["profile"] = pr_loss.item()
                 recon_grad = None
                 if gan and step >= cfg.disc.start:
                     disc.requires_grad_(False)

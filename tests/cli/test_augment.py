@@ -224,6 +224,7 @@ def test_bad_input_is_one_line_and_writes_nothing(chain, tmp_path):
         (["--filter", f"confidence:{other}"], "classes"),
         (["--classes", "ufo"], "ufo"),
         (["--steps", "5000"], "--steps 5000: must be between 1 and 1000"),
+        (["--classes", "bird,drone,bird"], "'bird' is named twice"),
     ]
     for extra, msg in cases:
         res = runner.invoke(app, base + extra)
@@ -232,8 +233,9 @@ def test_bad_input_is_one_line_and_writes_nothing(chain, tmp_path):
         assert not out.exists()
     res = runner.invoke(app, ["augment", "--ldm", str(chain["ldm"]), "--data", str(small), "-o", str(out), "-q"])
     assert res.exit_code == 2 and "16x32" in res.output and not out.exists(), res.output
-    res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(out), "--steps", "5000", "-q"])
-    assert res.exit_code == 2 and "--steps 5000" in res.output and not out.exists(), res.output
+    for extra, msg in ((["--steps", "5000"], "--steps 5000"), (["--classes", "walker,walker"], "'walker' is named twice")):
+        res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(out), "-q", *extra])
+        assert res.exit_code == 2 and msg in res.output and not out.exists(), res.output
     res = runner.invoke(app, ["sample", "--ldm", str(chain["ldm"]), "-o", str(out), "--filter", "novelty:nope.h5"])
     assert res.exit_code == 2 and "nope.h5" in res.output and not out.exists(), res.output
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mdcli.errors import MdcliError
-from mdcli.losses import (LPIPS_TRUNK_FILES, adaptive_weight, build_lpips, envelope, envelope_occupancy, gan_d_loss,
+from mdcli.losses import (LPIPS_TRUNK_FILES, adaptive_weight, build_lpips, envelope, envelope_occupancy, gan_d_loss, profile,
                           gan_g_loss, reconstruction, temporal_spectrum)
 from mdcli.metrics import psnr, ssim
 
@@ -68,6 +68,26 @@ def test_envelope_term_sees_flashes_under_the_level_that_l1_does_not():
     assert (per_column > 1).all() and (spectrum_part.abs() < 0.02 * per_column).all()
     occ = envelope_occupancy(x01, lv)
     assert occ[:, ::6].min() > 15 and occ[:, 1::6].max() < 5  # the flash columns: 16 bins; between: the line
+
+
+def test_profile_term_is_the_gain_references_features_and_blind_to_when():
+    """The profile term is the mean absolute difference of each group of `diagnose gain`'s reference features (row
+    means, row spreads, band spectra): 0 for a copy and for a circular shift along time (it asks where along
+    Doppler and how much, not when), > 0 for the same image two rows higher along Doppler."""
+    import numpy as np
+
+    from mdcli.diagnose.gain import profile_features
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(3, 1, 32, 40, generator=g) * 2 - 1, torch.rand(3, 1, 32, 40, generator=g) * 2 - 1
+    fx, fy = (profile_features(((v[:, 0].double() + 1) / 2).numpy()) for v in (x, y))
+    groups = (slice(0, 32), slice(32, 64), slice(64, None))
+    expected = sum(np.abs(fx[:, k] - fy[:, k]).mean(1) for k in groups)
+    np.testing.assert_allclose(profile(x, y).numpy(), expected, rtol=1e-4)
+    assert torch.equal(profile(x, x), torch.zeros(3))
+    moved = torch.roll(x, 7, dims=-1)
+    assert (profile(moved, x) < 1e-5).all() and (reconstruction(moved, x) > 0.3).all()
+    assert (profile(torch.roll(x, 2, dims=-2), x) > 0.05).all()
 
 
 def test_gan_losses():

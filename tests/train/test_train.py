@@ -302,18 +302,20 @@ def test_temporal_spectrum_term_trains_and_is_logged(runner, tiny_data, clf, tmp
 
 
 def test_envelope_term_trains_and_is_logged(runner, tiny_data, clf, tmp_path):
-    """loss.envelope_weight > 0 adds the envelope term: logged per step as `envelope`, other weights than without
-    it; a negative weight or a level outside (0, 1) is a one-line error naming the option, nothing written."""
+    """loss.envelope_weight > 0 adds the envelope term (and loss.profile_weight the profile term): logged per step as
+    `envelope` (`profile`), other weights than without them; a negative weight or a level outside (0, 1) is a
+    one-line error naming the option, nothing written."""
     out = tmp_path / "ae_env.h5"
     _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "3", "--set", "train.log_every=1",
-              "--set", "loss.envelope_weight=0.5")
+              "--set", "loss.envelope_weight=0.5", "--set", "loss.profile_weight=1")
     records = [json.loads(line) for line in log_path(out).read_text().splitlines() if '"rec"' in line]
-    assert len(records) == 3 and all(r["envelope"] > 0 and "temporal" not in r for r in records)
+    assert len(records) == 3 and all(r["envelope"] > 0 and r["profile"] > 0 and "temporal" not in r for r in records)
     plain = tmp_path / "ae_plain.h5"
     _train_ae(runner, tiny_data, clf, plain, "vqvae", "--steps", "3")
     a, b = _weights(out), _weights(plain)
     assert any(not np.array_equal(a[k], b[k]) for k in a)
-    for bad, key in (("loss.envelope_weight=-1", "loss.envelope_weight"), ("loss.envelope_level=1.5", "loss.envelope_level")):
+    for bad, key in (("loss.envelope_weight=-1", "loss.envelope_weight"), ("loss.envelope_level=1.5", "loss.envelope_level"),
+                     ("loss.profile_weight=-1", "loss.profile_weight")):
         res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
                                   "--classifier", str(clf), "-o", str(tmp_path / "x.h5"), "--set", bad])
         assert res.exit_code == 2 and key in res.output and "Traceback" not in res.output, res.output
