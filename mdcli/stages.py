@@ -61,6 +61,11 @@ def check_optim(cfg: OptimConfig) -> None:
     if not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"train.ema_decay: must be in [0, 1) (0: off), got {cfg.ema_decay}")
     check_rates(cfg.lr, cfg.weight_decay, cfg.warmup_steps, "train")
+    if cfg.checkpoint_every < 1 or cfg.log_every < 1 or cfg.max_eval < 1:
+        raise ConfigError("train.checkpoint_every, train.log_every and train.max_eval: must be >= 1, got "
+                          f"{cfg.checkpoint_every}, {cfg.log_every}, {cfg.max_eval}")
+    if cfg.eval_every < 0:
+        raise ConfigError(f"train.eval_every: must be >= 0 (0: once per epoch), got {cfg.eval_every}")
     if not (math.isfinite(cfg.grad_clip) and cfg.grad_clip >= 0):
         raise ConfigError(f"train.grad_clip: must be >= 0 (0: off), got {cfg.grad_clip}")
     if cfg.schedule not in SCHEDULES:

@@ -412,10 +412,18 @@ def run_study(profile: Path, dataset: str, out: Path, data: Path | None = None, 
         raise MdcliError(f"--perceptual: unknown '{perceptual}'; valid: {', '.join(STUDY_PERCEPTUAL)}")
     if not profile.is_file():
         raise MdcliError(f"--profile {profile}: file not found")
-    profile_data = yaml.safe_load(profile.read_text())
+    try:
+        profile_data = yaml.safe_load(profile.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise MdcliError(f"--profile {profile}: not a YAML file ({type(e).__name__})") from None
     if not isinstance(profile_data, dict) or not isinstance(profile_data.get("study"), dict):
         raise MdcliError(f"--profile {profile}: has no study section (see configs/study/)")
     study = profile_data["study"]
+    if not isinstance(study.get("arms"), dict) or not isinstance(study.get("seeds"), list) or not study["seeds"]:
+        raise MdcliError(f"--profile {profile}: its study section needs 'arms' (a mapping) and 'seeds' (a list); "
+                         "see configs/study/")
+    if out.exists() and not out.is_dir():
+        raise MdcliError(f"--out {out}: is a file, expected a folder")
     # extra_arms: measured follow-ups (e.g. a fix tried on VQ-GAN) that run only when --arms names them
     known = study["arms"] | (study.get("extra_arms") or {})
     arm_names = arms.split(",") if arms else list(study["arms"])
@@ -440,6 +448,13 @@ def run_study(profile: Path, dataset: str, out: Path, data: Path | None = None, 
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if data is not None and not data.is_file():
         raise MdcliError(f"--data {data}: file not found")
+    if data is not None:
+        from mdcli.artifacts import open_artifact
+
+        with open_artifact(data, "spectrograms", header_only=True):  # another kind: one line naming it
+            pass
+    elif dataset == "gait" and not Path(gait_dir).is_dir():
+        raise MdcliError(f"--gait-dir {gait_dir}: not a folder (the measured gait images, one subfolder per person)")
     key = study_key(yaml.safe_load(profile.read_text()), dataset, data, gait_dir, threads)  # the profile as written
     runs = [(arm, seed) for arm in arm_names for seed in study["seeds"]]
     akeys = {f"{arm}_s{seed}": arm_key(key, study, arm, seed, perceptual) for arm, seed in runs}

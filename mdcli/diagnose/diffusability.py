@@ -70,7 +70,7 @@ def diffusability_report(latents_path: Path, cfg: DiffusabilityConfig, judge: Pa
         from mdcli.diagnose.generation import check_judge_for
 
         r = Spectrograms.load(real)
-        model, _ = check_judge_for(judge, r, real, latents_path)
+        model, _ = check_judge_for(judge, r, real, latents_path, override=None)
         latent_classes = load_latents(latents_path)
         names, image_shape = list(latent_classes.class_names), tuple(latent_classes.attrs["image_shape"])
         latent_classes.reader.close()

@@ -75,14 +75,15 @@ def ancestors(path: Path, depth: int = 8) -> dict[str, str]:
     return seen
 
 
-def check_judge(judge: Path, samples: Path, allow_same: bool) -> None:
-    """Refuse a judge that was used to train the generator (e.g. the domain perceptual loss's classifier)."""
+def check_judge(judge: Path, samples: Path, allow_same: bool, override: str | None = "--allow-same-judge") -> None:
+    """Refuse a judge that was used to train the generator (e.g. the domain perceptual loss's classifier); the
+    error names the command's `override` option where it has one."""
     lineage = ancestors(samples)
     digest = sha256_file(judge)
     if digest in lineage and not allow_same:
         raise MdcliError(f"--classifier {judge}: this classifier is in the lineage of {samples} ({lineage[digest]}: it shaped "
                          "the generator, e.g. as the perceptual loss), so it cannot judge them; train an independent "
-                         "judge (mdcli train-classifier --seed 1) or pass --allow-same-judge")
+                         "judge (mdcli train-classifier --seed 1)" + (f" or pass {override}" if override else ""))
 
 
 @torch.no_grad()
@@ -189,12 +190,12 @@ def check_lineage_held_out(real: Spectrograms, real_path: Path, path: Path, what
 
 
 def check_judge_for(judge_path: Path, real: Spectrograms, real_path: Path, generated: Path,
-                    allow_same_judge: bool = False) -> tuple:
+                    allow_same_judge: bool = False, override: str | None = "--allow-same-judge") -> tuple:
     """Everything a judge and a held-out set must satisfy before they score what `generated` (samples or
     latents) came from: the judge is not in its lineage, knows the real data's classes in the same order, and
     neither the judge's nor the generator's training data (autoencoder, its perceptual classifier, diffusion
     model) holds a held-out image. -> the loaded judge and its attributes (load_classifier's pair)."""
-    check_judge(judge_path, generated, allow_same_judge)
+    check_judge(judge_path, generated, allow_same_judge, override)
     judge, jattrs = load_classifier(judge_path)
     names = list(real.class_names)
     if list(jattrs["class_names"]) != names:

@@ -67,6 +67,14 @@ class CollapseThresholds:
     neighbour_mi_ratio_min: float = 0.02  # VQ: less neighbour-code structure than this -> posterior collapse
     damage_ratio_max: float = 0.5  # VQ: nearest-code swaps nearly as harmful as random ones -> posterior collapse
 
+    def validate(self) -> None:
+        for key in ("active_share_min", "perplexity_ratio_min", "top10_mass_max", "neighbour_mi_ratio_min"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"{key}: a share, in [0, 1], got {getattr(self, key)}")
+        for key in ("variance_index_max", "damage_ratio_max"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+
 
 def is_vq(model) -> bool:
     return hasattr(model, "quantizer")

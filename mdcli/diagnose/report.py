@@ -19,7 +19,18 @@ def _lsd(v: dict) -> str:
 
 
 def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    """A diagnostics report of the run folder, None where absent; a file that is not a JSON object (an empty one
+    left by a failed `diagnose ... --json > FILE`) is one line naming it."""
+    if not path.exists():
+        return None
+    try:
+        out = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MdcliError(f"{path}: not a diagnose --json report ({type(e).__name__}); run the diagnose command again "
+                         "or delete the file") from None
+    if not isinstance(out, dict):
+        raise MdcliError(f"{path}: not a diagnose --json report (a JSON {type(out).__name__}, expected an object)")
+    return out
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -5,6 +5,7 @@ Ranges are [low, high] and sampled uniformly per spectrogram; integer choices ar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from mdcli.errors import ConfigError
@@ -19,6 +20,8 @@ MAX_POINTS_PER_SEGMENT = 256  # walker scatterers per segment (the cost grows li
 def _rng(lo: float, hi: float):
     return field(default_factory=lambda: [lo, hi])
 
+
+MAX_SLOW_TIME = 10**7  # slow-time samples of one observation (e.g. 100 s at 100 kHz): beyond, memory, not physics
 
 @dataclass
 class RadarConfig:
@@ -260,9 +263,12 @@ class SimulateConfig:
                                   "own cadence); set that instead")
         r, p = self.radar, self.processing
         for key, v in (("radar.carrier_hz", r.carrier_hz), ("radar.prf_hz", r.prf_hz), ("radar.duration_s", r.duration_s)):
-            if v <= 0:
-                raise ConfigError(f"{key}: must be positive, got {v}")
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{key}: must be a finite number > 0, got {v}")
         n_samples = int(round(r.prf_hz * r.duration_s))
+        if n_samples > MAX_SLOW_TIME:
+            raise ConfigError(f"radar.prf_hz x radar.duration_s: {n_samples} slow-time samples per observation, more "
+                              f"than mdcli simulates ({MAX_SLOW_TIME}); a spectrogram needs seconds at a few kHz")
         if p.win_len < 8 or p.win_len > n_samples:
             raise ConfigError(f"processing.win_len: must be between 8 and the {n_samples} samples of one observation")
         if p.nfft < p.win_len:

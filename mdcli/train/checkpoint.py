@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mdcli.artifacts import atomic_h5, open_artifact, read_header, write_header
-from mdcli.errors import ArtifactError
+from mdcli.errors import ArtifactError, ConfigError
 from mdcli.train.distributed import is_main
 from mdcli.train.logs import JsonlLog, log_path
 
@@ -114,15 +114,29 @@ def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimi
     ckpt = checkpoint_path(output)
     jsonl = JsonlLog(log_path(output) if is_main() else None)
     if resume and ckpt.exists():
+        total = _total_steps(config_yaml)
         start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers, parents)
+        if total is not None and start > total:  # the artifact would record fewer steps than its weights had
+            raise ConfigError(f"--steps {total}: below the checkpoint's step {start} ({ckpt}); resume with at "
+                              f"least {start}, or drop --resume to start afresh")
         log(f"resumed from {ckpt} at step {start}")
         jsonl.keep_until(start)
         if progress is not None:
             progress(0, completed=start)
         return ckpt, jsonl, start, extra
+    if resume:
+        log(f"--resume: no checkpoint {ckpt}; starting afresh")
     if jsonl.path is not None and jsonl.path.exists():
         jsonl.path.unlink()
     return ckpt, jsonl, 0, extra
+
+
+def _total_steps(config_yaml: str) -> int | None:
+    """The run's train.steps (None where the config has no train section with steps)."""
+    import yaml
+
+    train = (yaml.safe_load(config_yaml) or {}).get("train")
+    return int(train["steps"]) if isinstance(train, dict) and "steps" in train else None
 
 
 def checkpoint_path(output: Path) -> Path:

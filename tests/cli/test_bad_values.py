@@ -147,3 +147,60 @@ def test_out_of_range_training_values_are_one_line(tiny_data, tmp_path, cmd, set
             "diagnose generation": ["--samples", str(tiny_data), "--real", str(tiny_data)]}[cmd]
     refused(CliRunner().invoke(app, [*cmd.split(), *args, "--set", setting, "-q"]), fragment)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("setting,fragment", [
+    ("train.checkpoint_every=0", "train.checkpoint_every"),
+    ("train.log_every=0", "train.log_every"),
+    ("train.eval_every=-1", "train.eval_every"),
+])
+def test_zero_intervals_are_one_line(tiny_data, tmp_path, setting, fragment):
+    out = tmp_path / "o.h5"
+    refused(CliRunner().invoke(app, ["train-classifier", "--data", str(tiny_data), "-o", str(out), "--set", setting, "-q"]),
+            fragment)
+    assert not out.exists()
+
+
+def test_resume_with_fewer_steps_than_the_checkpoint_is_refused(tiny_data, tmp_path):
+    """The artifact would record train.steps 2 for weights trained 4 steps: refused, the checkpoint kept."""
+    from tests.conftest import TINY
+
+    out = tmp_path / "c.h5"
+    base = ["train-classifier", "--config", str(TINY / "train-classifier.yaml"), "--data", str(tiny_data), "-o", str(out),
+            "-q", "--set", "train.checkpoint_every=2"]
+    _ok([*base, "--steps", "10", "--stop-after", "4"])
+    ckpt = tmp_path / "c.h5.ckpt"
+    assert ckpt.exists() and not out.exists()
+    refused(CliRunner().invoke(app, [*base, "--steps", "2", "--resume"]), "--steps 2: below the checkpoint's step 4")
+    assert ckpt.exists() and not out.exists()
+    _ok([*base, "--steps", "6", "--resume"])
+    assert out.exists() and not ckpt.exists()
+
+
+def test_other_bad_values_are_one_line(tiny_data, tmp_path):
+    from mdcli.diagnose.report import _json
+    from tests.conftest import TINY
+
+    runner = CliRunner()
+    out = tmp_path / "s.h5"
+    for setting, fragment in (("radar.duration_s=1e9", "slow-time samples"), ("radar.prf_hz=nan", "radar.prf_hz")):
+        refused(runner.invoke(app, ["simulate", "--config", str(TINY / "simulate.yaml"), "-o", str(out), "--set", setting]),
+                fragment)
+        assert not out.exists()
+    refused(runner.invoke(app, ["diagnose", "collapse", "--ae", str(tmp_path / "x.h5"), "--data", str(tiny_data),
+                                "--set", "damage_ratio_max=-1"]), "damage_ratio_max")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1\n")
+    refused(runner.invoke(app, ["study", "--profile", str(bad), "--dataset", "sim", "--out", str(tmp_path / "o")]),
+            "--profile", "not a YAML file")
+    bad.write_text("study: {}\n")
+    refused(runner.invoke(app, ["study", "--profile", str(bad), "--dataset", "sim", "--out", str(tmp_path / "o")]),
+            "needs 'arms'")
+    assert not (tmp_path / "o").exists()
+    empty = tmp_path / "recon.json"
+    empty.write_text("")
+    with pytest.raises(MdcliError, match="recon.json: not a diagnose --json report"):
+        _json(empty)
+    empty.write_text("[1, 2]")
+    with pytest.raises(MdcliError, match="expected an object"):
+        _json(empty)
