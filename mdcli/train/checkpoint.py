@@ -76,7 +76,8 @@ def load_checkpoint(path: Path, config_yaml: str, modules: dict[str, nn.Module],
         saved = f.attrs["config"]
         saved = saved.decode() if isinstance(saved, bytes) else saved
         if _strip_steps(saved) != _strip_steps(config_yaml):
-            raise ArtifactError(f"{path}: checkpoint was made with a different config; resume with the same options")
+            raise ArtifactError(f"{path}: checkpoint was made with a different config ({_first_difference(saved, config_yaml)}); "
+                                "resume with the same options")
         if parents is not None:
             _check_parents(path, read_header(f)["parents"], parents)
         for name, m in modules.items():
@@ -97,6 +98,23 @@ def _check_parents(path: Path, saved: list[dict], current: list[dict]) -> None:
         what = changed[0] if changed else ", ".join(c["path"] for c in current)
         raise ArtifactError(f"{path}: checkpoint was trained on other inputs ({what} is not the file it started "
                             "from); resume with the same input files, or drop --resume to start afresh")
+
+
+def _first_difference(saved: str, current: str) -> str:
+    """The first config key whose value differs, as 'key: saved -> now' (dotted for nested sections)."""
+    import yaml
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in (d or {}).items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(yaml.safe_load(saved)), flat(yaml.safe_load(current))
+    for key in list(a) + [k for k in b if k not in a]:
+        if key.split(".")[-1] != "steps" and a.get(key) != b.get(key):
+            return f"{key}: {a.get(key)} then, {b.get(key)} now"
+    return "its layout"
 
 
 def _strip_steps(config_yaml: str) -> str:

@@ -130,7 +130,7 @@ def test_resume_refuses_another_config(runner, tiny_data, clf, tmp_path):
     res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data),
                               "--arch", "vqvae", "--classifier", str(clf), "-o", str(out), "--resume",
                               "--set", "train.lr=0.5", "--quiet"])
-    assert res.exit_code == 2 and "different config" in res.output
+    assert res.exit_code == 2 and "different config (train.lr: 0.001 then, 0.5 now)" in res.output, res.output
 
 
 def test_resume_refuses_other_inputs_but_not_a_moved_copy(runner, tiny_data, clf, tmp_path):
