@@ -20,15 +20,31 @@ from mdcli.models.load import load_autoencoder
 from mdcli.plotting import save_figure
 
 
+def recorded_autoencoder(latents_path: Path) -> Path:
+    """The autoencoder the latents were encoded with, from their lineage: found where it was or beside them, and
+    refused when that file's content is not the recorded one (it would describe another model's codebook)."""
+    from mdcli.artifacts import locate_parent, open_artifact, read_header, sha256_file
+
+    with open_artifact(latents_path, "latents", header_only=True) as f:
+        rec = read_header(f)["parents"][0]
+    path = locate_parent(rec, latents_path)
+    if not path.exists():
+        raise MdcliError(f"{latents_path}: its autoencoder {path} (from the lineage) is missing; pass --ae")
+    if sha256_file(path) != rec["sha256"]:
+        raise MdcliError(f"{latents_path}: its autoencoder {path} has changed since the latents were encoded "
+                         "(sha256 differs); pass --ae to use it anyway")
+    return path
+
+
 @torch.no_grad()
 def codebook_report(ae_path: Path | None, data_path: Path | None, latents_path: Path | None = None,
                     batch_size: int = 64) -> tuple[dict, np.ndarray]:
     """Code usage over the whole dataset -> (report, code counts). From stored indices or by encoding."""
     if latents_path is not None:
-        idx, labels, names, recorded_ae = read_indices(latents_path)
-        ae_path = ae_path or recorded_ae
-        if not ae_path.exists():
-            raise MdcliError(f"{latents_path}: its autoencoder {ae_path} is missing; pass --ae")
+        if data_path is not None:
+            raise MdcliError("diagnose codebook: give --latents (its stored codes), or --ae and --data; not both")
+        idx, labels, names, _ = read_indices(latents_path)
+        ae_path = ae_path or recorded_autoencoder(latents_path)
         ae, attrs, _ = load_autoencoder(ae_path)
         k = ae.quantizer.cfg.codebook_size
     else:

@@ -150,6 +150,17 @@ def test_diagnose_codebook_is_batch_size_independent(chain, tmp_path):
     from_latents = json.loads(res.output)
     assert from_latents["perplexity"] == pytest.approx(r["perplexity"])  # stored indices = re-encoded ones
     assert (tmp_path / "figs" / "codebook_usage.png").exists()
+    # the latents' autoencoder is the one they were encoded with: another file under its name, or --data beside
+    # --latents, is one line
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "ae.h5").write_bytes(chain["ae"].read_bytes())
+    _ok(runner, ["encode", "--ae", str(own / "ae.h5"), "--data", str(chain["data"]), "-o", str(own / "lat.h5"), "-q"])
+    with h5py.File(own / "ae.h5", "a") as f:
+        f.attrs["created_utc"] = "2000-01-01T00:00:00Z"
+    for extra, msg in (([], "has changed since the latents were encoded"), (["--data", str(chain["data"])], "not both")):
+        res = runner.invoke(app, ["diagnose", "codebook", "--latents", str(own / "lat.h5"), "--json", *extra])
+        assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
 
 
 def test_diagnose_recon(chain, tmp_path):
