@@ -58,14 +58,20 @@ def find_autoencoder(ldm_attrs: dict, ae: Path | None, ldm_path: Path) -> Path:
     """The autoencoder from the lineage (ldm -> latents -> ae), checked by hash, unless --ae is given."""
     if ae is not None:
         return ae
+    return lineage_autoencoder(ldm_attrs["ae_parent"], ldm_path)
+
+
+def lineage_autoencoder(rec: dict, child: Path) -> Path:
+    """The autoencoder of a lineage record of `child` (latents, or an LDM through them): where it was or beside
+    `child`, refused when missing or when its content is not the recorded one (another model's decoder or codes)."""
     from mdcli.artifacts import locate_parent
 
-    rec = ldm_attrs["ae_parent"]
-    path = locate_parent(rec, ldm_path)
+    path = locate_parent(rec, child)
     if not path.exists():
-        raise MdcliError(f"{ldm_path}: its autoencoder {path} (from the lineage) is missing; pass --ae ae.h5")
+        raise MdcliError(f"{child}: its autoencoder {path} (from the lineage) is missing; pass --ae ae.h5")
     if sha256_file(path) != rec["sha256"]:
-        raise MdcliError(f"{ldm_path}: {path} has changed since the latents were encoded (sha256 differs); pass --ae to use it anyway")
+        raise MdcliError(f"{child}: its autoencoder {path} has changed since the latents were encoded (sha256 differs); "
+                         "pass --ae to use it anyway")
     return path
 
 

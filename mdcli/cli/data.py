@@ -255,10 +255,11 @@ def import_cmd(
     size = _pair(image_size, "--image-size", int)
     if size is not None and not (min(size) >= 8 and max(size) <= MAX_IMPORT_SIDE):
         raise MdcliError(f"--image-size {image_size}: each side must lie in 8..{MAX_IMPORT_SIDE}")
-    _check_import_values(dynamic_range_db, _pair(doppler_range, "--doppler-range"), duration, carrier, iq_rate)
+    doppler = _pair(doppler_range, "--doppler-range")
+    _check_import_values(dynamic_range_db, doppler, duration, carrier, iq_rate)
     opts = ImportOptions(
         colormap=colormap, colormap_file=colormap_file, input_scale=input_scale, dynamic_range_db=dynamic_range_db,
-        image_size=size, doppler_range=_pair(doppler_range, "--doppler-range"), duration=duration,
+        image_size=size, doppler_range=doppler, duration=duration,
         carrier_hz=carrier if carrier is not None else float("nan"), variable=variable, iq_rate=iq_rate, csv=csv_file,
     )
     output = _output_path(output)
@@ -387,7 +388,7 @@ def subset_cmd(
     short = [(c, k) for c, k in data.class_counts().items() if k < per_class]
     if short:
         raise MdcliError(f"--per-class {per_class}: {path} holds only {short[0][1]} spectrograms of class '{short[0][0]}'")
-    idx = few_shot_indices(data.labels, per_class, seed, data.sequence, split, data.class_names)
+    idx = few_shot_indices(data.labels, per_class, seed, data.sequence, split)
     data.select(idx).save(output, f"per_class: {per_class}\nseed: {seed}\nsplit: {resolved_split(split, data)}\n", seed,
                           [parent_record(path)])
     console.print(f"wrote {output}: {per_class} per class ({len(idx)}) of {len(data)} in {path}")

@@ -73,21 +73,19 @@ def _export_png(data: Spectrograms, folder: Path, colormap: str) -> int:
     os.umask(umask)
     try:
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the folder should be what mkdir would make
-        written = 0
         for i, (img, label) in enumerate(zip(data.spectrograms, data.labels)):
             cls_dir = tmp / data.class_names[label]
             cls_dir.mkdir(exist_ok=True)
             q = np.round(img[::-1] * 255).astype(np.uint8)
             arr = q if table is None else table[q]
             Image.fromarray(arr).save(cls_dir / names[i])
-            written += 1
         if folder.exists():
             folder.rmdir()
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return written
+    return len(data)  # one file each: _png_names makes the names unique per class folder
 
 
 def _png_names(data: Spectrograms) -> list[str]:

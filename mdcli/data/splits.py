@@ -7,6 +7,11 @@ import numpy as np
 from mdcli.errors import MdcliError
 
 
+def class_label(c: int, class_names: list[str] | None) -> str:
+    """A class in an error message: its quoted name where known, else its index."""
+    return f"'{class_names[c]}'" if class_names is not None else str(int(c))
+
+
 def split_indices(labels: np.ndarray, val_fraction: float, seed: int, mode: str = "random",
                   sequence: np.ndarray | None = None, gap: int = 3,
                   class_names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +32,7 @@ def split_indices(labels: np.ndarray, val_fraction: float, seed: int, mode: str 
         n_val = int(round(val_fraction * len(idx)))
         if val_fraction > 0 and len(idx) > 1:
             n_val = max(1, n_val)
-        name = f"'{class_names[c]}'" if class_names is not None else str(int(c))
+        name = class_label(c, class_names)
         if mode == "random":
             if n_val >= len(idx) > 1:
                 raise MdcliError(f"--split random: class {name} keeps no training windows ({len(idx)} windows, "

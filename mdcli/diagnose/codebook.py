@@ -21,19 +21,12 @@ from mdcli.plotting import save_figure
 
 
 def recorded_autoencoder(latents_path: Path) -> Path:
-    """The autoencoder the latents were encoded with, from their lineage: found where it was or beside them, and
-    refused when that file's content is not the recorded one (it would describe another model's codebook)."""
-    from mdcli.artifacts import locate_parent, open_artifact, read_header, sha256_file
+    """The autoencoder the latents were encoded with, from their lineage (sample.lineage_autoencoder)."""
+    from mdcli.artifacts import open_artifact, read_header
+    from mdcli.sample import lineage_autoencoder
 
     with open_artifact(latents_path, "latents", header_only=True) as f:
-        rec = read_header(f)["parents"][0]
-    path = locate_parent(rec, latents_path)
-    if not path.exists():
-        raise MdcliError(f"{latents_path}: its autoencoder {path} (from the lineage) is missing; pass --ae")
-    if sha256_file(path) != rec["sha256"]:
-        raise MdcliError(f"{latents_path}: its autoencoder {path} has changed since the latents were encoded "
-                         "(sha256 differs); pass --ae to use it anyway")
-    return path
+        return lineage_autoencoder(read_header(f)["parents"][0], latents_path)
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ import torch
 
 from mdcli.artifacts import Spectrograms, open_artifact, read_header, sha256_file
 from mdcli.data.batches import align_labels, model_images
+from mdcli.data.splits import class_label
 from mdcli.diagnose import stats
 from mdcli.diagnose.generation import (check_held_out, check_lineage_held_out, embed, few_per_class,
                                        find_autoencoder_data, find_training_data, shared_images, shared_per_class)
@@ -133,8 +134,7 @@ def few_shot_indices(labels: np.ndarray, n: int, seed: int, sequence: np.ndarray
         raise ConfigError(f"--split: unknown '{split}'; valid: auto, random, blocked")
     for c in np.unique(labels):
         if (labels == c).sum() < n:
-            name = f"'{class_names[c]}'" if class_names is not None else str(int(c))
-            raise MdcliError(f"--per-class {n}: class {name} has only {int((labels == c).sum())} training windows")
+            raise MdcliError(f"--per-class {n}: class {class_label(c, class_names)} has only {int((labels == c).sum())} training windows")
     if split == "random" or (split == "auto" and sequence is None):
         return few_per_class(labels, n, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 29, n]))

@@ -101,7 +101,7 @@ def _check_parents(path: Path, saved: list[dict], current: list[dict]) -> None:
 
 
 def _first_difference(saved: str, current: str) -> str:
-    """The first config key whose value differs, as 'key: saved -> now' (dotted for nested sections)."""
+    """The first config key whose value differs, as 'key: SAVED then, NOW now' (dotted for nested sections)."""
     import yaml
 
     def flat(d, prefix=""):
