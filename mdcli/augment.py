@@ -48,6 +48,10 @@ class AugmentConfig:
     cfg_scale: float = 1.5  # classifier-free guidance (1: conditional model only)
     batch_size: int = 64
     filters: list[str] = field(default_factory=list)  # NAME[:options], see mdcli/filters.py
+    # What the LDM denoises towards: `own` (each image's own label, a class of the LDM), `null` (the LDM's
+    # unconditional class: the training data's look without a class, e.g. simulated windows carried towards
+    # measured ones), or one class of the LDM for every image. The output keeps the sources' labels.
+    condition: str = "own"
 
     def strength_range(self) -> tuple[float, float]:
         return parse_strength(self.strength)
@@ -57,6 +61,8 @@ class AugmentConfig:
                                                 "--steps": self.steps})
         check_classes(self.classes)
         self.strength_range()
+        if not isinstance(self.condition, str) or not self.condition.strip():
+            raise ConfigError(f"--condition {self.condition!r}: expected own, null or a class of the LDM")
         from mdcli.filters import parse_filters
 
         parse_filters(self.filters)
@@ -160,16 +166,11 @@ def check_inputs(cfg: AugmentConfig, ldm_path: Path | None, data_path: Path, ae_
         raise MdcliError(f"--data {data_path}: images are {shape[0]}x{shape[1]}, but {whose}{ae_path} "
                          f"works on {ae_attrs['image_shape'][0]}x{ae_attrs['image_shape'][1]}")
     names = list(attrs["class_names"]) if attrs is not None else list(data.class_names)
-    unknown = [c for c in data.class_names if c not in names]
     wanted = cfg.classes or [c for c in data.class_names]
     bad = [c for c in wanted if c not in data.class_names]
     if bad:
         raise ConfigError(f"--classes: unknown class '{bad[0]}'; --data {data_path} has: {', '.join(data.class_names)}")
-    bad = [c for c in wanted if c in unknown]
-    if bad:
-        raise MdcliError(f"--data {data_path}: class '{bad[0]}' is unknown to {ldm_path} ({', '.join(names)}); "
-                         "pick others with --classes")
-    ldm_index = np.array([names.index(c) if c in names else -1 for c in data.class_names])
+    ldm_index = condition_index(cfg.condition, data, names, wanted, data_path, ldm_path)
     chosen = np.array([data.class_names.index(c) for c in wanted])
     sources = np.flatnonzero(np.isin(data.labels, chosen))
     if not len(sources):
@@ -182,6 +183,31 @@ def check_inputs(cfg: AugmentConfig, ldm_path: Path | None, data_path: Path, ae_
         if output is not None:
             check_filter_files(setup.filters, output)
     return setup
+
+
+def condition_index(condition: str, data: Spectrograms, names: list[str], wanted: list[str], data_path: Path,
+                    ldm_path: Path | None) -> np.ndarray:
+    """--data class index -> the LDM class each of its images is denoised with (-1: a class not varied).
+
+    `own`: the image's own class, which the LDM must know; `null`: the LDM's unconditional class (index
+    len(names), as classifier-free guidance trains it); a class name of the LDM: that class for every image."""
+    if condition == "own":
+        bad = [c for c in wanted if c not in names]
+        if bad:
+            raise MdcliError(f"--data {data_path}: class '{bad[0]}' is unknown to {ldm_path} ({', '.join(names)}); "
+                             "pick others with --classes, or --condition null (the LDM's unconditional class)")
+        return np.array([names.index(c) if c in names else -1 for c in data.class_names])
+    if ldm_path is None:
+        raise ConfigError(f"--condition {condition}: only an LDM is conditioned; --strength 0 through --ae alone "
+                          "has no condition")
+    if condition == "null":
+        target = len(names)
+    elif condition in names:
+        target = names.index(condition)
+    else:
+        raise ConfigError(f"--condition {condition}: not a class of {ldm_path} ({', '.join(names)}); expected own, "
+                          "null or one of them")
+    return np.full(len(data.class_names), target)
 
 
 def run_augment(cfg: AugmentConfig, setup: Setup, data_path: Path, output: Path,

@@ -126,6 +126,7 @@ def augment(
     per_image: Annotated[Optional[int], typer.Option("--per-image", "-k", help="Variants per real spectrogram.")] = None,
     strength: Annotated[Optional[str], typer.Option("--strength", help="Diffusion time to noise to: 0 = the image itself, 1 = pure noise; lo:hi draws per variant.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes of --data to vary (default: all).")] = None,
+    condition: Annotated[Optional[str], typer.Option("--condition", help="What the LDM denoises towards: own (each image's label; default), null (the LDM's unconditional class, e.g. simulated windows towards measured ones) or one of its classes. The output keeps the sources' labels.")] = None,
     sampler=None,
     steps: Annotated[Optional[int], typer.Option(help="Sampler grid points over the whole diffusion; a variant runs those below its start (fewer at lower --strength).")] = None,
     eta=None, cfg_scale=None,
@@ -147,7 +148,7 @@ def augment(
     cfg = load_config(AugmentConfig, config, set_, {
         "per_image": per_image, "strength": strength, "classes": classes, "sampler": sampler, "steps": steps,
         "eta": eta, "cfg_scale": cfg_scale, "seed": seed, "batch_size": batch_size,
-        "filters": list(filter_) if filter_ else None,
+        "filters": list(filter_) if filter_ else None, "condition": condition,
     })
     if dry_run:
         _print_config(to_yaml(cfg))

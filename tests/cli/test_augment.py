@@ -101,6 +101,40 @@ def test_strength_zero_needs_no_ldm(chain, tmp_path):
         assert len(res.output.strip().splitlines()) <= 2 and "Traceback" not in res.output and not bad.exists()
 
 
+def test_condition_carries_windows_of_unseen_classes_and_keeps_their_labels(chain, tmp_path):
+    """--condition null denoises with the LDM's unconditional class, so windows of classes the LDM never saw (e.g.
+    simulated identities) are carried towards its training data and keep their own labels; a named class gives
+    the bytes of own-label variations for images of that class; `own` on unseen classes, an unknown name and a
+    condition without an LDM are one-line errors that write nothing."""
+    runner = CliRunner()
+    data = Spectrograms.load(chain["data"])
+    virtual = tmp_path / "virtual.h5"
+    dataclasses.replace(data, class_names=[f"id_{c}" for c in data.class_names]).save(virtual, "test: renamed\n", 0)
+    out = tmp_path / "carried.h5"
+    args = ["augment", "--ldm", str(chain["ldm"]), "--data", str(virtual), "-o", str(out), "--steps", "8", "-q",
+            "-k", "2", "--strength", "0.5"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "--condition null" in res.output and not out.exists(), res.output
+    _ok(runner, args + ["--condition", "null"])
+    got = Spectrograms.load(out)
+    assert got.class_names == [f"id_{c}" for c in data.class_names]
+    assert np.array_equal(got.labels, np.repeat(data.labels, 2))
+    own, _, _ = _augment(chain, "own-k2.h5", "-k", "2", "--strength", "0.5")
+    assert np.abs(got.spectrograms - own.spectrograms).mean() > 1e-3  # the null class is not the own label
+    named, _, _ = _augment(chain, "named.h5", "-k", "2", "--strength", "0.5", "--classes", "drone", "--condition", "drone")
+    mine, _, _ = _augment(chain, "mine.h5", "-k", "2", "--strength", "0.5", "--classes", "drone")
+    np.testing.assert_array_equal(named.spectrograms, mine.spectrograms)
+    walker, _, _ = _augment(chain, "as-walker.h5", "-k", "2", "--strength", "0.5", "--classes", "drone",
+                            "--condition", "walker")
+    assert np.array_equal(walker.labels, mine.labels) and not np.array_equal(walker.spectrograms, mine.spectrograms)
+    bad = tmp_path / "bad.h5"
+    for extra, msg in [(["--ldm", str(chain["ldm"]), "--condition", "ufo"], "--condition ufo: not a class of"),
+                       (["--ae", str(chain["ae"]), "--strength", "0", "--condition", "null"], "--condition null: only an LDM")]:
+        res = runner.invoke(app, ["augment", "--data", str(chain["data"]), "-o", str(bad), "-q", *extra])
+        assert res.exit_code == 2 and msg in res.output, (extra, res.output)
+        assert len(res.output.strip().splitlines()) <= 2 and "Traceback" not in res.output and not bad.exists()
+
+
 def test_seeded_batch_independent_and_strength_range(chain):
     a, ea, _ = _augment(chain, "r1.h5", "--per-image", "2", "--strength", "0.2:0.7", "--seed", "4",
                         "--sampler", "dpmpp-2m-sde", "--preview", str(chain["dir"] / "grid.png"))
