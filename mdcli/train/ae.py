@@ -121,7 +121,8 @@ def train_autoencoder(cfg: TrainAEConfig, data_path: Path, output: Path, resume:
     parents = [parent_record(data_path)] + ([parent_record(cfg.loss.classifier)] if cfg.loss.perceptual == "domain" else [])
     parents += [parent_record(init)] if init is not None else []
     ckpt, jsonl, start, extra = open_run(output, resume, text, modules, optimizers, log,
-                                                {"history": [], "usage": None}, progress, parents)
+                                         {"history": [], "usage": None}, progress, parents,
+                                         ("loss.classifier",) if cfg.loss.perceptual == "domain" else ())
     history: list = extra["history"]
     k = cfg.vq.codebook_size
     usage = np.array(extra["usage"], dtype=np.int64) if extra.get("usage") is not None else np.zeros(k, np.int64)

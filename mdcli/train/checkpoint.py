@@ -69,14 +69,17 @@ def save_checkpoint(path: Path, config_yaml: str, seed: int, parents: list[dict]
 
 
 def load_checkpoint(path: Path, config_yaml: str, modules: dict[str, nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer], parents: list[dict] | None = None) -> tuple[int, dict]:
+                    optimizers: dict[str, torch.optim.Optimizer], parents: list[dict] | None = None,
+                    input_keys: tuple[str, ...] = ()) -> tuple[int, dict]:
     """Restore modules, optimisers and RNG; refuses a checkpoint made with another config or, given the run's
-    `parents`, from other input files (compared by content hash, so a moved folder still resumes)."""
+    `parents`, from other input files (compared by content hash, so a moved folder still resumes). `input_keys`:
+    dotted config keys that hold the path of an input among `parents` (compared there by content, not as text)."""
     with open_artifact(path, "checkpoint") as f:
         saved = f.attrs["config"]
         saved = saved.decode() if isinstance(saved, bytes) else saved
-        if _strip_steps(saved) != _strip_steps(config_yaml):
-            raise ArtifactError(f"{path}: checkpoint was made with a different config ({_first_difference(saved, config_yaml)}); "
+        difference = _first_difference(saved, config_yaml, input_keys if parents is not None else ())
+        if difference is not None:
+            raise ArtifactError(f"{path}: checkpoint was made with a different config ({difference}); "
                                 "resume with the same options")
         if parents is not None:
             _check_parents(path, read_header(f)["parents"], parents)
@@ -100,8 +103,9 @@ def _check_parents(path: Path, saved: list[dict], current: list[dict]) -> None:
                             "from); resume with the same input files, or drop --resume to start afresh")
 
 
-def _first_difference(saved: str, current: str) -> str:
-    """The first config key whose value differs, as 'key: SAVED then, NOW now' (dotted for nested sections)."""
+def _first_difference(saved: str, current: str, ignore: tuple[str, ...] = ()) -> str | None:
+    """The first config key whose value differs, as 'key: SAVED then, NOW now' (dotted for nested sections);
+    None when the configs agree but for step counts (which may grow on resume) and the `ignore`d keys."""
     import yaml
 
     def flat(d, prefix=""):
@@ -112,18 +116,16 @@ def _first_difference(saved: str, current: str) -> str:
 
     a, b = flat(yaml.safe_load(saved)), flat(yaml.safe_load(current))
     for key in list(a) + [k for k in b if k not in a]:
-        if key.split(".")[-1] != "steps" and a.get(key) != b.get(key):
+        if key.split(".")[-1] == "steps" or key in ignore:
+            continue
+        if (key in a) != (key in b) or a.get(key) != b.get(key):
             return f"{key}: {a.get(key)} then, {b.get(key)} now"
-    return "its layout"
-
-
-def _strip_steps(config_yaml: str) -> str:
-    """The total step count may grow on resume; everything else must match."""
-    return "\n".join(line for line in config_yaml.splitlines() if not line.strip().startswith("steps:"))
+    return None
 
 
 def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimizers: dict,
-             log, extra: dict, progress=None, parents: list[dict] | None = None) -> tuple[Path, JsonlLog, int, dict]:
+             log, extra: dict, progress=None, parents: list[dict] | None = None,
+             input_keys: tuple[str, ...] = ()) -> tuple[Path, JsonlLog, int, dict]:
     """Checkpoint path, metrics log, start step and saved extras: resumed from OUTPUT.ckpt (made with the same
     config from the same `parents`), or fresh.
 
@@ -133,7 +135,7 @@ def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimi
     jsonl = JsonlLog(log_path(output) if is_main() else None)
     if resume and ckpt.exists():
         total = _total_steps(config_yaml)
-        start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers, parents)
+        start, extra = load_checkpoint(ckpt, config_yaml, modules, optimizers, parents, input_keys)
         if total is not None and start > total:  # the artifact would record fewer steps than its weights had
             raise ConfigError(f"--steps {total}: below the checkpoint's step {start} ({ckpt}); resume with at "
                               f"least {start}, or drop --resume to start afresh")

@@ -151,9 +151,19 @@ def test_resume_refuses_other_inputs_but_not_a_moved_copy(runner, tiny_data, clf
     moved = tmp_path / "moved" / "data.h5"
     moved.parent.mkdir()
     shutil.copy(tiny_data, moved)
-    _train_ae(runner, moved, clf, out, "vqvae", "--steps", "6", "--resume")
+    moved_clf = tmp_path / "moved" / "clf.h5"
+    shutil.copy(clf, moved_clf)  # the domain loss's classifier, too, is an input compared by content, not path
+    _train_ae(runner, moved, moved_clf, out, "vqvae", "--steps", "6", "--resume")
     with h5py.File(out) as f:
-        assert json.loads(f.attrs["parents"])[0]["path"] == str(moved)
+        assert [p["path"] for p in json.loads(f.attrs["parents"])] == [str(moved), str(moved_clf)]
+    _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "6", "--stop-after", "3")
+    other_clf = tmp_path / "other_clf.h5"
+    shutil.copy(clf, other_clf)
+    with h5py.File(other_clf, "a") as f:
+        f.attrs["seed"] = 12345  # another file's content
+    res = runner.invoke(app, ["train-ae", "--config", str(TINY / "train-ae.yaml"), "--data", str(tiny_data), "--arch",
+                              "vqvae", "--classifier", str(other_clf), "-o", str(out), "--steps", "6", "--resume", "-q"])
+    assert res.exit_code == 2 and "trained on other inputs" in res.output and str(other_clf) in res.output
 
 
 def test_nan_loss_stops_with_a_clear_message(runner, tiny_data, clf, tmp_path):
