@@ -157,12 +157,18 @@ def _check_input(path: Path, option: str) -> None:
         raise MdcliError(f"{option} {path}: file not found")
 
 
-def _require(path: Path, kind: str) -> None:
-    """Fail early (one line, exit 2) unless `path` is a readable artifact of `kind`."""
+def _require(path: Path, kind: str, option: str | None = None) -> None:
+    """Fail early (one line, exit 2) unless `path` is a readable artifact of `kind`; the message starts with
+    `option` when given (which option named the wrong file)."""
     from mdcli.artifacts import open_artifact
 
-    with open_artifact(path, kind):
-        pass
+    try:
+        with open_artifact(path, kind):
+            pass
+    except MdcliError as e:
+        if option is None:
+            raise
+        raise type(e)(f"{option} {e}") from None
 
 
 

@@ -20,9 +20,12 @@ group = typer.Typer()
 @command(group, "report")
 def report_cmd(run: Annotated[Path, typer.Argument(help="A pipeline run folder (examples/pipeline.sh).")]) -> None:
     """Write RUN/REPORT.md with real-vs-generated grids, loss curves, codebook use and the diagnostics; print the headline."""
-    from mdcli.diagnose.report import build_report
+    from mdcli.diagnose.report import build_report, no_diagnostics_note
 
     out, head = build_report(run)
+    if not head:
+        console.print(f"wrote {out}; {no_diagnostics_note(run)}", highlight=False, soft_wrap=True)
+        return
     _kv_table(f"{run}: headline (full report: {out})", list(head.items()))
 
 
@@ -87,7 +90,7 @@ def diagnose_recon(
     _require(ae, "autoencoder")
     _require(data, "spectrograms")
     if classifier is not None:
-        _require(classifier, "classifier")
+        _require(classifier, "classifier", "--classifier")
     report = recon_report(ae, data, classifier, batch_size)
     if _figures_then_json(report, plot_dir, lambda d: plot_recon(report, d), as_json):
         return
@@ -217,7 +220,7 @@ def diagnose_diffusability(
 
         raise MdcliError("--classifier and --real: give both (FMD of the decoded samples) or neither")
     if classifier is not None:
-        _require(classifier, "classifier")
+        _require(classifier, "classifier", "--classifier")
         _require(real, "spectrograms")
     if keep is not None:
         keep = _output_path(keep, "--keep")
@@ -257,7 +260,7 @@ def diagnose_generation(
     cfg = load_config(GenerationConfig, config, set_, {})
     _require(samples, "spectrograms")
     _require(real, "spectrograms")
-    _require(classifier, "classifier")
+    _require(classifier, "classifier", "--classifier")
     if train is not None:
         _require(train, "spectrograms")
     say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]"))
@@ -397,7 +400,7 @@ def diagnose_domain(
     _require(a, "spectrograms")
     _require(b, "spectrograms")
     if classifier is not None:
-        _require(classifier, "classifier")
+        _require(classifier, "classifier", "--classifier")
     say = (lambda s: None) if quiet or as_json else (lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
     report = domain_report(a, b, classifier, cfg, say)
     examples = report.pop("_examples")

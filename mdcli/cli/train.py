@@ -92,7 +92,7 @@ def train_classifier_cmd(
     for path, option, kind in ((extra, "--extra", "spectrograms"), (init, "--init", "classifier")):
         if path is not None:
             _check_input(path, option)
-            _require(path, kind)
+            _require(path, kind, option)
     from mdcli.train.classifier import check_extra_init
 
     check_extra_init(cfg, data, extra, init)  # classes and image sizes, before the progress bar
@@ -139,13 +139,14 @@ def train_ae_cmd(
     _require(data, "spectrograms")
     if cfg.loss.perceptual == "domain":
         _check_input(Path(cfg.loss.classifier), "--classifier")
-        _require(Path(cfg.loss.classifier), "classifier")
+        _require(Path(cfg.loss.classifier), "classifier", "--classifier")
     _require_resume(output, resume)
     if init is not None:  # arch, image size, latent shape and model config, before the progress bar
         from mdcli.artifacts import open_artifact
         from mdcli.train.transfer import autoencoder_init
 
         _check_input(init, "--init")
+        _require(init, "autoencoder", "--init")
         with open_artifact(data, "spectrograms") as f:
             image_shape = tuple(int(v) for v in f["spectrograms"].shape[1:])
         autoencoder_init(init, cfg, image_shape)
@@ -195,6 +196,7 @@ def train_ldm_cmd(
         from mdcli.train.transfer import ldm_init
 
         _check_input(init, "--init")
+        _require(init, "ldm", "--init")
         lat = load_latents(latents)
         shape = lat.shape[1:]
         lat.reader.close()

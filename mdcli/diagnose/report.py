@@ -18,9 +18,27 @@ def _lsd(v: dict) -> str:
     return f"{x:.2f}" if isinstance(x, (int, float)) and x == x else "–"
 
 
+# The diagnostics a run folder's report reads: file -> (the command that writes it, the keys the report uses).
+DIAGNOSTICS = {
+    "recon.json": ("recon", ("overall.psnr", "overall.ssim", "per_class")),
+    "codebook.json": ("codebook", ("codebook_usage", "perplexity", "codebook_size", "perplexity_ratio",
+                                   "dead_codes", "top10pct_mass")),
+    "collapse.json": ("collapse", ("label", "evidence")),
+    "generation.json": ("generation", ("fmd", "kid", "precision", "recall", "density", "coverage",
+                                       "judge_accuracy_generated", "judge_accuracy_real")),
+}
+
+
+def no_diagnostics_note(run: Path) -> str:
+    """What to run when a run folder holds none of the diagnostics the report reads."""
+    return (f"no diagnostics in {run}: the report reads {', '.join(DIAGNOSTICS)} (`mdcli diagnose "
+            f"{'|'.join(c for c, _ in DIAGNOSTICS.values())} ... --json > {run}/NAME.json`, as examples/pipeline.sh "
+            "writes them); grids and training curves only")
+
+
 def _json(path: Path) -> dict | None:
     """A diagnostics report of the run folder, None where absent; a file that is not a JSON object (an empty one
-    left by a failed `diagnose ... --json > FILE`) is one line naming it."""
+    left by a failed `diagnose ... --json > FILE`) or lacks a key the report uses is one line naming it."""
     if not path.exists():
         return None
     try:
@@ -30,6 +48,15 @@ def _json(path: Path) -> dict | None:
                          "or delete the file") from None
     if not isinstance(out, dict):
         raise MdcliError(f"{path}: not a diagnose --json report (a JSON {type(out).__name__}, expected an object)")
+    if path.name in DIAGNOSTICS:
+        command, keys = DIAGNOSTICS[path.name]
+        for key in keys:
+            node = out
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                raise MdcliError(f"{path}: not a `mdcli diagnose {command} --json` report (no '{key}'); run that "
+                                 "command again or delete the file")
     return out
 
 
@@ -153,6 +180,8 @@ def build_report(run: Path) -> tuple[Path, dict]:
              "the training runs' own validation splits.", "",
              "## Headline", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {fmt(v)} |" for k, v in head.items()]
+    if not head:
+        lines += ["", no_diagnostics_note(run) + "."]
     lines += ["", "## Real (left) and generated (right) spectrograms per class", "", f"![real vs generated]({grid.name})", ""]
     from mdcli.diagnose.kinematics import report_lines
 

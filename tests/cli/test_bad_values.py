@@ -5,6 +5,7 @@ traceback. Each refusal: exit 2, one line naming the option or file, nothing wri
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 
@@ -204,3 +205,27 @@ def test_other_bad_values_are_one_line(tiny_data, tmp_path):
     empty.write_text("[1, 2]")
     with pytest.raises(MdcliError, match="expected an object"):
         _json(empty)
+    empty.write_text('{"overall": {"psnr": 20.0}, "per_class": {}}')  # an object of the wrong shape: was a KeyError
+    with pytest.raises(MdcliError, match=r"recon.json: not a `mdcli diagnose recon --json` report \(no 'overall.ssim'\)"):
+        _json(empty)
+    other = tmp_path / "generation.json"
+    other.write_text(json.dumps({"fmd": 1.0}))
+    with pytest.raises(MdcliError, match="diagnose generation --json.*no 'kid'"):
+        _json(other)
+
+
+def test_a_file_of_the_wrong_kind_is_named_by_its_option(tiny_data, tmp_path):
+    """--classifier / --init given a file of another kind: the message says which option named it."""
+    from tests.conftest import TINY
+
+    runner = CliRunner()
+    out = tmp_path / "m.h5"
+    base = ["--data", str(tiny_data), "-o", str(out), "--steps", "2", "-q"]
+    ae_args = ["train-ae", "--config", str(TINY / "train-ae.yaml"), *base]
+    refused(runner.invoke(app, [*ae_args, "--classifier", str(tiny_data)]), f"--classifier {tiny_data}: is a 'spectrograms'",
+            "expected classifier")
+    refused(runner.invoke(app, ["train-classifier", "--config", str(TINY / "train-classifier.yaml"), *base,
+                                "--init", str(tiny_data)]), f"--init {tiny_data}: is a 'spectrograms'")
+    refused(runner.invoke(app, [*ae_args, "--perceptual", "none", "--init", str(tiny_data)]), f"--init {tiny_data}: is a 'spectrograms'",
+            "expected autoencoder")
+    assert not out.exists()

@@ -329,6 +329,13 @@ def test_generation_diffusability_and_split_cli(chain):
         assert f"| {c} | {v['fmd']:.3g} | {v['judge_accuracy']:.3f} |" in text
     assert (run / "real_vs_generated.png").read_bytes()[:4] == b"\x89PNG"
     assert not run.joinpath("collapse.json").exists() and "## Collapse check" not in text  # absent parts are left out
+    bare = d / "bare"  # a run folder without diagnostics: the report says what it reads instead of an empty table
+    bare.mkdir()
+    for name in ("train.h5", "test.h5", "samples.h5", "ae.h5"):
+        shutil.copy(run / name, bare / name)
+    res = _ok(runner, ["report", str(bare)])
+    assert "no diagnostics in" in res.output and "recon.json" in res.output
+    assert "no diagnostics in" in (bare / "REPORT.md").read_text()
     bad = runner.invoke(app, ["report", str(d / "nope")])
     assert bad.exit_code == 2 and "not a folder" in bad.output and "Traceback" not in bad.output
 
