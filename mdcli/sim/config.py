@@ -142,11 +142,16 @@ class IdentityConfig:
     speed_mps: list[float] = _rng(0.9, 1.7)  # preferred walking speed
     speed_sd_mps: list[float] = _rng(0.03, 0.15)  # the person's walk-to-walk speed spread (sd, m/s)
     cadence_scale: list[float] = _rng(1.0, 1.0)  # the person's cadence / Boulic's at any speed (walker.cadence_scale)
+    # > 0: every window of every person walks this gait cycle (s, two steps): one shared cadence, as on a treadmill,
+    # to a metronome, or like a measured set whose people all step at one rate; each window's stride then follows
+    # from its speed (cadence_scale = Boulic's cycle at its speed / cycle_s, stored per window). 0: Boulic's.
+    cycle_s: float = 0.0
 
 
 DEFAULT_FIT = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px", "doppler_spread_px", "speckle",
                "speed_mps", "aspect_deg", "receding_fraction")
 CADENCE_LIMITS = (0.5, 2.0)  # walker.cadence_scale, identity.cadence_scale
+CYCLE_LIMITS_S = (0.6, 3.0)  # identity.cycle_s (a brisk walk's cycle is about 1 s, a slow one 1.6 s)
 LEG_RCS_LIMITS = (0.1, 20.0)  # walker.leg_rcs
 FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse", "leg_rcs")  # on request: cadence_scale trades against speed_mps
 
@@ -249,8 +254,15 @@ class SimulateConfig:
                               "mocap identities need several recordings per person and are not supported yet)")
         if self.identities:
             for k, v in vars(self.identity).items():
-                _check_range(f"identity.{k}", v)
+                if k != "cycle_s":
+                    _check_range(f"identity.{k}", v)
             i = self.identity
+            if not (math.isfinite(i.cycle_s) and (i.cycle_s == 0 or CYCLE_LIMITS_S[0] <= i.cycle_s <= CYCLE_LIMITS_S[1])):
+                raise ConfigError(f"identity.cycle_s: {i.cycle_s}; expected 0 (Boulic's cycle for each speed) or a gait "
+                                  f"cycle of {CYCLE_LIMITS_S[0]}..{CYCLE_LIMITS_S[1]} s")
+            if i.cycle_s > 0 and (list(i.cadence_scale) != [1.0, 1.0] or (self.like.file and "cadence_scale" in self.like.fit)):
+                raise ConfigError("identity.cycle_s: fixes every window's cadence; leave identity.cadence_scale at "
+                                  "[1, 1] (and walker.cadence_scale, and cadence_scale out of like.fit)")
             if min(i.height_m) <= 0 or min(i.leg_scale) <= 0 or min(i.arm_scale) <= 0 or min(i.speed_mps) <= 0:
                 raise ConfigError("identity: height_m, leg_scale, arm_scale and speed_mps must be positive")
             if min(i.speed_sd_mps) < 0 or min(i.arm_swing) < 0 or min(i.torso_sway) < 0:

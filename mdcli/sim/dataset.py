@@ -72,7 +72,7 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
     wavelength = C / cfg.radar.carrier_hz
     scene = draw_scene(cfg.scene, slow_time(cfg), cfg.radar.height_m, wavelength, rng, cfg.radar.beam_elevation_deg)
     if cfg.identities:
-        p = sample_window(ident, rng)
+        p = sample_window(ident, rng, cfg.identity.cycle_s)
         p.update(identity=ident_i, window=window)
     else:
         p = sample_params(getattr(cfg, target), rng)

@@ -55,13 +55,14 @@ def window_rng(seed: int, target_index: int, i: int, j: int) -> np.random.Genera
     return np.random.default_rng(np.random.SeedSequence([seed, target_index, i, j], spawn_key=(WINDOW_KEY,)))
 
 
-def sample_window(ident: dict[str, float], rng: np.random.Generator) -> dict:
-    """One walk of this person: walker parameters (as sample_walker gives) plus the identity's."""
+def sample_window(ident: dict[str, float], rng: np.random.Generator, cycle_s: float = 0.0) -> dict:
+    """One walk of this person: walker parameters (as sample_walker gives) plus the identity's. cycle_s > 0
+    (identity.cycle_s): the walk's gait cycle, whatever its speed; its cadence_scale is derived from it."""
     h, leg = ident["id_height_m"], ident["id_leg_scale"]
     top = MAX_RV * THIGH_FRACTION * h * leg
     speed = float(np.clip(ident["id_speed_mps"] + ident["id_speed_sd_mps"] * rng.standard_normal(), MIN_SPEED_MPS, top))
     rv = relative_velocity(speed, h, leg)
-    cadence = ident.get("id_cadence_scale", 1.0)
+    cadence = cycle_duration(rv) / cycle_s if cycle_s > 0 else ident.get("id_cadence_scale", 1.0)
     return {
         "height_m": h, "speed_mps": speed, "relative_velocity": rv, "gait_cycle_s": cycle_duration(rv) / cadence,
         "cadence_scale": cadence, "phase0": rng.uniform(0.0, 1.0), **ident,

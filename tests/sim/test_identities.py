@@ -63,6 +63,24 @@ def test_identities_differ_by_body_and_style_at_one_speed():
     assert between > 1.1 * within and nn >= 0.15, (within, between, nn)  # chance 1/16
 
 
+def test_a_shared_gait_cycle_gives_every_person_one_cadence():
+    """identity.cycle_s: every window walks that gait cycle whatever its speed and body (the measured gait people
+    share one cadence: their step periods differ by under 1 % between people); the people still differ in speed,
+    and each window stores the cadence_scale that gives the cycle. The rendered step period is half the cycle."""
+    from mdcli.kinematics import features_of
+
+    periods = {}
+    for extra in ([], ["identity.cycle_s=1.2"]):
+        data, _ = simulate_dataset(_cfg("identities=8", "n_per_class=4", *FIXED_SCENE, *extra))
+        k, lab, p = features_of(data), data.labels, data.params
+        periods[bool(extra)] = np.array([np.nanmedian(k.period[lab == i]) for i in range(8)])
+    np.testing.assert_allclose(p["gait_cycle_s"], 1.2, rtol=1e-9)
+    within, between = _spread(p["speed_mps"], lab)
+    assert between > 2 * within and np.ptp(p["cadence_scale"]) > 0.1
+    np.testing.assert_allclose(periods[True], 0.6, rtol=0.03)  # a step: half the cycle, for every person
+    assert periods[False].std() > 5 * periods[True].std(), periods  # Boulic's cadence differs with speed and body
+
+
 def test_an_identity_does_not_depend_on_windows_workers_or_other_identities():
     a, _ = simulate_dataset(_cfg("identities=3", "n_per_class=2"))
     b, _ = simulate_dataset(_cfg("identities=4", "n_per_class=3", "workers=2"))
@@ -121,6 +139,9 @@ def test_plain_simulate_config_text_has_no_identity_keys(tmp_path, runner):
     (["--identities", "3", "--per-identity", "3", "--n", "4"], "disagree"),
     (["--identities", "-1"], "--identities"),
     (["--identities", "2", "--set", "identity.leg_scale=[1.1, 0.9]"], "identity.leg_scale"),
+    (["--identities", "2", "--set", "identity.cycle_s=5"], "identity.cycle_s: 5.0; expected 0"),
+    (["--identities", "2", "--set", "identity.cycle_s=1.2", "--set", "identity.cadence_scale=[0.8, 0.8]"],
+     "identity.cycle_s: fixes every window's cadence"),
 ])
 def test_identity_option_errors_are_one_line(tmp_path, runner, args, message):
     from mdcli.cli import app
