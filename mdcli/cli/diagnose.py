@@ -381,6 +381,44 @@ def diagnose_gain(
         console.print(table)
 
 
+@command(diagnose_app, "separability", prefix="diagnose")
+def diagnose_separability(
+    data: Annotated[list[Path], typer.Option("--data", help="Spectrograms with classes (repeatable: side by side, e.g. measured and simulated).")],
+    run: Annotated[int, typer.Option("--run", help="Windows per run along the recording for the drift column (files with /sequence).")] = 20,
+    as_json=False,
+) -> None:
+    """Which kinematic features tell the classes apart: per feature the spread of the class means against the spread
+    within a class (between / within), and the drift of RUN-window runs along a recording. Compare a simulated
+    set's ratios with a measured one's: do its classes differ the way the measured ones do?"""
+    from mdcli.diagnose.separability import separability_report
+
+    for path in data:
+        _require(path, "spectrograms", "--data")
+    reports = [separability_report(path, run) for path in data]
+    if as_json:
+        _write_json({"files": reports})
+        return
+    num = lambda v, f=".3g": "–" if v is None else format(v, f)  # noqa: E731
+    table = Table(title="between / within class spread per feature (ratio: how far apart the classes lie in units of "
+                        f"their own spread; drift: sd of {run}-window means along each recording)")
+    table.add_column("feature")
+    for r in reports:
+        table.add_column(f"{Path(r['data']).name} ({r['classes']} classes): between / within", justify="right")
+        table.add_column("ratio", justify="right")
+        if r["recording_order"]:
+            table.add_column("drift", justify="right")
+    for name in reports[0]["features"]:
+        cells = [name]
+        for r in reports:
+            f = r["features"][name]
+            unit = f" {f['unit']}" if f["unit"] else ""
+            cells += [f"{num(f['between'])} / {num(f['within'])}{unit}", num(f["ratio"], ".2f")]
+            if r["recording_order"]:
+                cells.append(num(f["drift"]))
+        table.add_row(*cells)
+    console.print(table)
+
+
 @command(diagnose_app, "domain", prefix="diagnose")
 def diagnose_domain(
     a: Annotated[Path, typer.Option("--a", help="First spectrograms (e.g. simulated).")] = Path("sim.h5"),

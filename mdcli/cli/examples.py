@@ -109,6 +109,10 @@ EXAMPLES: dict[str, list[str]] = {
         "mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20,50 --seeds 5 --jobs 4 --arm gen=append:samples.h5 --arm sim=pretrain:sim.h5 --arm var=append:variations.h5,weight=0.3 --arm cas=only:samples.h5 --json --plot figs/",
         "mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20 --seeds 3 --arm gen=append:runs/gen_{n}_{seed}/samples.h5   # one generator per subset (mdcli subset --per-class N --seed S)",
     ],
+    "diagnose separability": [
+        "mdcli diagnose separability --data measured.h5",
+        "mdcli diagnose separability --data measured.h5 --data virtual.h5 --run 20 --json",
+    ],
     "diagnose domain": [
         "mdcli diagnose domain --a sim.h5 --b measured.h5",
         "mdcli diagnose domain --a sim.h5 --b measured.h5 --classifier judge.h5 --plot figs/ --json",
