@@ -76,6 +76,7 @@ EXAMPLES: dict[str, list[str]] = {
         "mdcli augment --ldm ldm.h5 --data train.h5 --per-image 10 --strength 0.3:0.6 -o variations.h5",
         "mdcli augment --ldm ldm.h5 --data train.h5 --strength 0.5 --filter confidence:clf.h5,min=0.8 --filter novelty:clf.h5 --filter kinematic:margin=0.25 -o variations.h5 --preview grid.png",
         "mdcli augment --config configs/gait/augment.yaml --ldm ldm.h5 --data few.h5 -o variations.h5",
+        "mdcli augment --ldm measured-ldm.h5 --data virtual.h5 --condition null --strength 0.5 --per-image 1 -o carried.h5",
     ],
     "report": [
         "mdcli report runs/demo",
