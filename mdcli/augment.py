@@ -151,8 +151,15 @@ def check_inputs(cfg: AugmentConfig, ldm_path: Path | None, data_path: Path, ae_
     else:
         with open_artifact(ldm_path, "ldm", header_only=True):
             pass
-        _, attrs, _ = load_model(ldm_path, "ldm")
+        header, attrs, _ = load_model(ldm_path, "ldm")
         ae_path = find_autoencoder(attrs, ae_path, ldm_path)
+        if cfg.condition == "null":
+            from mdcli.artifacts import stored_config_of
+            from mdcli.stages import TrainLDMConfig
+
+            if stored_config_of(TrainLDMConfig, header, ldm_path).diffusion.cfg_dropout <= 0:
+                raise ConfigError(f"--condition null: {ldm_path} was trained with diffusion.cfg_dropout 0, so its "
+                                  "unconditional class never learnt anything; give a class or train with dropout")
     check_decoder_output(ae_path, output)
     with open_artifact(ae_path, "autoencoder", header_only=True):
         pass
@@ -317,7 +324,8 @@ def generate(cfg: AugmentConfig, setup: Setup, progress: Callable[[int], None] |
                 steps = len(grid) - j
                 t0 = sched.timesteps(steps, spacing(cfg.sampler))[0]
                 x = sched.q_sample((z0 - mean) / std, torch.full((len(batch),), t0, dtype=torch.long, device=device), eps)
-            eps_fn = guided_eps(unet, sched, ldm_cfg.diffusion.prediction, y, null, cfg.cfg_scale)
+            scale = 1.0 if cfg.condition == "null" else cfg.cfg_scale  # guiding the null class towards itself: a no-op
+            eps_fn = guided_eps(unet, sched, ldm_cfg.diffusion.prediction, y, null, scale)
             z = run_sampler(cfg.sampler, eps_fn, x, sched, steps, cfg.eta, gens)
             finish(batch, z * std + mean)
             for job in batch:

@@ -51,10 +51,13 @@ def _json(path: Path) -> dict | None:
     if path.name in DIAGNOSTICS:
         command, keys = DIAGNOSTICS[path.name]
         for key in keys:
-            node = out
+            node, present = out, True
             for part in key.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            if node is None:
+                present = isinstance(node, dict) and part in node
+                if not present:
+                    break
+                node = node[part]
+            if not present:  # a null value (an undefined number in strict JSON) is present
                 raise MdcliError(f"{path}: not a `mdcli diagnose {command} --json` report (no '{key}'); run that "
                                  "command again or delete the file")
     return out

@@ -6,7 +6,8 @@ mean over classes of the standard deviation inside a class; `ratio` = between / 
 says nothing about the class; above 1: the classes lie apart by more than their own spread). With a recording
 order (`/sequence`), `drift`: per class the standard deviation of the means of consecutive runs of `run`
 windows, averaged over the classes (how far a subset of `run` contiguous windows can sit from the rest of the
-recording). Images without a value (no period, no envelope) are left out of that feature.
+recording). Images without a value (no period, no envelope) are left out of that feature, and so is a class with
+fewer than two values; a ratio is infinite (null in `--json`) where every class is constant and the classes differ.
 
 Read side by side for a measured and a simulated file (`--data measured.h5 --data virtual.h5`), the ratios say
 whether the virtual classes differ the way the measured ones do: on the gait data the five people share one
@@ -71,7 +72,8 @@ def spread(values: np.ndarray, labels: np.ndarray, order: np.ndarray | None = No
             if len(means) >= 2:
                 per_class.append(np.std(means))
         drift = float(np.mean(per_class)) if per_class else None
-    return {"between": between, "within": within, "ratio": between / within if within > 0 else None, "drift": drift}
+    ratio = between / within if within > 0 else (float("inf") if between > 0 else None)  # inf: perfectly apart
+    return {"between": between, "within": within, "ratio": ratio, "drift": drift}
 
 
 def separability_report(path, run: int = DEFAULT_RUN) -> dict:

@@ -260,9 +260,12 @@ class SimulateConfig:
             if not (math.isfinite(i.cycle_s) and (i.cycle_s == 0 or CYCLE_LIMITS_S[0] <= i.cycle_s <= CYCLE_LIMITS_S[1])):
                 raise ConfigError(f"identity.cycle_s: {i.cycle_s}; expected 0 (Boulic's cycle for each speed) or a gait "
                                   f"cycle of {CYCLE_LIMITS_S[0]}..{CYCLE_LIMITS_S[1]} s")
-            if i.cycle_s > 0 and (list(i.cadence_scale) != [1.0, 1.0] or (self.like.file and "cadence_scale" in self.like.fit)):
+            if i.cycle_s > 0 and (list(i.cadence_scale) != [1.0, 1.0] or list(self.walker.cadence_scale) != [1.0, 1.0]
+                                  or (self.like.file and "cadence_scale" in self.like.fit)):
                 raise ConfigError("identity.cycle_s: fixes every window's cadence; leave identity.cadence_scale at "
                                   "[1, 1] (and walker.cadence_scale, and cadence_scale out of like.fit)")
+            if i.cycle_s > 0:
+                _check_cycle(i)
             if min(i.height_m) <= 0 or min(i.leg_scale) <= 0 or min(i.arm_scale) <= 0 or min(i.speed_mps) <= 0:
                 raise ConfigError("identity: height_m, leg_scale, arm_scale and speed_mps must be positive")
             if min(i.speed_sd_mps) < 0 or min(i.arm_swing) < 0 or min(i.torso_sway) < 0:
@@ -362,7 +365,7 @@ def config_text(cfg: SimulateConfig) -> str:
     for sec, key, default in (("walker", "points_per_segment", 1), ("walker", "range_gate_m", 0.0),
                               ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0),
                               ("walker", "cadence_scale", [1.0, 1.0]), ("walker", "diffuse", 0.0), ("walker", "leg_rcs", 1.0),
-                              ("identity", "cadence_scale", [1.0, 1.0])):
+                              ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
         if sec in d and getattr(getattr(cfg, sec), key) == default:  # the text files had before these
             d[sec].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
@@ -371,6 +374,19 @@ def config_text(cfg: SimulateConfig) -> str:
 def _check_range(key: str, v: list[float]) -> None:
     if len(v) != 2 or v[0] > v[1]:
         raise ConfigError(f"{key}: expected [low, high] with low <= high, got {v}")
+
+
+def _check_cycle(i: "IdentityConfig") -> None:
+    """identity.cycle_s must be reachable within CADENCE_LIMITS for the people's preferred speeds and bodies (a
+    window whose own speed strays further is clipped to the limits: sample_window)."""
+    from mdcli.sim.walker import cycle_duration, relative_velocity
+
+    cycles = [cycle_duration(relative_velocity(v, h, leg)) for v in i.speed_mps for h in i.height_m for leg in i.leg_scale]
+    lo, hi = min(cycles) / i.cycle_s, max(cycles) / i.cycle_s
+    if lo < CADENCE_LIMITS[0] or hi > CADENCE_LIMITS[1]:
+        raise ConfigError(f"identity.cycle_s: {i.cycle_s} s is {lo:.2f}..{hi:.2f} times Boulic's cycle over identity.speed_mps, "
+                          f"height_m and leg_scale; keep it within {CADENCE_LIMITS[0]}..{CADENCE_LIMITS[1]} (Boulic's cycle "
+                          f"there: {min(cycles):.2f}..{max(cycles):.2f} s)")
 
 
 def _check_cadence(name: str, v: list[float]) -> None:

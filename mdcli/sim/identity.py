@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdcli.sim.config import IdentityConfig
+from mdcli.sim.config import CADENCE_LIMITS, IdentityConfig
 from mdcli.sim.walker import THIGH_FRACTION, cycle_duration, draw_cadence, relative_velocity
 
 IDENTITY_KEY, WINDOW_KEY = 36, 37
@@ -62,7 +62,10 @@ def sample_window(ident: dict[str, float], rng: np.random.Generator, cycle_s: fl
     top = MAX_RV * THIGH_FRACTION * h * leg
     speed = float(np.clip(ident["id_speed_mps"] + ident["id_speed_sd_mps"] * rng.standard_normal(), MIN_SPEED_MPS, top))
     rv = relative_velocity(speed, h, leg)
-    cadence = cycle_duration(rv) / cycle_s if cycle_s > 0 else ident.get("id_cadence_scale", 1.0)
+    if cycle_s > 0:  # a window far off the person's preferred speed is held at the cadence limits (stored as run)
+        cadence = float(np.clip(cycle_duration(rv) / cycle_s, *CADENCE_LIMITS))
+    else:
+        cadence = ident.get("id_cadence_scale", 1.0)
     return {
         "height_m": h, "speed_mps": speed, "relative_velocity": rv, "gait_cycle_s": cycle_duration(rv) / cadence,
         "cadence_scale": cadence, "phase0": rng.uniform(0.0, 1.0), **ident,

@@ -105,7 +105,7 @@ def _check_parents(path: Path, saved: list[dict], current: list[dict]) -> None:
 
 def _first_difference(saved: str, current: str, ignore: tuple[str, ...] = ()) -> str | None:
     """The first config key whose value differs, as 'key: SAVED then, NOW now' (dotted for nested sections);
-    None when the configs agree but for step counts (which may grow on resume) and the `ignore`d keys."""
+    None when the configs agree but for train.steps (which may grow on resume) and the `ignore`d keys."""
     import yaml
 
     def flat(d, prefix=""):
@@ -115,11 +115,12 @@ def _first_difference(saved: str, current: str, ignore: tuple[str, ...] = ()) ->
         return out
 
     a, b = flat(yaml.safe_load(saved)), flat(yaml.safe_load(current))
+    shown = lambda d, k: d[k] if k in d else "(absent)"  # noqa: E731
     for key in list(a) + [k for k in b if k not in a]:
-        if key.split(".")[-1] == "steps" or key in ignore:
+        if key == "train.steps" or key in ignore:
             continue
         if (key in a) != (key in b) or a.get(key) != b.get(key):
-            return f"{key}: {a.get(key)} then, {b.get(key)} now"
+            return f"{key}: {shown(a, key)} then, {shown(b, key)} now"
     return None
 
 

@@ -127,8 +127,12 @@ def test_condition_carries_windows_of_unseen_classes_and_keeps_their_labels(chai
     walker, _, _ = _augment(chain, "as-walker.h5", "-k", "2", "--strength", "0.5", "--classes", "drone",
                             "--condition", "walker")
     assert np.array_equal(walker.labels, mine.labels) and not np.array_equal(walker.spectrograms, mine.spectrograms)
+    lat, blind = chain["dir"] / "lat.h5", tmp_path / "blind.h5"  # an LDM that never trained its null class
+    _ok(runner, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", str(lat), "-o", str(blind),
+                 "--steps", "2", "--set", "diffusion.cfg_dropout=0", "-q"])
     bad = tmp_path / "bad.h5"
     for extra, msg in [(["--ldm", str(chain["ldm"]), "--condition", "ufo"], "--condition ufo: not a class of"),
+                       (["--ldm", str(blind), "--condition", "null"], "trained with diffusion.cfg_dropout 0"),
                        (["--ae", str(chain["ae"]), "--strength", "0", "--condition", "null"], "--condition null: only an LDM")]:
         res = runner.invoke(app, ["augment", "--data", str(chain["data"]), "-o", str(bad), "-q", *extra])
         assert res.exit_code == 2 and msg in res.output, (extra, res.output)

@@ -75,6 +75,11 @@ def test_a_shared_gait_cycle_gives_every_person_one_cadence():
         k, lab, p = features_of(data), data.labels, data.params
         periods[bool(extra)] = np.array([np.nanmedian(k.period[lab == i]) for i in range(8)])
     np.testing.assert_allclose(p["gait_cycle_s"], 1.2, rtol=1e-9)
+    from mdcli.sim.config import config_text
+
+    plain = _cfg("identities=8", "n_per_class=4")
+    assert "cycle_s" not in config_text(plain)  # files without it keep the text (and hash) they had before it
+    assert "cycle_s: 1.2" in config_text(_cfg("identities=8", "n_per_class=4", "identity.cycle_s=1.2"))
     within, between = _spread(p["speed_mps"], lab)
     assert between > 2 * within and np.ptp(p["cadence_scale"]) > 0.1
     np.testing.assert_allclose(periods[True], 0.6, rtol=0.03)  # a step: half the cycle, for every person
@@ -140,6 +145,7 @@ def test_plain_simulate_config_text_has_no_identity_keys(tmp_path, runner):
     (["--identities", "-1"], "--identities"),
     (["--identities", "2", "--set", "identity.leg_scale=[1.1, 0.9]"], "identity.leg_scale"),
     (["--identities", "2", "--set", "identity.cycle_s=5"], "identity.cycle_s: 5.0; expected 0"),
+    (["--identities", "2", "--set", "identity.cycle_s=0.6"], "times Boulic's cycle"),
     (["--identities", "2", "--set", "identity.cycle_s=1.2", "--set", "identity.cadence_scale=[0.8, 0.8]"],
      "identity.cycle_s: fixes every window's cadence"),
 ])

@@ -133,6 +133,20 @@ def test_resume_refuses_another_config(runner, tiny_data, clf, tmp_path):
     assert res.exit_code == 2 and "different config (train.lr: 0.001 then, 0.5 now)" in res.output, res.output
 
 
+def test_config_difference_is_structural():
+    """A resume may raise train.steps and nothing else: order and number spelling do not matter, a key present in one
+    config only does, and so does a key named steps elsewhere; ignored keys (inputs compared by content) do not."""
+    from mdcli.train.checkpoint import _first_difference
+
+    saved = "seed: 0\ntrain:\n  steps: 10\n  lr: 0.001\nfit:\n  steps: 5\nloss:\n  classifier: a/clf.h5\n"
+    assert _first_difference(saved, "train:\n  lr: 1.0e-3\n  steps: 99\nseed: 0\nfit:\n  steps: 5\nloss:\n  classifier: a/clf.h5\n") is None
+    assert _first_difference(saved, saved.replace("fit:\n  steps: 5", "fit:\n  steps: 6")) == "fit.steps: 5 then, 6 now"
+    assert _first_difference(saved, saved + "extra: 1\n") == "extra: (absent) then, 1 now"
+    moved = saved.replace("a/clf.h5", "b/clf.h5")
+    assert _first_difference(saved, moved) == "loss.classifier: a/clf.h5 then, b/clf.h5 now"
+    assert _first_difference(saved, moved, ("loss.classifier",)) is None
+
+
 def test_resume_refuses_other_inputs_but_not_a_moved_copy(runner, tiny_data, clf, tmp_path):
     """--resume continues only on the files the checkpoint started from (by content hash): otherwise the
     artifact's lineage would name data its weights were only partly trained on. A moved copy is the same input."""
