@@ -137,9 +137,9 @@ def _load_latents(path: Path) -> Latents:
     return Latents(BatchReader(path, "latents", "latents"), labels, mean, std, names, attrs, sequence)
 
 
-def read_indices(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], Path]:
-    """A VQ model's code indices -> (indices [N, h, w], labels, class names, the autoencoder's path as recorded)."""
+def read_indices(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """A VQ model's code indices -> (indices [N, h, w], labels, class names, the autoencoder's lineage record)."""
     with open_artifact(path, "latents") as f:
         if "indices" not in f:
             raise MdcliError(f"{path}: holds no code indices (arch {f.attrs['arch']}); codebook statistics need a VQ model")
-        return f["indices"][()], f["labels"][()], class_names(f), Path(read_header(f)["parents"][0]["path"])
+        return f["indices"][()], f["labels"][()], class_names(f), read_header(f)["parents"][0]

@@ -91,7 +91,6 @@ def train_classifier_cmd(
         raise MdcliError("--finetune: give the classifier to start from with --init FILE")
     for path, option, kind in ((extra, "--extra", "spectrograms"), (init, "--init", "classifier")):
         if path is not None:
-            _check_input(path, option)
             _require(path, kind, option)
     from mdcli.train.classifier import check_extra_init
 
@@ -138,14 +137,12 @@ def train_ae_cmd(
         return
     _require(data, "spectrograms")
     if cfg.loss.perceptual == "domain":
-        _check_input(Path(cfg.loss.classifier), "--classifier")
         _require(Path(cfg.loss.classifier), "classifier", "--classifier")
     _require_resume(output, resume)
     if init is not None:  # arch, image size, latent shape and model config, before the progress bar
         from mdcli.artifacts import open_artifact
         from mdcli.train.transfer import autoencoder_init
 
-        _check_input(init, "--init")
         _require(init, "autoencoder", "--init")
         with open_artifact(data, "spectrograms") as f:
             image_shape = tuple(int(v) for v in f["spectrograms"].shape[1:])
@@ -195,7 +192,6 @@ def train_ldm_cmd(
         from mdcli.latents import load_latents
         from mdcli.train.transfer import ldm_init
 
-        _check_input(init, "--init")
         _require(init, "ldm", "--init")
         lat = load_latents(latents)
         shape = lat.shape[1:]

@@ -15,18 +15,10 @@ from mdcli.data.batches import to_model
 from mdcli.diagnose.recon import check_shapes, stream_batches
 from mdcli.errors import MdcliError
 from mdcli.latents import read_indices
+from mdcli.sample import lineage_autoencoder
 from mdcli.metrics import codebook_stats
 from mdcli.models.load import load_autoencoder
 from mdcli.plotting import save_figure
-
-
-def recorded_autoencoder(latents_path: Path) -> Path:
-    """The autoencoder the latents were encoded with, from their lineage (sample.lineage_autoencoder)."""
-    from mdcli.artifacts import open_artifact, read_header
-    from mdcli.sample import lineage_autoencoder
-
-    with open_artifact(latents_path, "latents", header_only=True) as f:
-        return lineage_autoencoder(read_header(f)["parents"][0], latents_path)
 
 
 @torch.no_grad()
@@ -36,8 +28,8 @@ def codebook_report(ae_path: Path | None, data_path: Path | None, latents_path: 
     if latents_path is not None:
         if data_path is not None:
             raise MdcliError("diagnose codebook: give --latents (its stored codes), or --ae and --data; not both")
-        idx, labels, names, _ = read_indices(latents_path)
-        ae_path = ae_path or recorded_autoencoder(latents_path)
+        idx, labels, names, ae_record = read_indices(latents_path)
+        ae_path = ae_path or lineage_autoencoder(ae_record, latents_path)
         ae, attrs, _ = load_autoencoder(ae_path)
         k = ae.quantizer.cfg.codebook_size
     else:
