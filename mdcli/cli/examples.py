@@ -127,7 +127,7 @@ EXAMPLES: dict[str, list[str]] = {
 
 # Paragraphs after the examples.
 NOTES: dict[str, str] = {
-    "diagnose gain": "Modes: append (weight, ratio, prob), pretrain (finetune=all|head, steps=S), mixed-then-real (weight, ratio, prob), only.",
+    "diagnose gain": "Modes: append (weight, ratio, prob), pretrain (finetune=all|head, steps=S, lr=X, augment=none|classic), mixed-then-real (weight, ratio, prob), only.",
 }
 
 

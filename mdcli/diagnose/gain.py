@@ -33,12 +33,12 @@ from mdcli.train.classifier import ExtraSet, FitConfig, fit_classifier, fresh_he
 
 MODES = {
     "append": "extra images added to each real batch (weight, ratio, prob)",
-    "pretrain": "train on the extra set first, then fine-tune on the N real windows (finetune=all|head, steps)",
+    "pretrain": "train on the extra set first, then fine-tune on the N real windows (finetune=all|head, steps, lr, augment)",
     "mixed-then-real": "train on real + extra (weight, ratio, prob), then refit the head on real alone",
     "only": "train on the extra set alone, test on real (classification accuracy score, CAS / TSTR)",
 }
 KEYS = {"append": {"weight", "ratio", "prob"}, "mixed-then-real": {"weight", "ratio", "prob"},
-        "pretrain": {"finetune", "steps"}, "only": set()}
+        "pretrain": {"finetune", "steps", "lr", "augment"}, "only": set()}
 BASELINES = ("real", "classic")
 JOIN = "+"  # FILE+FILE: several extra files as one set (e.g. a generator's variations and its samples)
 
@@ -64,6 +64,14 @@ class Arm:
     extra: ExtraOptions = field(default_factory=ExtraOptions)
     finetune: str = "all"
     steps: int = 0  # pretraining steps on the extra set (0: the fit's steps, as the fine-tuning on the real windows)
+    lr: float = 0.0  # the fine-tuning's peak learning rate on the real windows (0: the fit's, as pretraining)
+    augment: str = "none"  # the fine-tuning's augmentation of the real windows: none, or classic (as the classic arm)
+
+    def task(self, n: int, seed: int) -> dict:
+        """The fit task of this arm at (N, seed) (plan's list; run_task's input)."""
+        return {"arm": self.name, "mode": self.mode, "n": n, "seed": seed,
+                "file": self.path(n, seed) if self.file else None, "extra": asdict(self.extra),
+                "finetune": self.finetune, "steps": self.steps, "lr": self.lr, "augment": self.augment}
 
     def paths(self, n: int, seed: int) -> list[Path]:
         """The arm's files at (N, seed): one, or the several that FILE joins with JOIN (one extra set)."""
@@ -80,7 +88,8 @@ class Arm:
             return asdict(self.extra)
         if self.mode != "pretrain":
             return {}
-        return {"finetune": self.finetune} | ({"steps": self.steps} if self.steps else {})
+        return ({"finetune": self.finetune} | ({"steps": self.steps} if self.steps else {})
+                | ({"lr": self.lr} if self.lr else {}) | ({"augment": self.augment} if self.augment != "none" else {}))
 
 
 def parse_arm(text: str) -> Arm:
@@ -114,6 +123,19 @@ def parse_arm(text: str) -> Arm:
             if not value.isdigit() or int(value) < 1:
                 raise ConfigError(f"{what}: steps must be a whole number >= 1 (pretraining steps), got '{value}'")
             arm.steps = int(value)
+            continue
+        if key == "augment":
+            if value not in ("none", "classic"):
+                raise ConfigError(f"{what}: augment must be none or classic (the real windows while fine-tuning), got '{value}'")
+            arm.augment = value
+            continue
+        if key == "lr":
+            try:
+                arm.lr = float(value)
+            except ValueError:
+                arm.lr = -1.0
+            if not 0 < arm.lr < 1:
+                raise ConfigError(f"{what}: lr must be a learning rate in (0, 1) (the fine-tuning's), got '{value}'")
             continue
         try:
             setattr(arm.extra, key, float(value))
@@ -277,9 +299,7 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
     for n in per_class:
         for seed in seeds:
             for arm in [Arm("real", "real"), Arm("classic", "classic")] + arms:
-                p.tasks.append({"arm": arm.name, "mode": arm.mode, "n": n, "seed": seed,
-                                "file": arm.path(n, seed) if arm.file else None,
-                                "extra": asdict(arm.extra), "finetune": arm.finetune, "steps": arm.steps})
+                p.tasks.append(arm.task(n, seed))
     return p
 
 
@@ -344,10 +364,19 @@ class Data:
         return self._extra[path]
 
 
+def pretrain_key(task: dict) -> tuple | None:
+    """What a pretrain task's first stage depends on besides the run's fit config: (file, steps, seed); the same
+    for every N (the N real windows enter only the fine-tuning). None for the other modes."""
+    return (task["file"], task["steps"], task["seed"]) if task["mode"] == "pretrain" else None
+
+
 def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int,
-             device: torch.device | str = "cpu") -> dict:
+             device: torch.device | str = "cpu", pretrained: dict | None = None) -> dict:
     """One arm at one (N, seed): train, test on the held-out set -> accuracy, macro-F1, and the digests of the
-    real subset and of the initial weights (the same for every arm of a seed: the paired design)."""
+    real subset and of the initial weights (the same for every arm of a seed: the paired design).
+
+    `pretrained` (pretrain_key -> weights) keeps each pretraining for the run's other tasks that share it (other N,
+    other fine-tunings): every fit is seeded from the task alone, so a kept pretraining gives the same numbers."""
     seed, n, mode = task["seed"], task["n"], task["mode"]
     sel = torch.from_numpy(few_shot_indices(data.y.numpy(), n, seed, data.sequence, split))
     x, y = data.x[sel], data.y[sel]
@@ -369,10 +398,17 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
     elif mode == "mixed-then-real":
         model = go(x, y, model=go(x, y, model=model, extra=ExtraSet(xe, ye, opts, seed)), head_only=True)
     else:  # pretrain (its own number of steps on the extra set where the arm sets one)
-        model = go(xe, ye, model=model, k=n_first, cfg=replace(fit, steps=task["steps"] or fit.steps))
+        key = pretrain_key(task)
+        if pretrained is not None and key in pretrained:
+            model.load_state_dict(pretrained[key])
+        else:
+            model = go(xe, ye, model=model, k=n_first, cfg=replace(fit, steps=task["steps"] or fit.steps))
+            if pretrained is not None:
+                pretrained[key] = {name: v.detach().clone() for name, v in model.state_dict().items()}
         if own:  # pretrained on other classes: a fresh head for the real ones
             model = fresh_head(model, k, seed)
-        model = go(x, y, model=model, head_only=task["finetune"] == "head")
+        tune = replace(fit, lr=task["lr"]) if task["lr"] else fit
+        model = go(x, y, cfg=tune, model=model, head_only=task["finetune"] == "head", augment=task["augment"] == "classic")
     pred = embed(model.to(device), data.x_test, batch_size)[1]
     return {"accuracy": float((pred == data.y_test).mean()), "macro_f1": macro_f1(pred, data.y_test, k),
             "subset": _digest(sel.numpy()), "init": init}
@@ -464,6 +500,25 @@ def reference_arms(data: "Data", arms: list[Arm], per_class: list[int], seeds: l
     return out
 
 
+def worker_chunks(tasks: list[dict], jobs: int, fit_steps: int) -> list[list[int]]:
+    """Task indices per worker process: the tasks that share a pretraining (pretrain_key) in one worker, which runs
+    it once; groups handed largest first to the worker with the fewest steps so far (a pretraining counts its
+    steps once, every fit its fine-tuning). Each worker's tasks keep the plan's order."""
+    groups: dict = {}
+    for i, task in enumerate(tasks):
+        key = pretrain_key(task)
+        groups.setdefault(("pretrain", key) if key else ("task", i), []).append(i)
+    cost = {g: fit_steps * len(idx) + ((tasks[idx[0]]["steps"] or fit_steps) if g[0] == "pretrain" else 0)
+            for g, idx in groups.items()}
+    chunks: list[list[int]] = [[] for _ in range(min(jobs, len(groups)))]
+    load = [0] * len(chunks)
+    for key in sorted(groups, key=lambda g: -cost[g]):  # stable: equal costs keep the plan's order
+        j = load.index(min(load))
+        chunks[j] += groups[key]
+        load[j] += cost[key]
+    return [sorted(c) for c in chunks]
+
+
 def run_spec(spec: dict, on_result: Callable[[int, dict], None] = lambda i, r: None) -> list[dict]:
     """Run the spec's tasks in this process (the fit worker calls this too)."""
     from mdcli.config import from_dict
@@ -471,9 +526,9 @@ def run_spec(spec: dict, on_result: Callable[[int, dict], None] = lambda i, r: N
     data = Data(Path(spec["train"]), Path(spec["test"]))
     fit = from_dict(FitConfig, spec["fit"])
     device = torch.device(spec.get("device", "cpu"))
-    out = []
+    out, pretrained = [], {}
     for i, task in enumerate(spec["tasks"]):
-        out.append(run_task(task, data, fit, spec["split"], int(spec["batch_size"]), device))
+        out.append(run_task(task, data, fit, spec["split"], int(spec["batch_size"]), device, pretrained))
         on_result(i, out[-1])
     return out
 
@@ -490,7 +545,8 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
     spec = {"kind": "gain", "train": str(p.train), "test": str(p.test), "split": p.split, "fit": asdict(cfg.fit),
             "batch_size": cfg.batch_size, "device": device}
     if jobs > 1 and len(p.tasks) > 1:
-        results = fit_in_processes(spec, p.tasks, jobs, 1, lambda i, r: progress(), "diagnose gain")
+        results = fit_in_processes(spec, p.tasks, jobs, 1, lambda i, r: progress(), "diagnose gain",
+                                   worker_chunks(p.tasks, jobs, cfg.fit.steps))
     else:
         threads = torch.get_num_threads()
         torch.set_num_threads(1 if device == "cpu" else threads)

@@ -306,17 +306,18 @@ def fit_accuracy(task: dict, data: FitData, fit: FitConfig, batch_size: int, dev
 
 
 def fit_in_processes(spec: dict, tasks: list[dict], jobs: int, threads: int,
-                     on_result: Callable[[int, object], None] | None = None, what: str = "diagnose generation") -> list:
+                     on_result: Callable[[int, object], None] | None = None, what: str = "diagnose generation",
+                     chunks: list[list[int]] | None = None) -> list:
     """Run `tasks` in `jobs` worker processes (`python -m mdcli.diagnose.fitworker`, JSON over stdin, one JSON result a
-    line on stdout as each fit ends, each with `threads` torch threads), round-robin; -> results in task order.
-    `on_result(task index, result)` is called as each arrives (progress)."""
+    line on stdout as each fit ends, each with `threads` torch threads), round-robin unless `chunks` gives each
+    worker's task indices; -> results in task order. `on_result(task index, result)` is called as each arrives."""
     import os
     import subprocess
     import sys
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
-    chunks = [list(range(len(tasks)))[j::jobs] for j in range(min(jobs, len(tasks)))]
+    chunks = chunks or [list(range(len(tasks)))[j::jobs] for j in range(min(jobs, len(tasks)))]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
 
     def work(idx: list[int]) -> list:

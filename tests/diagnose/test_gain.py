@@ -429,9 +429,7 @@ def test_pretrain_steps_set_the_pretraining_budget_alone(gain_data, monkeypatch)
     for text, want in ((f"p=pretrain:{d}/rest_20_0.h5,steps=7", 7), (f"p=pretrain:{d}/rest_20_0.h5", 3)):
         arm = parse_arm(text)
         calls.clear()
-        task = {"arm": "p", "mode": "pretrain", "n": 3, "seed": 0, "file": arm.path(3, 0),
-                "extra": asdict(arm.extra), "finetune": arm.finetune, "steps": arm.steps}
-        run_task(task, data, fit, "random", 64)
+        run_task(arm.task(3, 0), data, fit, "random", 64)
         assert calls == [(len(data.extra(arm.path(3, 0))[0]), want), (3 * 4, 3)]
     assert parse_arm(f"p=pretrain:{d}/a.h5,steps=600").options() == {"finetune": "all", "steps": 600}
     assert parse_arm(f"p=pretrain:{d}/a.h5").options() == {"finetune": "all"}
@@ -440,6 +438,54 @@ def test_pretrain_steps_set_the_pretraining_budget_alone(gain_data, monkeypatch)
             parse_arm(f"p=pretrain:{d}/a.h5,{bad}")
     with pytest.raises(ConfigError, match="no option of mode append"):
         parse_arm(f"p=append:{d}/a.h5,steps=5")
+
+
+def test_a_kept_pretraining_gives_the_same_numbers_and_fine_tuning_options_act(gain_data, monkeypatch):
+    """run_spec pretrains once per (file, steps, seed) and reuses it for every N and fine-tuning of that seed:
+    the same accuracies as each task on its own; lr / augment change the fine-tuning alone (its learning rate, the
+    classic augmentation of the real windows); worker_chunks keeps a shared pretraining in one worker."""
+    import mdcli.diagnose.gain as gain
+
+    d = gain_data
+    data = Data(d / "train.h5", d / "test.h5")
+    fit = FitConfig(steps=4, batch_size=8, warmup_steps=1)
+    fit.net.channels = [4]
+    arms = [parse_arm(f"p=pretrain:{d}/rest_20_0.h5,steps=6"), parse_arm(f"q=pretrain:{d}/rest_20_0.h5,steps=6,lr=0.01"),
+            parse_arm(f"r=pretrain:{d}/rest_20_0.h5,steps=6,augment=classic")]
+    tasks = [a.task(n, s) for s in (0, 1) for n in (3, 5) for a in arms]
+    alone = [run_task(t, data, fit, "random", 64) for t in tasks]
+    calls = []
+    real_fit = gain.fit_classifier
+
+    def spy(x, y, k, cfg, seed, **kw):
+        calls.append((cfg.steps, cfg.lr, kw.get("augment", False)))
+        return real_fit(x, y, k, cfg, seed, **kw)
+
+    monkeypatch.setattr(gain, "fit_classifier", spy)
+    spec = {"train": str(d / "train.h5"), "test": str(d / "test.h5"), "split": "random", "fit": asdict(fit),
+            "batch_size": 64, "tasks": tasks}
+    kept = gain.run_spec(spec)
+    assert kept == alone  # accuracies, F1, subset and init digests, byte for byte
+    assert [c for c in calls if c[0] == 6] == [(6, fit.lr, False)] * 2  # one pretraining per seed, not 12
+    tunes = [c for c in calls if c[0] == 4]
+    assert tunes == [(4, fit.lr, False), (4, 0.01, False), (4, fit.lr, True)] * 4
+
+    assert arms[1].options() == {"finetune": "all", "steps": 6, "lr": 0.01}
+    assert arms[2].options() == {"finetune": "all", "steps": 6, "augment": "classic"}
+    for bad, msg in (("lr=0", "lr must be a learning rate"), ("lr=fast", "lr must be a learning rate"),
+                     ("augment=mixup", "augment must be none or classic")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_arm(f"p=pretrain:{d}/a.h5,{bad}")
+    with pytest.raises(ConfigError, match="no option of mode append"):
+        parse_arm(f"p=append:{d}/a.h5,lr=0.01")
+
+    both = [gain.Arm("real", "real").task(n, s) for s in (0, 1) for n in (3, 5)] + tasks
+    chunks = gain.worker_chunks(both, 2, fit.steps)
+    assert sorted(i for c in chunks for i in c) == list(range(len(both)))
+    for s in (0, 1):  # each seed's pretraining in one worker only
+        owners = {j for j, c in enumerate(chunks) for i in c if both[i]["mode"] == "pretrain" and both[i]["seed"] == s}
+        assert len(owners) == 1
+    assert all(c == sorted(c) for c in chunks)
 
 
 def test_profile_features_ignore_when_and_keep_where_along_doppler():
