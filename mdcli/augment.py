@@ -153,13 +153,16 @@ def check_inputs(cfg: AugmentConfig, ldm_path: Path | None, data_path: Path, ae_
             pass
         header, attrs, _ = load_model(ldm_path, "ldm")
         ae_path = find_autoencoder(attrs, ae_path, ldm_path)
-        if cfg.condition == "null":
-            from mdcli.artifacts import stored_config_of
-            from mdcli.stages import TrainLDMConfig
+        from mdcli.artifacts import stored_config_of
+        from mdcli.sample import check_guidance
+        from mdcli.stages import TrainLDMConfig
 
-            if stored_config_of(TrainLDMConfig, header, ldm_path).diffusion.cfg_dropout <= 0:
-                raise ConfigError(f"--condition null: {ldm_path} was trained with diffusion.cfg_dropout 0, so its "
-                                  "unconditional class never learnt anything; give a class or train with dropout")
+        dropout = stored_config_of(TrainLDMConfig, header, ldm_path).diffusion.cfg_dropout
+        if cfg.condition == "null" and dropout <= 0:
+            raise ConfigError(f"--condition null: {ldm_path} was trained with diffusion.cfg_dropout 0, so its "
+                              "unconditional class never learnt anything; give a class or train with dropout")
+        if cfg.condition != "null" and cfg.strength_range()[1] > 0:  # null runs unguided
+            check_guidance(cfg.cfg_scale, dropout, ldm_path)
     check_decoder_output(ae_path, output)
     with open_artifact(ae_path, "autoencoder", header_only=True):
         pass

@@ -75,6 +75,13 @@ def lineage_autoencoder(rec: dict, child: Path) -> Path:
     return path
 
 
+def check_guidance(cfg_scale: float, cfg_dropout: float, ldm_path: Path) -> None:
+    """Classifier-free guidance needs the LDM's unconditional class: refused on an LDM trained without it."""
+    if cfg_scale != 1 and cfg_dropout <= 0:
+        raise ConfigError(f"--cfg-scale {cfg_scale:g}: {ldm_path} was trained with diffusion.cfg_dropout 0, so its "
+                          "unconditional class never learnt anything to guide with; use --cfg-scale 1 or train with dropout")
+
+
 def check_decoder_output(ae_path: Path, output: Path | None) -> None:
     """The autoencoder found through the lineage is an input too: the output must not overwrite it."""
     if output is not None:
@@ -99,6 +106,7 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
     """-> (generated spectrograms, lineage records, standardised latents)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     unet, ldm_cfg, attrs, _ = load_ldm(ldm_path, device)
+    check_guidance(cfg.cfg_scale, ldm_cfg.diffusion.cfg_dropout, ldm_path)
     ae_path = find_autoencoder(attrs, ae_path, ldm_path)
     check_decoder_output(ae_path, output)
     ae, ae_attrs, _ = load_autoencoder(ae_path, device)

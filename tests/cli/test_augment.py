@@ -133,10 +133,18 @@ def test_condition_carries_windows_of_unseen_classes_and_keeps_their_labels(chai
     bad = tmp_path / "bad.h5"
     for extra, msg in [(["--ldm", str(chain["ldm"]), "--condition", "ufo"], "--condition ufo: not a class of"),
                        (["--ldm", str(blind), "--condition", "null"], "trained with diffusion.cfg_dropout 0"),
-                       (["--ae", str(chain["ae"]), "--strength", "0", "--condition", "null"], "--condition null: only an LDM")]:
+                       (["--ae", str(chain["ae"]), "--strength", "0", "--condition", "null"], "--condition null: only an LDM"),
+                       (["--ldm", str(blind)], "--cfg-scale 1.5: "),  # guidance needs the null class too
+                       (["--ldm", str(blind), "--condition", "drone"], "trained with diffusion.cfg_dropout 0")]:
         res = runner.invoke(app, ["augment", "--data", str(chain["data"]), "-o", str(bad), "-q", *extra])
         assert res.exit_code == 2 and msg in res.output, (extra, res.output)
         assert len(res.output.strip().splitlines()) <= 2 and "Traceback" not in res.output and not bad.exists()
+    res = runner.invoke(app, ["sample", "--ldm", str(blind), "-o", str(bad), "-n", "1", "--steps", "2", "-q"])
+    assert res.exit_code == 2 and "--cfg-scale 1.5: " in res.output and "use --cfg-scale 1" in res.output, res.output
+    assert "Traceback" not in res.output and not bad.exists()
+    _ok(runner, ["sample", "--ldm", str(blind), "-o", str(bad), "-n", "1", "--steps", "2", "--cfg-scale", "1", "-q"])
+    _ok(runner, ["augment", "--ldm", str(blind), "--data", str(chain["data"]), "-o", str(tmp_path / "unguided.h5"),
+                 "--steps", "2", "--cfg-scale", "1", "-q"])
 
 
 def test_seeded_batch_independent_and_strength_range(chain):
