@@ -98,3 +98,15 @@ def test_a_partial_section_fills_in_from_the_fields_own_default():
     assert g.fit.net.channels == [16, 32, 64] and g.fit.net.doppler_bins == 8
     c = load_config(TrainClassifierConfig, None, ["train.steps=5"])
     assert c.train.steps == 5 and c.train.lr == 1e-3 and c.train.val_fraction == 0.2 and c.train.weight_decay == 1e-4
+
+
+def test_guidance_without_a_null_class_is_refused_before_the_probe_trains():
+    """diagnose diffusability's probe LDM: cfg_scale other than 1 with cfg_dropout 0 is a config error (sample
+    would refuse it only after the probe had trained)."""
+    from mdcli.config import load_config
+    from mdcli.diagnose.diffusability import DiffusabilityConfig
+
+    with pytest.raises(ConfigError, match="cfg_scale 1.5: guidance needs ldm.diffusion.cfg_dropout > 0"):
+        load_config(DiffusabilityConfig, None, ["cfg_scale=1.5", "ldm.diffusion.cfg_dropout=0"])
+    assert load_config(DiffusabilityConfig, None, ["cfg_scale=1", "ldm.diffusion.cfg_dropout=0"]).cfg_scale == 1
+    assert load_config(DiffusabilityConfig, None, ["cfg_scale=1.5"]).ldm.diffusion.cfg_dropout > 0

@@ -51,6 +51,9 @@ class DiffusabilityConfig:
         self.ldm.validate()
         if self.n_per_class < 2:
             raise ConfigError("n_per_class: must be >= 2")
+        if self.cfg_scale != 1 and self.ldm.diffusion.cfg_dropout <= 0:  # before the probe trains (sample refuses it)
+            raise ConfigError(f"cfg_scale {self.cfg_scale:g}: guidance needs ldm.diffusion.cfg_dropout > 0 (the probe's "
+                              "unconditional class learns nothing without it); set cfg_scale=1")
 
 
 def x0_mse(val_loss: float, t: int, schedule, prediction: str) -> float:

@@ -13,6 +13,7 @@ and a gain whose interval holds 0 is "no measurable gain".
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -404,7 +405,7 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
         else:
             model = go(xe, ye, model=model, k=n_first, cfg=replace(fit, steps=task["steps"] or fit.steps))
             if pretrained is not None:
-                pretrained[key] = {name: v.detach().clone() for name, v in model.state_dict().items()}
+                pretrained[key] = {name: v.detach().cpu().clone() for name, v in model.state_dict().items()}
         if own:  # pretrained on other classes: a fresh head for the real ones
             model = fresh_head(model, k, seed)
         tune = replace(fit, lr=task["lr"]) if task["lr"] else fit
@@ -527,8 +528,13 @@ def run_spec(spec: dict, on_result: Callable[[int, dict], None] = lambda i, r: N
     fit = from_dict(FitConfig, spec["fit"])
     device = torch.device(spec.get("device", "cpu"))
     out, pretrained = [], {}
+    uses = Counter(pretrain_key(t) for t in spec["tasks"])
     for i, task in enumerate(spec["tasks"]):
         out.append(run_task(task, data, fit, spec["split"], int(spec["batch_size"]), device, pretrained))
+        key = pretrain_key(task)
+        uses[key] -= 1
+        if key is not None and not uses[key]:
+            pretrained.pop(key, None)  # its last task has run
         on_result(i, out[-1])
     return out
 

@@ -440,19 +440,28 @@ def test_pretrain_steps_set_the_pretraining_budget_alone(gain_data, monkeypatch)
         parse_arm(f"p=append:{d}/a.h5,steps=5")
 
 
-def test_a_kept_pretraining_gives_the_same_numbers_and_fine_tuning_options_act(gain_data, monkeypatch):
-    """run_spec pretrains once per (file, steps, seed) and reuses it for every N and fine-tuning of that seed:
-    the same accuracies as each task on its own; lr / augment change the fine-tuning alone (its learning rate, the
-    classic augmentation of the real windows); worker_chunks keeps a shared pretraining in one worker."""
+def test_a_kept_pretraining_gives_the_same_numbers_and_fine_tuning_options_act(gain_data, monkeypatch, tmp_path):
+    """run_spec pretrains once per (file, steps, seed) and reuses it for every N and fine-tuning of that seed
+    (also on a file of other classes, with a fresh head after it): the same accuracies as each task on its own;
+    lr / augment change the fine-tuning alone (its learning rate, the classic augmentation of the real windows);
+    worker_chunks keeps a shared pretraining in one worker."""
     import mdcli.diagnose.gain as gain
 
     d = gain_data
+    other = _synthetic(6, 7)
+    other.class_names = ["walker", "drone", "bird", "vehicle"]
+    other.save(tmp_path / "sim.h5", "sim\n", 0)
     data = Data(d / "train.h5", d / "test.h5")
     fit = FitConfig(steps=4, batch_size=8, warmup_steps=1)
     fit.net.channels = [4]
     arms = [parse_arm(f"p=pretrain:{d}/rest_20_0.h5,steps=6"), parse_arm(f"q=pretrain:{d}/rest_20_0.h5,steps=6,lr=0.01"),
             parse_arm(f"r=pretrain:{d}/rest_20_0.h5,steps=6,augment=classic")]
     tasks = [a.task(n, s) for s in (0, 1) for n in (3, 5) for a in arms]
+    sim = [parse_arm(f"o=pretrain:{tmp_path}/sim.h5,steps=5").task(n, 0) for n in (3, 5)]
+    alone_sim = [run_task(t, data, fit, "random", 64) for t in sim]
+    spec_sim = {"train": str(d / "train.h5"), "test": str(d / "test.h5"), "split": "random", "fit": asdict(fit),
+                "batch_size": 64, "tasks": sim}
+    assert gain.run_spec(spec_sim) == alone_sim  # pretrained on its own classes, kept, a fresh head each time
     alone = [run_task(t, data, fit, "random", 64) for t in tasks]
     calls = []
     real_fit = gain.fit_classifier
