@@ -302,7 +302,8 @@ def diagnose_gain(
     train: Annotated[Path, typer.Option("--train", help="Real training spectrograms (the N per class are drawn from it).")] = Path("train.h5"),
     test: Annotated[Path, typer.Option("--test", help="Held-out real spectrograms (disjoint from --train and every arm's lineage).")] = Path("test.h5"),
     per_class: Annotated[str, typer.Option("--per-class", help="Real windows per class, comma-separated (e.g. 20,50).")] = "20,50",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds 0..K-1: one paired subset and initialisation each.")] = 5,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds S..S+K-1 (S: --first-seed): one paired subset and initialisation each.")] = 5,
+    first_seed: Annotated[int, typer.Option("--first-seed", min=0, help="The first seed (a replication on subsets and weights no earlier run used).")] = 0,
     arm: Annotated[Optional[list[str]], typer.Option("--arm", help="NAME=MODE:FILE[,key=value...] (repeatable); FILE may hold {n} and {seed}; A.h5+B.h5 joins files into one set.")] = None,
     split: Annotated[str, typer.Option("--split", help="How the N per class are drawn: auto (blocked when the data has /sequence), blocked, random.")] = "auto",
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Classifier fits in this many processes (one thread each; same numbers for any value).")] = 1,
@@ -329,9 +330,10 @@ def diagnose_gain(
     for opt, path in (("--json-out", json_out), ("--md-out", md_out)):
         if path is not None and path.is_dir():
             raise MdcliError(f"{opt} {path}: is a folder, expected a file name")
-    p = plan(train, test, arms, ns, list(range(seeds)), split)
+    seed_list = list(range(first_seed, first_seed + seeds))
+    p = plan(train, test, arms, ns, seed_list, split)
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
-        report = gain_report(p, cfg, ns, list(range(seeds)), jobs, lambda: advance(1))
+        report = gain_report(p, cfg, ns, seed_list, jobs, lambda: advance(1))
     from mdcli.diagnose.gain import plot_gain
 
     _figures_then_json(report, plot_dir, lambda d: plot_gain(report, d), False)  # the JSON after the files below
@@ -349,14 +351,16 @@ def diagnose_gain(
         with atomic_path(_output_path(md_out, "--md-out")) as tmp:
             # the command that reproduces the numbers (--jobs, outputs and display options do not change them)
             cmd = ["mdcli", "diagnose", "gain", "--train", str(train), "--test", str(test), "--per-class", per_class,
-                   "--seeds", str(seeds), *(["--split", split] if split != "auto" else []),
+                   "--seeds", str(seeds), *(["--first-seed", str(first_seed)] if first_seed else []),
+                   *(["--split", split] if split != "auto" else []),
                    *(["--config", str(config)] if config else []), *[x for v in set_ or [] for x in ("--set", v)],
                    *[x for a in arm or [] for x in ("--arm", a)]]
             tmp.write_text(markdown_report(report, shlex.join(cmd)))
     if as_json:
         _write_json(report)
         return
-    table = Table(title=f"diagnose gain: {train} -> {test} ({report['split']} subsets, {seeds} seeds)")
+    which = f"{seeds} seeds" + (f" from {first_seed}" if first_seed else "")
+    table = Table(title=f"diagnose gain: {train} -> {test} ({report['split']} subsets, {which})")
     for c in TABLE_HEADER:
         table.add_column(c, justify="right" if c in ("N", "accuracy", "macro-F1", "wins") else "left")
     rows, notes = table_cells(report)

@@ -248,6 +248,22 @@ def test_bad_input_is_one_line_and_writes_nothing(runner, gain_data, tmp_path):
     assert not (tmp_path / "figs").exists() and not (tmp_path / "out").exists()
 
 
+def test_first_seed_replicates_on_later_seeds_with_the_same_numbers(runner, gain_data, tmp_path):
+    """--first-seed S --seeds K runs seeds S..S+K-1: seed 2 alone gives the numbers it has inside seeds 0..2, and the
+    Markdown report's command names --first-seed so it reproduces them."""
+    d = gain_data
+    base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "5",
+            "--json", "--set", "fit.net.channels=[4]", "--set", "fit.steps=6", "--set", "fit.batch_size=8",
+            "--arm", f"p=pretrain:{d}/rest_20_{{seed}}.h5,steps=4"]
+    full = json.loads(_run(runner, [*base, "--seeds", "3"]).stdout)
+    one = json.loads(_run(runner, [*base, "--seeds", "1", "--first-seed", "2", "--md-out", str(tmp_path / "g.md")]).stdout)
+    assert one["seeds"] == [2] and full["seeds"] == [0, 1, 2]
+    for arm in ("real", "classic", "p"):
+        assert one["results"]["5"][arm]["accuracy"]["values"] == full["results"]["5"][arm]["accuracy"]["values"][2:]
+        assert one["results"]["5"][arm]["subsets"] == full["results"]["5"][arm]["subsets"][2:]
+    assert "--seeds 1 --first-seed 2" in (tmp_path / "g.md").read_text()
+
+
 def test_paired_gain_interval_and_verdict():
     g = paired_gain([0.1, 0.2, 0.3])  # mean 0.2, sd 0.1, t(0.975, 2) = 4.303: half width 0.2484
     assert g["mean"] == pytest.approx(0.2) and g["ci95"] == pytest.approx([0.2 - 0.24843, 0.2 + 0.24843], abs=1e-4)
