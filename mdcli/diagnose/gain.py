@@ -40,6 +40,8 @@ MODES = {
 }
 KEYS = {"append": {"weight", "ratio", "prob"}, "mixed-then-real": {"weight", "ratio", "prob"},
         "pretrain": {"finetune", "steps", "lr", "augment"}, "only": set()}
+CHOICES = {"finetune": (("all", "head"), "the weights fine-tuned on the real windows"),  # pretrain's worded options
+           "augment": (("none", "classic"), "the real windows while fine-tuning")}
 BASELINES = ("real", "classic")
 JOIN = "+"  # FILE+FILE: several extra files as one set (e.g. a generator's variations and its samples)
 
@@ -115,20 +117,16 @@ def parse_arm(text: str) -> Arm:
         if not eq or key not in KEYS[mode]:
             valid = ", ".join(sorted(KEYS[mode])) or "none"
             raise ConfigError(f"{what}: '{pair}' is no option of mode {mode} (options: {valid})")
-        if key == "finetune":
-            if value not in ("all", "head"):
-                raise ConfigError(f"{what}: finetune must be all or head, got '{value}'")
-            arm.finetune = value
+        if key in CHOICES:
+            choices, about = CHOICES[key]
+            if value not in choices:
+                raise ConfigError(f"{what}: {key} must be {' or '.join(choices)} ({about}), got '{value}'")
+            setattr(arm, key, value)
             continue
         if key == "steps":
             if not value.isdigit() or int(value) < 1:
                 raise ConfigError(f"{what}: steps must be a whole number >= 1 (pretraining steps), got '{value}'")
             arm.steps = int(value)
-            continue
-        if key == "augment":
-            if value not in ("none", "classic"):
-                raise ConfigError(f"{what}: augment must be none or classic (the real windows while fine-tuning), got '{value}'")
-            arm.augment = value
             continue
         if key == "lr":
             try:

@@ -498,7 +498,7 @@ def test_a_kept_pretraining_gives_the_same_numbers_and_fine_tuning_options_act(g
     assert arms[1].options() == {"finetune": "all", "steps": 6, "lr": 0.01}
     assert arms[2].options() == {"finetune": "all", "steps": 6, "augment": "classic"}
     for bad, msg in (("lr=0", "lr must be a learning rate"), ("lr=fast", "lr must be a learning rate"),
-                     ("augment=mixup", "augment must be none or classic")):
+                     ("augment=mixup", "augment must be none or classic"), ("finetune=body", "finetune must be all or head")):
         with pytest.raises(ConfigError, match=msg):
             parse_arm(f"p=pretrain:{d}/a.h5,{bad}")
     with pytest.raises(ConfigError, match="no option of mode append"):
