@@ -363,10 +363,11 @@ class Data:
         return self._extra[path]
 
 
-def pretrain_key(task: dict) -> tuple | None:
-    """What a pretrain task's first stage depends on besides the run's fit config: (file, steps, seed); the same
-    for every N (the N real windows enter only the fine-tuning). None for the other modes."""
-    return (task["file"], task["steps"], task["seed"]) if task["mode"] == "pretrain" else None
+def pretrain_key(task: dict, fit_steps: int) -> tuple | None:
+    """What a pretrain task's first stage depends on besides the run's fit config: (file, steps, seed), its steps
+    resolved (an arm without `steps` pretrains for fit_steps); the same for every N (the N real windows enter
+    only the fine-tuning). None for the other modes."""
+    return (task["file"], task["steps"] or fit_steps, task["seed"]) if task["mode"] == "pretrain" else None
 
 
 def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int,
@@ -397,7 +398,7 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
     elif mode == "mixed-then-real":
         model = go(x, y, model=go(x, y, model=model, extra=ExtraSet(xe, ye, opts, seed)), head_only=True)
     else:  # pretrain (its own number of steps on the extra set where the arm sets one)
-        key = pretrain_key(task)
+        key = pretrain_key(task, fit.steps)
         if pretrained is not None and key in pretrained:
             model.load_state_dict(pretrained[key])
         else:
@@ -505,9 +506,9 @@ def worker_chunks(tasks: list[dict], jobs: int, fit_steps: int) -> list[list[int
     steps once, every fit its fine-tuning). Each worker's tasks keep the plan's order."""
     groups: dict = {}
     for i, task in enumerate(tasks):
-        key = pretrain_key(task)
+        key = pretrain_key(task, fit_steps)
         groups.setdefault(("pretrain", key) if key else ("task", i), []).append(i)
-    cost = {g: fit_steps * len(idx) + ((tasks[idx[0]]["steps"] or fit_steps) if g[0] == "pretrain" else 0)
+    cost = {g: fit_steps * len(idx) + (g[1][1] if g[0] == "pretrain" else 0)
             for g, idx in groups.items()}
     chunks: list[list[int]] = [[] for _ in range(min(jobs, len(groups)))]
     load = [0] * len(chunks)
@@ -526,10 +527,10 @@ def run_spec(spec: dict, on_result: Callable[[int, dict], None] = lambda i, r: N
     fit = from_dict(FitConfig, spec["fit"])
     device = torch.device(spec.get("device", "cpu"))
     out, pretrained = [], {}
-    uses = Counter(pretrain_key(t) for t in spec["tasks"])
+    uses = Counter(pretrain_key(t, fit.steps) for t in spec["tasks"])
     for i, task in enumerate(spec["tasks"]):
         out.append(run_task(task, data, fit, spec["split"], int(spec["batch_size"]), device, pretrained))
-        key = pretrain_key(task)
+        key = pretrain_key(task, fit.steps)
         uses[key] -= 1
         if key is not None and not uses[key]:
             pretrained.pop(key, None)  # its last task has run

@@ -511,6 +511,9 @@ def test_a_kept_pretraining_gives_the_same_numbers_and_fine_tuning_options_act(g
         owners = {j for j, c in enumerate(chunks) for i in c if both[i]["mode"] == "pretrain" and both[i]["seed"] == s}
         assert len(owners) == 1
     assert all(c == sorted(c) for c in chunks)
+    plain, same = (parse_arm(f"{a}=pretrain:{d}/rest_20_0.h5{o}").task(3, 0) for a, o in (("u", ""), ("v", ",steps=4")))
+    assert gain.pretrain_key(plain, fit.steps) == gain.pretrain_key(same, fit.steps)  # no steps = fit.steps: one pretraining
+    assert gain.pretrain_key(plain, 5) != gain.pretrain_key(same, 5)
 
 
 def test_profile_features_ignore_when_and_keep_where_along_doppler():
