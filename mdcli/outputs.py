@@ -39,6 +39,15 @@ def _same(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
+def _is_json(path: Path) -> bool:
+    """A '{' or '[' starts many text formats (a TOML table, an INI section): only a file that parses is JSON."""
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def existing_kind(path: Path) -> str:
     """What `path` holds now, in words: an artifact kind, a format, or 'a file that is not an mdcli artifact'."""
     import h5py
@@ -49,7 +58,7 @@ def existing_kind(path: Path) -> str:
     except OSError:
         return "an unreadable file"
     for fmt, sigs in SIGNATURES.items():
-        if any(head.startswith(s) for s in sigs):
+        if any(head.startswith(s) for s in sigs) and (fmt != "json" or _is_json(path)):
             return fmt
     try:
         if h5py.is_hdf5(path):

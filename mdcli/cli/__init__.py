@@ -10,7 +10,9 @@ under their own names: `data.py` (simulate, merge, import, export, split, subset
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Annotated, Optional
 
 import typer
@@ -77,6 +79,7 @@ def run(argv: Optional[list[str]] = None) -> int:
     from mdcli.allocator import keep_freed_memory
 
     keep_freed_memory()
+    previous = _term_as_interrupt()
     try:
         rv = app(args=argv, prog_name="mdcli", standalone_mode=False)
     except ClickException as e:
@@ -89,8 +92,29 @@ def run(argv: Optional[list[str]] = None) -> int:
     except typer.Abort:
         err_console.print("[yellow]interrupted; no output written[/]")
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     # without standalone mode, click returns typer.Exit's code instead of exiting with it
     return rv if isinstance(rv, int) else 0
+
+
+def _term_as_interrupt():
+    """SIGTERM (a batch scheduler's time limit, `timeout`, `docker stop`) ends a run as Ctrl-C does: a trainer
+    checkpoints at the next step boundary, temp files and output locks are removed on the way out. Without this
+    the process died at once and left its lock, which a rerun on another host cannot tell from a live one.
+    Returns the previous handler (None off the main thread, where signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)  # the step-boundary handler while a trainer runs
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -68,6 +68,10 @@ def simulate(
     )
     if per_identity is not None and not cfg.identities:
         raise ConfigError("--per-identity: give --identities N too (without it, use --n)")
+    from mdcli.outputs import check_outputs
+
+    check_outputs({"--output": (output, None)}, {key: Path(path) for key, path in (  # inputs named in the config
+        ("like.file", cfg.like.file), ("mocap.amc", cfg.mocap.amc), ("mocap.asf", cfg.mocap.asf)) if path})
     text = config_text(cfg)
     if dry_run:
         _print_config(text)

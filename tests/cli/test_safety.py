@@ -349,3 +349,58 @@ def test_brackets_in_a_message_are_printed_as_written(runner, tmp_path):
     """rich markup must not eat a message's brackets ('expected [low, high]')."""
     res = runner.invoke(app, ["simulate", "--set", "scene.range_m=[50, 10]", "-o", str(tmp_path / "s.h5")])
     refused(res, "expected [low, high] with low <= high, got [50.0, 10.0]")
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does(runner, data, tmp_path):
+    """A scheduler's time limit (SIGTERM) checkpoints the trainer at a step boundary and removes the output's lock
+    and temp files, exit 130; before, the process died at once and left a lock that a rerun on another host could
+    not tell from a live run. The checkpoint it leaves resumes."""
+    import signal
+    import time
+
+    out = tmp_path / "clf.h5"
+    cmd = [sys.executable, "-m", "mdcli", "train-classifier", "--config", str(TINY / "train-classifier.yaml"),
+           "--data", str(data), "-o", str(out), "--set", "train.steps=100000", "--set", "train.checkpoint_every=1", "-q"]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "clf.h5.ckpt").exists() and time.time() < deadline and run.poll() is None:
+            time.sleep(0.1)
+        assert (tmp_path / "clf.h5.ckpt").exists(), run.communicate()
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130, err
+    assert "interrupted: checkpoint" in err and "Traceback" not in err, err
+    assert not out.exists() and left_behind(tmp_path) == []
+    with h5py.File(tmp_path / "clf.h5.ckpt") as f:
+        step = int(f.attrs["step"])
+    assert 0 < step < 100000
+    res = runner.invoke(app, cmd[3:] + ["--resume", "--stop-after", "1"])
+    assert res.exit_code == 0 and f"resumed from {tmp_path / 'clf.h5.ckpt'} at step {step}" in " ".join(res.output.split()), res.output
+
+
+def test_an_input_named_in_the_config_is_never_the_output(runner, data, tmp_path):
+    """simulate's measured set (`like.file`, given by --set or in a YAML file) is an input like --like itself:
+    an -o naming it is refused (same kind, so no --force would have stopped it), the file keeps its bytes."""
+    before = data.read_bytes()
+    cfg = tmp_path / "like.yaml"
+    cfg.write_text(f"like:\n  file: {data}\n")
+    for how in (["--set", f"like.file={data}"], ["--config", str(cfg)]):
+        refused(runner.invoke(app, ["simulate", *how, "--targets", "walker", "--n", "2", "-o", str(data), "-q"]),
+                f"--output {data} is the input like.file {data}")
+    assert data.read_bytes() == before and left_behind(tmp_path) == []
+
+
+def test_only_a_file_that_parses_is_json(tmp_path):
+    """A '[' or '{' also starts TOML and INI files: a --json-out naming one needs --force, a JSON file is replaced."""
+    from mdcli.outputs import check_outputs, existing_kind
+
+    toml, js = tmp_path / "pyproject.toml", tmp_path / "report.json"
+    toml.write_text('[build-system]\nrequires = ["setuptools"]\n')
+    js.write_text('{"arms": []}')
+    assert existing_kind(toml) == "a file that is not an mdcli artifact" and existing_kind(js) == "json"
+    with pytest.raises(Exception, match=f"--json-out {toml}: exists and is a file that is not an mdcli artifact"):
+        check_outputs({"--json-out": (toml, "json")}, {})
+    check_outputs({"--json-out": (js, "json")}, {})

@@ -526,3 +526,16 @@ def test_profile_features_ignore_when_and_keep_where_along_doppler():
     assert f.shape == (3, 2 * 32 + 8 * 16)
     np.testing.assert_allclose(profile_features(np.roll(x, 17, axis=2)), f, atol=1e-12)
     assert np.abs(profile_features(np.roll(x, 4, axis=1)) - f).max() > 0.1
+
+
+def test_an_arm_file_is_an_input_no_report_may_replace(runner, gain_data, tmp_path):
+    """--json-out / --md-out naming an arm's file are refused even with --force (only a file of another kind
+    needs --force; an input is never written), before any fit; the file keeps its bytes."""
+    extra = tmp_path / "extra.h5"
+    extra.write_bytes((gain_data / f"rest_{N}_0.h5").read_bytes())
+    before = extra.read_bytes()
+    for opt in ("--json-out", "--md-out"):
+        _refused(runner, ["diagnose", "gain", "--train", str(gain_data / "train.h5"), "--test", str(gain_data / "test.h5"),
+                          "--per-class", str(N), "--seeds", "1", "--arm", f"g=append:{extra}", opt, str(extra), "--force", "-q"],
+                 f"{opt} {extra} is the input --arm g")
+    assert extra.read_bytes() == before
