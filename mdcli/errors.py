@@ -14,3 +14,8 @@ class ConfigError(MdcliError):
 
 class ArtifactError(MdcliError):
     """An HDF5 artifact is missing, unreadable, truncated, of the wrong kind or too new."""
+
+
+class RunComplete(Exception):
+    """`--resume` of a training run whose output is already written with the same config and inputs: nothing to
+    do (exit 0, the output untouched); a job loop that resubmits with --resume ends instead of retraining."""

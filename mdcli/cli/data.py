@@ -352,17 +352,21 @@ def split_cmd(
     force=False,
 ) -> None:
     """Split spectrograms per class into training and held-out files (random, or blocked by recording time)."""
-    from mdcli.artifacts import Spectrograms, parent_record
+    from mdcli.artifacts import Spectrograms, atomic_path, parent_record
     from mdcli.data.splits import split_indices
 
     _require(path, "spectrograms")
     train_out, test_out = _output_path(train_out, "--train-out"), _output_path(test_out, "--test-out")
     data = Spectrograms.load(path)
     tr, te = split_indices(data.labels, test_fraction, seed, split, data.sequence, gap, data.class_names)
+    if not len(te):
+        raise MdcliError(f"--test-out {test_out}: --test-fraction {test_fraction:g} holds out no window of {path} "
+                         f"(a class keeps one window for training at least); nothing written")
     text = f"split: {split}\ntest_fraction: {test_fraction}\ngap: {gap}\nseed: {seed}\n"
     parents = [parent_record(path)]
-    data.select(tr).save(train_out, text + "part: train\n", seed, parents)
-    data.select(te).save(test_out, text + "part: test\n", seed, parents)
+    with atomic_path(train_out) as tmp_train, atomic_path(test_out) as tmp_test:  # both parts or neither
+        data.select(tr).save(tmp_train, text + "part: train\n", seed, parents)
+        data.select(te).save(tmp_test, text + "part: test\n", seed, parents)
     dropped = len(data) - len(tr) - len(te)
     console.print(f"wrote {train_out} ({len(tr)}) and {test_out} ({len(te)}), {split} split"
                   + (f"; {dropped} windows within {gap} steps of the test blocks left out" if dropped else ""))

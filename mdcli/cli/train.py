@@ -33,6 +33,7 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
     Returns the trainer's result, or None when it stopped early because of --stop-after (and on
     every torchrun rank but 0).
     """
+    from mdcli.errors import RunComplete
     from mdcli.progress import progress_bar
     from mdcli.train.checkpoint import checkpoint_path
     from mdcli.train.distributed import is_main
@@ -46,6 +47,10 @@ def _run_training(name: str, output: Path, total: int, stop_after: int | None, q
         if res is None:
             console.print(f"stopped after {stop_after} steps; checkpoint beside {output}; continue with --resume")
         return res
+    except RunComplete as e:
+        if main:
+            console.print(str(e), highlight=False, soft_wrap=True)
+        raise typer.Exit(0) from None
     except KeyboardInterrupt:
         if main:
             ckpt = checkpoint_path(output)

@@ -146,10 +146,33 @@ def open_run(output: Path, resume: bool, config_yaml: str, modules: dict, optimi
             progress(0, completed=start)
         return ckpt, jsonl, start, extra
     if resume:
+        _check_complete(output, config_yaml, parents, input_keys)
         log(f"--resume: no checkpoint {ckpt}; starting afresh")
     if jsonl.path is not None and jsonl.path.exists():
         jsonl.path.unlink()
     return ckpt, jsonl, 0, extra
+
+
+def _check_complete(output: Path, config_yaml: str, parents: list[dict] | None, input_keys: tuple[str, ...]) -> None:
+    """Raise RunComplete when `output` is this run already finished: the same config (train.steps included) from
+    the same inputs. A finished run removes its checkpoint, so without this `--resume` trained it again from
+    step 0 and replaced the output."""
+    from mdcli.errors import RunComplete
+
+    try:
+        with h5py.File(output, "r") as f:
+            header = read_header(f)
+    except (OSError, RuntimeError):
+        return
+    saved = header["config"]
+    if not saved or _first_difference(saved, config_yaml, input_keys if parents is not None else ()) is not None:
+        return
+    if _total_steps(saved) != _total_steps(config_yaml):
+        return
+    if parents is not None and [p["sha256"] for p in header["parents"]] != [p["sha256"] for p in parents]:
+        return
+    raise RunComplete(f"{output}: already trained with this config and these inputs (no checkpoint left); nothing to "
+                      "resume, the file is unchanged")
 
 
 def _total_steps(config_yaml: str) -> int | None:

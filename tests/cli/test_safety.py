@@ -404,3 +404,20 @@ def test_only_a_file_that_parses_is_json(tmp_path):
     with pytest.raises(Exception, match=f"--json-out {toml}: exists and is a file that is not an mdcli artifact"):
         check_outputs({"--json-out": (toml, "json")}, {})
     check_outputs({"--json-out": (js, "json")}, {})
+
+
+def test_split_writes_both_parts_or_neither(runner, data, tmp_path):
+    """The two parts of a split are one result: an earlier pair stays as it was when the new split fails (here: a
+    set of one window per class holds nothing out), and no part of the new one is left behind."""
+    from mdcli.artifacts import Spectrograms
+
+    d = Spectrograms.load(data)
+    one = tmp_path / "one.h5"
+    d.select(np.array([np.flatnonzero(d.labels == c)[0] for c in range(len(d.class_names))])).save(one, "one each\n", 0)
+    train, test = tmp_path / "train.h5", tmp_path / "test.h5"
+    res = runner.invoke(app, ["split", str(data), "--train-out", str(train), "--test-out", str(test)])
+    assert res.exit_code == 0, res.output
+    before = train.read_bytes(), test.read_bytes()
+    refused(runner.invoke(app, ["split", str(one), "--train-out", str(train), "--test-out", str(test)]),
+            f"--test-out {test}: --test-fraction 0.3 holds out no window of {one}")
+    assert (train.read_bytes(), test.read_bytes()) == before and left_behind(tmp_path) == []

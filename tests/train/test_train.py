@@ -344,3 +344,19 @@ def test_envelope_term_trains_and_is_logged(runner, tiny_data, clf, tmp_path):
                                   "--classifier", str(clf), "-o", str(tmp_path / "x.h5"), "--set", bad])
         assert res.exit_code == 2 and key in res.output and "Traceback" not in res.output, res.output
         assert res.output.strip().count("\n") == 0 and not (tmp_path / "x.h5").exists()
+
+
+def test_resume_of_a_finished_run_leaves_its_output_alone(runner, tiny_data, clf, tmp_path):
+    """A job loop resubmitting with --resume after the run finished (its checkpoint removed) ends at once, exit 0,
+    the output's bytes unchanged; before, it trained again from step 0 and replaced the output. Another config
+    (here more steps) or other inputs still start afresh, as without a checkpoint."""
+    out = tmp_path / "x.h5"
+    _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "4")
+    assert not checkpoint_path(out).exists()
+    before = out.read_bytes()
+    res = _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "4", "--resume")
+    assert "already trained with this config and these inputs" in " ".join(res.output.split()), res.output
+    assert out.read_bytes() == before
+    _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "5", "--resume")
+    with h5py.File(out) as f:
+        assert "steps: 5" in f.attrs["config"]
