@@ -19,11 +19,15 @@ anything else is refused. At one thread a resumed study gives the same numbers a
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -32,18 +36,77 @@ import numpy as np
 import yaml
 
 from mdcli.choices import PERCEPTUAL_CHOICES
+from mdcli.errors import MdcliError
+
+
+class StageFailed(MdcliError):
+    """A stage's `mdcli` subprocess failed: one line (the command and the end of its error output). An arm's
+    failure is reported and the study goes on; the shared data or classifiers failing ends the study, exit 2."""
+
+
+_children: set[subprocess.Popen] = set()  # the stages running now, in any thread
+_stopping = threading.Event()  # set by a SIGTERM / Ctrl-C of the study: no new stage starts
+
+
+def stops_its_stages(fn):
+    """Run the study `fn` so that SIGTERM (a scheduler's limit, `timeout`, `docker stop`) or Ctrl-C stops it:
+    no new stage starts, the running ones get SIGTERM (a trainer checkpoints at its step boundary; Ctrl-C from a
+    terminal reaches them itself) and are waited for, then KeyboardInterrupt. Before, the thread pool went on
+    with every queued arm-seed after the signal."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return fn(*args, **kwargs)
+
+        def stop(signum, frame):
+            _stopping.set()
+            if signum == signal.SIGTERM:
+                for proc in list(_children):
+                    with contextlib.suppress(OSError):
+                        proc.send_signal(signal.SIGTERM)
+            raise KeyboardInterrupt
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            _stopping.clear()
+
+    return wrapper
 
 
 def mdcli(*args: str, stdout: Path | None = None, env: dict | None = None) -> None:
     """Run one `mdcli` command; `stdout` (a JSON report) is written atomically: a temp file, renamed on success."""
+    if _stopping.is_set():
+        raise StageFailed(f"mdcli {' '.join(args)}: not started, the study is stopping")
     cmd = [sys.executable, "-m", "mdcli", *args]
     tmp = stdout.with_name(f".{stdout.name}.tmp") if stdout else None
     with open(tmp, "w") if tmp else open(os.devnull, "w") as out:
-        res = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
-    if res.returncode != 0:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
+        _children.add(proc)
+        try:
+            if _stopping.is_set():  # the stop came between the check above and the start
+                proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate()
+        except KeyboardInterrupt:  # this thread is the study's main one: let the stage end as it was told to
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if tmp:
+                tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            _children.discard(proc)
+    if proc.returncode != 0:
         if tmp:
             tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
+        tail = " | ".join(line.strip() for line in err.strip().splitlines()[-3:])
+        raise StageFailed(f"mdcli {' '.join(args)} failed (exit {proc.returncode}): {tail}")
     if tmp:
         os.replace(tmp, stdout)
 
@@ -104,14 +167,24 @@ def made_from(output: Path, inputs: tuple[Path, ...]) -> bool:
     return all(file_sha256(i) in recorded for i in inputs)
 
 
-def check_resumable(out: Path, key: dict, arm_keys: dict[str, dict]) -> str | None:
-    """Why OUT cannot be resumed by this study (None when it can, or when it is new)."""
+SHARED = ("data", "train", "test", "clf", "judge")  # OUT/<name>.h5, made once and shared by every arm
+
+
+def check_resumable(out: Path, key: dict, arm_keys: dict[str, dict], data: Path | None = None) -> str | None:
+    """Why OUT cannot be resumed by this study (None when it can, or when it is new). `data`: the user's
+    spectrograms (--data), read where they are, so an OUT/data.h5 is not one the study would write."""
     rec = out / "study.json"
     if rec.exists():
         old = json.loads(rec.read_text()).get("key")
         if old != key:
             diff = ", ".join(k for k in sorted(set(old or {}) | set(key)) if (old or {}).get(k) != key.get(k))
             return f"--out {out}: holds a study made with a different {diff}; choose another --out or delete it"
+    else:
+        found = [f"{k}.h5" for k in SHARED if (out / f"{k}.h5").exists() and not (k == "data" and data is not None)]
+        if found and not (out / "baseline-fits").is_dir():  # files a study would overwrite, no sign a study made them
+            # (every mdcli study makes baseline-fits/ first: an older one killed before its study.json resumes)
+            return (f"--out {out}: holds {', '.join(found)} but no study.json (not a study's folder); choose another "
+                    "--out, or move them")
     for name, k in arm_keys.items():
         d = out / name
         if not d.exists() or not any(d.iterdir()):
@@ -138,13 +211,15 @@ def prepare(profile: Path, study: dict, dataset: str, out: Path, data: Path | No
     records that they were made with `key` (check_resumable refuses any other). With `jobs` > 1 the two
     classifiers train side by side (separate seeded processes: the same models as one after the other)."""
     out.mkdir(parents=True, exist_ok=True)
-    p = {k: out / f"{k}.h5" for k in ("data", "train", "test", "clf", "judge")}
+    p = {k: out / f"{k}.h5" for k in SHARED}
     p["baselines"] = out / "baseline-fits"  # the generator-free fits of `diagnose generation`, shared by every arm
     p["baselines"].mkdir(exist_ok=True)
     if data is not None:
         p["data"] = data
-    if (out / "study.json").exists() and all(p[k].exists() for k in ("data", "train", "test", "clf", "judge")):
+    record = json.loads((out / "study.json").read_text()) if (out / "study.json").exists() else {}
+    if record.get("prepared", True) and record and all(p[k].exists() for k in SHARED):
         return p
+    write_json(out / "study.json", {"key": key, "prepared": False})  # from here on the folder is this study's
     if data is not None:
         pass  # the user's spectrograms: read, never written
     elif dataset == "sim":
@@ -399,6 +474,7 @@ DATASETS = ("sim", "gait")
 STUDY_PERCEPTUAL = tuple(c for c in PERCEPTUAL_CHOICES if c != "none")
 
 
+@stops_its_stages
 def run_study(profile: Path, dataset: str, out: Path, data: Path | None = None, gait_dir: Path = Path("../shared/data/gait"),
               perceptual: str = "domain", jobs: int | None = None, threads: int | None = None, arms: str | None = None,
               judges: str | None = None) -> None:
@@ -458,7 +534,7 @@ def run_study(profile: Path, dataset: str, out: Path, data: Path | None = None, 
     key = study_key(yaml.safe_load(profile.read_text()), dataset, data, gait_dir, threads)  # the profile as written
     runs = [(arm, seed) for arm in arm_names for seed in study["seeds"]]
     akeys = {f"{arm}_s{seed}": arm_key(key, study, arm, seed, perceptual) for arm, seed in runs}
-    why = check_resumable(out, key, akeys)
+    why = check_resumable(out, key, akeys, data)
     if why:
         raise MdcliError(why)
     # wall time of the earlier runs that built this OUT (a resumed or fully reused study would otherwise
@@ -512,7 +588,7 @@ def run_study(profile: Path, dataset: str, out: Path, data: Path | None = None, 
             arm, seed = futures[fut]
             try:
                 res = fut.result()
-            except RuntimeError as e:
+            except StageFailed as e:
                 print(f"{arm} seed {seed}: FAILED {e}", flush=True)
                 continue
             raw[f"{arm}_s{seed}"] = res
@@ -525,11 +601,11 @@ def run_study(profile: Path, dataset: str, out: Path, data: Path | None = None, 
             for fut in judge_futures:
                 fut.result()
             judged.update(rejudge(profile, p, out, sorted(raw), judge_seeds, split["mode"], env, n_jobs))
-        except RuntimeError as e:
+        except StageFailed as e:
             print(f"extra judges: FAILED {e}", flush=True)
     try:
         gained.update(augmentation(profile, study, p, out, arm_names, few, n_jobs, env) or {})
-    except RuntimeError as e:
+    except StageFailed as e:
         print(f"augmentation (diagnose gain): FAILED {e}", flush=True)
     results.update({name: [r] for name, r in constructed_rows(out, p, study["seeds"][0], threads).items()})
     print(write(True))

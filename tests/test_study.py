@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -223,3 +224,99 @@ def test_study_lpips_vgg_variant_reads_the_trunk_from_the_hub_cache(tiny_data, t
     assert res["rows"]["vqvae"][0]["label"] in {"healthy", "codebook collapse", "posterior collapse"}
     with h5py.File(out / "vqvae_s0" / "ae.h5", "r") as f:
         assert "lpips-vgg" in f.attrs["config"]
+
+
+def test_a_folder_the_study_did_not_make_is_not_overwritten(tmp_path):
+    """--out holding train.h5 (or clf.h5 ...) without the study's record is refused before anything is written (the
+    study would have replaced them: same kind, no --force needed); the user's own --data inside --out is read, not
+    written, and does not count. A failed stage is one line naming the command (was a RuntimeError traceback)."""
+    from mdcli.errors import MdcliError
+    from mdcli.study import StageFailed, check_resumable, mdcli
+
+    out = tmp_path / "proj"
+    out.mkdir()
+    (out / "data.h5").write_bytes(b"the user's data")
+    assert check_resumable(out, {"k": 1}, {}, data=out / "data.h5") is None
+    (out / "train.h5").write_bytes(b"the user's training part")
+    why = check_resumable(out, {"k": 1}, {}, data=out / "data.h5")
+    assert why == f"--out {out}: holds train.h5 but no study.json (not a study's folder); choose another --out, or move them"
+    assert "data.h5, train.h5" in check_resumable(out, {"k": 1}, {})
+    with pytest.raises(StageFailed) as e:
+        mdcli("split", str(tmp_path / "missing.h5"), "--train-out", str(tmp_path / "a.h5"))
+    assert isinstance(e.value, MdcliError) and "\n" not in str(e.value)
+    assert str(e.value).startswith(f"mdcli split {tmp_path / 'missing.h5'} --train-out {tmp_path / 'a.h5'} failed (exit 2): ")
+
+
+def test_a_stopped_study_stops_its_stages(tiny_data, tmp_path):
+    """SIGTERM to a study: the running stage (here a trainer in a worker thread) gets SIGTERM, checkpoints at its
+    step boundary and leaves no lock; no new stage starts while the study stops; the study ends with
+    KeyboardInterrupt (exit 130 from the CLI). Before, the pool ran every queued arm-seed after the signal."""
+    import signal
+    import threading
+    import time
+
+    from mdcli import study
+
+    out = tmp_path / "clf.h5"
+    ckpt = tmp_path / "clf.h5.ckpt"
+    seen: dict = {}
+
+    def stage():
+        try:
+            study.mdcli("train-classifier", "--config", str(ROOT / "configs/tiny/train-classifier.yaml"), "--data",
+                        str(tiny_data), "-o", str(out), "--set", "train.steps=100000", "--set", "train.checkpoint_every=1", "-q")
+        except study.StageFailed as e:
+            seen["stage"] = str(e)
+        try:
+            study.mdcli("split", str(tiny_data), "--train-out", str(tmp_path / "a.h5"), "--test-out", str(tmp_path / "b.h5"))
+        except study.StageFailed as e:
+            seen["next"] = str(e)
+
+    @study.stops_its_stages
+    def fake_study():
+        worker = threading.Thread(target=stage)
+        worker.start()
+        try:
+            deadline = time.time() + 120
+            while not ckpt.exists() and time.time() < deadline:
+                time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(60)  # the signal ends this wait
+        finally:
+            worker.join(120)
+
+    with pytest.raises(KeyboardInterrupt):
+        fake_study()
+    assert "failed (exit 130)" in seen["stage"] and "interrupted: checkpoint" in seen["stage"], seen
+    assert seen["next"].endswith("not started, the study is stopping") and not (tmp_path / "a.h5").exists()
+    assert ckpt.exists() and not out.exists() and not (tmp_path / ".clf.h5.lock").exists()
+    assert not study._stopping.is_set()  # the next study starts its stages again
+
+
+def test_prepare_reuses_only_what_a_finished_prepare_made(tmp_path, monkeypatch):
+    """The shared data and classifiers are reused when study.json says a prepare finished (as every study.json an
+    older mdcli wrote, which came last); one marked unfinished (a kill mid-prepare) makes them again."""
+    from pathlib import Path
+
+    from mdcli import study
+
+    calls: list[str] = []
+
+    def fake(*args, stdout=None, env=None):
+        calls.append(args[0])
+        for flag in ("-o", "--train-out", "--test-out"):
+            if flag in args:
+                Path(args[args.index(flag) + 1]).write_bytes(b"made")
+
+    monkeypatch.setattr(study, "mdcli", fake)
+    spec, out, key = {"split": {"sim": {"mode": "random", "test_fraction": 0.3}}}, tmp_path / "s", {"k": 1}
+    run = lambda: study.prepare(ROOT / "configs/study/tiny.yaml", spec, "sim", out, None, tmp_path, {}, key)  # noqa: E731
+    run()
+    assert sorted(calls) == ["simulate", "split", "train-classifier", "train-classifier"]
+    assert json.loads((out / "study.json").read_text()) == {"key": key}
+    calls.clear()
+    run()
+    assert calls == []
+    study.write_json(out / "study.json", {"key": key, "prepared": False})
+    run()
+    assert sorted(calls) == ["simulate", "split", "train-classifier", "train-classifier"]

@@ -104,8 +104,8 @@ def _term_as_interrupt():
     checkpoints at the next step boundary, temp files and output locks are removed on the way out. Without this
     the process died at once and left its lock, which a rerun on another host cannot tell from a live one.
     Returns the previous handler (None off the main thread, where signals cannot be set)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        return None  # (a wrapper that ignores SIGTERM on purpose keeps it ignored)
 
     def on_term(signum, frame):
         handler = signal.getsignal(signal.SIGINT)  # the step-boundary handler while a trainer runs

@@ -359,9 +359,9 @@ def split_cmd(
     train_out, test_out = _output_path(train_out, "--train-out"), _output_path(test_out, "--test-out")
     data = Spectrograms.load(path)
     tr, te = split_indices(data.labels, test_fraction, seed, split, data.sequence, gap, data.class_names)
-    if not len(te):
-        raise MdcliError(f"--test-out {test_out}: --test-fraction {test_fraction:g} holds out no window of {path} "
-                         f"(a class keeps one window for training at least); nothing written")
+    for part, option, out, what in ((te, "--test-out", test_out, "holds out no window"), (tr, "--train-out", train_out, "keeps no training window")):
+        if not len(part):
+            raise MdcliError(f"{option} {out}: --test-fraction {test_fraction:g} {what} of {path}; nothing written")
     text = f"split: {split}\ntest_fraction: {test_fraction}\ngap: {gap}\nseed: {seed}\n"
     parents = [parent_record(path)]
     with atomic_path(train_out) as tmp_train, atomic_path(test_out) as tmp_test:  # both parts or neither

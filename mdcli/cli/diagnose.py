@@ -18,11 +18,11 @@ from mdcli.jsonio import strict_json
 group = typer.Typer()
 
 @command(group, "report")
-def report_cmd(run: Annotated[Path, typer.Argument(help="A pipeline run folder (examples/pipeline.sh).")]) -> None:
+def report_cmd(run: Annotated[Path, typer.Argument(help="A pipeline run folder (examples/pipeline.sh).")], force=False) -> None:
     """Write RUN/REPORT.md with real-vs-generated grids, loss curves, codebook use and the diagnostics; print the headline."""
     from mdcli.diagnose.report import build_report, no_diagnostics_note
 
-    out, head = build_report(run)
+    out, head = build_report(run, force)
     if not head:
         console.print(f"wrote {out}; {no_diagnostics_note(run)}", highlight=False, soft_wrap=True)
         return
@@ -335,7 +335,7 @@ def diagnose_gain(
     from mdcli.outputs import check_outputs
 
     check_outputs({o: (path, None) for o, path in (("--json-out", json_out), ("--md-out", md_out)) if path is not None},
-                  {f"--arm {a.name}": q for a in arms if a.file for n in ns for s in seed_list for q in a.paths(n, s)})
+                  {f"--arm {a.name} ({q})": q for a in arms if a.file for n in ns for s in seed_list for q in a.paths(n, s)})
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, seed_list, jobs, lambda: advance(1))
     from mdcli.diagnose.gain import plot_gain

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdcli.artifacts import Spectrograms, atomic_path
+from mdcli.artifacts import TEMP_MARK, Spectrograms, atomic_path
 from mdcli.errors import MdcliError
 
 FORMATS = ("png", "npz", "mat")
@@ -68,7 +68,7 @@ def _export_png(data: Spectrograms, folder: Path, colormap: str) -> int:
             raise MdcliError(f"class name {name!r} cannot be a folder name; export it --format npz or mat")
     names = _png_names(data)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TEMP_MARK, dir=folder.parent))
     umask = os.umask(0)
     os.umask(umask)
     try:

@@ -257,7 +257,7 @@ def plot_domain(report: dict, folder: Path, per_side: int = 6) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mdcli.plotting import show
+    from mdcli.plotting import save_figure, show
 
     a, b = report["_examples"]
     cols = min(per_side, len(a), len(b))
@@ -273,7 +273,4 @@ def plot_domain(report: dict, folder: Path, per_side: int = 6) -> list[Path]:
     o = report["overall"]
     fig.suptitle(f"two-sample accuracy {o['two_sample_accuracy']:.1%} (95 % CI {o['ci95_low']:.1%}-{o['ci95_high']:.1%}), "
                  f"FMD {o['fmd']:.3g}", fontsize=9)
-    path = folder / "domain_examples.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, folder / "domain_examples.png")]

@@ -64,9 +64,36 @@ def _json(path: Path) -> dict | None:
 
 
 def _jsonl(path: Path) -> list[dict]:
+    """A metrics log's records; a torn last line (a run killed mid-write and not resumed) is left out, a
+    damaged line before it is one error naming the file and line."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [(i, line) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    out = []
+    for j, (i, line) in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if j == len(lines) - 1:
+                break
+            raise MdcliError(f"{path}: line {i} is not JSON; the metrics log is damaged (delete it to report without "
+                             "training curves)") from None
+    return out
+
+
+REPORT_HEAD = "# mdcli run: "  # how a generated REPORT.md begins
+
+
+def check_report_path(out: Path, force: bool) -> None:
+    """REPORT.md is replaced only when it is one this command wrote (or with --force): notes of the user's own under
+    that name survive."""
+    if out.exists() and not force:
+        try:
+            ours = out.read_text(errors="replace").startswith(REPORT_HEAD)
+        except OSError:
+            ours = False
+        if not ours:
+            raise MdcliError(f"{out}: exists and is not a report mdcli wrote; pass --force to replace it, or move it")
 
 
 def plot_real_vs_generated(real: Spectrograms, gen: Spectrograms, out: Path, per_class: int = 4) -> Path:
@@ -107,13 +134,18 @@ def plot_real_vs_generated(real: Spectrograms, gen: Spectrograms, out: Path, per
     return out
 
 
-def plot_losses(run: Path, out: Path, ae_ema: bool = False) -> Path | None:
+def read_logs(run: Path) -> tuple[list[dict], list[dict]]:
+    """The autoencoder's and the LDM's metrics logs of a run folder (empty where absent)."""
+    return _jsonl(run / "ae.metrics.jsonl"), _jsonl(run / "ldm.metrics.jsonl")
+
+
+def plot_losses(logs: tuple[list[dict], list[dict]], out: Path, ae_ema: bool = False) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ae, ldm = _jsonl(run / "ae.metrics.jsonl"), _jsonl(run / "ldm.metrics.jsonl")
+    ae, ldm = logs
     if not ae and not ldm:
         return None
     fig, axs = plt.subplots(1, 3, figsize=(12, 3), constrained_layout=True)
@@ -144,21 +176,25 @@ def plot_losses(run: Path, out: Path, ae_ema: bool = False) -> Path | None:
     return out
 
 
-def build_report(run: Path) -> tuple[Path, dict]:
-    """Write RUN/REPORT.md (+ PNGs) -> (path, headline figures)."""
+def build_report(run: Path, force: bool = False) -> tuple[Path, dict]:
+    """Write RUN/REPORT.md (+ PNGs) -> (path, headline figures). Every input is checked before the first file is
+    written."""
     if not run.is_dir():
         raise MdcliError(f"{run}: not a folder (run examples/pipeline.sh {run} first)")
-    for name in ("train.h5", "test.h5", "samples.h5"):
+    for name in ("train.h5", "test.h5", "samples.h5", "ae.h5"):
         if not (run / name).exists():
             raise MdcliError(f"{run}: no {name}; run the pipeline (examples/pipeline.sh) first")
+    out = run / "REPORT.md"
+    check_report_path(out, force)
     recon, codebook = _json(run / "recon.json"), _json(run / "codebook.json")
     collapse, gen = _json(run / "collapse.json"), _json(run / "generation.json")
     train, test, samples = (Spectrograms.load(run / n) for n in ("train.h5", "test.h5", "samples.h5"))
-    grid = plot_real_vs_generated(test, samples, run / "real_vs_generated.png")
     with open_artifact(run / "ae.h5") as f:
         ae_header = read_header(f)
     ae_ema = float((stored_config(ae_header, run / "ae.h5").get("train") or {}).get("ema_decay", 0.0)) > 0
-    losses = plot_losses(run, run / "losses.png", ae_ema)
+    logs = read_logs(run)
+    grid = plot_real_vs_generated(test, samples, run / "real_vs_generated.png")
+    losses = plot_losses(logs, run / "losses.png", ae_ema)
     head: dict = {}
     if recon:
         head["recon PSNR (dB, test)"] = recon["overall"]["psnr"]
@@ -176,7 +212,7 @@ def build_report(run: Path) -> tuple[Path, dict]:
         head["judge accuracy on real test"] = gen["judge_accuracy_real"]
         head["precision / recall"] = f"{gen['precision']:.3f} / {gen['recall']:.3f}"
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = [f"# mdcli run: {run}", "",
+    lines = [f"{REPORT_HEAD}{run}", "",
              f"mdcli {ae_header['mdcli_version']}; {len(train)} training and {len(test)} held-out test spectrograms "
              f"({', '.join(train.class_names)}); {len(samples)} generated. Every diagnostic below is measured on the held-out "
              "test part, with a judge classifier trained independently of the generator; the training curves are "
@@ -245,7 +281,6 @@ def build_report(run: Path) -> tuple[Path, dict]:
             lines += ["![augmentation](augmentation.png)", ""]
     if losses:
         lines += ["## Training curves", "", f"![losses]({losses.name})", ""]
-    out = run / "REPORT.md"
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(lines))
     return out, head

@@ -159,17 +159,19 @@ def _check_complete(output: Path, config_yaml: str, parents: list[dict] | None, 
     step 0 and replaced the output."""
     from mdcli.errors import RunComplete
 
+    if parents is None:
+        return
     try:
         with h5py.File(output, "r") as f:
             header = read_header(f)
-    except (OSError, RuntimeError):
-        return
-    saved = header["config"]
-    if not saved or _first_difference(saved, config_yaml, input_keys if parents is not None else ()) is not None:
-        return
-    if _total_steps(saved) != _total_steps(config_yaml):
-        return
-    if parents is not None and [p["sha256"] for p in header["parents"]] != [p["sha256"] for p in parents]:
+        saved = header["config"]
+        if not saved or _first_difference(saved, config_yaml, input_keys) is not None:
+            return
+        if _total_steps(saved) != _total_steps(config_yaml):
+            return
+        if [p["sha256"] for p in header["parents"]] != [p["sha256"] for p in parents]:
+            return
+    except Exception:  # noqa: BLE001 - an unreadable or damaged output is not a finished run: train afresh
         return
     raise RunComplete(f"{output}: already trained with this config and these inputs (no checkpoint left); nothing to "
                       "resume, the file is unchanged")

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from mdcli.cli import app
+from mdcli.errors import MdcliError
 from tests.conftest import TINY
 
 
@@ -406,7 +407,7 @@ def test_only_a_file_that_parses_is_json(tmp_path):
     check_outputs({"--json-out": (js, "json")}, {})
 
 
-def test_split_writes_both_parts_or_neither(runner, data, tmp_path):
+def test_split_writes_both_parts_or_neither(runner, data, tmp_path, monkeypatch):
     """The two parts of a split are one result: an earlier pair stays as it was when the new split fails (here: a
     set of one window per class holds nothing out), and no part of the new one is left behind."""
     from mdcli.artifacts import Spectrograms
@@ -421,3 +422,17 @@ def test_split_writes_both_parts_or_neither(runner, data, tmp_path):
     refused(runner.invoke(app, ["split", str(one), "--train-out", str(train), "--test-out", str(test)]),
             f"--test-out {test}: --test-fraction 0.3 holds out no window of {one}")
     assert (train.read_bytes(), test.read_bytes()) == before and left_behind(tmp_path) == []
+    refused(runner.invoke(app, ["split", str(one), "--test-fraction", "0.9", "--train-out", str(train), "--test-out", str(test)]),
+            f"--train-out {train}: --test-fraction 0.9 keeps no training window of {one}")
+    real_save, calls = Spectrograms.save, []
+
+    def full_disk_at_the_test_part(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise MdcliError(f"writing {path}: no space left on device")
+        return real_save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Spectrograms, "save", full_disk_at_the_test_part)
+    res = runner.invoke(app, ["split", str(data), "--seed", "1", "--train-out", str(train), "--test-out", str(test)])
+    assert res.exit_code == 2 and "no space left" in res.output, res.output
+    assert (train.read_bytes(), test.read_bytes()) == before and left_behind(tmp_path) == []  # the seed-0 pair, whole

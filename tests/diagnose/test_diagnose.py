@@ -333,9 +333,19 @@ def test_generation_diffusability_and_split_cli(chain):
     bare.mkdir()
     for name in ("train.h5", "test.h5", "samples.h5", "ae.h5"):
         shutil.copy(run / name, bare / name)
+    (bare / "ae.metrics.jsonl").write_text('{"step": 1, "rec": 0.5}\n{"step": 2, "re')  # a kill mid-line, not resumed
     res = _ok(runner, ["report", str(bare)])
     assert "no diagnostics in" in res.output and "recon.json" in res.output
-    assert "no diagnostics in" in (bare / "REPORT.md").read_text()
+    assert "no diagnostics in" in (bare / "REPORT.md").read_text() and (bare / "losses.png").exists()
+    (bare / "REPORT.md").write_text("my own notes\n")  # a REPORT.md mdcli did not write needs --force
+    bad = runner.invoke(app, ["report", str(bare)])
+    assert bad.exit_code == 2 and "is not a report mdcli wrote" in bad.output and "--force" in bad.output
+    assert (bare / "REPORT.md").read_text() == "my own notes\n"
+    _ok(runner, ["report", str(bare), "--force"])
+    (bare / "ae.h5").unlink()  # every input is checked before the first figure is drawn
+    (bare / "real_vs_generated.png").unlink()
+    bad = runner.invoke(app, ["report", str(bare)])
+    assert bad.exit_code == 2 and "no ae.h5" in bad.output and not (bare / "real_vs_generated.png").exists()
     bad = runner.invoke(app, ["report", str(d / "nope")])
     assert bad.exit_code == 2 and "not a folder" in bad.output and "Traceback" not in bad.output
 

@@ -537,5 +537,5 @@ def test_an_arm_file_is_an_input_no_report_may_replace(runner, gain_data, tmp_pa
     for opt in ("--json-out", "--md-out"):
         _refused(runner, ["diagnose", "gain", "--train", str(gain_data / "train.h5"), "--test", str(gain_data / "test.h5"),
                           "--per-class", str(N), "--seeds", "1", "--arm", f"g=append:{extra}", opt, str(extra), "--force", "-q"],
-                 f"{opt} {extra} is the input --arm g")
+                 f"{opt} {extra} is the input --arm g ({extra})")
     assert extra.read_bytes() == before

@@ -360,3 +360,11 @@ def test_resume_of_a_finished_run_leaves_its_output_alone(runner, tiny_data, clf
     _train_ae(runner, tiny_data, clf, out, "vqvae", "--steps", "5", "--resume")
     with h5py.File(out) as f:
         assert "steps: 5" in f.attrs["config"]
+    data = tmp_path / "data.h5"  # the same path, other content: trained again
+    data.write_bytes(tiny_data.read_bytes())
+    _train_ae(runner, data, clf, out, "vqvae", "--steps", "5")
+    with h5py.File(data, "a") as f:
+        f["spectrograms"][0] = 1.0 - f["spectrograms"][0]
+    before = out.read_bytes()
+    res = _train_ae(runner, data, clf, out, "vqvae", "--steps", "5", "--resume")
+    assert "already trained" not in res.output and out.read_bytes() != before
