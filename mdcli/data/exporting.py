@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdcli.artifacts import TEMP_MARK, Spectrograms, atomic_path
+from mdcli.artifacts import TEMP_MARK, Spectrograms, atomic_path, io_error
 from mdcli.errors import MdcliError
 
 FORMATS = ("png", "npz", "mat")
@@ -82,8 +82,10 @@ def _export_png(data: Spectrograms, folder: Path, colormap: str) -> int:
         if folder.exists():
             folder.rmdir()
         os.replace(tmp, folder)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno is not None:  # a full disk, a read-only folder: one line
+            raise io_error(e, folder) from None
         raise
     return len(data)  # one file each: _png_names makes the names unique per class folder
 

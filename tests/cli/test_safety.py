@@ -273,6 +273,13 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(runner, data, tmp_path, monk
     refused(runner.invoke(app, ["subset", str(data), "--per-class", "2", "-o", str(out)]),
             f"writing {out}: no space left on device", "free", "needs about")
     assert not out.exists() and left_behind(tmp_path) == []
+    from PIL import Image
+
+    monkeypatch.setattr(Image.Image, "save", _no_space)  # a PNG export fills the disk: one line, no folder left
+    pngs = tmp_path / "pngs"
+    refused(runner.invoke(app, ["export", str(data), "--format", "png", "-o", str(pngs)]),
+            f"writing {pngs}: no space left on device")
+    assert not pngs.exists() and left_behind(tmp_path) == []
 
 
 def test_a_full_disk_keeps_the_last_good_checkpoint(runner, data, tmp_path, monkeypatch):
