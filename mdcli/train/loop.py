@@ -40,6 +40,20 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, n // batch_size)
 
 
+def _any_rank(flag: bool) -> bool:
+    """`flag` on any rank of the torchrun process group (the flag itself when running alone). A signal reaches
+    the ranks at different moments; a rank that stopped alone would leave the others waiting in the next
+    all-reduce (and rank 0, which writes the checkpoint, might be one of them)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 class StepBoundaryInterrupt:
     """Ctrl-C takes effect between training steps, so the checkpoint written on the way out is a state the
     resumed run continues from exactly. SIGINT only sets `pending`; the loop calls `check()` after a
@@ -63,8 +77,8 @@ class StepBoundaryInterrupt:
         self.pending = True
 
     def check(self) -> None:
-        if self.pending:
-            self.clean = True
+        if _any_rank(self.pending):  # under torchrun every rank stops at the same boundary
+            self.pending = self.clean = True
             raise KeyboardInterrupt
 
     def restore(self) -> None:

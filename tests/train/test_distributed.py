@@ -120,3 +120,53 @@ def test_two_rank_vqgan_matches_one_rank(tiny_data, tmp_path):
     assert len(one) == len(two) == 2, (one, two)
     assert abs(one[0] - two[0]) <= 1e-4 * one[0] and abs(one[1] - two[1]) <= 1e-2 * one[1], (one, two)
     _assert_close(_weights(tmp_path / "gan1.h5", "autoencoder"), _weights(tmp_path / "gan2.h5", "autoencoder"), ATOL)
+
+
+def _rank_pids(parent: int) -> dict[int, int]:
+    """RANK -> pid of torchrun's worker processes under `parent` (read from /proc: Linux)."""
+    out: dict[int, int] = {}
+    pending = [parent]
+    while pending:
+        pid = pending.pop()
+        try:
+            kids = [int(k) for t in os.listdir(f"/proc/{pid}/task") for k in open(f"/proc/{pid}/task/{t}/children").read().split()]
+        except OSError:
+            continue
+        for k in kids:
+            try:
+                env = dict(v.split("=", 1) for v in open(f"/proc/{k}/environ").read().split("\0") if "=" in v)
+            except OSError:
+                continue
+            if "RANK" in env and "mdcli" in open(f"/proc/{k}/cmdline").read():
+                out[int(env["RANK"])] = k
+            pending.append(k)
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads torchrun's workers from /proc")
+def test_a_signal_to_one_rank_stops_every_rank_at_one_step(tiny_data, tmp_path):
+    """SIGTERM reaching one rank only (the ranks see a signal at different moments): every rank stops at the same
+    step boundary and rank 0 checkpoints there; before, the signalled rank left alone, and the other waited in the
+    next all-reduce until gloo's timeout (30 minutes)."""
+    import signal
+    import time
+
+    out, ckpt = tmp_path / "clf.h5", tmp_path / "clf.h5.ckpt"
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mdcli",
+           "train-classifier", "--config", str(TINY / "train-classifier.yaml"), "--data", str(tiny_data), "-o", str(out),
+           "--set", "train.steps=100000", "--set", "train.checkpoint_every=1", "-q"]
+    run = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not ckpt.exists() and time.time() < deadline and run.poll() is None:
+            time.sleep(0.2)
+        ranks = _rank_pids(run.pid)
+        assert ckpt.exists() and set(ranks) == {0, 1}, (ranks, run.poll())
+        os.kill(ranks[1], signal.SIGTERM)
+        _, err = run.communicate(timeout=90)  # a rank waiting alone in an all-reduce would hang here
+    finally:
+        run.kill()
+        run.wait()
+    assert "interrupted: checkpoint" in err, err[-3000:]
+    assert not out.exists() and not (tmp_path / ".clf.h5.lock").exists()
