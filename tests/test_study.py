@@ -320,3 +320,20 @@ def test_prepare_reuses_only_what_a_finished_prepare_made(tmp_path, monkeypatch)
     study.write_json(out / "study.json", {"key": key, "prepared": False})
     run()
     assert sorted(calls) == ["simulate", "split", "train-classifier", "train-classifier"]
+
+
+def test_an_interrupted_study_says_its_finished_stages_stay(tmp_path, monkeypatch, capsys):
+    """Ctrl-C / SIGTERM of `mdcli study`: exit 130 and a line saying the folder keeps what finished (the generic
+    "no output written" of the other commands would be wrong for a study, which resumes)."""
+    import mdcli.study
+    from mdcli.cli import run
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mdcli.study, "run_study", stopped)
+    out = tmp_path / "s"
+    assert run(["study", "--profile", str(ROOT / "configs/study/tiny.yaml"), "--dataset", "sim", "--out", str(out)]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"interrupted: {out} keeps every finished stage; run the same command to resume" in err
+    assert "no output written" not in err

@@ -32,6 +32,12 @@ def study_cmd(
 
     Every step is a plain `mdcli` command (arms in parallel with --jobs); writes OUT/results.md and OUT/results.json.
     """
+    from mdcli.cli.common import err_console
     from mdcli.study import run_study
 
-    run_study(profile, dataset, out, data, gait_dir, perceptual, jobs, threads, arms, judges)
+    try:
+        run_study(profile, dataset, out, data, gait_dir, perceptual, jobs, threads, arms, judges)
+    except KeyboardInterrupt:  # the finished stages stay: say so, not the generic "no output written"
+        err_console.print(f"[yellow]interrupted: {out} keeps every finished stage; run the same command to resume[/]",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
