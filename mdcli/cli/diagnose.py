@@ -331,11 +331,12 @@ def diagnose_gain(
         if path is not None and path.is_dir():
             raise MdcliError(f"{opt} {path}: is a folder, expected a file name")
     seed_list = list(range(first_seed, first_seed + seeds))
-    p = plan(train, test, arms, ns, seed_list, split)
     from mdcli.outputs import check_outputs
 
+    # the arm files are inputs too (before plan reads them all)
     check_outputs({o: (path, None) for o, path in (("--json-out", json_out), ("--md-out", md_out)) if path is not None},
                   {f"--arm {a.name} ({q})": q for a in arms if a.file for n in ns for s in seed_list for q in a.paths(n, s)})
+    p = plan(train, test, arms, ns, seed_list, split)
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, seed_list, jobs, lambda: advance(1))
     from mdcli.diagnose.gain import plot_gain
