@@ -127,7 +127,7 @@ EXAMPLES: dict[str, list[str]] = {
 
 # Paragraphs after the examples.
 NOTES: dict[str, str] = {
-    "diagnose gain": "Modes: append (weight, ratio, prob), pretrain (finetune=all|head, steps=S, lr=X, augment=none|classic), mixed-then-real (weight, ratio, prob), only.",
+    "diagnose gain": "Modes: append (weight, ratio, prob), pretrain (finetune=all|head, steps=S, lr=X, augment=none|classic), mixed-then-real (weight, ratio, prob), only; and init:CLASSIFIER.h5 (finetune, lr, augment): every seed starts from one classifier trained before (train-classifier), e.g. on simulated identities.",
 }
 
 

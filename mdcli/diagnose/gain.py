@@ -5,7 +5,8 @@ training data is drawn (a contiguous run in recording order for measured data wi
 draws it) and every arm trains a classifier from the same initial weights, with the same real batches, the same
 budget, and is tested on the same held-out real set. The baselines `real` (the N windows alone) and `classic`
 (the same with classic augmentation) are always present; an arm `NAME=MODE:FILE[,key=value...]` adds extra images
-one of four ways (append, pretrain, mixed-then-real, only: see MODES). The gain of an arm is its accuracy minus
+one of four ways (append, pretrain, mixed-then-real, only: see MODES), or an arm starts from a classifier trained
+before (init: one pretraining shared by every seed, e.g. on simulated identities). The gain of an arm is its accuracy minus
 `real`'s for the same seed; its 95 % confidence interval comes from the t distribution over the seed differences,
 and a gain whose interval holds 0 is "no measurable gain".
 """
@@ -37,10 +38,12 @@ MODES = {
     "pretrain": "train on the extra set first, then fine-tune on the N real windows (finetune=all|head, steps, lr, augment)",
     "mixed-then-real": "train on real + extra (weight, ratio, prob), then refit the head on real alone",
     "only": "train on the extra set alone, test on real (classification accuracy score, CAS / TSTR)",
+    "init": "start from a trained classifier (train-classifier: its network and weights, a fresh head for other "
+            "classes), then fine-tune on the N real windows (finetune=all|head, lr, augment)",
 }
 KEYS = {"append": {"weight", "ratio", "prob"}, "mixed-then-real": {"weight", "ratio", "prob"},
-        "pretrain": {"finetune", "steps", "lr", "augment"}, "only": set()}
-CHOICES = {"finetune": (("all", "head"), "the weights fine-tuned on the real windows"),  # pretrain's worded options
+        "pretrain": {"finetune", "steps", "lr", "augment"}, "only": set(), "init": {"finetune", "lr", "augment"}}
+CHOICES = {"finetune": (("all", "head"), "the weights fine-tuned on the real windows"),  # pretrain's and init's
            "augment": (("none", "classic"), "the real windows while fine-tuning")}
 BASELINES = ("real", "classic")
 JOIN = "+"  # FILE+FILE: several extra files as one set (e.g. a generator's variations and its samples)
@@ -89,7 +92,7 @@ class Arm:
     def options(self) -> dict:
         if self.mode in ("append", "mixed-then-real"):
             return asdict(self.extra)
-        if self.mode != "pretrain":
+        if self.mode not in ("pretrain", "init"):
             return {}
         return ({"finetune": self.finetune} | ({"steps": self.steps} if self.steps else {})
                 | ({"lr": self.lr} if self.lr else {}) | ({"augment": self.augment} if self.augment != "none" else {}))
@@ -111,6 +114,8 @@ def parse_arm(text: str) -> Arm:
     parts = [q.strip() for q in file.split(JOIN)]
     if not all(parts):
         raise ConfigError(f"{what}: an empty file name in '{file}' (join several files as A.h5{JOIN}B.h5)")
+    if mode == "init" and len(parts) > 1:
+        raise ConfigError(f"{what}: mode init starts from one classifier file, got {len(parts)} joined with {JOIN}")
     arm = Arm(name, mode, JOIN.join(parts))
     for pair in pairs:
         key, eq, value = (s.strip() for s in pair.partition("="))
@@ -241,6 +246,7 @@ class Plan:
     arms: list[Arm]
     saw: dict = field(default_factory=dict)  # (arm, n, seed) -> most real windows per class its generator saw
     ae_saw: dict = field(default_factory=dict)  # arm file -> most --train windows per class its autoencoder saw
+    clf_saw: dict = field(default_factory=dict)  # init arm file -> most --train windows per class the classifier saw
     outside: dict = field(default_factory=dict)  # (arm, n, seed) -> its generator's windows not in that subset
     sequence_gap: int | None = None  # closest recording positions of a test and a training window of one class
 
@@ -308,6 +314,11 @@ def _check_arm_file(p: Plan, arm: Arm, path: Path, paths: list[Path], n: int, se
     and generator saw goes into the plan (the most over the files an arm joins)."""
     names = list(train.class_names)
     what = f"--arm {arm.name} ({path})"
+    if arm.mode == "init":
+        if (path, True) not in checked:
+            checked.add((path, True))
+            _check_init_file(p, path, what, train, test, test_path)
+        return
     aligned = arm.mode != "pretrain" or len(paths) > 1  # pretraining on one file may use its own classes
     if (path, aligned) not in checked:
         checked.add((path, aligned))
@@ -338,6 +349,29 @@ def _check_arm_file(p: Plan, arm: Arm, path: Path, paths: list[Path], n: int, se
         p.outside[key] = max(p.outside.get(key, 0), len(seen) - shared_images(subset, seen.spectrograms))
 
 
+def _check_init_file(p: Plan, path: Path, what: str, train: Spectrograms, test: Spectrograms, test_path: Path) -> None:
+    """An init arm's classifier: a classifier artifact of the real data's image size whose training data (its
+    lineage) never held a --test window; how many --train windows per class it was trained on goes into the plan
+    (more than N stars the row: the start point saw more real data than the subset)."""
+    from mdcli.artifacts import load_model
+    from mdcli.diagnose.generation import lineage_spectrograms
+
+    if not path.exists():
+        raise MdcliError(f"{what}: file not found")
+    with open_artifact(path, header_only=True) as f:
+        kind = read_header(f)["kind"]
+    if kind != "classifier":
+        raise MdcliError(f"{what}: is a {kind} artifact; mode init starts from a classifier (mdcli train-classifier -o FILE)")
+    shape = tuple(load_model(path, "classifier")[1]["image_shape"])
+    if shape != tuple(train.spectrograms.shape[1:]):
+        raise MdcliError(f"{what}: the classifier was trained on images {shape}, the real data's are "
+                         f"{tuple(train.spectrograms.shape[1:])}")
+    check_lineage_held_out(test, test_path, path, f"{what}: the classifier")
+    counts = [shared_per_class(Spectrograms.load(q).spectrograms, train.spectrograms, train.labels)
+              for q in lineage_spectrograms(path)]
+    p.clf_saw[path] = max((max(c.values(), default=0) for c in counts), default=0)
+
+
 class Data:
     """The tensors of a run (real training, held-out, and each extra file once), loaded on first use."""
 
@@ -347,6 +381,21 @@ class Data:
         self.x, self.y = model_images(tr), torch.from_numpy(tr.labels)
         self.x_test, self.y_test = model_images(te), te.labels
         self._extra: dict[str, tuple] = {}
+        self._init: dict[str, tuple] = {}
+
+    def init_model(self, path: str, seed: int) -> SpectrogramClassifier:
+        """An init arm's start: the classifier in `path` (its network, its weights), with a fresh head seeded by
+        `seed` when its classes are not the real data's (by name and order)."""
+        from mdcli.artifacts import build_and_load, load_model, stored_config_of
+        from mdcli.stages import TrainClassifierConfig
+
+        if path not in self._init:
+            header, attrs, weights = load_model(path, "classifier")
+            net = stored_config_of(TrainClassifierConfig, header, path).net
+            self._init[path] = (net, list(attrs["class_names"]), weights)
+        net, names, weights = self._init[path]
+        model = build_and_load(path, "classifier", lambda: SpectrogramClassifier(net, len(names)), weights)
+        return model if names == self.names else fresh_head(model, len(self.names), seed)
 
     def extra(self, path: str) -> tuple[torch.Tensor, torch.Tensor, int | None]:
         """-> (images, labels, None) in the real data's class order when the file's classes are among the real
@@ -381,10 +430,13 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
     sel = torch.from_numpy(few_shot_indices(data.y.numpy(), n, seed, data.sequence, split))
     x, y = data.x[sel], data.y[sel]
     k = len(data.names)
-    xe, ye, own = data.extra(task["file"]) if task["file"] is not None else (None, None, None)
+    xe, ye, own = data.extra(task["file"]) if task["file"] is not None and mode != "init" else (None, None, None)
     n_first = own or k  # own classes only with pretrain: plan refuses them for the other modes
-    torch.manual_seed(seed)
-    model = SpectrogramClassifier(fit.net, n_first)
+    if mode == "init":  # the file's network and weights (the digest below tells its start from the others')
+        model = data.init_model(task["file"], seed)
+    else:
+        torch.manual_seed(seed)
+        model = SpectrogramClassifier(fit.net, n_first)
     body = [v.numpy() for name, v in model.state_dict().items() if not name.startswith("head.")]
     init = _digest(*body)
     opts = ExtraOptions(**task["extra"])
@@ -397,16 +449,17 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
         model = go(xe, ye, model=model)
     elif mode == "mixed-then-real":
         model = go(x, y, model=go(x, y, model=model, extra=ExtraSet(xe, ye, opts, seed)), head_only=True)
-    else:  # pretrain (its own number of steps on the extra set where the arm sets one)
-        key = pretrain_key(task, fit.steps)
-        if pretrained is not None and key in pretrained:
-            model.load_state_dict(pretrained[key])
-        else:
-            model = go(xe, ye, model=model, k=n_first, cfg=replace(fit, steps=task["steps"] or fit.steps))
-            if pretrained is not None:
-                pretrained[key] = {name: v.detach().cpu().clone() for name, v in model.state_dict().items()}
-        if own:  # pretrained on other classes: a fresh head for the real ones
-            model = fresh_head(model, k, seed)
+    else:  # pretrain (its own number of steps on the extra set where the arm sets one), or init (trained before)
+        if mode == "pretrain":
+            key = pretrain_key(task, fit.steps)
+            if pretrained is not None and key in pretrained:
+                model.load_state_dict(pretrained[key])
+            else:
+                model = go(xe, ye, model=model, k=n_first, cfg=replace(fit, steps=task["steps"] or fit.steps))
+                if pretrained is not None:
+                    pretrained[key] = {name: v.detach().cpu().clone() for name, v in model.state_dict().items()}
+            if own:  # pretrained on other classes: a fresh head for the real ones
+                model = fresh_head(model, k, seed)
         tune = replace(fit, lr=task["lr"]) if task["lr"] else fit
         model = go(x, y, cfg=tune, model=model, head_only=task["finetune"] == "head", augment=task["augment"] == "classic")
     pred = embed(model.to(device), data.x_test, batch_size)[1]
@@ -475,6 +528,9 @@ def reference_arms(data: "Data", arms: list[Arm], per_class: list[int], seeds: l
     out: dict = {}
     for arm in arms:
         if arm.file is None:
+            continue
+        if arm.mode == "init":  # a classifier, not windows
+            out[arm.name] = None
             continue
         per_n: dict | None = {}
         for n in per_class:
@@ -583,7 +639,8 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
             row = {"accuracy": _spread(acc), "macro_f1": _spread(f1),
                    "subsets": [r["subset"] for r in rs], "inits": [r["init"] for r in rs],
                    "gain": None, "gain_macro_f1": None, "generator_saw": None, "generator_saw_more": False,
-                   "generator_saw_outside_subset": None, "autoencoder_saw": None, "autoencoder_saw_more": False}
+                   "generator_saw_outside_subset": None, "autoencoder_saw": None, "autoencoder_saw_more": False,
+                   "classifier_saw": None, "classifier_saw_more": False}
             if a.name != "real":
                 row["gain"] = paired_gain([r["accuracy"] - b["accuracy"] for r, b in zip(rs, base)])
                 row["gain_macro_f1"] = paired_gain([r["macro_f1"] - b["macro_f1"] for r, b in zip(rs, base)])
@@ -591,6 +648,10 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
             if ae:
                 row["autoencoder_saw"] = max(ae)
                 row["autoencoder_saw_more"] = bool(max(ae) > n)
+            clf = [p.clf_saw[q] for s in seeds if a.mode == "init" for q in a.paths(n, s) if q in p.clf_saw]
+            if clf:
+                row["classifier_saw"] = max(clf)
+                row["classifier_saw_more"] = bool(max(clf) > n)
             saw = [p.saw[(a.name, n, s)] for s in seeds if (a.name, n, s) in p.saw]
             if saw:
                 row["generator_saw"] = max(saw)
@@ -624,11 +685,14 @@ MARKDOWN_MARK = "<!-- mdcli diagnose gain -->"  # first line of a --md-out repor
 def table_rows(report: dict):
     """(N, arm name, row, starred, note or None) per table row, in report order. An arm is starred, with a note
     saying which, when its generator saw more real windows than N or windows outside the subset it is scored
-    with, or when the autoencoder behind its file was trained on more than N of the real training windows."""
+    with, when the autoencoder behind its file was trained on more than N of the real training windows, or when the
+    classifier an init arm starts from was."""
     for n, rows in report["results"].items():
         for name, r in rows.items():
             ae_more = r.get("autoencoder_saw_more", False)  # reports written before the key existed lack it
-            star, note = r["generator_saw_more"] or bool(r["generator_saw_outside_subset"]) or ae_more, None
+            clf_more = r.get("classifier_saw_more", False)
+            star = r["generator_saw_more"] or bool(r["generator_saw_outside_subset"]) or ae_more or clf_more
+            note = None
             if r["generator_saw_more"]:
                 note = (f"{name}* at N = {n}: generator saw {r['generator_saw']} > {n} real windows per class "
                         "(the optimistic setting: train one generator per subset, FILE with {n} and {seed})")
@@ -638,6 +702,9 @@ def table_rows(report: dict):
             elif ae_more:
                 note = (f"{name}* at N = {n}: its autoencoder was trained on {r['autoencoder_saw']} > {n} of the real "
                         "training windows per class (the decoder saw more than the subset)")
+            elif clf_more:
+                note = (f"{name}* at N = {n}: the classifier it starts from was trained on {r['classifier_saw']} > {n} of "
+                        "the real training windows per class (its start saw more than the subset)")
             yield n, name, r, star, note
 
 

@@ -426,6 +426,53 @@ def test_files_joined_with_plus_are_one_extra_set(runner, gain_data, tmp_path):
     _refused(runner, [*base, "--arm", f"j=pretrain:{tmp_path}/a.h5+"], "empty file name")
 
 
+def test_init_arm_starts_every_seed_from_one_classifier(runner, gain_data, tmp_path):
+    """init:CLASSIFIER.h5 starts every seed's fit from the file's weights (a fresh head for other classes), then
+    fine-tunes on the N real windows; a classifier trained on --train windows stars the row; a file that is no
+    classifier, of another image size, joined with +, with a pretrain-only option, or trained on --test windows
+    is refused in one line."""
+    from mdcli.models.load import load_classifier
+
+    d = gain_data
+    other = _synthetic(6, 7)  # other class names: the init arm gets a fresh head for the real ones
+    other.class_names = ["walker", "drone", "bird", "vehicle"]
+    other.save(tmp_path / "sim.h5", "sim\n", 0)
+    cfg = ["--config", str(TINY / "train-classifier.yaml"), "--steps", "3", "-q", "--set", "net.channels=[4,8]"]
+    for data, out in (("sim.h5", "pre.h5"), (d / "train.h5", "real.h5"), (d / "test.h5", "leak.h5")):
+        _run(runner, ["train-classifier", *cfg, "--data", str(tmp_path / data), "-o", str(tmp_path / out)])
+    pre, _ = load_classifier(tmp_path / "pre.h5")
+    body = [v.numpy() for k, v in pre.state_dict().items() if not k.startswith("head.")]
+    data, fit = Data(d / "train.h5", d / "test.h5"), FitConfig(net=FitConfig().net, steps=2, batch_size=4)
+    arm = parse_arm(f"i=init:{tmp_path}/pre.h5,finetune=head")
+    assert arm.options() == {"finetune": "head"}
+    got = [run_task(arm.task(3, s), data, fit, "random", 64) for s in (0, 1)]
+    real = [run_task(parse_arm(f"p=pretrain:{tmp_path}/sim.h5,steps=1").task(3, s), data, fit, "random", 64) for s in (0, 1)]
+    from mdcli.diagnose.gain import _digest
+
+    assert got[0]["init"] == got[1]["init"] == _digest(*body)  # one start for every seed: the file's body
+    assert real[0]["init"] != got[0]["init"] and got[0]["subset"] == real[0]["subset"]
+    base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "3",
+            "--seeds", "2", "-q", "--set", "fit.steps=2", "--set", "fit.net.channels=[4]"]
+    r = json.loads(_run(runner, [*base, "--json", "--arm", f"i=init:{tmp_path}/pre.h5",
+                                 "--arm", f"own=init:{tmp_path}/real.h5,lr=0.0003"]).stdout)
+    rows = r["results"]["3"]
+    assert r["arms"]["i"] == {"mode": "init", "file": f"{tmp_path}/pre.h5", "options": {"finetune": "all"}}
+    assert (rows["i"]["classifier_saw"], rows["i"]["classifier_saw_more"]) == (0, False)
+    assert (rows["own"]["classifier_saw"], rows["own"]["classifier_saw_more"]) == (120, True)  # trained on --train
+    assert r["reference"]["arms"]["i"] is None and rows["i"]["gain"]["seeds"] == 2
+    md = _run(runner, [*base, "--arm", f"own=init:{tmp_path}/real.h5"]).stdout
+    assert "own*" in md and "the classifier it starts from was trained on 120 > 3" in md
+    _synthetic(5, 0, size=8).save(tmp_path / "small.h5", "small\n", 0)
+    _run(runner, ["train-classifier", *cfg, "--data", str(tmp_path / "small.h5"), "--set", "net.channels=[4]",
+                  "-o", str(tmp_path / "small_clf.h5")])
+    _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/sim.h5"], "is a spectrograms artifact", "train-classifier")
+    _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/small_clf.h5"], "trained on images (8, 8)")
+    _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/pre.h5+{tmp_path}/real.h5"], "one classifier file")
+    _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/pre.h5,steps=5"], "no option of mode init")
+    _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/leak.h5"], "the classifier", "test.h5")
+    _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/none.h5"], "file not found")
+
+
 def test_pretrain_steps_set_the_pretraining_budget_alone(gain_data, monkeypatch):
     """pretrain:FILE,steps=S trains S steps on the extra set, then the fit's steps on the N real windows; without
     it both stages take the fit's steps; a bad value or the option on another mode is a one-line error."""
