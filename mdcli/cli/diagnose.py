@@ -302,7 +302,7 @@ def diagnose_gain(
     train: Annotated[Path, typer.Option("--train", help="Real training spectrograms (the N per class are drawn from it).")] = Path("train.h5"),
     test: Annotated[Path, typer.Option("--test", help="Held-out real spectrograms (disjoint from --train and every arm's lineage).")] = Path("test.h5"),
     per_class: Annotated[str, typer.Option("--per-class", help="Real windows per class, comma-separated (e.g. 20,50).")] = "20,50",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds S..S+K-1 (S: --first-seed): one paired subset and initialisation each.")] = 5,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds S..S+K-1 (S: --first-seed): one paired subset and initialisation each (an init arm starts from its classifier).")] = 5,
     first_seed: Annotated[int, typer.Option("--first-seed", min=0, help="The first seed (a replication on subsets and weights no earlier run used).")] = 0,
     arm: Annotated[Optional[list[str]], typer.Option("--arm", help="NAME=MODE:FILE[,key=value...] (repeatable); FILE may hold {n} and {seed}; A.h5+B.h5 joins files into one set.")] = None,
     split: Annotated[str, typer.Option("--split", help="How the N per class are drawn: auto (blocked when the data has /sequence), blocked, random.")] = "auto",

@@ -2,11 +2,12 @@
 
 The paired few-shot protocol: for each N (real windows per class) and seed, one N-per-class subset of the real
 training data is drawn (a contiguous run in recording order for measured data with `/sequence`, as `mdcli subset`
-draws it) and every arm trains a classifier from the same initial weights, with the same real batches, the same
-budget, and is tested on the same held-out real set. The baselines `real` (the N windows alone) and `classic`
-(the same with classic augmentation) are always present; an arm `NAME=MODE:FILE[,key=value...]` adds extra images
-one of four ways (append, pretrain, mixed-then-real, only: see MODES), or an arm starts from a classifier trained
-before (init: one pretraining shared by every seed, e.g. on simulated identities). The gain of an arm is its accuracy minus
+draws it) and every arm trains a classifier from the same initial weights (an init arm: from its classifier's),
+with the same real batches, the same budget, and is tested on the same held-out real set. The baselines `real`
+(the N windows alone) and `classic` (the same with classic augmentation) are always present; an arm
+`NAME=MODE:FILE[,key=value...]` adds extra images one of four ways (append, pretrain, mixed-then-real, only), or
+starts from a classifier trained before (init: one pretraining shared by every seed, e.g. on simulated
+identities): the five MODES. The gain of an arm is its accuracy minus
 `real`'s for the same seed; its 95 % confidence interval comes from the t distribution over the seed differences,
 and a gain whose interval holds 0 is "no measurable gain".
 """
@@ -315,8 +316,8 @@ def _check_arm_file(p: Plan, arm: Arm, path: Path, paths: list[Path], n: int, se
     names = list(train.class_names)
     what = f"--arm {arm.name} ({path})"
     if arm.mode == "init":
-        if (path, True) not in checked:
-            checked.add((path, True))
+        if (path, "init") not in checked:  # type: ignore[comparison-overlap]
+            checked.add((path, "init"))  # type: ignore[arg-type]
             _check_init_file(p, path, what, train, test, test_path)
         return
     aligned = arm.mode != "pretrain" or len(paths) > 1  # pretraining on one file may use its own classes
@@ -353,8 +354,9 @@ def _check_init_file(p: Plan, path: Path, what: str, train: Spectrograms, test: 
     """An init arm's classifier: a classifier artifact of the real data's image size whose training data (its
     lineage) never held a --test window; how many --train windows per class it was trained on goes into the plan
     (more than N stars the row: the start point saw more real data than the subset)."""
-    from mdcli.artifacts import load_model
+    from mdcli.artifacts import build_and_load, load_model, stored_config_of
     from mdcli.diagnose.generation import lineage_spectrograms
+    from mdcli.stages import TrainClassifierConfig
 
     if not path.exists():
         raise MdcliError(f"{what}: file not found")
@@ -362,14 +364,22 @@ def _check_init_file(p: Plan, path: Path, what: str, train: Spectrograms, test: 
         kind = read_header(f)["kind"]
     if kind != "classifier":
         raise MdcliError(f"{what}: is a {kind} artifact; mode init starts from a classifier (mdcli train-classifier -o FILE)")
-    shape = tuple(load_model(path, "classifier")[1]["image_shape"])
+    header, attrs, weights = load_model(path, "classifier")
+    shape = tuple(attrs["image_shape"])
     if shape != tuple(train.spectrograms.shape[1:]):
         raise MdcliError(f"{what}: the classifier was trained on images {shape}, the real data's are "
                          f"{tuple(train.spectrograms.shape[1:])}")
+    net = stored_config_of(TrainClassifierConfig, header, path).net  # a damaged config or weights: here, not mid-run
+    build_and_load(path, "classifier", lambda: SpectrogramClassifier(net, len(attrs["class_names"])), weights)
     check_lineage_held_out(test, test_path, path, f"{what}: the classifier")
-    counts = [shared_per_class(Spectrograms.load(q).spectrograms, train.spectrograms, train.labels)
-              for q in lineage_spectrograms(path)]
-    p.clf_saw[path] = max((max(c.values(), default=0) for c in counts), default=0)
+    seen = lineage_spectrograms(path)
+    for q in seen:  # generated windows it was trained on (--extra samples.h5): their generator's data too
+        for model in _lineage_models(q):
+            check_lineage_held_out(test, test_path, model, f"{what}: the model {model} behind its training data {q}")
+    if seen:  # every file it learnt from together (unknown, None, when they are gone or changed)
+        counts = shared_per_class(np.concatenate([Spectrograms.load(q).spectrograms for q in seen]),
+                                  train.spectrograms, train.labels)
+        p.clf_saw[path] = max(counts.values(), default=0)
 
 
 class Data:
@@ -520,7 +530,7 @@ def reference_arms(data: "Data", arms: list[Arm], per_class: list[int], seeds: l
     the arm's windows only, on the held-out set (do they teach the classes); `added`, trained on the N real windows
     and the arm's, on the held-out set, with its paired `gain` over the reference on the real windows alone (`base`:
     reference_accuracies' results on the same seeds). An arm whose file holds other classes (pretraining on its own
-    labels) has None. -> {arm: {N: ...}}."""
+    labels), and an init arm (a classifier, no windows), has None. -> {arm: {N: ...}}."""
     train, test = profiles or reference_profiles(data)
     y = data.y.numpy()
     fit = lambda fa, ya, fb, yb, seed: stats.linear_probe_accuracy(fa, ya, fb, yb, weight_decay=1e-2, seed=seed)  # noqa: E731
@@ -778,7 +788,9 @@ def markdown_report(report: dict, command: str) -> str:
     lines = [MARKDOWN_MARK, "", "```bash", command, "```", "",
              f"Train {report['train']}, test {report['test']} ({report['split']} subsets of N windows per class, "
              f"seeds {', '.join(str(s) for s in report['seeds'])}; classes {', '.join(report['classes'])}); every fit "
-             f"{fit['steps']} steps at batch {fit['batch_size']}, the same initial weights and subset for every arm of a seed.",
+             f"{fit['steps']} steps at batch {fit['batch_size']}, the same initial weights and subset for every arm of a seed"
+             + (" (an init arm: its classifier's weights, the same for every seed)." if any(
+                 a["mode"] == "init" for a in report["arms"].values()) else "."),
              "", markdown_table(report), ""]
     return "\n".join(lines)
 

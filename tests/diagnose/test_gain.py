@@ -460,12 +460,16 @@ def test_init_arm_starts_every_seed_from_one_classifier(runner, gain_data, tmp_p
     assert (rows["i"]["classifier_saw"], rows["i"]["classifier_saw_more"]) == (0, False)
     assert (rows["own"]["classifier_saw"], rows["own"]["classifier_saw_more"]) == (120, True)  # trained on --train
     assert r["reference"]["arms"]["i"] is None and rows["i"]["gain"]["seeds"] == 2
-    md = _run(runner, [*base, "--arm", f"own=init:{tmp_path}/real.h5"]).stdout
-    assert "own*" in md and "the classifier it starts from was trained on 120 > 3" in md
+    out = _run(runner, [*base, "--arm", f"own=init:{tmp_path}/real.h5", "--md-out", str(tmp_path / "g.md")]).stdout
+    assert "own*" in out and "the classifier it starts from was trained on 120 > 3" in out
+    assert "(an init arm: its classifier's weights, the same for every seed)" in (tmp_path / "g.md").read_text()
     _synthetic(5, 0, size=8).save(tmp_path / "small.h5", "small\n", 0)
     _run(runner, ["train-classifier", *cfg, "--data", str(tmp_path / "small.h5"), "--set", "net.channels=[4]",
                   "-o", str(tmp_path / "small_clf.h5")])
     _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/sim.h5"], "is a spectrograms artifact", "train-classifier")
+    # the same file as another arm's extra set: checked as a classifier all the same
+    _refused(runner, [*base, "--arm", f"a=append:{d}/rest_20_0.h5", "--arm", f"i=init:{d}/rest_20_0.h5"],
+             "is a spectrograms artifact")
     _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/small_clf.h5"], "trained on images (8, 8)")
     _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/pre.h5+{tmp_path}/real.h5"], "one classifier file")
     _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/pre.h5,steps=5"], "no option of mode init")
