@@ -110,3 +110,20 @@ def test_guidance_without_a_null_class_is_refused_before_the_probe_trains():
         load_config(DiffusabilityConfig, None, ["cfg_scale=1.5", "ldm.diffusion.cfg_dropout=0"])
     assert load_config(DiffusabilityConfig, None, ["cfg_scale=1", "ldm.diffusion.cfg_dropout=0"]).cfg_scale == 1
     assert load_config(DiffusabilityConfig, None, ["cfg_scale=1.5"]).ldm.diffusion.cfg_dropout > 0
+
+
+def test_the_shipped_pretraining_config_trains_the_gain_fits_network():
+    """configs/gait/pretrain-virtual.yaml (the init arm's classifier) has the network and optimiser of diagnose
+    gain's fits with fit.net.doppler_bins=8, so an init arm differs from `real` by its start alone."""
+    from pathlib import Path
+
+    from mdcli.diagnose.gain import GainConfig
+    from mdcli.stages import TrainClassifierConfig
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    pre = load_config(TrainClassifierConfig, root / "gait" / "pretrain-virtual.yaml")
+    fit = load_config(GainConfig, root / "study" / "cpu.yaml", ["fit.net.doppler_bins=8"]).fit
+    t = pre.train
+    assert pre.net == fit.net and not pre.time_shift
+    assert (t.batch_size, t.lr, t.weight_decay, t.warmup_steps) == (fit.batch_size, fit.lr, fit.weight_decay, fit.warmup_steps)
+    assert (t.schedule, t.grad_clip, t.ema_decay) == ("constant", 0, 0)  # fit_classifier: constant rate, no clip, no EMA

@@ -314,8 +314,9 @@ def diagnose_gain(
 ) -> None:
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
-    from mdcli.diagnose.gain import (REFERENCE_ARMS_HEADER, REFERENCE_ARMS_TITLE, TABLE_HEADER, GainConfig, gain_report,
-                                     parse_arm, plan, reference_arm_cells, reference_line, table_cells)
+    from mdcli.diagnose.gain import (FROZEN_HEADER, FROZEN_TITLE, REFERENCE_ARMS_HEADER, REFERENCE_ARMS_TITLE,
+                                     TABLE_HEADER, GainConfig, frozen_cells, gain_report, parse_arm, plan,
+                                     reference_arm_cells, reference_line, table_cells)
     from mdcli.progress import progress_bar
 
     cfg = load_config(GainConfig, config, set_, {})
@@ -386,6 +387,14 @@ def diagnose_gain(
         for c in REFERENCE_ARMS_HEADER:
             table.add_column(c, justify="left" if c in ("arm",) or c.startswith("gain") else "right")
         for cells in ref_rows:
+            table.add_row(*cells)
+        console.print(table)
+    frozen = frozen_cells(report)
+    if frozen:
+        table = Table(title=FROZEN_TITLE)
+        for c in FROZEN_HEADER:
+            table.add_column(c, justify="left" if c == "start" or c.startswith("over") else "right")
+        for cells in frozen:
             table.add_row(*cells)
         console.print(table)
 

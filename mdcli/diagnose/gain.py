@@ -566,6 +566,40 @@ def reference_arms(data: "Data", arms: list[Arm], per_class: list[int], seeds: l
     return out
 
 
+def frozen_starts(data: "Data", fit: FitConfig, arms: list[Arm], per_class: list[int], seeds: list[int], split: str,
+                  batch_size: int = 128) -> dict | None:
+    """What each init arm's classifier carries of the real classes before any fine-tuning: its body frozen (the
+    features its head reads, of every window), read out by the reference's logistic regression trained on the
+    (N, seed) subset and tested on the held-out set; beside it `real`'s start, `fit.net` at the seed's initial
+    weights, frozen and read out the same way (random features: what a start carries without pretraining). ->
+    {"real" | arm: {N: {"accuracy": spread over seeds, "gain": paired over real's start (not for real)}}}; None
+    without init arms."""
+    inits = [a for a in arms if a.mode == "init"]
+    if not inits:
+        return None
+    y, k = data.y.numpy(), len(data.names)
+    feats = lambda m: (embed(m.eval(), data.x, batch_size)[0], embed(m, data.x_test, batch_size)[0])  # noqa: E731
+    acc: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in per_class} for name in
+                                              ["real"] + [a.name for a in inits]}
+    cache: dict[str, tuple] = {}
+    for seed in seeds:
+        torch.manual_seed(seed)  # the real arm's start (run_task)
+        start = feats(SpectrogramClassifier(fit.net, k))
+        for n in per_class:
+            sel = few_shot_indices(y, n, seed, data.sequence, split)
+            probe = lambda f: stats.linear_probe_accuracy(f[0][sel], y[sel], f[1], data.y_test,  # noqa: E731
+                                                          weight_decay=1e-2, seed=seed)
+            acc["real"][str(n)].append(probe(start))
+            for a in inits:
+                path = a.path(n, seed)
+                if path not in cache:  # the body's features: the head (fresh or kept) does not enter
+                    cache[path] = feats(data.init_model(path, seed))
+                acc[a.name][str(n)].append(probe(cache[path]))
+    return {name: {n: {"accuracy": _spread(v)} | ({} if name == "real" else {
+        "gain": paired_gain([a - b for a, b in zip(v, acc["real"][n])])}) for n, v in per_n.items()}
+        for name, per_n in acc.items()}
+
+
 def worker_chunks(tasks: list[dict], jobs: int, fit_steps: int) -> list[list[int]]:
     """Task indices per worker process: the tasks that share a pretraining (pretrain_key) in one worker, which runs
     it once; groups handed largest first to the worker with the fewest steps so far (a pretraining counts its
@@ -638,7 +672,9 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
     profiles = reference_profiles(data)
     ref = reference_accuracies(data, list(per_class), list(seeds), p.split, profiles)
     report["reference"] = {"method": REFERENCE, "results": ref,
-                           "arms": reference_arms(data, p.arms, list(per_class), list(seeds), p.split, ref, profiles)}
+                           "arms": reference_arms(data, p.arms, list(per_class), list(seeds), p.split, ref, profiles),
+                           "frozen": frozen_starts(data, cfg.fit, p.arms, list(per_class), list(seeds), p.split,
+                                                   cfg.batch_size)}
     by = {(t["arm"], t["n"], t["seed"]): r for t, r in zip(p.tasks, results)}
     for n in per_class:
         base = [by[("real", n, s)] for s in seeds]
@@ -765,6 +801,21 @@ def reference_arm_cells(report: dict) -> list[list[str]]:
     return rows
 
 
+FROZEN_HEADER = ("N", "start", "accuracy, frozen", "over real's start (95 % CI)")
+FROZEN_TITLE = ("the starts frozen (init arms: the classifier's body; real: fit.net at the seed's initial weights), "
+                "their features read out by the reference's logistic regression on the N real windows, on the held-out set")
+
+
+def frozen_cells(report: dict) -> list[list[str]]:
+    """frozen_starts as text cells of FROZEN_HEADER's columns; none for a run without init arms (or written before)."""
+    rows = []
+    for name, per_n in ((report.get("reference") or {}).get("frozen") or {}).items():
+        for n, r in per_n.items():
+            rows.append([str(n), name, stats.fmt_spread(r["accuracy"]["values"], ".3f", ".3f"),
+                         verdict_text(r.get("gain"))])
+    return sorted(rows, key=lambda c: int(c[0]))  # by N, the plan's order within
+
+
 def markdown_table(report: dict) -> str:
     """The report's table (table_cells) as Markdown, the notes (and the reference line) as a list under it, and the
     reference per arm (reference_arm_cells) as a second table."""
@@ -778,6 +829,11 @@ def markdown_table(report: dict) -> str:
         out += ["", REFERENCE_ARMS_TITLE[0].upper() + REFERENCE_ARMS_TITLE[1:] + ":", "",
                 "| " + " | ".join(REFERENCE_ARMS_HEADER) + " |", "|---" * len(REFERENCE_ARMS_HEADER) + "|"]
         out += ["| " + " | ".join(cells) + " |" for cells in ref_rows]
+    frozen = frozen_cells(report)
+    if frozen:
+        out += ["", FROZEN_TITLE[0].upper() + FROZEN_TITLE[1:] + ":", "",
+                "| " + " | ".join(FROZEN_HEADER) + " |", "|---" * len(FROZEN_HEADER) + "|"]
+        out += ["| " + " | ".join(cells) + " |" for cells in frozen]
     return "\n".join(out)
 
 

@@ -4,7 +4,7 @@ subsets `mdcli subset` writes, and one-line refusals of bad input; train-classif
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import h5py
 import numpy as np
@@ -15,6 +15,7 @@ from mdcli.artifacts import Spectrograms, atomic_h5, parent_record, write_header
 from mdcli.cli import app
 from mdcli.diagnose.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
 from mdcli.errors import ConfigError
+from mdcli.models.classifier import SpectrogramClassifier
 from mdcli.stages import ExtraOptions
 from mdcli.train.classifier import ExtraSet, FitConfig
 from tests.conftest import TINY
@@ -460,9 +461,30 @@ def test_init_arm_starts_every_seed_from_one_classifier(runner, gain_data, tmp_p
     assert (rows["i"]["classifier_saw"], rows["i"]["classifier_saw_more"]) == (0, False)
     assert (rows["own"]["classifier_saw"], rows["own"]["classifier_saw_more"]) == (120, True)  # trained on --train
     assert r["reference"]["arms"]["i"] is None and rows["i"]["gain"]["seeds"] == 2
+    # the starts frozen: each init arm's body and real's random start, read out linearly on the subset
+    frozen = r["reference"]["frozen"]
+    assert list(frozen) == ["real", "i", "own"] and "gain" not in frozen["real"]["3"]
+    assert frozen["i"]["3"]["gain"]["values"] == pytest.approx(
+        [a - b for a, b in zip(frozen["i"]["3"]["accuracy"]["values"], frozen["real"]["3"]["accuracy"]["values"])])
+    from mdcli.diagnose import stats
+    from mdcli.diagnose.gain import frozen_starts
+    from mdcli.diagnose.generation import embed
+
+    by_hand = replace(fit, net=replace(fit.net, channels=[4]))
+    got = frozen_starts(data, by_hand, [parse_arm(f"i=init:{tmp_path}/pre.h5")], [3], [1], "auto")
+    sel = few_shot_indices(data.y.numpy(), 3, 1, data.sequence, "auto")
+    for name, model in (("real", None), ("i", pre)):
+        if model is None:
+            torch.manual_seed(1)
+            model = SpectrogramClassifier(by_hand.net, 4)
+        f, ft = embed(model.eval(), data.x, 64)[0], embed(model, data.x_test, 64)[0]
+        want = stats.linear_probe_accuracy(f[sel], data.y.numpy()[sel], ft, data.y_test, weight_decay=1e-2, seed=1)
+        assert got[name]["3"]["accuracy"]["values"] == [want]
+    assert frozen_starts(data, fit, [parse_arm(f"p=pretrain:{tmp_path}/sim.h5")], [3], [0], "auto") is None
     out = _run(runner, [*base, "--arm", f"own=init:{tmp_path}/real.h5", "--md-out", str(tmp_path / "g.md")]).stdout
     assert "own*" in out and "the classifier it starts from was trained on 120 > 3" in out
-    assert "(an init arm: its classifier's weights, the same for every seed)" in (tmp_path / "g.md").read_text()
+    md = (tmp_path / "g.md").read_text()
+    assert "(an init arm: its classifier's weights, the same for every seed)" in md and "The starts frozen" in md
     _synthetic(5, 0, size=8).save(tmp_path / "small.h5", "small\n", 0)
     _run(runner, ["train-classifier", *cfg, "--data", str(tmp_path / "small.h5"), "--set", "net.channels=[4]",
                   "-o", str(tmp_path / "small_clf.h5")])
