@@ -571,33 +571,63 @@ def frozen_starts(data: "Data", fit: FitConfig, arms: list[Arm], per_class: list
     """What each init arm's classifier carries of the real classes before any fine-tuning: its body frozen (the
     features its head reads, of every window), read out by the reference's logistic regression trained on the
     (N, seed) subset and tested on the held-out set; beside it `real`'s start, `fit.net` at the seed's initial
-    weights, frozen and read out the same way (random features: what a start carries without pretraining). ->
-    {"real" | arm: {N: {"accuracy": spread over seeds, "gain": paired over real's start (not for real)}}}; None
+    weights, frozen and read out the same way (random features: what a start carries without pretraining).
+    `accuracy_train` reads each out on the other training windows instead (with /sequence, those at least
+    FROZEN_GAP recording steps from every subset window of their class): no held-out window enters it, so it may
+    choose among pretrainings. -> {"real" | arm: {N: {"accuracy", "accuracy_train" (spreads over seeds; the latter
+    None when the subset is all the training windows), "gain": paired over real's start (not for real)}}}; None
     without init arms."""
     inits = [a for a in arms if a.mode == "init"]
     if not inits:
         return None
     y, k = data.y.numpy(), len(data.names)
     feats = lambda m: (embed(m.eval(), data.x, batch_size)[0], embed(m, data.x_test, batch_size)[0])  # noqa: E731
-    acc: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in per_class} for name in
-                                              ["real"] + [a.name for a in inits]}
+    names = ["real"] + [a.name for a in inits]
+    acc: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in per_class} for name in names}
+    acc_train: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in per_class} for name in names}
     cache: dict[str, tuple] = {}
     for seed in seeds:
         torch.manual_seed(seed)  # the real arm's start (run_task)
         start = feats(SpectrogramClassifier(fit.net, k))
         for n in per_class:
             sel = few_shot_indices(y, n, seed, data.sequence, split)
-            probe = lambda f: stats.linear_probe_accuracy(f[0][sel], y[sel], f[1], data.y_test,  # noqa: E731
-                                                          weight_decay=1e-2, seed=seed)
-            acc["real"][str(n)].append(probe(start))
-            for a in inits:
-                path = a.path(n, seed)
-                if path not in cache:  # the body's features: the head (fresh or kept) does not enter
-                    cache[path] = feats(data.init_model(path, seed))
-                acc[a.name][str(n)].append(probe(cache[path]))
-    return {name: {n: {"accuracy": _spread(v)} | ({} if name == "real" else {
+            other = _away_from(sel, y, data.sequence)
+            probe = lambda f, xs, ys: stats.linear_probe_accuracy(f[0][sel], y[sel], xs, ys,  # noqa: E731
+                                                                  weight_decay=1e-2, seed=seed)
+            for a in [None] + inits:
+                if a is None:
+                    f, name = start, "real"
+                else:
+                    path, name = a.path(n, seed), a.name
+                    if path not in cache:  # the body's features: the head (fresh or kept) does not enter
+                        cache[path] = feats(data.init_model(path, seed))
+                    f = cache[path]
+                acc[name][str(n)].append(probe(f, f[1], data.y_test))
+                if other.any():
+                    acc_train[name][str(n)].append(probe(f, f[0][other], y[other]))
+    return {name: {n: {"accuracy": _spread(v), "accuracy_train": _spread(acc_train[name][n]) if acc_train[name][n]
+                       else None} | ({} if name == "real" else {
         "gain": paired_gain([a - b for a, b in zip(v, acc["real"][n])])}) for n, v in per_n.items()}
         for name, per_n in acc.items()}
+
+
+FROZEN_GAP = 3  # recording steps between a subset window and a training window that tests a frozen start
+
+
+def _away_from(sel: np.ndarray, y: np.ndarray, sequence) -> np.ndarray:
+    """The training windows outside the subset `sel`; with a recording order, only those at least FROZEN_GAP
+    steps from every subset window of their class (overlapping measured windows share time). -> a mask."""
+    mask = np.ones(len(y), bool)
+    mask[sel] = False
+    if sequence is None:
+        return mask
+    seq = np.asarray(sequence)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        near = seq[sel][y[sel] == c]
+        if len(near):
+            mask[idx] &= np.abs(seq[idx][:, None] - near[None]).min(1) >= FROZEN_GAP
+    return mask
 
 
 def worker_chunks(tasks: list[dict], jobs: int, fit_steps: int) -> list[list[int]]:
@@ -801,9 +831,11 @@ def reference_arm_cells(report: dict) -> list[list[str]]:
     return rows
 
 
-FROZEN_HEADER = ("N", "start", "accuracy, frozen", "over real's start (95 % CI)")
+FROZEN_HEADER = ("N", "start", "accuracy, frozen", "over real's start (95 % CI)", "on other training windows")
 FROZEN_TITLE = ("the starts frozen (init arms: the classifier's body; real: fit.net at the seed's initial weights), "
-                "their features read out by the reference's logistic regression on the N real windows, on the held-out set")
+                "their features read out by the reference's logistic regression on the N real windows, on the held-out "
+                f"set, and on the other training windows (>= {FROZEN_GAP} recording steps from the subset; no "
+                "held-out window: a way to choose among pretrainings)")
 
 
 def frozen_cells(report: dict) -> list[list[str]]:
@@ -811,8 +843,9 @@ def frozen_cells(report: dict) -> list[list[str]]:
     rows = []
     for name, per_n in ((report.get("reference") or {}).get("frozen") or {}).items():
         for n, r in per_n.items():
+            train = r.get("accuracy_train")
             rows.append([str(n), name, stats.fmt_spread(r["accuracy"]["values"], ".3f", ".3f"),
-                         verdict_text(r.get("gain"))])
+                         verdict_text(r.get("gain")), stats.fmt_spread(train["values"], ".3f", ".3f") if train else "–"])
     return sorted(rows, key=lambda c: int(c[0]))  # by N, the plan's order within
 
 

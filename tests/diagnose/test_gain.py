@@ -13,6 +13,7 @@ import torch
 
 from mdcli.artifacts import Spectrograms, atomic_h5, parent_record, write_header
 from mdcli.cli import app
+from mdcli.diagnose import gain
 from mdcli.diagnose.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
 from mdcli.errors import ConfigError
 from mdcli.models.classifier import SpectrogramClassifier
@@ -480,6 +481,16 @@ def test_init_arm_starts_every_seed_from_one_classifier(runner, gain_data, tmp_p
         f, ft = embed(model.eval(), data.x, 64)[0], embed(model, data.x_test, 64)[0]
         want = stats.linear_probe_accuracy(f[sel], data.y.numpy()[sel], ft, data.y_test, weight_decay=1e-2, seed=1)
         assert got[name]["3"]["accuracy"]["values"] == [want]
+        rest = np.setdiff1d(np.arange(len(data.y)), sel)  # no /sequence: every training window outside the subset
+        want = stats.linear_probe_accuracy(f[sel], data.y.numpy()[sel], f[rest], data.y.numpy()[rest],
+                                           weight_decay=1e-2, seed=1)
+        assert got[name]["3"]["accuracy_train"]["values"] == [want]
+    # with a recording order, the training windows that test a frozen start keep 3 steps from the subset
+    y = np.array([0] * 10 + [1] * 10)
+    seq = np.tile(np.arange(10), 2)
+    mask = gain._away_from(np.array([4, 15]), y, seq)
+    assert np.flatnonzero(mask).tolist() == [0, 1, 7, 8, 9, 10, 11, 12, 18, 19]
+    assert gain._away_from(np.array([4, 15]), y, None).sum() == 18
     assert frozen_starts(data, fit, [parse_arm(f"p=pretrain:{tmp_path}/sim.h5")], [3], [0], "auto") is None
     out = _run(runner, [*base, "--arm", f"own=init:{tmp_path}/real.h5", "--md-out", str(tmp_path / "g.md")]).stdout
     assert "own*" in out and "the classifier it starts from was trained on 120 > 3" in out
