@@ -354,9 +354,8 @@ def _check_init_file(p: Plan, path: Path, what: str, train: Spectrograms, test: 
     """An init arm's classifier: a classifier artifact of the real data's image size whose training data (its
     lineage) never held a --test window; how many --train windows per class it was trained on goes into the plan
     (more than N stars the row: the start point saw more real data than the subset)."""
-    from mdcli.artifacts import build_and_load, load_model, stored_config_of
     from mdcli.diagnose.generation import lineage_spectrograms
-    from mdcli.stages import TrainClassifierConfig
+    from mdcli.models.load import load_classifier
 
     if not path.exists():
         raise MdcliError(f"{what}: file not found")
@@ -364,13 +363,11 @@ def _check_init_file(p: Plan, path: Path, what: str, train: Spectrograms, test: 
         kind = read_header(f)["kind"]
     if kind != "classifier":
         raise MdcliError(f"{what}: is a {kind} artifact; mode init starts from a classifier (mdcli train-classifier -o FILE)")
-    header, attrs, weights = load_model(path, "classifier")
+    attrs = load_classifier(path)[1]  # a damaged config or weights: here, not mid-run
     shape = tuple(attrs["image_shape"])
     if shape != tuple(train.spectrograms.shape[1:]):
         raise MdcliError(f"{what}: the classifier was trained on images {shape}, the real data's are "
                          f"{tuple(train.spectrograms.shape[1:])}")
-    net = stored_config_of(TrainClassifierConfig, header, path).net  # a damaged config or weights: here, not mid-run
-    build_and_load(path, "classifier", lambda: SpectrogramClassifier(net, len(attrs["class_names"])), weights)
     check_lineage_held_out(test, test_path, path, f"{what}: the classifier")
     seen = lineage_spectrograms(path)
     for q in seen:  # generated windows it was trained on (--extra samples.h5): their generator's data too
@@ -396,16 +393,15 @@ class Data:
     def init_model(self, path: str, seed: int) -> SpectrogramClassifier:
         """An init arm's start: the classifier in `path` (its network, its weights), with a fresh head seeded by
         `seed` when its classes are not the real data's (by name and order)."""
-        from mdcli.artifacts import build_and_load, load_model, stored_config_of
-        from mdcli.stages import TrainClassifierConfig
+        import copy
+
+        from mdcli.models.load import load_classifier
 
         if path not in self._init:
-            header, attrs, weights = load_model(path, "classifier")
-            net = stored_config_of(TrainClassifierConfig, header, path).net
-            self._init[path] = (net, list(attrs["class_names"]), weights)
-        net, names, weights = self._init[path]
-        model = build_and_load(path, "classifier", lambda: SpectrogramClassifier(net, len(names)), weights)
-        return model if names == self.names else fresh_head(model, len(self.names), seed)
+            self._init[path] = load_classifier(path)
+        model, attrs = self._init[path]
+        model = copy.deepcopy(model)  # each task fine-tunes its own copy
+        return model if list(attrs["class_names"]) == self.names else fresh_head(model, len(self.names), seed)
 
     def extra(self, path: str) -> tuple[torch.Tensor, torch.Tensor, int | None]:
         """-> (images, labels, None) in the real data's class order when the file's classes are among the real
