@@ -542,12 +542,15 @@ def describe(path: str | Path) -> dict:
 
 
 def save_model(path: str | Path, kind: str, config_yaml: str, seed: int, parents: list[dict],
-               state: dict, attrs: dict) -> None:
-    """A trained network: /weights/<param> datasets plus JSON-able attributes (no pickle)."""
+               state: dict, attrs: dict, tables: dict[str, np.ndarray] | None = None) -> None:
+    """A trained network: /weights/<param> datasets plus JSON-able attributes (no pickle); `tables`: arrays the
+    model's users need beside its weights, as /tables/<name> (an LDM's kinematic conditions, `read_tables`)."""
     with atomic_h5(path) as f:
         write_header(f, kind, config_yaml, seed, parents)
         for k, v in attrs.items():
             f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+        for name, arr in (tables or {}).items():
+            f.create_dataset(f"tables/{name}", data=np.asarray(arr))
         g = f.create_group("weights")
         for name, t in state.items():
             arr = t.detach().cpu()
@@ -586,6 +589,12 @@ def load_model(path: str | Path, kind: str) -> Model:
             raise ArtifactError(f"{path}: damaged '{kind}' artifact: no /weights")
         weights = {k: ds[()] for k, ds in f["weights"].items()}
     return Model(header, attrs, weights)
+
+
+def read_tables(path: str | Path, kind: str) -> dict[str, np.ndarray]:
+    """The /tables of a network's artifact (`save_model`); empty when it has none."""
+    with open_artifact(path, kind) as f:
+        return {k: ds[()] for k, ds in f["tables"].items()} if "tables" in f else {}
 
 
 def stored_config_of(cls: type, header: dict, path: str | Path):

@@ -30,6 +30,7 @@ import torch
 from mdcli.artifacts import Spectrograms, parent_record
 from mdcli.data.batches import from_model, to_model
 from mdcli.diffusion import NoiseSchedule, guided_eps, run_sampler
+from mdcli.kinematics import RAW_CONDITION, condition_vector, raw_condition
 from mdcli.errors import ConfigError, MdcliError
 from mdcli.sample import check_classes, check_sampling
 
@@ -275,10 +276,15 @@ def generate(cfg: AugmentConfig, setup: Setup, progress: Callable[[int], None] |
         std = torch.tensor(attrs["channel_std"], dtype=torch.float32, device=device)[None, :, None, None]
         null = len(attrs["class_names"])
         latent_shape = attrs["latent_shape"]
+        kin_names = list(ldm_cfg.kinematics)
     else:  # strength 0 only (check_inputs): no sampler, latents as the autoencoder gives them
-        T, grid, mean, std, latent_shape = 1, [], 0.0, 1.0, ae_attrs["latent_shape"]
+        T, grid, mean, std, latent_shape, kin_names = 1, [], 0.0, 1.0, ae_attrs["latent_shape"], []
     lo, hi = cfg.strength_range()
     data, sources = setup.data, setup.sources
+    # a model conditioned on kinematics varies each source under the source's own features
+    raw = np.full((len(data.labels), len(RAW_CONDITION)), np.nan, np.float32)
+    if kin_names:
+        raw[sources] = raw_condition(data.spectrograms[sources], float(data.dynamic_range_db))
     K = cfg.per_image
 
     # Every variant's stream, its strength and its start on the grid (None: strength 0, 0: pure noise).
@@ -328,7 +334,11 @@ def generate(cfg: AugmentConfig, setup: Setup, progress: Callable[[int], None] |
                 t0 = sched.timesteps(steps, spacing(cfg.sampler))[0]
                 x = sched.q_sample((z0 - mean) / std, torch.full((len(batch),), t0, dtype=torch.long, device=device), eps)
             scale = 1.0 if cfg.condition == "null" else cfg.cfg_scale  # guiding the null class towards itself: a no-op
-            eps_fn = guided_eps(unet, sched, ldm_cfg.diffusion.prediction, y, null, scale)
+            cond = None
+            if kin_names:
+                rows = raw[[job[1] for job in batch]]
+                cond = torch.from_numpy(condition_vector(rows, kin_names, data.spectrograms.shape[1:])).to(device)
+            eps_fn = guided_eps(unet, sched, ldm_cfg.diffusion.prediction, y, null, scale, cond)
             z = run_sampler(cfg.sampler, eps_fn, x, sched, steps, cfg.eta, gens)
             finish(batch, z * std + mean)
             for job in batch:

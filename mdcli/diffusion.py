@@ -212,14 +212,17 @@ def run_sampler(name: str, eps_fn: EpsFn, x: torch.Tensor, schedule: NoiseSchedu
 
 
 def guided_eps(model: Callable, schedule: NoiseSchedule, prediction: str, y: torch.Tensor, null: int,
-               scale: float) -> EpsFn:
-    """Classifier-free guidance (Ho & Salimans 2022): eps_u + scale (eps_c - eps_u); scale 1 is conditional only."""
+               scale: float, cond: torch.Tensor | None = None) -> EpsFn:
+    """Classifier-free guidance (Ho & Salimans 2022): eps_u + scale (eps_c - eps_u); scale 1 is conditional only.
+    cond: the kinematic condition (B, n) of a UNet that takes one (dropped with the class in eps_u)."""
+    extra = () if cond is None else (cond,)
+    both_extra = () if cond is None else (torch.cat([cond, cond]),)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if scale == 1.0:
-            return schedule.to_eps(model(x, t, y), x, t, prediction)
-        both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null)]))
-        cond, uncond = schedule.to_eps(both, torch.cat([x, x]), torch.cat([t, t]), prediction).chunk(2)
-        return uncond + scale * (cond - uncond)
+            return schedule.to_eps(model(x, t, y, *extra), x, t, prediction)
+        both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null)]), *both_extra)
+        eps_c, eps_u = schedule.to_eps(both, torch.cat([x, x]), torch.cat([t, t]), prediction).chunk(2)
+        return eps_u + scale * (eps_c - eps_u)
 
     return eps_fn

@@ -10,6 +10,7 @@ import torch
 from mdcli.artifacts import open_artifact
 from mdcli.data.batches import to_model
 from mdcli.errors import MdcliError
+from mdcli.kinematics import raw_condition
 from mdcli.latents import LatentsWriter
 from mdcli.models.load import load_autoencoder
 
@@ -27,14 +28,16 @@ def encode_dataset(ae_path: Path, data_path: Path, output: Path, batch_size: int
     text = f"ae: {ae_path}\ndata: {data_path}\nbatch_size: {batch_size}\n"
     with LatentsWriter(output, ae_path, data_path, text, n, attrs["latent_shape"], attrs["arch"]) as out, \
             open_artifact(data_path, "spectrograms") as src:
+        dynamic_range_db = float(src.attrs["dynamic_range_db"])
         for i in range(0, n, batch_size):
-            xb = to_model(torch.from_numpy(src["spectrograms"][i : i + batch_size])[:, None]).to(device)
-            enc = ae.encode(xb)
+            x01 = src["spectrograms"][i : i + batch_size]
+            enc = ae.encode(to_model(torch.from_numpy(x01)[:, None]).to(device))
             out.write(enc.latent.float().cpu().numpy(),
                       None if enc.indices is None else enc.indices.cpu().numpy(),
-                      None if enc.logvar is None else enc.logvar.float().cpu().numpy())
+                      None if enc.logvar is None else enc.logvar.float().cpu().numpy(),
+                      raw_condition(x01, dynamic_range_db))
             if progress:
-                progress(len(xb))
+                progress(len(x01))
         stats = out.finish(src)
     mean, std = stats["channel_mean"], stats["channel_std"]
     return {"n": n, "latent_shape": list(attrs["latent_shape"]), "channel_mean": mean.tolist(), "channel_std": std.tolist(), "arch": attrs["arch"]}

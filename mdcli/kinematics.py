@@ -325,3 +325,47 @@ def read_axes(path) -> dict:
         return {"doppler": f["axes/doppler_hz"][()], "time": f["axes/time_s"][()],
                 "calibrated": bool(f["axes"].attrs.get("calibrated", True)),
                 "dynamic_range_db": float(f.attrs["dynamic_range_db"])}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# conditioning: the features a latent diffusion model can be conditioned on (train-ldm `kinematics`)
+
+# What `encode` stores per latent (/kinematics), in bins and columns whatever the axes: the period of the
+# envelopes (NaN: none), its autocorrelation strength (NaN: no search applied), the bandwidth (NaN: no envelope).
+RAW_CONDITION = ("period_columns", "period_strength", "bandwidth_bins")
+CONDITIONS = {"period": 2, "strength": 1, "bandwidth": 1}  # name -> its scalars in the condition vector
+
+
+def raw_condition(images: np.ndarray, dynamic_range_db: float) -> np.ndarray:
+    """(N, F, T) images -> (N, 3) float32, the `RAW_CONDITION` columns (bins and columns, not Hz and s, so
+    calibrated and uncalibrated sets read the same)."""
+    k = features(images, calibrated=False, dynamic_range_db=dynamic_range_db)
+    return np.stack([k.period, k.period_strength, k.bandwidth], 1).astype(np.float32)
+
+
+def condition_width(names: list[str]) -> int:
+    """Scalars in the condition vector of `names` (train-ldm `kinematics`)."""
+    return sum(CONDITIONS[n] for n in names)
+
+
+def condition_vector(raw: np.ndarray, names: list[str], image_shape: tuple[int, int] | list[int]) -> np.ndarray:
+    """(N, 3) `raw_condition` rows -> (N, condition_width) float32, each scalar in [0, 1]: `period` = [has a
+    period, log2(period) / log2(width) (0 when none)], `strength` = (strength + 1) / 2 (0 when none),
+    `bandwidth` = bandwidth / height (0 when none). The UNet embeds each scalar as it embeds the diffusion time."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    raw = np.asarray(raw, np.float64).reshape(-1, len(RAW_CONDITION))
+    period, strength, bandwidth = raw[:, 0], raw[:, 1], raw[:, 2]
+    parts: list[np.ndarray] = []
+    for name in names:
+        if name == "period":
+            has = np.isfinite(period) & (period > 0)
+            parts += [has.astype(np.float64), np.where(has, np.log2(np.where(has, period, 1.0)) / np.log2(max(w, 2)), 0.0)]
+        elif name == "strength":
+            parts.append(np.where(np.isfinite(strength), (np.clip(strength, -1, 1) + 1) / 2, 0.0))
+        elif name == "bandwidth":
+            parts.append(np.where(np.isfinite(bandwidth), np.clip(bandwidth / h, 0, 1), 0.0))
+        else:
+            raise ValueError(f"unknown kinematic condition '{name}' ({', '.join(CONDITIONS)})")
+    if not parts:
+        return np.zeros((len(raw), 0), np.float32)
+    return np.clip(np.stack(parts, 1), 0.0, 1.0).astype(np.float32)

@@ -4,7 +4,9 @@ codebook` (`read_indices`).
 
 /latents [N, C, h, w] float32 (pre-quantisation for VQ, posterior mean for the VAE), one chunk per sample;
 /indices [N, h, w] (VQ) or /logvar [N, C, h, w] (VAE); /labels [N] and /sequence [N] (when the spectrograms have
-one); /axes copied from the spectrograms. Attributes: channel_mean and channel_std over the whole file (the LDM's
+one); /kinematics [N, 3] float32, each input image's `mdcli.kinematics.RAW_CONDITION` (period in columns, its
+strength, bandwidth in bins; what `train-ldm --set 'kinematics=[...]'` conditions on); /axes copied from the
+spectrograms. Attributes: channel_mean and channel_std over the whole file (the LDM's
 standardisation), arch, class_names, image_shape, carrier_hz, prf_hz, dynamic_range_db (so generated data can be
 written back with the spectrograms' contract). The first parent is the autoencoder, the second the spectrograms.
 """
@@ -21,6 +23,7 @@ import torch
 from mdcli.artifacts import atomic_h5, class_names, open_artifact, parent_record, read_header, write_header
 from mdcli.data.batches import BatchReader
 from mdcli.errors import ArtifactError, MdcliError
+from mdcli.kinematics import RAW_CONDITION
 
 RADAR_ATTRS = ("carrier_hz", "prf_hz", "dynamic_range_db")
 
@@ -48,15 +51,20 @@ class LatentsWriter:
             vq = self.arch in ("vqvae", "vqgan")
             self.idx = f.create_dataset("indices", (self.n, lh, lw), np.int64, chunks=(1, lh, lw)) if vq else None
             self.logvar = None if vq else f.create_dataset("logvar", (self.n, c, lh, lw), np.float32, chunks=(1, c, lh, lw))
+            self.kin = f.create_dataset("kinematics", (self.n, len(RAW_CONDITION)), np.float32)
+            self.kin.attrs["columns"] = np.array(RAW_CONDITION, dtype=h5py.string_dtype())
         except BaseException as e:  # no with-block runs, so no __exit__: drop the temp file here
             self._ctx.__exit__(type(e), e, e.__traceback__)
             raise
         return self
 
-    def write(self, z: np.ndarray, indices: np.ndarray | None = None, logvar: np.ndarray | None = None) -> None:
-        """The next rows: latents (and the code indices of a VQ model or the log-variances of a VAE)."""
+    def write(self, z: np.ndarray, indices: np.ndarray | None = None, logvar: np.ndarray | None = None,
+              kinematics: np.ndarray | None = None) -> None:
+        """The next rows: latents (and the code indices of a VQ model or the log-variances of a VAE; the
+        inputs' `raw_condition`, NaN when not given)."""
         i, k = self.done, len(z)
         self.lat[i : i + k] = z
+        self.kin[i : i + k] = np.nan if kinematics is None else kinematics
         if self.idx is not None:
             self.idx[i : i + k] = indices
         if self.logvar is not None:
@@ -101,6 +109,7 @@ class Latents:
     class_names: list[str]
     attrs: dict  # what sample needs to write spectrograms back (stored with the LDM)
     sequence: np.ndarray | None = None  # recording order (measured data), for blocked splits
+    kinematics: np.ndarray | None = None  # (N, 3) raw_condition of the inputs; None: encoded by an older mdcli
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -134,7 +143,8 @@ def _load_latents(path: Path) -> Latents:
         }
         labels = f["labels"][()]
         sequence = f["sequence"][()] if "sequence" in f else None
-    return Latents(BatchReader(path, "latents", "latents"), labels, mean, std, names, attrs, sequence)
+        kinematics = f["kinematics"][()] if "kinematics" in f else None
+    return Latents(BatchReader(path, "latents", "latents"), labels, mean, std, names, attrs, sequence, kinematics)
 
 
 def read_indices(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:

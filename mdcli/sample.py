@@ -9,11 +9,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mdcli.artifacts import Spectrograms, parent_record, sha256_file
+from mdcli.artifacts import Spectrograms, parent_record, read_tables, sha256_file
 from mdcli.config import to_yaml
 from mdcli.data.batches import from_model
 from mdcli.diffusion import SAMPLERS, build_schedule, guided_eps, run_sampler
-from mdcli.errors import ConfigError, MdcliError
+from mdcli.errors import ArtifactError, ConfigError, MdcliError
+from mdcli.kinematics import RAW_CONDITION, condition_vector
 from mdcli.models.load import load_autoencoder, load_ldm
 
 
@@ -99,6 +100,38 @@ def check_decoder(ldm_attrs: dict, ae_attrs: dict, ldm_path: Path, ae_path: Path
                          f"{'x'.join(map(str, ldm_attrs['latent_shape']))} latents of {image_shape[0]}x{image_shape[1]} images")
 
 
+class KinematicConditions:
+    """The kinematic conditions of a model trained with `kinematics` (train-ldm): per sample, the features of
+    one of its training images of the class, drawn at random (seeded), recorded as the samples' params
+    `target_<column>` (mdcli.kinematics.RAW_CONDITION). A class-conditional model: no condition, no params."""
+
+    def __init__(self, ldm_path: Path, names: list[str], attrs: dict):
+        self.names, self.shape = list(names), [len(attrs["doppler_hz"]), len(attrs["time_s"])]
+        self.drawn: list[np.ndarray] = []
+        if self.names:
+            tables = read_tables(ldm_path, "ldm")
+            if "kinematics" not in tables or "kinematics_labels" not in tables:
+                raise ArtifactError(f"{ldm_path}: damaged 'ldm' artifact: conditioned on kinematics {self.names} "
+                                    "but holds no /tables/kinematics")
+            self.table, self.labels = tables["kinematics"], tables["kinematics_labels"]
+
+    def draw(self, ci: int, name: str, n: int, key: list[int], device) -> torch.Tensor | None:
+        if not self.names:
+            return None
+        rows = self.table[self.labels == ci]
+        if not len(rows):
+            raise MdcliError(f"class '{name}': the model saw no training image of it, so it has no kinematics to draw")
+        raw = rows[np.random.default_rng(key + [1]).integers(len(rows), size=n)]
+        self.drawn.append(raw)
+        return torch.from_numpy(condition_vector(raw, self.names, self.shape)).to(device)
+
+    def params(self) -> dict[str, np.ndarray]:
+        if not self.drawn:
+            return {}
+        raw = np.concatenate(self.drawn)
+        return {f"target_{col}": raw[:, i].astype(np.float64) for i, col in enumerate(RAW_CONDITION)}
+
+
 @torch.no_grad()
 def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
              progress: Callable[[int], None] | None = None,
@@ -121,6 +154,7 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
     mean = torch.tensor(attrs["channel_mean"], dtype=torch.float32, device=device)[None, :, None, None]
     std = torch.tensor(attrs["channel_std"], dtype=torch.float32, device=device)[None, :, None, None]
     images, labels, latents = [], [], []
+    conditions = KinematicConditions(ldm_path, ldm_cfg.kinematics, attrs)
     for c in wanted:
         ci = names.index(c)
         for start in range(0, cfg.n_per_class, cfg.batch_size):
@@ -128,7 +162,8 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
             gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, ci, start]).generate_state(1)[0]))
             x = torch.randn((n, *shape), generator=gen).to(device)
             y = torch.full((n,), ci, dtype=torch.long, device=device)
-            eps_fn = guided_eps(unet, schedule, ldm_cfg.diffusion.prediction, y, len(names), cfg.cfg_scale)
+            cond = conditions.draw(ci, c, n, [cfg.seed, ci, start], device)
+            eps_fn = guided_eps(unet, schedule, ldm_cfg.diffusion.prediction, y, len(names), cfg.cfg_scale, cond)
             z = run_sampler(cfg.sampler, eps_fn, x, schedule, cfg.steps, cfg.eta, gen)
             latents.append(z.cpu().numpy())
             img = from_model(ae.decode(z * std + mean)).float()[:, 0].cpu().numpy()
@@ -142,7 +177,7 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
         spectrograms=np.concatenate(images), labels=np.concatenate(labels), class_names=list(names),
         doppler_hz=np.asarray(attrs["doppler_hz"]), time_s=np.asarray(attrs["time_s"]),
         carrier_hz=attrs["carrier_hz"], prf_hz=attrs["prf_hz"], dynamic_range_db=attrs["dynamic_range_db"],
-        source="generated", axes_calibrated=bool(attrs.get("axes_calibrated", True)),
+        source="generated", axes_calibrated=bool(attrs.get("axes_calibrated", True)), params=conditions.params(),
     )
     return data, [parent_record(ldm_path), parent_record(ae_path)], np.concatenate(latents)
 

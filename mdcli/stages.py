@@ -227,9 +227,20 @@ class TrainLDMConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: OptimConfig = field(default_factory=lambda: OptimConfig(
         steps=2000, batch_size=64, lr=2e-4, warmup_steps=100, ema_decay=0.999, val_fraction=0.1))
+    # kinematic features of each training image the model is conditioned on (period, strength, bandwidth;
+    # mdcli.kinematics.condition_vector); `sample` draws them from the training images of the class, `augment`
+    # takes each source window's own. Empty: class-conditional only
+    kinematics: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         check_optim(self.train)
+        from mdcli.kinematics import CONDITIONS
+
+        bad = [k for k in self.kinematics if k not in CONDITIONS]
+        if bad:
+            raise ConfigError(f"kinematics: unknown '{bad[0]}'; valid: {', '.join(CONDITIONS)}")
+        if len(set(self.kinematics)) != len(self.kinematics):
+            raise ConfigError(f"kinematics: each feature once, got {self.kinematics}")
         d = self.diffusion
         if d.schedule not in ("linear", "cosine"):
             raise ConfigError(f"diffusion.schedule: unknown '{d.schedule}'; valid: linear, cosine")

@@ -37,7 +37,10 @@ def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet
     """-> (EMA UNet in eval mode, its config, attrs, header)."""
     header, attrs, weights = load_model(path, "ldm")
     cfg = stored_config_of(TrainLDMConfig, header, path)
-    model = build_and_load(path, "ldm", lambda: UNet(cfg.unet, int(attrs["latent_shape"][0]), int(attrs["n_classes"])), weights)
+    from mdcli.kinematics import condition_width
+
+    model = build_and_load(path, "ldm", lambda: UNet(cfg.unet, int(attrs["latent_shape"][0]), int(attrs["n_classes"]),
+                                                     condition_width(cfg.kinematics)), weights)
     return model.to(device).eval(), cfg, attrs, header
 
 

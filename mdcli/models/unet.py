@@ -58,16 +58,26 @@ class EmbResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """(x_t (B, C, h, w), t (B,), y (B,) class index or `n_classes` for null) -> eps or v (B, C, h, w)."""
+    """(x_t (B, C, h, w), t (B,), y (B,) class index or `n_classes` for null[, cond (B, n_cond)]) -> eps or v.
 
-    def __init__(self, cfg: UNetConfig, in_channels: int, n_classes: int):
+    n_cond > 0: also conditioned on that many scalars in [0, 1] (kinematic features of the image,
+    mdcli.kinematics.condition_vector), each embedded as the diffusion time is (sinusoids, the size
+    micro-conditioning of SDXL, Podell et al. 2023), then an MLP whose last layer starts at zero, so the model
+    starts as the unconditioned one. A null class drops them too: classifier-free guidance guides both."""
+
+    def __init__(self, cfg: UNetConfig, in_channels: int, n_classes: int, n_cond: int = 0):
         super().__init__()
         self.cfg = cfg
         self.n_classes = n_classes
+        self.n_cond = n_cond
         ch = cfg.channels
         emb_dim = 4 * ch
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.class_emb = nn.Embedding(n_classes + 1, emb_dim)  # last row: the null class
+        if n_cond:
+            self.cond_mlp = nn.Sequential(nn.Linear(n_cond * ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+            nn.init.zeros_(self.cond_mlp[2].weight)
+            nn.init.zeros_(self.cond_mlp[2].bias)
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
         skips = [ch]
@@ -110,8 +120,20 @@ class UNet(nn.Module):
             h = layer(h, emb) if isinstance(layer, EmbResBlock) else layer(h)
         return h
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def cond_embedding(self, cond: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(B, n_cond) scalars in [0, 1] -> (B, emb_dim), zero where y is the null class."""
+        if cond is None or cond.shape[-1] != self.n_cond:
+            got = "none" if cond is None else cond.shape[-1]
+            raise ValueError(f"this UNet is conditioned on {self.n_cond} kinematic scalars, got {got}")
+        b = len(cond)
+        feats = timestep_features(cond.reshape(-1) * 1000.0, self.cfg.channels).reshape(b, -1)
+        keep = (y != self.n_classes).to(feats.dtype)[:, None]
+        return self.cond_mlp(feats.to(self.cond_mlp[0].weight.dtype)) * keep
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.time_mlp(timestep_features(t, self.cfg.channels)) + self.class_emb(y)
+        if self.n_cond:
+            emb = emb + self.cond_embedding(cond, y)
         h = self.conv_in(x)
         hs = [h]
         for block in self.down:

@@ -19,6 +19,7 @@ from mdcli.data.batches import Prefetcher, eval_subset
 from mdcli.data.splits import split_indices
 from mdcli.diffusion import NoiseSchedule, build_schedule
 from mdcli.errors import MdcliError
+from mdcli.kinematics import condition_vector, condition_width
 from mdcli.latents import load_latents
 from mdcli.models.unet import UNet
 from mdcli.stages import TrainLDMConfig
@@ -34,7 +35,7 @@ VAL_LEVELS = (50, 150, 300, 500, 700, 900)  # timesteps (of 1000) where held-out
 
 @torch.no_grad()
 def validation_loss(model: UNet, z: torch.Tensor, labels: torch.Tensor, schedule: NoiseSchedule,
-                    prediction: str, device: torch.device, bs: int = 128) -> dict:
+                    prediction: str, device: torch.device, bs: int = 128, cond: torch.Tensor | None = None) -> dict:
     """Unweighted held-out loss at fixed noise levels with fixed noise (comparable across runs)."""
     model.eval()
     gen = torch.Generator().manual_seed(1234)
@@ -46,10 +47,21 @@ def validation_loss(model: UNet, z: torch.Tensor, labels: torch.Tensor, schedule
             eps = torch.randn(zb.shape, generator=gen)
             t = torch.full((len(zb),), t_level, dtype=torch.long)
             x_t = schedule.q_sample(zb, t, eps)
-            pred = model(x_t.to(device), t.to(device), labels[i : i + bs].to(device)).float().cpu()
+            extra = () if cond is None else (cond[i : i + bs].to(device),)
+            pred = model(x_t.to(device), t.to(device), labels[i : i + bs].to(device), *extra).float().cpu()
             total += float(F.mse_loss(pred, schedule.target(zb, t, eps, prediction), reduction="sum"))
         out[f"val_loss_t{t_level}"] = total / max(1, z.numel())
     return out
+
+
+def kinematic_condition(cfg: TrainLDMConfig, data, latents_path: Path) -> torch.Tensor | None:
+    """The (N, n) condition of every latent (cfg.kinematics), None when the model is class-conditional only."""
+    if not cfg.kinematics:
+        return None
+    if data.kinematics is None:
+        raise MdcliError(f"{latents_path}: holds no kinematic features (encoded by an older mdcli); run `mdcli encode` "
+                         f"again to train with kinematics {cfg.kinematics}")
+    return torch.from_numpy(condition_vector(data.kinematics, cfg.kinematics, data.attrs["image_shape"]))
 
 
 def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: bool = False,
@@ -71,7 +83,8 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
         raise MdcliError(f"{latents_path}: latent size {tuple(shape[-2:])} is not divisible by 2^{levels} (unet.channel_mult)")
     tr, va = split_indices(data.labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, data.sequence, cfg.train.split_gap)
     schedule = build_schedule(cfg.diffusion)
-    model = UNet(cfg.unet, shape[1], n_classes)
+    cond = kinematic_condition(cfg, data, latents_path)
+    model = UNet(cfg.unet, shape[1], n_classes, condition_width(cfg.kinematics))
     if init is not None:  # before the EMA copy: the average starts from the init's weights too
         from mdcli.train.transfer import load_ldm_init
 
@@ -115,13 +128,14 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             drop = rank_slice(torch.rand(len(idx))).to(device) < d.cfg_dropout
             idx = rank_slice(idx)
             z0, y = prefetch.get(step, cfg.train.steps).to(device), labels[idx].to(device)
+            extra = () if cond is None else (cond[idx].to(device),)
             if cuda:
                 z0 = z0.contiguous(memory_format=torch.channels_last)
             y = torch.where(drop, torch.full_like(y, n_classes), y)
             # 2. weighted denoising loss
             model.train()
             with amp:
-                pred = net(schedule.q_sample(z0, t, eps), t, y).float()
+                pred = net(schedule.q_sample(z0, t, eps), t, y, *extra).float()
             per_sample = (pred - schedule.target(z0, t, eps, d.prediction)).pow(2).flatten(1).mean(1)
             loss = (schedule.loss_weight(t, d.prediction, d.min_snr_gamma) * per_sample).mean()
             optimizer_step(opt, loss, model.parameters(), cfg.train.grad_clip, step, ckpt)
@@ -134,7 +148,8 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write({"step": step + 1, "lr": lr, "loss": loss.item()})
             if ((step + 1) % eval_every == 0 or step + 1 == cfg.train.steps) and is_main():
-                val = {"step": step + 1, **validation_loss(ema.model if ema else model, z_val, labels[va_eval], schedule, d.prediction, device)}
+                val = {"step": step + 1, **validation_loss(ema.model if ema else model, z_val, labels[va_eval], schedule, d.prediction, device,
+                                                               cond=None if cond is None else cond[va_eval])}
                 history.append(val)
                 jsonl.write(val)
     if loop.stopped:
@@ -149,7 +164,7 @@ def train_ldm(cfg: TrainLDMConfig, latents_path: Path, output: Path, resume: boo
         **data.attrs, "latent_shape": list(shape[1:]), "channel_mean": data.mean.tolist(),
         "channel_std": data.std.tolist(), "n_classes": n_classes, "history": history,
         "metrics": metrics, "latents_per_s": rate, "precision_used": precision, "init": str(init) if init else "",
-    })
+    }, tables=None if cond is None else {"kinematics": data.kinematics[tr], "kinematics_labels": data.labels[tr]})
     if ckpt.exists():
         ckpt.unlink()
     dist_teardown()

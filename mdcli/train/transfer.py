@@ -106,6 +106,9 @@ def ldm_init(path: Path, cfg, latent_attrs: dict, latent_shape: tuple[int, ...],
         raise MdcliError(f"--init {path}: works on latents {_shape(attrs['latent_shape'])}, --latents holds "
                          f"{_shape(latent_shape)} (encode with the autoencoder behind the init, or one fine-tuned "
                          "from it: train-ae --init)")
+    if list(stored.kinematics) != list(cfg.kinematics):
+        raise MdcliError(f"--init {path}: conditioned on kinematics {list(stored.kinematics)}, this run on "
+                         f"{list(cfg.kinematics)} (set kinematics as the init has it)")
     diffs = _differences(stored.unet, cfg.unet, "unet", free=UNET_FREE)
     diffs += _differences(stored.diffusion, cfg.diffusion, "diffusion", DIFFUSION_KEYS)
     _refuse_differences(path, diffs)
