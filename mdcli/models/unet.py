@@ -62,8 +62,8 @@ class UNet(nn.Module):
 
     n_cond > 0: also conditioned on that many scalars in [0, 1] (kinematic features of the image,
     mdcli.kinematics.condition_vector), each embedded as the diffusion time is (sinusoids, the size
-    micro-conditioning of SDXL, Podell et al. 2023), then an MLP whose last layer starts at zero, so the model
-    starts as the unconditioned one. A null class drops them too: classifier-free guidance guides both."""
+    micro-conditioning of SDXL, Podell et al. 2023), then an MLP added to the time and class embedding. A null
+    class drops them too: classifier-free guidance guides both."""
 
     def __init__(self, cfg: UNetConfig, in_channels: int, n_classes: int, n_cond: int = 0):
         super().__init__()
@@ -76,8 +76,6 @@ class UNet(nn.Module):
         self.class_emb = nn.Embedding(n_classes + 1, emb_dim)  # last row: the null class
         if n_cond:
             self.cond_mlp = nn.Sequential(nn.Linear(n_cond * ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-            nn.init.zeros_(self.cond_mlp[2].weight)
-            nn.init.zeros_(self.cond_mlp[2].bias)
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
         skips = [ch]

@@ -179,6 +179,32 @@ def test_report_lines_and_strict_json(walkers):
     assert dkin.report_lines({}, None) == []
 
 
+def test_condition_vector_puts_each_feature_in_the_unit_interval():
+    raw = np.array([[8.0, 0.5, 16.0],  # a period of 8 columns, strength 0.5, 16 bins wide
+                    [np.nan, np.nan, np.nan],  # no period, no envelope
+                    [32.0, -2.0, 80.0]])  # clipped: strength below -1, bandwidth above the height
+    v = kin.condition_vector(raw, ["period", "strength", "bandwidth"], (64, 64))
+    assert v.shape == (3, kin.condition_width(["period", "strength", "bandwidth"])) == (3, 4)
+    np.testing.assert_allclose(v[0], [1.0, 0.5, 0.75, 0.25])  # log2(8) / log2(64) = 0.5
+    np.testing.assert_allclose(v[1], [0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(v[2], [1.0, 5 / 6, 0.0, 1.0])
+    np.testing.assert_allclose(kin.condition_vector(raw, ["bandwidth", "period"], (32, 64))[0], [0.5, 1.0, 0.5])
+    with pytest.raises(ValueError, match="unknown kinematic condition 'speed'"):
+        kin.condition_vector(raw, ["speed"], (64, 64))
+
+
+def test_raw_condition_is_the_features_in_bins_and_columns(walkers):
+    x, doppler, time, params = walkers
+    raw = kin.raw_condition(x, 50.0)
+    k = kin.features(x, calibrated=False, dynamic_range_db=50.0)
+    np.testing.assert_array_equal(raw, np.stack([k.period, k.period_strength, k.bandwidth], 1).astype(np.float32))
+    finite = np.isfinite(raw[:, 0])
+    assert finite.sum() >= len(x) // 2
+    dt = float(np.mean(np.diff(time)))
+    steps = np.array([p["gait_cycle_s"] / 2 for p in params])  # the walker's step, in columns below
+    np.testing.assert_allclose(raw[finite, 0], steps[finite] / dt, rtol=0.1)
+
+
 def test_features_are_fast():
     import time as _time
 

@@ -117,6 +117,25 @@ def test_unet_keeps_the_latent_shape_and_is_class_conditional(size, time_levels)
     assert torch.equal(unet(z, t, y), out)
 
 
+@torch.no_grad()
+def test_unet_kinematic_condition_steers_and_drops_with_the_null_class():
+    torch.manual_seed(0)
+    unet = UNet(UNetConfig(channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1], groups=4),
+                in_channels=4, n_classes=3, n_cond=4).eval()
+    z, t, y = torch.randn(3, 4, 8, 8), torch.tensor([10, 500, 900]), torch.tensor([0, 1, 2])
+    a, b = torch.rand(3, 4), torch.rand(3, 4)
+    for p in unet.parameters():  # as if trained a little: no zero-initialised layer hides the conditioning
+        p.add_(0.05 * torch.randn_like(p))
+    assert not torch.allclose(unet(z, t, y, a), unet(z, t, y, b))  # the condition steers it
+    b_near = a.clone()
+    b_near[:, 1] += 0.01  # a period 1 % of log2(width) longer: a different embedding
+    assert not torch.allclose(unet(z, t, y, a), unet(z, t, y, b_near))
+    null = torch.full_like(y, 3)
+    assert torch.equal(unet(z, t, null, a), unet(z, t, null, b))  # guidance's unconditional branch drops it
+    with pytest.raises(ValueError, match="conditioned on 4 kinematic scalars, got none"):
+        unet(z, t, y)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @torch.no_grad()
 def test_classifier_logits_and_features(size):

@@ -129,6 +129,8 @@ def test_init_from_another_architecture_image_size_or_latent_shape_is_one_line(p
     _refused([*LDM, "--latents", str(pre["lat2"]), *ldm], "latents 4x8x8", "2x8x8")
     _refused([*LDM, "--latents", str(pre["meas_lat"]), *ldm, "--set", "unet.channels=8"], "unet.channels 16 vs 8")
     _refused([*LDM, "--latents", str(pre["meas_lat"]), *ldm, "--set", "diffusion.prediction=eps"], "diffusion.prediction")
+    _refused([*LDM, "--latents", str(pre["meas_lat"]), *ldm, "--set", "kinematics=[period]"],
+             "conditioned on kinematics []", "['period']")
     _refused([*LDM, "--latents", str(pre["meas_lat"]), "--init", str(pre["ae"]), "-o", str(bad)], "expected ldm")
     _refused([*LDM, "--latents", str(pre["meas_lat"]), "--init", str(tmp_path / "missing.h5"), "-o", str(bad)], "not found")
     assert not bad.exists() and not checkpoint_path(bad).exists()
