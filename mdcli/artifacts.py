@@ -594,7 +594,11 @@ def load_model(path: str | Path, kind: str) -> Model:
 def read_tables(path: str | Path, kind: str) -> dict[str, np.ndarray]:
     """The /tables of a network's artifact (`save_model`); empty when it has none."""
     with open_artifact(path, kind) as f:
-        return {k: ds[()] for k, ds in f["tables"].items()} if "tables" in f else {}
+        if "tables" not in f:
+            return {}
+        if not isinstance(f["tables"], h5py.Group) or not all(isinstance(v, h5py.Dataset) for v in f["tables"].values()):
+            raise ArtifactError(f"{path}: damaged '{kind}' artifact: /tables must be a group of datasets")
+        return {k: ds[()] for k, ds in f["tables"].items()}
 
 
 def stored_config_of(cls: type, header: dict, path: str | Path):

@@ -144,6 +144,9 @@ def _load_latents(path: Path) -> Latents:
         labels = f["labels"][()]
         sequence = f["sequence"][()] if "sequence" in f else None
         kinematics = f["kinematics"][()] if "kinematics" in f else None
+        if kinematics is not None and kinematics.shape != (len(labels), len(RAW_CONDITION)):
+            raise ArtifactError(f"{path}: damaged latents artifact: /kinematics is {list(kinematics.shape)}, "
+                                f"expected [{len(labels)}, {len(RAW_CONDITION)}]")
     return Latents(BatchReader(path, "latents", "latents"), labels, mean, std, names, attrs, sequence, kinematics)
 
 

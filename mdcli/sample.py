@@ -105,22 +105,27 @@ class KinematicConditions:
     one of its training images of the class, drawn at random (seeded), recorded as the samples' params
     `target_<column>` (mdcli.kinematics.RAW_CONDITION). A class-conditional model: no condition, no params."""
 
-    def __init__(self, ldm_path: Path, names: list[str], attrs: dict):
+    def __init__(self, ldm_path: Path, names: list[str], attrs: dict, wanted: list[str]):
         self.names, self.shape = list(names), [len(attrs["doppler_hz"]), len(attrs["time_s"])]
         self.drawn: list[np.ndarray] = []
         if self.names:
             tables = read_tables(ldm_path, "ldm")
-            if "kinematics" not in tables or "kinematics_labels" not in tables:
+            table, labels = tables.get("kinematics"), tables.get("kinematics_labels")
+            if (table is None or labels is None or table.ndim != 2 or table.shape[1] != len(RAW_CONDITION)
+                    or labels.shape != (len(table),)):
                 raise ArtifactError(f"{ldm_path}: damaged 'ldm' artifact: conditioned on kinematics {self.names} "
-                                    "but holds no /tables/kinematics")
-            self.table, self.labels = tables["kinematics"], tables["kinematics_labels"]
+                                    f"but /tables holds no [M, {len(RAW_CONDITION)}] kinematics with M labels")
+            self.table, self.labels = table, labels
+            classes = list(attrs["class_names"])
+            for c in wanted:  # before anything is sampled
+                if not np.any(labels == classes.index(c)):
+                    raise MdcliError(f"class '{c}': {ldm_path} saw no training image of it, so it has no kinematics "
+                                     "to draw")
 
-    def draw(self, ci: int, name: str, n: int, key: list[int], device) -> torch.Tensor | None:
+    def draw(self, ci: int, n: int, key: list[int], device) -> torch.Tensor | None:
         if not self.names:
             return None
         rows = self.table[self.labels == ci]
-        if not len(rows):
-            raise MdcliError(f"class '{name}': the model saw no training image of it, so it has no kinematics to draw")
         raw = rows[np.random.default_rng(key + [1]).integers(len(rows), size=n)]
         self.drawn.append(raw)
         return torch.from_numpy(condition_vector(raw, self.names, self.shape)).to(device)
@@ -154,7 +159,7 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
     mean = torch.tensor(attrs["channel_mean"], dtype=torch.float32, device=device)[None, :, None, None]
     std = torch.tensor(attrs["channel_std"], dtype=torch.float32, device=device)[None, :, None, None]
     images, labels, latents = [], [], []
-    conditions = KinematicConditions(ldm_path, ldm_cfg.kinematics, attrs)
+    conditions = KinematicConditions(ldm_path, ldm_cfg.kinematics, attrs, list(wanted))
     for c in wanted:
         ci = names.index(c)
         for start in range(0, cfg.n_per_class, cfg.batch_size):
@@ -162,7 +167,7 @@ def generate(cfg: SampleConfig, ldm_path: Path, ae_path: Path | None = None,
             gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, ci, start]).generate_state(1)[0]))
             x = torch.randn((n, *shape), generator=gen).to(device)
             y = torch.full((n,), ci, dtype=torch.long, device=device)
-            cond = conditions.draw(ci, c, n, [cfg.seed, ci, start], device)
+            cond = conditions.draw(ci, n, [cfg.seed, ci, start], device)
             eps_fn = guided_eps(unet, schedule, ldm_cfg.diffusion.prediction, y, len(names), cfg.cfg_scale, cond)
             z = run_sampler(cfg.sampler, eps_fn, x, schedule, cfg.steps, cfg.eta, gen)
             latents.append(z.cpu().numpy())

@@ -14,6 +14,7 @@ from mdcli import kinematics as kin
 from mdcli.artifacts import Spectrograms, read_tables
 from mdcli.cli import app
 from tests.conftest import TINY
+from tests.test_docs import check
 
 pytestmark = pytest.mark.slow  # a tiny autoencoder, latents and two LDMs (~15 s)
 
@@ -48,9 +49,13 @@ def test_encode_stores_each_images_features_and_the_model_its_training_parts(cha
     tables = read_tables(chain["ldm"], "ldm")
     rows, labels = tables["kinematics"], tables["kinematics_labels"]
     assert 0.7 * len(data) <= len(rows) < len(data)  # the training part, without the validation fraction
-    index = {r.tobytes(): i for i, r in enumerate(stored)}
+    classes_of: dict[bytes, set] = {}
+    for r, y in zip(stored, data.labels):
+        classes_of.setdefault(r.tobytes(), set()).add(int(y))
     for r, y in zip(rows, labels):  # each row is one training image's, with its class
-        assert data.labels[index[r.tobytes()]] == y
+        assert int(y) in classes_of[r.tobytes()]
+    for path in (chain["lat"], chain["ldm"]):  # what is written is what docs/artifacts.md lists
+        check(path, ("/kinematics",) if path == chain["lat"] else ("/tables/kinematics", "/tables/kinematics_labels"))
 
 
 def test_sample_asks_each_sample_for_a_training_image_of_its_class(chain, tmp_path):
@@ -58,6 +63,7 @@ def test_sample_asks_each_sample_for_a_training_image_of_its_class(chain, tmp_pa
     for o in (out, again):
         _ok(["sample", "--ldm", str(chain["ldm"]), "-o", str(o), "--n-per-class", "6", "--steps", "4", "-q"])
     s, s2 = Spectrograms.load(out), Spectrograms.load(again)
+    check(out, tuple(f"/params/target_{c}" for c in kin.RAW_CONDITION))
     np.testing.assert_array_equal(s.spectrograms, s2.spectrograms)
     tables = read_tables(chain["ldm"], "ldm")
     targets = np.stack([s.params[f"target_{c}"] for c in kin.RAW_CONDITION], 1).astype(np.float32)
@@ -103,6 +109,29 @@ def test_latents_without_features_or_an_unknown_feature_are_one_line(chain, tmp_
                          ([str(chain["lat"]), "--set", "kinematics=[period,period]"], ["each feature once"])):
         res = CliRunner().invoke(app, ["train-ldm", "--config", str(TINY / "train-ldm.yaml"), "--latents", *extra,
                                        "--steps", "2", "-o", str(out), "-q"])
+        assert res.exit_code == 2, res.output
+        assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
+        assert all(w in res.output for w in words), res.output
+        assert not out.exists()
+
+
+def test_a_class_without_kinematics_or_a_damaged_table_is_one_line_before_sampling(chain, tmp_path):
+    tables = read_tables(chain["ldm"], "ldm")
+    keep = tables["kinematics_labels"] != 0  # the model never saw a walker's features
+    cases = (({"kinematics": tables["kinematics"][keep], "kinematics_labels": tables["kinematics_labels"][keep]},
+              ["class 'walker'", "saw no training image of it"]),
+             ({"kinematics": tables["kinematics"], "kinematics_labels": tables["kinematics_labels"][:-1]},
+              ["damaged 'ldm' artifact", "kinematics with M labels"]))
+    for i, (table, words) in enumerate(cases):
+        ldm = tmp_path / f"ldm{i}.h5"
+        shutil.copy(chain["ldm"], ldm)
+        with h5py.File(ldm, "a") as f:
+            del f["tables"]
+            for k, v in table.items():
+                f.create_dataset(f"tables/{k}", data=v)
+        out = tmp_path / f"s{i}.h5"
+        res = CliRunner().invoke(app, ["sample", "--ldm", str(ldm), "-o", str(out), "--n-per-class", "2", "--steps", "2",
+                                       "--ae", str(chain["ae"]), "-q"])
         assert res.exit_code == 2, res.output
         assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
         assert all(w in res.output for w in words), res.output
