@@ -197,6 +197,44 @@ def envelope_period(upper: np.ndarray, lower: np.ndarray, min_strength: float = 
     return period, strength
 
 
+def envelope_lean(upper: np.ndarray, height: int) -> np.ndarray:
+    """How each image's limb spikes lean: per image (N,), the median over its whole spikes of log2(rise / fall),
+    the columns from the trough before a peak of the upper envelope up to the peak over those from the peak down
+    to the next trough. 0 for symmetric spikes, > 0 for a slow rise and a fast fall (a measured gait: the swinging
+    foot speeds up through the swing and stops at heel strike), < 0 for the reverse; NaN without a whole spike
+    (both troughs inside the image). upper: (N, T) envelope in bins (NaN where nothing is above the level),
+    smoothed over 3 columns; a peak is the highest column within +-2 that stands at least height / 16 bins above
+    the lowest within +-T / 8 (a flat top counts once, its rise to its first column, its fall from its last)."""
+    upper = np.atleast_2d(np.asarray(upper, np.float64))
+    n, w = upper.shape
+    reach, prom = max(2, w // 8), max(1.0, height / 16)
+    out = np.full(n, np.nan)
+    for i, u in enumerate(upper):
+        if not np.isfinite(u).any():
+            continue
+        u = np.where(np.isfinite(u), u, np.nanmin(u))
+        v = np.convolve(np.r_[u[0], u, u[-1]], np.ones(3) / 3, mode="valid")
+        leans = []
+        for t in range(1, w - 1):
+            if v[t] <= v[t - 1] or v[t] < v[max(0, t - 2):t + 3].max():
+                continue
+            if v[t] - v[max(0, t - reach):t + reach + 1].min() < prom:
+                continue
+            top = t
+            while top + 1 < w and v[top + 1] == v[t]:
+                top += 1
+            lo, hi = t, top
+            while lo > 0 and v[lo - 1] < v[lo]:
+                lo -= 1
+            while hi < w - 1 and v[hi + 1] < v[hi]:
+                hi += 1
+            if lo > 0 and hi < w - 1 and hi > top:
+                leans.append(np.log2((t - lo) / (hi - top)))
+        if leans:
+            out[i] = float(np.median(leans))
+    return out
+
+
 def features(images: np.ndarray, doppler: np.ndarray | None = None, time: np.ndarray | None = None,
              calibrated: bool = True, dynamic_range_db: float = 50.0, threshold_db: float = THRESHOLD_DB,
              threshold_unit: float = THRESHOLD_UNIT, torso_halfwidth: int = TORSO_HALFWIDTH,

@@ -481,3 +481,6 @@ def diagnose_domain(
     for r in report["statistics"][:10]:
         table.add_row(r["statistic"], f"{r['accuracy']:.3f}", f"{r['median_a']:.4g}", f"{r['median_b']:.4g}")
     console.print(table)
+    tc = report["time_course"]
+    _kv_table(f"along time: each set's mean image over the window (gap between the two: {tc['gap']:.3f} of B's mean)",
+              [(f"{side}: coherence / slope", f"{tc[side]['coherence']:.3f} / {tc[side]['slope']:+.3f}") for side in ("a", "b")])

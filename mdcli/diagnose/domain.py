@@ -13,10 +13,14 @@ What gives a set away, two ways (the same training / held-out images as the two-
   full size). If the accuracy falls towards 50 % at s = 2 or 4, the gap lives in fine texture (speckle, noise,
   compression, thin traces); if it stays at 100 % at s = 8, in the coarse layout (where the energy lies).
 - by statistic: each interpretable per-image statistic (the kinematic ones of `simulate --like`, the intensity
-  quantiles, the mean intensity in each eighth of the Doppler axis) as a one-number classifier: the threshold
+  quantiles, the mean intensity in each eighth of the Doppler axis, the trend over the window) as a one-number classifier: the threshold
   that best separates the training images, its accuracy on the held-out ones; sorted, largest first. Then all of
   them together (a logistic regression, `stats.linear_probe_accuracy`): near the net's accuracy, the named statistics explain the gap; far below,
   the net sees something none of them measures.
+- along time (`time_course`): each set's mean image along time, its slope and coherence (near 1 when every
+  window starts at the same phase of the gait, about 1 / sqrt(N) when they start at any), and the gap between
+  the two profiles: what no per-image statistic shows, since a window's phase only means something against the
+  set's.
 """
 
 from __future__ import annotations
@@ -103,11 +107,29 @@ def statistics_of(x: np.ndarray, bands: int) -> dict[str, np.ndarray]:
     stats["intensity_mean"] = flat.mean(1)
     for q in (50, 90, 99):
         stats[f"intensity_p{q}"] = np.percentile(flat, q, axis=1)
+    cols = x.mean(1)  # (N, T): each image's mean along time
+    q = max(1, x.shape[2] // 4)
+    # the change over the window (last quarter against the first, relative to the image's mean): ~0 for a walk
+    # whose geometry stays put, a slope for one that nears the radar or leaves its beam
+    stats["time_trend"] = (cols[:, -q:].mean(1) - cols[:, :q].mean(1)) / np.maximum(cols.mean(1), 1e-6)
     edges = np.linspace(0, x.shape[1], bands + 1).round().astype(int)
     for i in range(bands):
         if edges[i + 1] > edges[i]:
             stats[f"band_{i + 1}of{bands}"] = x[:, edges[i]:edges[i + 1]].mean((1, 2))
     return stats
+
+
+def time_course(x: np.ndarray) -> dict:
+    """The set's mean image along time: `profile` (T,), its `slope` (last quarter against the first, relative to
+    the mean) and `coherence`: the profile's sd over time over the mean of each image's own sd over time. About
+    1 / sqrt(N) when the windows start at any phase of a periodic motion (their rhythms cancel), near 1 when every
+    window starts at the same phase (a set cut at a gait event) or shares a trend."""
+    cols = np.asarray(x, np.float32).mean(1).astype(np.float64)  # (N, T)
+    prof = cols.mean(0)
+    q = max(1, len(prof) // 4)
+    own = float(cols.std(1).mean())
+    return {"profile": prof.tolist(), "slope": float((prof[-q:].mean() - prof[:q].mean()) / max(prof.mean(), 1e-9)),
+            "coherence": float(prof.std() / own) if own > 0 else float("nan")}
 
 
 def _finite(parts: list[np.ndarray]) -> list[np.ndarray]:
@@ -162,6 +184,13 @@ def statistic_gaps(xa_tr, xb_tr, xa_te, xb_te, bands: int = 8) -> tuple[list[dic
     k = int(round(linear_probe_accuracy(np.stack(cols_tr, 1), y_tr, np.stack(cols_te, 1), y_te) * n_te))
     lo, hi = wilson(k, n_te)
     return rows, {"accuracy": k / n_te, "ci95_low": lo, "ci95_high": hi, "n_statistics": len(rows)}
+
+
+def _time_courses(xa: np.ndarray, xb: np.ndarray) -> dict:
+    ta, tb = time_course(xa), time_course(xb)
+    pb = np.asarray(tb["profile"])
+    gap = float(np.abs(np.asarray(ta["profile"]) - pb).mean() / max(pb.mean(), 1e-9))
+    return {"a": ta, "b": tb, "gap": gap}
 
 
 def _split(n_total: int, n: int, test_share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -231,6 +260,7 @@ def domain_report(a_path: Path, b_path: Path, judge_path: Path | None, cfg: Doma
                     "fmd": feature_frechet(fa, fb) if min(len(fa), len(fb)) > 2 else float("nan")},
         "fmd_features": fmd_what, "per_class": {},
         "by_scale": by_scale, "statistics": stat_rows, "statistics_combined": stat_all,
+        "time_course": _time_courses(a.spectrograms[np.r_[a_tr, a_te]], b.spectrograms[np.r_[b_tr, b_te]]),
         "classes_a": list(a.class_names), "classes_b": list(b.class_names),
     }
     shared = [c for c in a.class_names if c in b.class_names]

@@ -83,6 +83,14 @@ class WalkerConfig:
     # The legs' RCS (thighs, shanks, feet, toe tips) relative to Chen's spheroids; 1 = as Chen. Clothing, shoes and the
     # legs' place in the antenna beam set it; fittable under --like. See mdcli/sim/walker.py.
     leg_rcs: float = 1.0
+    # The gait phase at the window's first sample (fraction of the cycle, 0 = the right heel strike), drawn per walk
+    # from [low, high] (values wrap); [0, 1] = any phase. A measured set cut at one gait event (every window starting
+    # at the same phase, as `diagnose domain` finds on the gait data) takes a narrow range; fittable under --like.
+    start_phase: list[float] = _rng(0.0, 1.0)
+    # Re-timing of each leg's swing (walker.swing_time): the swing starts at (1 - s) and ends at (1 + s) times
+    # Boulic's pace, from -0.9 to 0.9. Measured gait spikes lean (a slow rise, a fast fall at heel strike);
+    # Boulic's are nearly symmetric. 0 = Boulic's; fittable under --like.
+    swing_skew: float = 0.0
 
 
 @dataclass
@@ -153,7 +161,9 @@ DEFAULT_FIT = ("prf_hz", "doppler_zero", "snr_db", "dynamic_range_db", "blur_px"
 CADENCE_LIMITS = (0.5, 2.0)  # walker.cadence_scale, identity.cadence_scale
 CYCLE_LIMITS_S = (0.6, 3.0)  # identity.cycle_s (a brisk walk's cycle is about 1 s, a slow one 1.6 s)
 LEG_RCS_LIMITS = (0.1, 20.0)  # walker.leg_rcs
-FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse", "leg_rcs")  # on request: cadence_scale trades against speed_mps
+# on request: cadence_scale trades against speed_mps; start_phase for a set whose windows start at one gait phase;
+# swing_skew for spikes that lean
+FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse", "leg_rcs", "start_phase", "swing_skew")
 
 
 @dataclass
@@ -183,6 +193,8 @@ class LikeConfig:
     # The walkers: speed_mps (fitted: the centre) sets walker.speed_mps to [v - width/2, v + width/2], the cadence
     # the measured step period shows; aspect_deg (fitted: a) sets scene.aspect_deg to [-a, a].
     speed_width_mps: float = 0.2
+    # start_phase (fitted: the centre c) sets walker.start_phase to [c - width/2, c + width/2] (fractions of the cycle)
+    phase_width: float = 0.1
     # The walker's body under --like: walker.points_per_segment becomes this (measured limbs are filled clouds, an
     # extended body; docs/findings.md); 0 = leave walker.points_per_segment as given.
     points_per_segment: int = 16
@@ -320,6 +332,11 @@ class SimulateConfig:
             raise ConfigError(f"radar.beam_elevation_deg: 0 (isotropic) or a beamwidth up to 180 deg, "
                               f"got {self.radar.beam_elevation_deg}")
         _check_cadence("walker.cadence_scale", self.walker.cadence_scale)
+        lo, hi = self.walker.start_phase
+        if hi - lo > 1.0:
+            raise ConfigError(f"walker.start_phase: a range of gait phases at most one cycle wide, got {self.walker.start_phase}")
+        if not -0.9 <= self.walker.swing_skew <= 0.9:
+            raise ConfigError(f"walker.swing_skew: from -0.9 to 0.9 (0 = Boulic's swing), got {self.walker.swing_skew}")
         if not 0.0 <= self.walker.diffuse <= 1.0:
             raise ConfigError(f"walker.diffuse: a share from 0 (smooth spheroids) to 1 (rough), got {self.walker.diffuse}")
         if not LEG_RCS_LIMITS[0] <= self.walker.leg_rcs <= LEG_RCS_LIMITS[1]:
@@ -365,7 +382,7 @@ def config_text(cfg: SimulateConfig) -> str:
     for sec, key, default in (("walker", "points_per_segment", 1), ("walker", "range_gate_m", 0.0),
                               ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0),
                               ("walker", "cadence_scale", [1.0, 1.0]), ("walker", "diffuse", 0.0), ("walker", "leg_rcs", 1.0),
-                              ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
+                              ("walker", "start_phase", [0.0, 1.0]), ("walker", "swing_skew", 0.0), ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
         if sec in d and getattr(getattr(cfg, sec), key) == default:  # the text files had before these
             d[sec].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)

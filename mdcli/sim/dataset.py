@@ -39,7 +39,7 @@ MODELS: dict[str, tuple[Callable, Callable]] = {
 # Per-sample physical parameters stored under /params (NaN where they do not apply).
 PARAM_NAMES = (
     "radial_speed_mps", "speed_mps", "aspect_deg", "snr_db", "range_m", "max_doppler_hz",
-    "height_m", "relative_velocity", "gait_cycle_s", "cadence_scale", "rpm", "rpm_min", "rpm_max", "blade_length_m", "n_blades", "n_rotors", "tail_blades", "tail_gear_ratio",
+    "height_m", "relative_velocity", "gait_cycle_s", "cadence_scale", "phase0", "rpm", "rpm_min", "rpm_max", "blade_length_m", "n_blades", "n_rotors", "tail_blades", "tail_gear_ratio",
     "flap_hz", "flap_amplitude_deg", "wingspan_m", "altitude_m", "blade_rcs_rel",
     "wheel_radius_m", "wheelbase_m", "rim_points",
 )
@@ -72,7 +72,7 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
     wavelength = C / cfg.radar.carrier_hz
     scene = draw_scene(cfg.scene, slow_time(cfg), cfg.radar.height_m, wavelength, rng, cfg.radar.beam_elevation_deg)
     if cfg.identities:
-        p = sample_window(ident, rng, cfg.identity.cycle_s)
+        p = sample_window(ident, rng, cfg.identity.cycle_s, cfg.walker.start_phase)
         p.update(identity=ident_i, window=window)
     else:
         p = sample_params(getattr(cfg, target), rng)
@@ -84,6 +84,8 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
             p.update(diffuse=float(cfg.walker.diffuse))
         if cfg.walker.leg_rcs != 1.0:
             p.update(leg_rcs=float(cfg.walker.leg_rcs))
+        if cfg.walker.swing_skew:
+            p.update(swing_skew=float(cfg.walker.swing_skew))
     sig, fmax, v_r = signal(p, scene, rng)
     snr = rng.uniform(*cfg.scene.snr_db)
     sig = add_noise(sig, snr, rng) if looks == 1 else np.stack([add_noise(sig, snr, rng) for _ in range(looks)])
@@ -172,7 +174,7 @@ def simulate_dataset(
                     progress(len(c))
     doppler, time = axes(cfg)
     n = len(results)
-    names = PARAM_NAMES + (IDENTITY_PARAM_NAMES if cfg.identities else ())
+    names = PARAM_NAMES + (tuple(k for k in IDENTITY_PARAM_NAMES if k not in PARAM_NAMES) if cfg.identities else ())
     params = {name: np.full(n, np.nan) for name in names}
     for k, r in enumerate(results):
         for name, v in r.params.items():

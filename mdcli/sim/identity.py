@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from mdcli.sim.config import CADENCE_LIMITS, IdentityConfig
-from mdcli.sim.walker import THIGH_FRACTION, cycle_duration, draw_cadence, relative_velocity
+from mdcli.sim.walker import THIGH_FRACTION, cycle_duration, draw_cadence, draw_phase, relative_velocity
 
 IDENTITY_KEY, WINDOW_KEY = 36, 37
 
@@ -55,9 +55,11 @@ def window_rng(seed: int, target_index: int, i: int, j: int) -> np.random.Genera
     return np.random.default_rng(np.random.SeedSequence([seed, target_index, i, j], spawn_key=(WINDOW_KEY,)))
 
 
-def sample_window(ident: dict[str, float], rng: np.random.Generator, cycle_s: float = 0.0) -> dict:
+def sample_window(ident: dict[str, float], rng: np.random.Generator, cycle_s: float = 0.0,
+                  start_phase: tuple[float, float] = (0.0, 1.0)) -> dict:
     """One walk of this person: walker parameters (as sample_walker gives) plus the identity's. cycle_s > 0
-    (identity.cycle_s): the walk's gait cycle, whatever its speed; its cadence_scale is derived from it."""
+    (identity.cycle_s): the walk's gait cycle, whatever its speed; its cadence_scale is derived from it.
+    start_phase: walker.start_phase, the range the walk's phase at t = 0 is drawn from."""
     h, leg = ident["id_height_m"], ident["id_leg_scale"]
     top = MAX_RV * THIGH_FRACTION * h * leg
     speed = float(np.clip(ident["id_speed_mps"] + ident["id_speed_sd_mps"] * rng.standard_normal(), MIN_SPEED_MPS, top))
@@ -68,5 +70,5 @@ def sample_window(ident: dict[str, float], rng: np.random.Generator, cycle_s: fl
         cadence = ident.get("id_cadence_scale", 1.0)
     return {
         "height_m": h, "speed_mps": speed, "relative_velocity": rv, "gait_cycle_s": cycle_duration(rv) / cadence,
-        "cadence_scale": cadence, "phase0": rng.uniform(0.0, 1.0), **ident,
+        "cadence_scale": cadence, "phase0": draw_phase(start_phase, rng), **ident,
     }

@@ -12,14 +12,16 @@ round trip the measured images went through (render at their original size, colo
 `jpeg_quality`, invert by nearest colour like `mdcli import`, peak re-reference, block means to the image size).
 
 Fitting (`fit_like`): the parameters in `like.fit` (of prf_hz = the image's Doppler span, doppler_zero, the SNR
-centre, the dynamic range, the blur, the smear, the fading, the walkers' speed centre, largest aspect and the share
-walking away) are searched
+centre, the dynamic range, the blur, the smear, the fading, the walkers' speed centre, largest aspect, the share
+walking away, their cadence, the gait phase every window starts at and the timing of the swing) are searched
 so that `fit_n` seeded walkers match the measured images' statistics (`like_statistics`): the mean Doppler profile,
-the intensity histogram, and the means and spreads of per-image features: those of mdcli.kinematics on uncalibrated
+the mean time profile (flat for windows cut at any gait phase, the gait's rhythm for windows cut at one), the
+intensity histogram, and the means and spreads of per-image features: those of mdcli.kinematics on uncalibrated
 axes (torso line, envelope quantiles, bandwidth, step period, outside share, noise floor) and a texture (the mean
-absolute step between neighbouring pixels along time and Doppler) and the limbs' asymmetry about the torso line.
-Coarse grids over PRF x zero row, then over speed x aspect (for each walking direction: all towards the radar, all
-away, half and half), then Nelder-Mead from each direction's best grid point within DIRECTION_MARGIN of the best
+absolute step between neighbouring pixels along time and Doppler), the limbs' asymmetry about the torso line and
+the lean of their spikes (`kinematics.envelope_lean`).
+Coarse grids over PRF x zero row, then over speed x aspect x cadence, then over the start phase (for each walking
+direction: all towards the radar, all away, half and half), then Nelder-Mead from each direction's best grid point within DIRECTION_MARGIN of the best
 one (the best result wins). The walkers (and
 their noise) are the same at every evaluation, so the objective is deterministic.
 """
@@ -43,15 +45,19 @@ BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-
           "dynamic_range_db": (10.0, 90.0), "blur_px": (0.0, 3.0),
           "doppler_spread_px": (0.0, 4.0), "speckle": (0.0, 1.5), "speed_mps": (0.3, 2.0), "aspect_deg": (0.0, 80.0),
           "receding_fraction": (0.0, 1.0), "cadence_scale": (0.6, 1.6),
-          "diffuse": (0.0, 1.0), "leg_rcs": (0.25, 16.0)}
+          "diffuse": (0.0, 1.0), "leg_rcs": (0.25, 16.0),
+          # the gait phase at the window's start wraps: the box reaches past 0 and 1 so the search crosses them
+          "start_phase": (-0.25, 1.25), "swing_skew": (-0.9, 0.9)}
 LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
 LOG_PARAMS = {"prf_hz", "leg_rcs"}
 HIST_BINS = 16
 GRID_IMAGE = {"prf_hz": np.geomspace(1000.0, 16000.0, 7), "doppler_zero": [0.15, 0.3, 0.5, 0.7, 0.85]}
 GRID_WALKERS = {"speed_mps": [0.5, 0.7, 0.9, 1.2, 1.6], "aspect_deg": [10.0, 30.0, 60.0], "cadence_scale": [0.8, 1.0, 1.25]}
+GRID_PHASE = {"start_phase": np.arange(16) / 16}  # after the cadence is set: the phase only means something then
 DISCRETE_PARAMS = {"receding_fraction"}  # chosen on the grid only (the fit's walkers make it a step function)
 DIRECTIONS = (0.0, 1.0, 0.5)  # receding_fraction: all coming, all going, half and half (each gets both grids)
 DIRECTION_MARGIN = 1.25  # Nelder-Mead refines each direction whose grid best is within this factor of the best
+PHASE_AS_GIVEN = "_phase_as_given"  # a fit value set rendered with walker.start_phase as configured (fit_like)
 FIT_SEED_OFFSET = 7919  # the fit's walkers: seed + this, so they are not the output's first images
 
 
@@ -92,6 +98,8 @@ def validate_like(cfg: SimulateConfig) -> None:
         raise ConfigError("like.doppler_spread_px and like.speckle must be >= 0")
     if lk.blur_px < 0 or lk.window_s <= 0 or lk.looks < 1 or lk.snr_width_db < 0 or lk.speed_width_mps < 0:
         raise ConfigError("like: blur_px, snr_width_db and speed_width_mps must be >= 0, window_s > 0, looks >= 1")
+    if not 0.0 <= lk.phase_width <= 1.0:
+        raise ConfigError(f"like.phase_width: a share of the gait cycle from 0 to 1, got {lk.phase_width}")
     if not 0 <= lk.points_per_segment <= MAX_POINTS_PER_SEGMENT:
         raise ConfigError(f"like.points_per_segment: 0 (walker.points_per_segment as given) to {MAX_POINTS_PER_SEGMENT}, "
                           f"got {lk.points_per_segment}")
@@ -274,13 +282,13 @@ def like_axes(cfg: SimulateConfig) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------- statistics
 
 STAT_NAMES = ("torso", "upper_q50", "upper_q95", "lower_q05", "lower_q50", "asymmetry", "bandwidth", "period",
-              "outside_share", "floor", "texture_t", "texture_f")
+              "outside_share", "floor", "texture_t", "texture_f", "lean")
 
 
 def image_statistics(x: np.ndarray) -> dict[str, np.ndarray]:
     """Per-image statistics (STAT_NAMES) of [0, 1] images (N, F, T) on uncalibrated axes: bins as fractions of
     the height, periods as fractions of the width (NaN: no period)."""
-    from mdcli.kinematics import features
+    from mdcli.kinematics import envelope_lean, features
 
     x = np.asarray(x, dtype=np.float32)
     n, h, w = x.shape
@@ -306,6 +314,9 @@ def image_statistics(x: np.ndarray) -> dict[str, np.ndarray]:
             # speckle are rough, filled clouds and blur smooth)
             "texture_t": np.abs(np.diff(x, axis=2)).mean((1, 2)),
             "texture_f": np.abs(np.diff(x, axis=1)).mean((1, 2)),
+            # how the limb spikes lean along time (log2 rise / fall of the upper envelope's spikes): a measured
+            # foot speeds up through its swing and stops at heel strike, Boulic's swings are nearly symmetric
+            "lean": envelope_lean(k.upper_bins, h),
         }
     return per
 
@@ -321,6 +332,7 @@ def like_statistics(x: np.ndarray) -> dict:
         sd = {s: float(np.nanstd(v)) if np.isfinite(v).any() else float("nan") for s, v in per.items()}
     mean["period_share"] = float(np.isfinite(per["period"]).mean())
     return {"mean": mean, "sd": sd, "profile": x.mean((0, 2)).astype(np.float64).tolist(),
+            "time_profile": x.mean((0, 1)).astype(np.float64).tolist(),
             "histogram": (np.histogram(x, bins=HIST_BINS, range=(0.0, 1.0))[0] / x.size).tolist()}
 
 
@@ -343,6 +355,11 @@ def distance(sim: dict, meas: dict) -> tuple[float, dict]:
     hist = float(np.abs(np.subtract(sim["histogram"], meas["histogram"])).sum())
     parts = {"kinematics": kin, "spread": 0.5 * float(np.mean(spread)) if spread else 0.0, "profile": 4 * prof,
              "histogram": 4 * hist}
+    if "time_profile" in sim and "time_profile" in meas:
+        # the mean image along time: flat when the windows start at any gait phase, the gait's rhythm when every
+        # window starts at one (a set cut at a gait event), a slope when the scene changes over the window
+        tp_m = np.asarray(meas["time_profile"])
+        parts["time_profile"] = 4 * float(np.abs(np.subtract(sim["time_profile"], tp_m)).mean() / max(tp_m.mean(), 1e-3))
     return float(sum(parts.values())), parts
 
 
@@ -375,6 +392,11 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
             cfg.walker.diffuse = float(v)
         elif k == "leg_rcs":
             cfg.walker.leg_rcs = float(v)
+        elif k == "swing_skew":
+            cfg.walker.swing_skew = float(v)
+        elif k == "start_phase":
+            half = cfg.like.phase_width / 2
+            cfg.walker.start_phase = [float(v) - half, float(v) + half]
         else:
             setattr(cfg.like, k, float(v))
 
@@ -385,7 +407,8 @@ def current(cfg: SimulateConfig) -> dict:
             "blur_px": cfg.like.blur_px, "doppler_spread_px": cfg.like.doppler_spread_px, "speckle": cfg.like.speckle,
             "speed_mps": float(np.mean(cfg.walker.speed_mps)), "aspect_deg": float(np.max(np.abs(cfg.scene.aspect_deg))),
             "receding_fraction": cfg.scene.receding_fraction, "cadence_scale": float(np.mean(cfg.walker.cadence_scale)),
-            "diffuse": cfg.walker.diffuse, "leg_rcs": cfg.walker.leg_rcs}
+            "diffuse": cfg.walker.diffuse, "leg_rcs": cfg.walker.leg_rcs,
+            "start_phase": float(np.mean(cfg.walker.start_phase)), "swing_skew": cfg.walker.swing_skew}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:
@@ -438,7 +461,9 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
 
     def objective_values(v: dict) -> tuple[float, dict]:
         c = copy.deepcopy(cfg)
-        _apply(c, v)
+        # PHASE_AS_GIVEN: walker.start_phase as the config has it (any phase, by default), not the
+        # like.phase_width-wide range around the value's centre: the start, and the grids before the phase grid
+        _apply(c, {k: x for k, x in v.items() if k != PHASE_AS_GIVEN and not (v.get(PHASE_AS_GIVEN) and k == "start_phase")})
         try:
             validate_like(c)
         except ConfigError:
@@ -447,11 +472,15 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
         evals.append({**v, "distance": d})
         return d, parts
 
-    d0, _ = objective_values({k: start[k] for k in names})
-    best_v, best_d = {k: start[k] for k in names}, d0
+    best_v = {k: start[k] for k in names}
+    if "start_phase" in names:
+        best_v[PHASE_AS_GIVEN] = True
+    d0, parts0 = objective_values(best_v)
+    best_d = d0
     if not names:
         _, parts = distance(like_statistics(_fit_images(cfg)), measured.stats)
-        return {"fitted": {}, "distance": d0, "distance_start": d0, "parts": parts, "evaluations": 0}
+        return {"fitted": {}, "distance": d0, "distance_start": d0, "parts": parts, "parts_start": parts,
+                "evaluations": 0}
     # coarse grids: over the Doppler span and the zero row (the statistics move most with them), then over the
     # walkers' speed (the step period) and largest aspect (the spread of the torso line), from the best so far;
     # when the walking direction is fitted, both grids for each direction from the start (the zero row that suits
@@ -463,11 +492,13 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
     for choice in choices:
         dir_v = {**start_v, **choice}
         dir_d = d0 if dir_v == start_v else objective_values(dir_v)[0]  # the start is evaluated already
-        for grid in (GRID_IMAGE, GRID_WALKERS):
+        for grid in (GRID_IMAGE, GRID_WALKERS, GRID_PHASE):
             axes = [[(k, float(x)) for x in values] for k, values in grid.items() if k in names]
             base = dict(dir_v)
             for combo in itertools.product(*axes) if axes else []:
                 v = {**base, **dict(combo)}
+                if grid is GRID_PHASE:
+                    v.pop(PHASE_AS_GIVEN, None)
                 d, _ = objective_values(v)
                 if d < dir_d:
                     dir_v, dir_d = v, d
@@ -484,12 +515,16 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
         if cand_d < best_d:
             best_v, best_d = cand_v, cand_d
         if cfg.like.fit_steps > 0 and smooth:
-            v, d = _nelder_mead(objective_values, cand_v, smooth, to_u, from_u, cfg.like.fit_steps)
+            v, d = _nelder_mead(objective_values, {k: x for k, x in cand_v.items() if k != PHASE_AS_GIVEN}, smooth,
+                                to_u, from_u, cfg.like.fit_steps)
             if d < best_d:
                 best_v, best_d = v, d
+    if best_v.pop(PHASE_AS_GIVEN, False):  # no locked phase beat the phases as given: keep them
+        best_v.pop("start_phase", None)
     _apply(cfg, best_v)
     _, parts = distance(like_statistics(_fit_images(cfg)), measured.stats)
-    return {"fitted": best_v, "distance": best_d, "distance_start": d0, "parts": parts, "evaluations": len(evals)}
+    return {"fitted": best_v, "distance": best_d, "distance_start": d0, "parts": parts, "parts_start": parts0,
+            "evaluations": len(evals)}
 
 
 def prepare(cfg: SimulateConfig, say=lambda s: None) -> dict:
@@ -502,6 +537,7 @@ def prepare(cfg: SimulateConfig, say=lambda s: None) -> dict:
         "colormap": cfg.like.colormap, "render_size": cfg.like.render_size, "fit": list(cfg.like.fit),
         "fitted": report["fitted"], "values": current(cfg), "distance": report["distance"],
         "distance_start": report["distance_start"], "distance_parts": report["parts"],
+        "distance_start_parts": report["parts_start"],
         "evaluations": report["evaluations"], "fit_n": cfg.like.fit_n,
         "statistics": {"measured": measured.stats["mean"], "simulated": sim_stats["mean"]},
     }

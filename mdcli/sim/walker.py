@@ -123,10 +123,23 @@ def _periodic_pchip(x: list[float], y: list[float], t: np.ndarray) -> np.ndarray
     return h00 * yy[i] + h10 * h[i] * d[i] + h01 * yy[i + 1] + h11 * h[i] * d[i + 1]
 
 
+def swing_time(ts: np.ndarray, ds: float, skew: float) -> np.ndarray:
+    """A leg's phase ts (its heel strike at 0, toe-off at ds) with the swing re-timed: u = (ts - ds) / (1 - ds)
+    runs as (1 - skew) u + skew u^2, so the leg starts its swing at (1 - skew) and ends it at (1 + skew) times
+    Boulic's pace (skew > 0: the foot gathers speed through the swing and stops at heel strike, the lean of a
+    measured gait's limb spikes; 0 = Boulic's). Stance is untouched; the swing starts and ends where it did."""
+    out = np.array(ts, dtype=np.float64, copy=True)
+    sw = out >= ds
+    u = (out[sw] - ds) / (1.0 - ds)
+    out[sw] = ds + ((1.0 - skew) * u + skew * u * u) * (1.0 - ds)
+    return out
+
+
 def trajectories(rv: float, t: np.ndarray, style: dict | None = None) -> dict[str, np.ndarray]:
     """Boulic's translations (m) and joint angles (deg) for the right side at normalised time t.
 
-    style (a virtual walker's identity, all optional): arm_swing scales the shoulder swing amplitude;
+    style (a virtual walker's identity and the walker's swing_skew, all optional): swing_skew re-times each leg's
+    swing (swing_time); arm_swing scales the shoulder swing amplitude;
     torso_sway the lateral sway and the pelvis roll; step_asymmetry a makes the left hip and knee
     flex (1 + a) and the right (1 - a) times Boulic's angles (a longer step on one side).
     """
@@ -179,15 +192,17 @@ def trajectories(rv: float, t: np.ndarray, style: dict | None = None) -> dict[st
     a_s = 9.88 * rv
     if "arm_swing" in style:
         a_s = a_s * style["arm_swing"]
+    skew = float(style.get("swing_skew", 0.0))
     for side, shift in (("r", 0.0), ("l", 0.5)):
         ts = (t + shift) % 1.0
-        out[f"hip_{side}"] = _periodic_pchip(*hip, ts)
-        out[f"knee_{side}"] = _periodic_pchip(*knee, ts)
+        tl = swing_time(ts, ds, skew) if skew else ts  # the leg's angles run on the swing's own clock
+        out[f"hip_{side}"] = _periodic_pchip(*hip, tl)
+        out[f"knee_{side}"] = _periodic_pchip(*knee, tl)
         if "step_asymmetry" in style:
             k = 1.0 + style["step_asymmetry"] * (1.0 if side == "l" else -1.0)
             out[f"hip_{side}"] = out[f"hip_{side}"] * k
             out[f"knee_{side}"] = out[f"knee_{side}"] * k
-        out[f"ankle_{side}"] = _periodic_pchip(*ankle, ts)
+        out[f"ankle_{side}"] = _periodic_pchip(*ankle, tl)
         out[f"elbow_{side}"] = _periodic_pchip(*elbow, ts)
         out[f"shoulder_{side}"] = 3 - a_s / 2 - a_s * np.cos(2 * np.pi * ts)
     return out
@@ -368,12 +383,17 @@ def draw_cadence(lo_hi: list[float], rng: np.random.Generator) -> float:
     return float(lo) if lo == hi else float(rng.uniform(lo, hi))
 
 
+def draw_phase(lo_hi: list[float], rng: np.random.Generator) -> float:
+    """The gait phase at t = 0, uniform in [lo, hi] and wrapped to [0, 1) (the default [0, 1] draws as before)."""
+    return float(rng.uniform(*lo_hi)) % 1.0
+
+
 def sample_walker(cfg: WalkerConfig, rng: np.random.Generator) -> dict:
     height = rng.uniform(*cfg.height_m)
     speed = rng.uniform(*cfg.speed_mps)
     speed = min(speed, 3.0 * THIGH_FRACTION * height)
     rv = relative_velocity(speed, height)
-    p = {"height_m": height, "speed_mps": speed, "relative_velocity": rv, "phase0": rng.uniform(0.0, 1.0)}
+    p = {"height_m": height, "speed_mps": speed, "relative_velocity": rv, "phase0": draw_phase(cfg.start_phase, rng)}
     p["cadence_scale"] = draw_cadence(cfg.cadence_scale, rng)
     p["gait_cycle_s"] = cycle_duration(rv) / p["cadence_scale"]  # what is simulated (walker_joints)
     return p
@@ -390,6 +410,8 @@ def walker_joints(p: dict, scene: Scene) -> np.ndarray:
     """(Jc, 17, 3) world positions of the joints on the coarse grid."""
     H, v = p["height_m"], p["speed_mps"]
     style = {k: p[f"id_{k}"] for k in STYLE_KEYS if f"id_{k}" in p}  # a virtual walker's identity (identity.py)
+    if p.get("swing_skew"):
+        style["swing_skew"] = float(p["swing_skew"])
     leg = style.get("leg_scale", 1.0)
     rv = relative_velocity(v, H, leg)
     cadence = float(p.get("cadence_scale", 1.0))

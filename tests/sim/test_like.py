@@ -101,6 +101,61 @@ def test_fit_recovers_the_walking_direction(tmp_path):
     assert report["distance"] < report["distance_start"]
 
 
+def _phase_gap(a: float, b: float, period: float) -> float:
+    d = (a - b) % period
+    return min(d, period - d)
+
+
+def test_fit_recovers_the_gait_phase_every_window_starts_at(tmp_path):
+    """like.fit start_phase: 'measured' windows all start at one gait phase (0.3 of the cycle, as a set cut at a
+    gait event); a fit started from windows at any phase must find it through the mean time profile. The midpoint
+    body's legs are alike, so a phase half a cycle away (the other leg's heel strike) is the same answer."""
+    from mdcli.sim.like import like_statistics, prepare
+
+    meas = tmp_path / "meas.h5"
+    cfg_m = _cfg(3000.0, 25.0, seed=99, n=24)
+    cfg_m.walker.speed_mps, cfg_m.walker.start_phase = [0.75, 0.85], [0.25, 0.35]
+    cfg_m.like.file, cfg_m.like.colormap = "unused", "none"
+    data, _ = simulate_dataset(cfg_m)
+    assert np.all(np.abs(data.params["phase0"] - 0.3) <= 0.05 + 1e-9)  # what was drawn is what is stored
+    Spectrograms(spectrograms=data.spectrograms, labels=data.labels, class_names=["person"],
+                 doppler_hz=np.linspace(0, 1, 32), time_s=np.linspace(0, 1, 32), carrier_hz=float("nan"),
+                 prf_hz=float("nan"), dynamic_range_db=float("nan"), source="imported", axes_calibrated=False,
+                 transform={"image_size": [32, 32], "original_shapes": [[32, 32]], "colormap": None}).save(meas, "{}", 0)
+    cfg = _cfg(3000.0, 25.0, seed=0, n=4)
+    cfg.walker.speed_mps = [0.75, 0.85]
+    assert cfg.walker.start_phase == [0.0, 1.0]  # any phase: a flat time profile
+    cfg.like.file = str(meas)
+    cfg.like.fit, cfg.like.fit_n, cfg.like.fit_steps = ["start_phase"], 32, 10
+    cfg.validate()
+    report = prepare(cfg)
+    phase = report["values"]["start_phase"]
+    assert _phase_gap(phase, 0.3, 0.5) < 0.07, report["values"]
+    assert cfg.walker.start_phase == pytest.approx([phase - 0.05, phase + 0.05])
+    assert report["distance_parts"]["time_profile"] < 0.5 * report["distance_start_parts"]["time_profile"], report
+    # the statistic itself: windows at any phase give a flat mean time profile, windows at one phase the rhythm
+    locked = np.asarray(like_statistics(data.spectrograms)["time_profile"])
+    cfg_m.walker.start_phase = [0.0, 1.0]
+    free = np.asarray(like_statistics(simulate_dataset(cfg_m)[0].spectrograms)["time_profile"])
+    assert locked.std() > 2 * free.std(), (locked.std(), free.std())
+
+
+def test_start_phase_is_drawn_from_its_range_and_checked():
+    """walker.start_phase [0.9, 1.1] wraps around the right heel strike; a range wider than a cycle is refused."""
+    from mdcli.errors import ConfigError
+
+    cfg = SimulateConfig(seed=3, n_per_class=12, targets=["walker"])
+    cfg.processing.image_size = [32, 32]
+    cfg.walker.start_phase = [0.9, 1.1]
+    cfg.validate()
+    phase = simulate_dataset(cfg)[0].params["phase0"]
+    assert np.all((phase >= 0.9 - 1e-9) | (phase <= 0.1 + 1e-9)) and np.all((phase >= 0) & (phase < 1)), phase
+    assert (phase > 0.5).any() and (phase < 0.5).any()  # both sides of the wrap are drawn
+    cfg.walker.start_phase = [0.0, 1.5]
+    with pytest.raises(ConfigError, match="walker.start_phase"):
+        cfg.validate()
+
+
 def test_fit_refines_every_direction_the_grids_leave_close(monkeypatch):
     """A landscape where the half-and-half mixture leads the grids (1.00 everywhere) but walkers all coming reach
     0.5 at 1.4 m/s, between the grid speeds (1.1 at the start's 1.3 m/s, 2.9 at 1.2 and 1.6): Nelder-Mead from both
@@ -262,6 +317,36 @@ def test_like_rendering_does_not_depend_on_workers():
     assert one.spectrograms.shape == (6, 32, 32) and one.doppler_hz[0] < 0 < one.doppler_hz[-1]
     zero_row = np.searchsorted(one.doppler_hz, 0.0)
     assert abs(zero_row / 32 - 0.3) <= 1 / 32  # 0 Hz sits at the requested row
+
+
+def test_time_course_tells_windows_cut_at_one_phase_and_a_trend(tmp_path, runner):
+    """time_course: windows of one rhythm all starting at the same phase keep it in the set's mean (coherence near
+    1); the same windows at random phases cancel it (about 1 / sqrt(N)); a brightening over the window is its slope,
+    and the per-image time_trend statistic names it."""
+    from mdcli.diagnose.domain import time_course
+
+    rng = np.random.default_rng(0)
+    n, t = 64, np.arange(32)
+    def rhythm(phases):
+        cols = 0.3 + 0.2 * np.sin(2 * np.pi * (t[None] / 8 + phases[:, None]))
+        return np.repeat(cols[:, None, :], 16, axis=1).astype(np.float32) + 0.01 * rng.random((n, 16, 32), np.float32)
+    locked, free = rhythm(np.zeros(n)), rhythm(rng.random(n))
+    c_locked, c_free = time_course(locked)["coherence"], time_course(free)["coherence"]
+    assert c_locked > 0.95 and c_free < 3 / np.sqrt(n), (c_locked, c_free)
+    ramp = np.repeat(np.linspace(0.2, 0.4, 32)[None, None], 16, axis=1) + 0.01 * rng.random((n, 16, 32))
+    assert time_course(ramp)["slope"] == pytest.approx((0.375 - 0.225) / 0.3, abs=0.02)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for path, imgs in ((a, ramp.astype(np.float32)), (b, np.full((n, 16, 32), 0.3, np.float32) + 0.01 * rng.random((n, 16, 32), np.float32))):
+        Spectrograms(spectrograms=imgs, labels=np.zeros(n, np.int64), class_names=["c"], doppler_hz=np.arange(16.0),
+                     time_s=np.arange(32.0), carrier_hz=1.0, prf_hz=1.0, dynamic_range_db=50.0,
+                     source="simulated").save(path, "{}", 0)
+    r = runner.invoke(app, ["diagnose", "domain", "--a", str(a), "--b", str(b), "--steps", "20", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    trend = next(x for x in rep["statistics"] if x["statistic"] == "time_trend")
+    assert trend["accuracy"] == 1.0 and trend["median_a"] > 0.4 and abs(trend["median_b"]) < 0.05, trend
+    tc = rep["time_course"]
+    assert tc["a"]["slope"] > 0.4 and abs(tc["b"]["slope"]) < 0.05 and tc["gap"] > 0.1, tc
 
 
 def test_diagnose_domain_finds_the_scale_and_the_statistic_that_give_a_set_away(tmp_path, runner):
