@@ -91,6 +91,11 @@ class WalkerConfig:
     # Boulic's pace, from -0.9 to 0.9. Measured gait spikes lean (a slow rise, a fast fall at heel strike);
     # Boulic's are nearly symmetric. 0 = Boulic's; fittable under --like.
     swing_skew: float = 0.0
+    # On a treadmill: the body stays at its start range (the belt carries the stance foot backwards at the walking
+    # speed), so the torso's Doppler is its sway alone and the walk's geometry (range, elevation in the beam) holds
+    # over the window; the limbs move about the torso as in a walk over the ground. A long recording at a few
+    # metres (the gait data: 150 three-second windows a person) is one.
+    treadmill: bool = False
 
 
 @dataclass
@@ -382,7 +387,8 @@ def config_text(cfg: SimulateConfig) -> str:
     for sec, key, default in (("walker", "points_per_segment", 1), ("walker", "range_gate_m", 0.0),
                               ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0),
                               ("walker", "cadence_scale", [1.0, 1.0]), ("walker", "diffuse", 0.0), ("walker", "leg_rcs", 1.0),
-                              ("walker", "start_phase", [0.0, 1.0]), ("walker", "swing_skew", 0.0), ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
+                              ("walker", "start_phase", [0.0, 1.0]), ("walker", "swing_skew", 0.0),
+                              ("walker", "treadmill", False), ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
         if sec in d and getattr(getattr(cfg, sec), key) == default:  # the text files had before these
             d[sec].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)

@@ -86,6 +86,8 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
             p.update(leg_rcs=float(cfg.walker.leg_rcs))
         if cfg.walker.swing_skew:
             p.update(swing_skew=float(cfg.walker.swing_skew))
+        if cfg.walker.treadmill:
+            p.update(treadmill=True)
     sig, fmax, v_r = signal(p, scene, rng)
     snr = rng.uniform(*cfg.scene.snr_db)
     sig = add_noise(sig, snr, rng) if looks == 1 else np.stack([add_noise(sig, snr, rng) for _ in range(looks)])
