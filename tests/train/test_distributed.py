@@ -35,6 +35,19 @@ def _assert_close(a: dict, b: dict, atol: float) -> None:
     assert worst < atol, worst
 
 
+def _assert_close_adam(a: dict, b: dict, lrs: list[float], bulk_atol: float = 1e-4, max_outliers: int = 2) -> None:
+    """Weights after a few AdamW steps from one start, 1 rank against 2: equal up to float reordering. Adam divides
+    each gradient by its own running size, so an element whose gradient is near zero (|g| ~ eps) moves by up to the
+    step's lr in a direction the reduction order decides (on one machine, one element of 2304 in one tensor sits
+    1.6e-4 apart after one step at lr 2e-4 while every other weight agrees within 8e-6). So: all weights but
+    `max_outliers` within bulk_atol (the other tests' ATOL), and none further apart than the steps' lrs summed
+    (Adam's step bound)."""
+    assert set(a) == set(b)
+    diffs = np.concatenate([np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)).ravel() for k in a])
+    assert int((diffs > bulk_atol).sum()) <= max_outliers, np.sort(diffs)[-max_outliers - 3:]
+    assert diffs.max() <= sum(lrs), (diffs.max(), sum(lrs))
+
+
 @pytest.fixture(scope="module")
 def lat(tiny_data, tmp_path_factory):
     d = tmp_path_factory.mktemp("ddp")
@@ -119,7 +132,15 @@ def test_two_rank_vqgan_matches_one_rank(tiny_data, tmp_path):
     # step 2 after one Adam step of reordered floats (lr * sign(g) moves near-zero gradients): 1 %
     assert len(one) == len(two) == 2, (one, two)
     assert abs(one[0] - two[0]) <= 1e-4 * one[0] and abs(one[1] - two[1]) <= 1e-2 * one[1], (one, two)
-    _assert_close(_weights(tmp_path / "gan1.h5", "autoencoder"), _weights(tmp_path / "gan2.h5", "autoencoder"), ATOL)
+    import yaml
+
+    from mdcli.config import from_dict
+    from mdcli.stages import TrainAEConfig
+    from mdcli.train.loop import lr_at
+
+    train = from_dict(type(TrainAEConfig().train), yaml.safe_load((TINY / "train-ae.yaml").read_text())["train"])
+    _assert_close_adam(_weights(tmp_path / "gan1.h5", "autoencoder"), _weights(tmp_path / "gan2.h5", "autoencoder"),
+                       [lr_at(step, train) for step in range(2)])
 
 
 def _rank_pids(parent: int) -> dict[int, int]:
