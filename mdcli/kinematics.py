@@ -197,39 +197,47 @@ def envelope_period(upper: np.ndarray, lower: np.ndarray, min_strength: float = 
     return period, strength
 
 
-def envelope_lean(upper: np.ndarray, height: int) -> np.ndarray:
-    """How each image's limb spikes lean: per image (N,), the median over its whole spikes of log2(rise / fall),
-    the columns from the trough before a peak of the upper envelope up to the peak over those from the peak down
-    to the next trough. 0 for symmetric spikes, > 0 for a slow rise and a fast fall (a measured gait: the swinging
-    foot speeds up through the swing and stops at heel strike), < 0 for the reverse; NaN without a whole spike
-    (both troughs inside the image). upper: (N, T) envelope in bins (NaN where nothing is above the level),
-    smoothed over 3 columns; a peak is the highest column within +-2 that stands at least height / 16 bins above
-    the lowest within +-T / 8 (a flat top counts once, its rise to its first column, its fall from its last)."""
+def envelope_lean(upper: np.ndarray, height: int, level: float = 0.1) -> np.ndarray:
+    """How each image's limb spikes lean: per image (N,), the median over its whole spikes of log2(rise / fall).
+    A spike's rise: the columns from where the envelope last stood under `level` of the way from the trough before
+    it up to the peak, its fall: from the peak's last column to where the envelope first comes down under `level`
+    of the way to the trough after it (the troughs: the lowest within T / 4 either side; so plateaus and small
+    wiggles on a slope do not end it). 0 for symmetric spikes, > 0 for a slow rise and a fast fall (a measured
+    gait: the swinging foot speeds up through the swing and stops at heel strike), < 0 for the reverse; NaN
+    without a whole spike (both crossings inside the image). upper: (N, T) envelope in bins (NaN where nothing is
+    above the level), smoothed over 3 columns; a peak is the highest column within +-2 that stands at least
+    height / 16 bins above the lowest within +-T / 8 (a flat top counts once)."""
     upper = np.atleast_2d(np.asarray(upper, np.float64))
     n, w = upper.shape
-    reach, prom = max(2, w // 8), max(1.0, height / 16)
+    reach, side, prom = max(2, w // 8), max(3, w // 4), max(1.0, height / 16)
     out = np.full(n, np.nan)
     for i, u in enumerate(upper):
         if not np.isfinite(u).any():
             continue
         u = np.where(np.isfinite(u), u, np.nanmin(u))
         v = np.convolve(np.r_[u[0], u, u[-1]], np.ones(3) / 3, mode="valid")
+        tol = 1e-9 * max(1.0, float(np.abs(v).max()))
         leans = []
         for t in range(1, w - 1):
-            if v[t] <= v[t - 1] or v[t] < v[max(0, t - 2):t + 3].max():
+            if v[t] <= v[t - 1] + tol or v[t] < v[max(0, t - 2):t + 3].max() - tol:
                 continue
             if v[t] - v[max(0, t - reach):t + reach + 1].min() < prom:
                 continue
             top = t
-            while top + 1 < w and v[top + 1] == v[t]:
+            while top + 1 < w and abs(v[top + 1] - v[t]) <= tol:
                 top += 1
-            lo, hi = t, top
-            while lo > 0 and v[lo - 1] < v[lo]:
-                lo -= 1
-            while hi < w - 1 and v[hi + 1] < v[hi]:
-                hi += 1
-            if lo > 0 and hi < w - 1 and hi > top:
-                leans.append(np.log2((t - lo) / (hi - top)))
+            left, right = v[max(0, t - side):t], v[top + 1:top + 1 + side]
+            if not len(left) or not len(right):
+                continue
+            up_at = v[t] - (1 - level) * (v[t] - left.min())  # `level` of the way up from the trough before
+            down_at = v[t] - (1 - level) * (v[t] - right.min())
+            below_l = np.flatnonzero(left <= up_at)
+            below_r = np.flatnonzero(right <= down_at)
+            if not len(below_l) or not len(below_r):
+                continue
+            start = max(0, t - side) + below_l[-1]
+            end = top + 1 + below_r[0]
+            leans.append(np.log2((t - start) / (end - top)))
         if leans:
             out[i] = float(np.median(leans))
     return out

@@ -239,6 +239,10 @@ def merge_shards(paths: list[Path]) -> tuple[Spectrograms, str, int]:
         raise MdcliError(f"merge: shard {missing[0]}/{total} is missing")
     parts = [Spectrograms.load(found[i], with_iq=True) for i in range(total)]
     first = parts[0]
+    for i, part in enumerate(parts):
+        if set(part.params) != set(first.params):
+            raise MdcliError(f"{found[i]}: its /params columns differ from {found[0]}'s (shards written by different mdcli "
+                             f"versions); simulate the shards again with one version")
     merged = Spectrograms(
         spectrograms=np.concatenate([p.spectrograms for p in parts]),
         labels=np.concatenate([p.labels for p in parts]),

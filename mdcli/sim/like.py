@@ -395,8 +395,8 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
         elif k == "swing_skew":
             cfg.walker.swing_skew = float(v)
         elif k == "start_phase":
-            half = cfg.like.phase_width / 2
-            cfg.walker.start_phase = [float(v) - half, float(v) + half]
+            half, centre = cfg.like.phase_width / 2, float(v) % 1.0  # the search may cross 0 or 1: the phase wraps
+            cfg.walker.start_phase = [centre - half, centre + half]
         else:
             setattr(cfg.like, k, float(v))
 

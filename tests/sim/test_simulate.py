@@ -105,6 +105,14 @@ def test_shards_merge_to_the_single_run_byte_for_byte(tmp_path, runner):
         assert {k: str(v) for k, v in a.attrs.items() if k not in skip} == {k: str(v) for k, v in b.attrs.items() if k not in skip}
     bad = runner.invoke(app, ["merge", str(shards[0]), str(shards[1]), "-o", str(tmp_path / "x.h5")])
     assert bad.exit_code == 2 and "missing" in bad.output and not (tmp_path / "x.h5").exists()
+    import shutil
+
+    old = tmp_path / "s0-older.h5"  # as an mdcli before /params/phase0 wrote it: the same config text
+    shutil.copy(shards[1], old)
+    with h5py.File(old, "r+") as f:
+        del f["params/phase0"]
+    bad = runner.invoke(app, ["merge", str(shards[0]), str(shards[2]), str(old), "-o", str(tmp_path / "z.h5")])
+    assert bad.exit_code == 2 and "/params columns differ" in bad.output and not (tmp_path / "z.h5").exists(), bad.output
     bad = runner.invoke(app, [*base, "--shard", "3/3", "-o", str(tmp_path / "y.h5")])
     assert bad.exit_code == 2 and "--shard" in bad.output
     # a shard holding no sample of a class (contiguous shards often do) prints its summary, not a KeyError

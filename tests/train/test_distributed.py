@@ -40,12 +40,12 @@ def _assert_close_adam(a: dict, b: dict, lrs: list[float], bulk_atol: float = 1e
     each gradient by its own running size, so an element whose gradient is near zero (|g| ~ eps) moves by up to the
     step's lr in a direction the reduction order decides (on one machine, one element of 2304 in one tensor sits
     1.6e-4 apart after one step at lr 2e-4 while every other weight agrees within 8e-6). So: all weights but
-    `max_outliers` within bulk_atol (the other tests' ATOL), and none further apart than the steps' lrs summed
-    (Adam's step bound)."""
+    `max_outliers` within bulk_atol (the other tests' ATOL), and none further apart than twice the steps' lrs
+    summed (Adam moves an element by about lr a step at most; the two runs may move it opposite ways)."""
     assert set(a) == set(b)
     diffs = np.concatenate([np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)).ravel() for k in a])
     assert int((diffs > bulk_atol).sum()) <= max_outliers, np.sort(diffs)[-max_outliers - 3:]
-    assert diffs.max() <= sum(lrs), (diffs.max(), sum(lrs))
+    assert diffs.max() <= 2 * sum(lrs), (diffs.max(), sum(lrs))
 
 
 @pytest.fixture(scope="module")
