@@ -107,16 +107,20 @@ def statistics_of(x: np.ndarray, bands: int) -> dict[str, np.ndarray]:
     stats["intensity_mean"] = flat.mean(1)
     for q in (50, 90, 99):
         stats[f"intensity_p{q}"] = np.percentile(flat, q, axis=1)
-    cols = x.mean(1)  # (N, T): each image's mean along time
-    q = max(1, x.shape[2] // 4)
-    # the change over the window (last quarter against the first, relative to the image's mean): ~0 for a walk
-    # whose geometry stays put, a slope for one that nears the radar or leaves its beam
-    stats["time_trend"] = (cols[:, -q:].mean(1) - cols[:, :q].mean(1)) / np.maximum(cols.mean(1), 1e-6)
+    # the change over the window: ~0 for a walk whose geometry stays put, a slope for one that nears the radar or
+    # leaves its beam
+    stats["time_trend"] = quarter_trend(x.mean(1), 1e-6)
     edges = np.linspace(0, x.shape[1], bands + 1).round().astype(int)
     for i in range(bands):
         if edges[i + 1] > edges[i]:
             stats[f"band_{i + 1}of{bands}"] = x[:, edges[i]:edges[i + 1]].mean((1, 2))
     return stats
+
+
+def quarter_trend(cols: np.ndarray, floor: float) -> np.ndarray:
+    """Profiles along time (..., T): the mean over the last quarter minus the first, over the mean (at least floor)."""
+    q = max(1, cols.shape[-1] // 4)
+    return (cols[..., -q:].mean(-1) - cols[..., :q].mean(-1)) / np.maximum(cols.mean(-1), floor)
 
 
 def time_course(x: np.ndarray) -> dict:
@@ -126,9 +130,8 @@ def time_course(x: np.ndarray) -> dict:
     window starts at the same phase (a set cut at a gait event) or shares a trend."""
     cols = np.asarray(x, np.float32).mean(1).astype(np.float64)  # (N, T)
     prof = cols.mean(0)
-    q = max(1, len(prof) // 4)
     own = float(cols.std(1).mean())
-    return {"profile": prof.tolist(), "slope": float((prof[-q:].mean() - prof[:q].mean()) / max(prof.mean(), 1e-9)),
+    return {"profile": prof.tolist(), "slope": float(quarter_trend(prof, 1e-9)),
             "coherence": float(prof.std() / own) if own > 0 else float("nan")}
 
 
@@ -187,10 +190,10 @@ def statistic_gaps(xa_tr, xb_tr, xa_te, xb_te, bands: int = 8) -> tuple[list[dic
 
 
 def _time_courses(xa: np.ndarray, xb: np.ndarray) -> dict:
+    from mdcli.sim.like import profile_gap
+
     ta, tb = time_course(xa), time_course(xb)
-    pb = np.asarray(tb["profile"])
-    gap = float(np.abs(np.asarray(ta["profile"]) - pb).mean() / max(pb.mean(), 1e-9))
-    return {"a": ta, "b": tb, "gap": gap}
+    return {"a": ta, "b": tb, "gap": profile_gap(ta["profile"], tb["profile"], 1e-9)}
 
 
 def _split(n_total: int, n: int, test_share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,6 @@ GRID_PHASE = {"start_phase": np.arange(16) / 16}  # after the cadence is set: th
 DISCRETE_PARAMS = {"receding_fraction"}  # chosen on the grid only (the fit's walkers make it a step function)
 DIRECTIONS = (0.0, 1.0, 0.5)  # receding_fraction: all coming, all going, half and half (each gets both grids)
 DIRECTION_MARGIN = 1.25  # Nelder-Mead refines each direction whose grid best is within this factor of the best
-PHASE_AS_GIVEN = "_phase_as_given"  # a fit value set rendered with walker.start_phase as configured (fit_like)
 FIT_SEED_OFFSET = 7919  # the fit's walkers: seed + this, so they are not the output's first images
 
 
@@ -336,6 +335,11 @@ def like_statistics(x: np.ndarray) -> dict:
             "histogram": (np.histogram(x, bins=HIST_BINS, range=(0.0, 1.0))[0] / x.size).tolist()}
 
 
+def profile_gap(a, b, floor: float = 1e-3) -> float:
+    """Mean absolute difference of two mean profiles (along Doppler or time), over b's mean (at least `floor`)."""
+    return float(np.abs(np.subtract(a, b)).mean() / max(float(np.mean(b)), floor))
+
+
 def distance(sim: dict, meas: dict) -> tuple[float, dict]:
     """Objective: squared differences of the per-image statistics' means, and half of those of their sds (how much
     the images vary: the walkers' speeds and aspects), in units of the measured sd (averaged), plus the Doppler
@@ -351,15 +355,14 @@ def distance(sim: dict, meas: dict) -> tuple[float, dict]:
             spread.append(((sim["sd"][s] - sd) / scale) ** 2 if np.isfinite(sim["sd"][s]) else 25.0)
     kin = float(np.mean(terms)) if terms else 0.0
     kin += (sim["mean"]["period_share"] - meas["mean"]["period_share"]) ** 2 * 4
-    prof = float(np.abs(np.subtract(sim["profile"], meas["profile"])).mean() / max(np.mean(meas["profile"]), 1e-3))
+    prof = profile_gap(sim["profile"], meas["profile"])
     hist = float(np.abs(np.subtract(sim["histogram"], meas["histogram"])).sum())
     parts = {"kinematics": kin, "spread": 0.5 * float(np.mean(spread)) if spread else 0.0, "profile": 4 * prof,
              "histogram": 4 * hist}
     if "time_profile" in sim and "time_profile" in meas:
         # the mean image along time: flat when the windows start at any gait phase, the gait's rhythm when every
         # window starts at one (a set cut at a gait event), a slope when the scene changes over the window
-        tp_m = np.asarray(meas["time_profile"])
-        parts["time_profile"] = 4 * float(np.abs(np.subtract(sim["time_profile"], tp_m)).mean() / max(tp_m.mean(), 1e-3))
+        parts["time_profile"] = 4 * profile_gap(sim["time_profile"], meas["time_profile"])
     return float(sum(parts.values())), parts
 
 
@@ -461,9 +464,7 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
 
     def objective_values(v: dict) -> tuple[float, dict]:
         c = copy.deepcopy(cfg)
-        # PHASE_AS_GIVEN: walker.start_phase as the config has it (any phase, by default), not the
-        # like.phase_width-wide range around the value's centre: the start, and the grids before the phase grid
-        _apply(c, {k: x for k, x in v.items() if k != PHASE_AS_GIVEN and not (v.get(PHASE_AS_GIVEN) and k == "start_phase")})
+        _apply(c, v)
         try:
             validate_like(c)
         except ConfigError:
@@ -472,9 +473,9 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
         evals.append({**v, "distance": d})
         return d, parts
 
-    best_v = {k: start[k] for k in names}
-    if "start_phase" in names:
-        best_v[PHASE_AS_GIVEN] = True
+    # without start_phase, a value set renders walker.start_phase as the config has it (any phase, by default), not
+    # the like.phase_width-wide range around a centre: so the start and the grids before the phase grid
+    best_v = {k: start[k] for k in names if k != "start_phase"}
     d0, parts0 = objective_values(best_v)
     best_d = d0
     if not names:
@@ -497,8 +498,6 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
             base = dict(dir_v)
             for combo in itertools.product(*axes) if axes else []:
                 v = {**base, **dict(combo)}
-                if grid is GRID_PHASE:
-                    v.pop(PHASE_AS_GIVEN, None)
                 d, _ = objective_values(v)
                 if d < dir_d:
                     dir_v, dir_d = v, d
@@ -515,13 +514,11 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
         if cand_d < best_d:
             best_v, best_d = cand_v, cand_d
         if cfg.like.fit_steps > 0 and smooth:
-            v, d = _nelder_mead(objective_values, {k: x for k, x in cand_v.items() if k != PHASE_AS_GIVEN}, smooth,
-                                to_u, from_u, cfg.like.fit_steps)
+            v, d = _nelder_mead(objective_values, {k: start[k] for k in smooth} | cand_v, smooth, to_u, from_u,
+                                cfg.like.fit_steps)
             if d < best_d:
                 best_v, best_d = v, d
-    if best_v.pop(PHASE_AS_GIVEN, False):  # no locked phase beat the phases as given: keep them
-        best_v.pop("start_phase", None)
-    _apply(cfg, best_v)
+    _apply(cfg, best_v)  # no start_phase in it when no locked phase beat the phases as given
     _, parts = distance(like_statistics(_fit_images(cfg)), measured.stats)
     return {"fitted": best_v, "distance": best_d, "distance_start": d0, "parts": parts, "parts_start": parts0,
             "evaluations": len(evals)}
