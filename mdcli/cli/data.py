@@ -230,7 +230,7 @@ def _check_import_values(dynamic_range_db: float, doppler_range, duration, carri
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or an .npz/.mat from `mdcli export`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms artifact to write (source = imported).")] = Path("imported.h5"),
-    colormap: Annotated[Optional[str], typer.Option(help="Colour map the images were rendered with: jet|turbo|viridis|gray (others, e.g. MATLAB's parula: --colormap-file).")] = None,
+    colormap: Annotated[Optional[str], typer.Option(help="Colour map the images were rendered with: jet (matplotlib's) | matlab-jet (MATLAB's jet(256)) | turbo|viridis|gray (others, e.g. MATLAB's parula: --colormap-file).")] = None,
     colormap_file: Annotated[Optional[Path], typer.Option("--colormap-file", help="CSV of RGB rows (low to high) for other maps.")] = None,
     input_scale: Annotated[str, typer.Option("--input-scale", help="Arrays are: unit ([0,1] display) | db | power | amplitude.")] = "unit",
     dynamic_range_db: Annotated[float, typer.Option("--dynamic-range-db", help="Floor below each peak for db/power/amplitude.")] = 50.0,
@@ -294,7 +294,7 @@ def export(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File (.npz/.mat) or folder (png).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="png | npz | mat")] = "npz",
-    colormap: Annotated[str, typer.Option(help="PNG colour map: gray or a matplotlib map such as jet.")] = "gray",
+    colormap: Annotated[str, typer.Option(help="PNG colour map: gray, matlab-jet (MATLAB's jet(256)) or a matplotlib map such as jet.")] = "gray",
     force=False,
 ) -> None:
     """Export spectrograms to PNG folders per class, .npz, or MATLAB .mat (labels, class names, axes)."""

@@ -57,7 +57,11 @@ def _export_png(data: Spectrograms, folder: Path, colormap: str) -> int:
     if folder.exists() and any(folder.iterdir()):
         raise MdcliError(f"--output {folder}: folder exists and is not empty")
     table = None
-    if colormap != "gray":
+    if colormap == "matlab-jet":  # MATLAB's jet(256), as `import --colormap matlab-jet` inverts it
+        from mdcli.data.importing import matlab_jet
+
+        table = (matlab_jet(256) * 255).round().astype(np.uint8)
+    elif colormap != "gray":
         import matplotlib
 
         if colormap not in matplotlib.colormaps:

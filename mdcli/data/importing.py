@@ -22,12 +22,12 @@ from mdcli.sim.signal import resample_axis
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg"}
 ARRAY_EXT = {".npy", ".npz", ".mat"}
-COLORMAPS = ("jet", "turbo", "viridis", "gray", "parula")
+COLORMAPS = ("jet", "matlab-jet", "turbo", "viridis", "gray", "parula")
 
 
 @dataclass
 class ImportOptions:
-    colormap: str | None = None  # jet | turbo | viridis | gray | parula (needs --colormap-file)
+    colormap: str | None = None  # jet | matlab-jet | turbo | viridis | gray | parula (needs --colormap-file)
     colormap_file: Path | None = None  # CSV of RGB rows from low to high (0..1 or 0..255)
     input_scale: str = "unit"  # unit (a display scale in [0, 1], e.g. images) | db | power | amplitude
     dynamic_range_db: float = 50.0  # floor below each sample's peak when converting db/power/amplitude
@@ -91,9 +91,27 @@ def colormap_table(name: str | None, file: Path | None) -> np.ndarray:
                          "writematrix(parula(256),'parula.csv') and pass --colormap-file parula.csv")
     if name not in COLORMAPS:
         raise MdcliError(f"--colormap: unknown '{name}'; valid: {', '.join(COLORMAPS)} (or --colormap-file)")
+    if name == "matlab-jet":
+        return matlab_jet(256)
     import matplotlib
 
     return matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3]
+
+
+def matlab_jet(m: int = 256) -> np.ndarray:
+    """MATLAB's jet(m), (m, 3) RGB in [0, 1], from its definition: each channel a trapezoid of ramps n = ceil(m/4)
+    long, the blue one starting at index 1 - n/2, green n and red 2n later. It is not matplotlib's jet: at m = 256
+    it starts at blue 0.516 (matplotlib 0.5), ends at red 0.5 and its ramps sit up to 33 levels of 255 away, so
+    images drawn in MATLAB and inverted with matplotlib's map come back with their clipped floor at 1/255 instead
+    of 0 and their mid tones shifted (docs/findings.md, "The colour map the measured images were drawn with")."""
+    n = -(-m // 4)
+    u = np.concatenate([np.arange(1, n + 1) / n, np.ones(n - 1), np.arange(n, 0, -1) / n])
+    g = n // 2 + n % 2 - (m % 4 == 1) + np.arange(len(u))  # 0-based rows of the green ramp
+    out = np.zeros((m, 3))
+    for channel, rows in ((0, g + n), (1, g), (2, g - n)):
+        keep = (rows >= 0) & (rows < m)
+        out[rows[keep], channel] = u[keep]
+    return out
 
 
 class ColourInverter:
@@ -284,7 +302,7 @@ def import_dataset(source: Path, opts: ImportOptions, progress: Callable[[int], 
                 img = rgb if rgb.ndim == 2 else rgb.mean(-1)
             else:
                 if opts.colormap is None and opts.colormap_file is None:
-                    raise MdcliError(f"{path}: colour image; pass --colormap jet|turbo|viridis|gray|parula "
+                    raise MdcliError(f"{path}: colour image; pass --colormap jet|matlab-jet|turbo|viridis|gray|parula "
                                      "(the map it was rendered with) or --colormap-file")
                 if inverter is None:
                     inverter = ColourInverter(colormap_table(opts.colormap, opts.colormap_file))

@@ -96,6 +96,10 @@ class WalkerConfig:
     # over the window; the limbs move about the torso as in a walk over the ground. A long recording at a few
     # metres (the gait data: 150 three-second windows a person) is one.
     treadmill: bool = False
+    # The treadmill belt's return, m² summed over its top run (walker.belt_ranges: rough patches riding the run
+    # backwards at the walking speed, a faint line at minus that speed under the torso); 0 = no belt. Only on a
+    # treadmill; fittable under --like.
+    belt_rcs: float = 0.0
 
 
 @dataclass
@@ -168,7 +172,8 @@ CYCLE_LIMITS_S = (0.6, 3.0)  # identity.cycle_s (a brisk walk's cycle is about 1
 LEG_RCS_LIMITS = (0.1, 20.0)  # walker.leg_rcs
 # on request: cadence_scale trades against speed_mps; start_phase for a set whose windows start at one gait phase;
 # swing_skew for spikes that lean
-FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse", "leg_rcs", "start_phase", "swing_skew")
+FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse", "leg_rcs", "start_phase", "swing_skew", "belt_rcs")
+BELT_RCS_MAX = 1.0  # walker.belt_rcs, m²
 
 
 @dataclass
@@ -344,6 +349,10 @@ class SimulateConfig:
             raise ConfigError(f"walker.swing_skew: from -0.9 to 0.9 (0 = Boulic's swing), got {self.walker.swing_skew}")
         if not 0.0 <= self.walker.diffuse <= 1.0:
             raise ConfigError(f"walker.diffuse: a share from 0 (smooth spheroids) to 1 (rough), got {self.walker.diffuse}")
+        if not 0.0 <= self.walker.belt_rcs <= BELT_RCS_MAX:
+            raise ConfigError(f"walker.belt_rcs: the belt's RCS in m², 0 (none) to {BELT_RCS_MAX:g}, got {self.walker.belt_rcs}")
+        if self.walker.belt_rcs and not self.walker.treadmill:
+            raise ConfigError("walker.belt_rcs: a belt needs walker.treadmill=true (a walk over the ground has none)")
         if not LEG_RCS_LIMITS[0] <= self.walker.leg_rcs <= LEG_RCS_LIMITS[1]:
             raise ConfigError(f"walker.leg_rcs: the legs' RCS relative to Chen's, {LEG_RCS_LIMITS[0]:g} to "
                               f"{LEG_RCS_LIMITS[1]:g}, got {self.walker.leg_rcs}")
@@ -388,7 +397,7 @@ def config_text(cfg: SimulateConfig) -> str:
                               ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0),
                               ("walker", "cadence_scale", [1.0, 1.0]), ("walker", "diffuse", 0.0), ("walker", "leg_rcs", 1.0),
                               ("walker", "start_phase", [0.0, 1.0]), ("walker", "swing_skew", 0.0),
-                              ("walker", "treadmill", False), ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
+                              ("walker", "treadmill", False), ("walker", "belt_rcs", 0.0), ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
         if sec in d and getattr(getattr(cfg, sec), key) == default:  # the text files had before these
             d[sec].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)

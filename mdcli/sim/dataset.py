@@ -88,6 +88,8 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
             p.update(swing_skew=float(cfg.walker.swing_skew))
         if cfg.walker.treadmill:
             p.update(treadmill=True)
+        if cfg.walker.belt_rcs:
+            p.update(belt_rcs=float(cfg.walker.belt_rcs))
     sig, fmax, v_r = signal(p, scene, rng)
     snr = rng.uniform(*cfg.scene.snr_db)
     sig = add_noise(sig, snr, rng) if looks == 1 else np.stack([add_noise(sig, snr, rng) for _ in range(looks)])

@@ -47,13 +47,15 @@ BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-
           "receding_fraction": (0.0, 1.0), "cadence_scale": (0.6, 1.6),
           "diffuse": (0.0, 1.0), "leg_rcs": (0.25, 16.0),
           # the gait phase at the window's start wraps: the box reaches past 0 and 1 so the search crosses them
-          "start_phase": (-0.25, 1.25), "swing_skew": (-0.9, 0.9)}
+          "start_phase": (-0.25, 1.25), "swing_skew": (-0.9, 0.9), "belt_rcs": (1e-5, 1.0)}
 LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
-LOG_PARAMS = {"prf_hz", "leg_rcs"}
+LOG_PARAMS = {"prf_hz", "leg_rcs", "belt_rcs"}
 HIST_BINS = 16
 GRID_IMAGE = {"prf_hz": np.geomspace(1000.0, 16000.0, 7), "doppler_zero": [0.15, 0.3, 0.5, 0.7, 0.85]}
 GRID_WALKERS = {"speed_mps": [0.5, 0.7, 0.9, 1.2, 1.6], "aspect_deg": [10.0, 30.0, 60.0], "cadence_scale": [0.8, 1.0, 1.25]}
 GRID_PHASE = {"start_phase": np.arange(16) / 16}  # after the cadence is set: the phase only means something then
+GRID_BELT = {"belt_rcs": np.geomspace(1e-4, 1e-1, 4)}  # the belt's line against the walker's, last
+BELT_START = 1e-3  # where Nelder-Mead starts belt_rcs when the config has no belt (0 has no logarithm)
 DISCRETE_PARAMS = {"receding_fraction"}  # chosen on the grid only (the fit's walkers make it a step function)
 DIRECTIONS = (0.0, 1.0, 0.5)  # receding_fraction: all coming, all going, half and half (each gets both grids)
 DIRECTION_MARGIN = 1.25  # Nelder-Mead refines each direction whose grid best is within this factor of the best
@@ -97,6 +99,8 @@ def validate_like(cfg: SimulateConfig) -> None:
         raise ConfigError("like.doppler_spread_px and like.speckle must be >= 0")
     if lk.blur_px < 0 or lk.window_s <= 0 or lk.looks < 1 or lk.snr_width_db < 0 or lk.speed_width_mps < 0:
         raise ConfigError("like: blur_px, snr_width_db and speed_width_mps must be >= 0, window_s > 0, looks >= 1")
+    if "belt_rcs" in lk.fit and not cfg.walker.treadmill:
+        raise ConfigError("like.fit: belt_rcs needs walker.treadmill=true (a walk over the ground has no belt)")
     if not 0.0 <= lk.phase_width <= 1.0:
         raise ConfigError(f"like.phase_width: a share of the gait cycle from 0 to 1, got {lk.phase_width}")
     if not 0 <= lk.points_per_segment <= MAX_POINTS_PER_SEGMENT:
@@ -397,6 +401,8 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
             cfg.walker.leg_rcs = float(v)
         elif k == "swing_skew":
             cfg.walker.swing_skew = float(v)
+        elif k == "belt_rcs":
+            cfg.walker.belt_rcs = float(v)
         elif k == "start_phase":
             half, centre = cfg.like.phase_width / 2, float(v) % 1.0  # the search may cross 0 or 1: the phase wraps
             cfg.walker.start_phase = [centre - half, centre + half]
@@ -411,7 +417,8 @@ def current(cfg: SimulateConfig) -> dict:
             "speed_mps": float(np.mean(cfg.walker.speed_mps)), "aspect_deg": float(np.max(np.abs(cfg.scene.aspect_deg))),
             "receding_fraction": cfg.scene.receding_fraction, "cadence_scale": float(np.mean(cfg.walker.cadence_scale)),
             "diffuse": cfg.walker.diffuse, "leg_rcs": cfg.walker.leg_rcs,
-            "start_phase": float(np.mean(cfg.walker.start_phase)), "swing_skew": cfg.walker.swing_skew}
+            "start_phase": float(np.mean(cfg.walker.start_phase)), "swing_skew": cfg.walker.swing_skew,
+            "belt_rcs": cfg.walker.belt_rcs}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:
@@ -445,6 +452,8 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
     names = list(cfg.like.fit)
     smooth = [k for k in names if k not in DISCRETE_PARAMS]  # what Nelder-Mead moves
     start = current(cfg)
+    if "belt_rcs" in names and start["belt_rcs"] <= 0:
+        start["belt_rcs"] = BELT_START
     evals = []
 
     def to_u(v: dict) -> np.ndarray:
@@ -493,7 +502,7 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
     for choice in choices:
         dir_v = {**start_v, **choice}
         dir_d = d0 if dir_v == start_v else objective_values(dir_v)[0]  # the start is evaluated already
-        for grid in (GRID_IMAGE, GRID_WALKERS, GRID_PHASE):
+        for grid in (GRID_IMAGE, GRID_WALKERS, GRID_PHASE, GRID_BELT):
             axes = [[(k, float(x)) for x in values] for k, values in grid.items() if k in names]
             base = dict(dir_v)
             for combo in itertools.product(*axes) if axes else []:

@@ -468,6 +468,35 @@ def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | N
     return r, amp
 
 
+BELT_LENGTH_M, BELT_WIDTH_M, BELT_HEIGHT_M = 1.5, 0.5, 0.05  # a treadmill deck's visible top run
+BELT_PATCHES_PER_M = 24  # rough-surface patches along the run (each its own random phase)
+
+
+def belt_ranges(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The treadmill belt's top run under a walker (`belt_rcs` m² in all): coarse-grid ranges and amplitudes (M, Jc).
+
+    The run, BELT_LENGTH_M long and centred under the body, moves backwards at the walking speed; rough patches
+    ride it, each with a random phase and lateral place, entering at the front and leaving at the back over the
+    window. A patch's power follows cos² of its place along the run (the deck's ends, where the belt turns under,
+    fade out smoothly: no patch appears or vanishes at once), so the patches carry `belt_rcs` together, a line at
+    minus the walking speed: the measured treadmill gait's faint line under the torso. Each patch's elevation
+    in the beam counts (scene.beam)."""
+    v, half = float(p["speed_mps"]), BELT_LENGTH_M / 2
+    travel = v * (scene.tc[-1] - scene.tc[0])
+    m = int(np.ceil(BELT_PATCHES_PER_M * (BELT_LENGTH_M + travel)))
+    s0 = rng.uniform(-half, half + travel, m)  # place along the run (ahead of the body +) at the first coarse time
+    y = rng.uniform(-BELT_WIDTH_M / 2, BELT_WIDTH_M / 2, m)
+    phase = rng.uniform(0.0, 2 * np.pi, m)
+    s = s0[:, None] - v * (scene.tc - scene.tc[0])[None, :]  # (M, Jc)
+    ground = scene.track(0.0, BELT_HEIGHT_M)  # (Jc, 3): the body stays put on a treadmill
+    pts = ground[None] + s[..., None] * scene.heading + y[:, None, None] * scene.lateral  # (M, Jc, 3)
+    r = np.linalg.norm(scene.radar_pos - pts, axis=-1) - phase[:, None] * (scene.wavelength / (4 * np.pi))
+    weight = np.where(np.abs(s) < half, np.cos(np.pi * s / BELT_LENGTH_M) ** 2, 0.0)
+    # cos² averages 1/2 over the run: BELT_PATCHES_PER_M * BELT_LENGTH_M / 2 patches' worth of power at any time
+    amp = np.sqrt(float(p["belt_rcs"]) * weight / (BELT_PATCHES_PER_M * half)) * scene.beam(pts)
+    return r, amp
+
+
 def walker_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
     """Returns (signal, max Doppler in Hz, bulk radial speed in m/s)."""
     k = int(p.get("points_per_segment", 1))
@@ -475,6 +504,9 @@ def walker_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.n
     body = distributed_body(k, rng.spawn(1)[0]) if k > 1 else None
     r, amp = walker_ranges(p, scene, body, float(p.get("range_gate_m", 0.0)))
     fmax = max_doppler(r, scene, coarse=True)
+    if p.get("belt_rcs"):  # the treadmill's belt (its own spawned stream: the draws after it are unchanged)
+        rb, ab = belt_ranges(p, scene, rng.spawn(1)[0])
+        r, amp = np.concatenate([r, rb]), np.concatenate([amp, ab])
     r, amp = scene.up(r), scene.up(amp)
     sig = point_returns(r, amp, scene.wavelength)
     torso = r[TORSO_SEGMENT] if body is None else r[TORSO_SEGMENT * k : (TORSO_SEGMENT + 1) * k].mean(0)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mdcli.artifacts import Spectrograms
 from mdcli.cli import app
-from mdcli.data.importing import recording_order, sequence_key
+from mdcli.data.importing import matlab_jet, recording_order, sequence_key
 from mdcli.data.splits import split_indices
 from mdcli.errors import MdcliError
 from tests.conftest import ROOT
@@ -106,6 +106,32 @@ def test_import_measured_gait_images(gait_sample, tmp_path):
     _ok(["plot", str(out), "-o", str(tmp_path / "g.png")])
 
 
+def test_matlab_jet_is_matlabs_table():
+    """MATLAB's jet(64) rows as MATLAB prints them; jet(256) starts at blue 33/64 (matplotlib's: 0.5)."""
+    j64 = matlab_jet(64)
+    assert np.allclose(j64[:2], [[0, 0, 0.5625], [0, 0, 0.625]]) and np.allclose(j64[-1], [0.5, 0, 0])
+    assert np.allclose(j64[8], [0, 0.0625, 1]) and np.allclose(j64[24], [0.0625, 1, 0.9375])
+    assert np.allclose(j64[40], [1, 0.9375, 0]) and np.allclose(j64[31:33], [[0.5, 1, 0.5], [0.5625, 1, 0.4375]])
+    j256 = matlab_jet(256)
+    assert j256.shape == (256, 3) and np.allclose(j256[0], [0, 0, 33 / 64]) and np.allclose(j256[-1], [0.5, 0, 0])
+    assert ((j256 >= 0) & (j256 <= 1)).all() and len(np.unique(j256, axis=0)) == 256
+
+
+def test_measured_images_drawn_with_matlabs_jet(gait_sample, tmp_path):
+    """The gait JPEGs' background is MATLAB jet(256)'s first colour (0, 0, 131.5): inverted with matplotlib's jet it
+    comes back at 1/255, with matlab-jet at 0, and matlab-jet is the closer map."""
+    out = {}
+    for cmap in ("jet", "matlab-jet"):
+        out[cmap] = tmp_path / f"{cmap}.h5"
+        _ok(["import", str(gait_sample), "--colormap", cmap, "-o", str(out[cmap]), "-q"])
+    a, b = Spectrograms.load(out["jet"]), Spectrograms.load(out["matlab-jet"])
+    mode = lambda x: np.bincount(np.round(x.ravel() * 255).astype(int)).argmax()  # noqa: E731
+    assert mode(a.spectrograms) == 1 and mode(b.spectrograms) == 0
+    assert (b.spectrograms == 0).mean() > 0.3 > (a.spectrograms == 0).mean()
+    assert b.transform["mean_colour_distance"] < a.transform["mean_colour_distance"]
+    assert b.transform["colormap"] == "matlab-jet"
+
+
 def test_wrong_or_missing_colormap_is_refused(gait_sample, tmp_path):
     out = tmp_path / "bad.h5"
     _err(["import", str(gait_sample), "--colormap", "viridis", "-o", str(out)], "Doppler3.jpg", "colour map looks wrong")
@@ -125,7 +151,7 @@ def test_export_import_round_trip_exact(tiny_data, tmp_path, fmt):
     assert a.class_names == b.class_names and np.allclose(a.doppler_hz, b.doppler_hz) and b.axes_calibrated
 
 
-@pytest.mark.parametrize("cmap,tol", [("gray", 0.5 / 255 + 1e-6), ("jet", 0.02)])
+@pytest.mark.parametrize("cmap,tol", [("gray", 0.5 / 255 + 1e-6), ("jet", 0.02), ("matlab-jet", 0.02)])
 def test_png_round_trip(tiny_data, tmp_path, cmap, tol):
     folder = tmp_path / "png"
     _ok(["export", str(tiny_data), "--format", "png", "--colormap", cmap, "-o", str(folder)])

@@ -403,3 +403,16 @@ def test_statistic_gaps_take_no_period_as_a_value():
 
     a, b = _finite([np.array([np.nan, 1.0, np.inf]), np.array([-np.inf, 2.0])])
     assert a[0] < b[0] < 1.0 < 2.0 < a[2] and np.isfinite(a).all() and np.isfinite(b).all()
+
+
+def test_colour_round_trip_in_matlabs_jet_keeps_the_floor_and_the_ramp():
+    """`--like` on a file imported with --colormap matlab-jet colours, JPEGs and inverts with MATLAB's jet(256):
+    a clipped floor stays at 0 and a ramp comes back within a few levels, as `import` reads the measured files."""
+    from mdcli.sim.like import colour_round_trip
+
+    img = np.zeros((32, 32), np.float32)
+    img[8:24] = np.linspace(0.05, 1.0, 32, dtype=np.float32)[None]  # rows 0-7 and 24-31: the clipped floor
+    out = colour_round_trip(img, "matlab-jet", 90, [64, 64])
+    assert out.shape == img.shape
+    assert np.abs(out[8:24] - img[8:24]).mean() < 0.02
+    assert np.median(out[:6]) == 0.0 and np.median(out[26:]) == 0.0

@@ -110,3 +110,66 @@ def test_a_walker_on_a_treadmill_stays_at_its_range_and_its_torso_at_0_hz():
     assert abs(v_torso(belt)) < 0.1 * bulk and abs(v_torso(ground) - bulk) < 0.15 * bulk, (v_torso(belt), v_torso(ground))
     assert np.all(np.abs(belt.params["radial_speed_mps"]) < 0.05) and np.all(ground.params["radial_speed_mps"] > 0.9)
     assert abs(time_course(belt.spectrograms)["slope"]) < 0.05 < abs(time_course(ground.spectrograms)["slope"])
+
+
+def test_the_treadmill_belt_is_a_line_at_minus_the_walking_speed():
+    """walker.belt_rcs: the belt's top run alone returns its RCS (isotropic beam; averaged over 40 belts, as one
+    belt's patches add up to a speckle draw) as one Doppler line at minus the walking speed (the run recedes from a
+    radar the walker faces; the line's width is the patches' few degrees of elevation); on the walker's spectrogram
+    it brightens the rows at -v, not those of the torso."""
+    from mdcli.sim.scene import draw_scene
+    from mdcli.sim.signal import point_returns
+
+    prf, dur, lam, v = 2000.0, 2.0, 299792458.0 / 77e9, 1.2
+    t = np.arange(int(prf * dur)) / prf
+    rng = np.random.default_rng(0)
+    cfg = SimulateConfig()
+    cfg.scene.range_m, cfg.scene.aspect_deg, cfg.scene.receding_fraction = [4.0, 4.0], [0.0, 0.0], 0.0
+    scene = draw_scene(cfg.scene, t, 1.0, lam, rng)
+    p = {"speed_mps": v, "belt_rcs": 0.01}
+    powers = []
+    for _ in range(40):
+        r, a = walker.belt_ranges(p, scene, rng)
+        sig = point_returns(scene.up(r), scene.up(a), lam)
+        powers.append(np.mean(np.abs(sig) ** 2))
+    assert np.mean(powers) == pytest.approx(0.01, rel=0.2), np.mean(powers)
+    spec = np.abs(np.fft.fftshift(np.fft.fft(sig * np.hanning(len(sig))))) ** 2
+    f = np.fft.fftshift(np.fft.fftfreq(len(sig), 1 / prf))
+    peak = f[spec.argmax()]
+    assert -2 * v / lam * 1.0 - 5 < peak < -2 * v / lam * np.cos(np.radians(20)), peak  # -v, a little less off-axis
+    share = spec[np.abs(f - peak) < 40].sum() / spec.sum()
+    assert share > 0.8, share
+
+    def rows(belt: float) -> np.ndarray:
+        c = SimulateConfig(seed=4, n_per_class=4, targets=["walker"])
+        c.radar.carrier_hz, c.radar.prf_hz, c.radar.duration_s = 77e9, 4000.0, 2.0
+        c.walker.speed_mps, c.walker.foot_lock, c.walker.treadmill, c.walker.belt_rcs = [v, v], True, True, belt
+        c.scene.range_m, c.scene.aspect_deg, c.scene.receding_fraction = [4.0, 4.0], [0.0, 0.0], 0.0
+        c.processing.image_size = [64, 32]
+        c.validate()
+        d = simulate_dataset(c)[0]
+        return d.doppler_hz, d.spectrograms.mean((0, 2))
+
+    hz, none = rows(0.0)
+    _, belt = rows(0.05)
+    at_belt, at_torso = np.argmin(np.abs(hz + 2 * v / lam)), np.argmin(np.abs(hz))
+    assert belt[at_belt] > none[at_belt] + 0.1 and abs(belt[at_torso] - none[at_torso]) < 0.02, (belt - none).round(2)
+
+
+def test_a_belt_needs_a_treadmill_and_a_sane_rcs(tmp_path):
+    from mdcli.errors import ConfigError
+    from mdcli.sim.like import validate_like
+
+    cfg = SimulateConfig()
+    assert "belt_rcs" not in config_text(cfg)  # the default (no belt) leaves stored configs as they were
+    cfg.walker.belt_rcs = 0.01
+    with pytest.raises(ConfigError, match="walker.belt_rcs.*treadmill"):
+        cfg.validate()
+    cfg.walker.treadmill, cfg.walker.belt_rcs = True, 2.0
+    with pytest.raises(ConfigError, match="walker.belt_rcs"):
+        cfg.validate()
+    cfg.walker.treadmill, cfg.walker.belt_rcs = False, 0.0
+    (tmp_path / "m.h5").write_bytes(b"")
+    cfg.like.file, cfg.like.fit = str(tmp_path / "m.h5"), ["belt_rcs"]
+    with pytest.raises(ConfigError, match="like.fit: belt_rcs needs walker.treadmill"):
+        validate_like(cfg)
