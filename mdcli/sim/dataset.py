@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
@@ -137,6 +138,16 @@ def _init_worker(cfg: SimulateConfig) -> None:
     _WORKER_CFG = cfg
 
 
+def _init_pool_worker(cfg: SimulateConfig) -> None:
+    """A forked worker: the parent's signal handlers do not belong here. The CLI's SIGTERM handler (end a run as
+    Ctrl-C does) turned the pool's own terminate() into a KeyboardInterrupt traceback from each idle worker; with
+    the default a terminated worker ends at once. Ctrl-C reaches the whole process group: the parent stops and
+    terminates the pool, so the workers ignore it instead of each printing a traceback mid-sample."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(cfg)
+
+
 def _run_chunk(tasks: list[tuple[str, int]]) -> list[SampleResult]:
     return [simulate_sample(_WORKER_CFG, target, i) for target, i in tasks]
 
@@ -171,7 +182,7 @@ def simulate_dataset(
                 progress(len(c))
     else:
         ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
-        with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg,)) as pool:
+        with ctx.Pool(cfg.workers, initializer=_init_pool_worker, initargs=(cfg,)) as pool:
             for c, res in zip(chunks, pool.imap(_run_chunk, chunks)):
                 results += res
                 if progress:

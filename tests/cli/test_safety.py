@@ -443,3 +443,31 @@ def test_split_writes_both_parts_or_neither(runner, data, tmp_path, monkeypatch)
     res = runner.invoke(app, ["split", str(data), "--seed", "1", "--train-out", str(train), "--test-out", str(test)])
     assert res.exit_code == 2 and "no space left" in res.output, res.output
     assert (train.read_bytes(), test.read_bytes()) == before and left_behind(tmp_path) == []  # the seed-0 pair, whole
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads the pool's workers from /proc")
+def test_sigterm_ends_a_simulation_on_worker_processes_cleanly(tmp_path):
+    """SIGTERM to `simulate --workers 2` mid-run: exit 130, no output and no temp file, and no traceback. The forked
+    workers had inherited the CLI's SIGTERM handler, so the pool's own terminate() made each busy worker print a
+    KeyboardInterrupt traceback (and each idle one as it exited after a finished run)."""
+    import signal
+    import time
+
+    out = tmp_path / "sim.h5"
+    cmd = [sys.executable, "-m", "mdcli", "simulate", "--targets", "walker,drone", "--n", "3000", "--workers", "2",
+           "-o", str(out), "-q"]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{run.pid}/task/{run.pid}/children")
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and run.poll() is None and len(children.read_text().split()) < 2:
+            time.sleep(0.05)
+        assert run.poll() is None and len(children.read_text().split()) == 2, run.communicate()
+        time.sleep(1.0)  # the workers are inside their first chunks
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert not out.exists() and left_behind(tmp_path) == []
