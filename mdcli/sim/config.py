@@ -100,6 +100,11 @@ class WalkerConfig:
     # backwards at the walking speed, a faint line at minus that speed under the torso); 0 = no belt. Only on a
     # treadmill; fittable under --like.
     belt_rcs: float = 0.0
+    # On a treadmill, the body's speed over the deck (m/s along the heading), drawn per walk from [low, high]: a
+    # walker who falls behind the belt or catches up moves a little over the window, and the torso line sits that
+    # far off 0 Hz (the gait data's torso row moves by ~2 rows between windows). [0, 0] draws nothing; the drift
+    # shows in /params radial_speed_mps. Fittable under --like (treadmill_drift: the half-width of [-w, w]).
+    treadmill_drift_mps: list[float] = _rng(0.0, 0.0)
 
 
 @dataclass
@@ -172,8 +177,10 @@ CYCLE_LIMITS_S = (0.6, 3.0)  # identity.cycle_s (a brisk walk's cycle is about 1
 LEG_RCS_LIMITS = (0.1, 20.0)  # walker.leg_rcs
 # on request: cadence_scale trades against speed_mps; start_phase for a set whose windows start at one gait phase;
 # swing_skew for spikes that lean
-FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse", "leg_rcs", "start_phase", "swing_skew", "belt_rcs")
+FIT_PARAMS = DEFAULT_FIT + ("cadence_scale", "diffuse", "leg_rcs", "start_phase", "swing_skew", "belt_rcs",
+                            "treadmill_drift")
 BELT_RCS_MAX = 1.0  # walker.belt_rcs, m²
+DRIFT_MAX_MPS = 1.0  # walker.treadmill_drift_mps
 
 
 @dataclass
@@ -351,6 +358,10 @@ class SimulateConfig:
             raise ConfigError(f"walker.diffuse: a share from 0 (smooth spheroids) to 1 (rough), got {self.walker.diffuse}")
         if not 0.0 <= self.walker.belt_rcs <= BELT_RCS_MAX:
             raise ConfigError(f"walker.belt_rcs: the belt's RCS in m², 0 (none) to {BELT_RCS_MAX:g}, got {self.walker.belt_rcs}")
+        if max(abs(x) for x in self.walker.treadmill_drift_mps) > DRIFT_MAX_MPS:
+            raise ConfigError(f"walker.treadmill_drift_mps: within +-{DRIFT_MAX_MPS:g} m/s, got {self.walker.treadmill_drift_mps}")
+        if any(self.walker.treadmill_drift_mps) and not self.walker.treadmill:
+            raise ConfigError("walker.treadmill_drift_mps: a drift over the deck needs walker.treadmill=true")
         if self.walker.belt_rcs and not self.walker.treadmill:
             raise ConfigError("walker.belt_rcs: a belt needs walker.treadmill=true (a walk over the ground has none)")
         if not LEG_RCS_LIMITS[0] <= self.walker.leg_rcs <= LEG_RCS_LIMITS[1]:
@@ -397,7 +408,7 @@ def config_text(cfg: SimulateConfig) -> str:
                               ("walker", "foot_lock", False), ("radar", "beam_elevation_deg", 0.0),
                               ("walker", "cadence_scale", [1.0, 1.0]), ("walker", "diffuse", 0.0), ("walker", "leg_rcs", 1.0),
                               ("walker", "start_phase", [0.0, 1.0]), ("walker", "swing_skew", 0.0),
-                              ("walker", "treadmill", False), ("walker", "belt_rcs", 0.0), ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
+                              ("walker", "treadmill", False), ("walker", "belt_rcs", 0.0), ("walker", "treadmill_drift_mps", [0.0, 0.0]), ("identity", "cadence_scale", [1.0, 1.0]), ("identity", "cycle_s", 0.0)):
         if sec in d and getattr(getattr(cfg, sec), key) == default:  # the text files had before these
             d[sec].pop(key)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)

@@ -89,6 +89,9 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
             p.update(swing_skew=float(cfg.walker.swing_skew))
         if cfg.walker.treadmill:
             p.update(treadmill=True)
+            lo, hi = cfg.walker.treadmill_drift_mps
+            if lo != hi or lo:  # [0, 0] draws nothing: the streams of a run without drift stay as they were
+                p.update(drift_mps=float(lo) if lo == hi else float(rng.uniform(lo, hi)))
         if cfg.walker.belt_rcs:
             p.update(belt_rcs=float(cfg.walker.belt_rcs))
     sig, fmax, v_r = signal(p, scene, rng)

@@ -47,7 +47,8 @@ BOUNDS = {"prf_hz": (300.0, 30000.0), "doppler_zero": (0.02, 0.98), "snr_db": (-
           "receding_fraction": (0.0, 1.0), "cadence_scale": (0.6, 1.6),
           "diffuse": (0.0, 1.0), "leg_rcs": (0.25, 16.0),
           # the gait phase at the window's start wraps: the box reaches past 0 and 1 so the search crosses them
-          "start_phase": (-0.25, 1.25), "swing_skew": (-0.9, 0.9), "belt_rcs": (1e-5, 1.0)}
+          "start_phase": (-0.25, 1.25), "swing_skew": (-0.9, 0.9), "belt_rcs": (1e-5, 1.0),
+          "treadmill_drift": (0.0, 0.5)}
 LIKE_KEY = 38  # spawn key of the fading stream (apart from the simulation's streams)
 LOG_PARAMS = {"prf_hz", "leg_rcs", "belt_rcs"}
 HIST_BINS = 16
@@ -99,8 +100,9 @@ def validate_like(cfg: SimulateConfig) -> None:
         raise ConfigError("like.doppler_spread_px and like.speckle must be >= 0")
     if lk.blur_px < 0 or lk.window_s <= 0 or lk.looks < 1 or lk.snr_width_db < 0 or lk.speed_width_mps < 0:
         raise ConfigError("like: blur_px, snr_width_db and speed_width_mps must be >= 0, window_s > 0, looks >= 1")
-    if "belt_rcs" in lk.fit and not cfg.walker.treadmill:
-        raise ConfigError("like.fit: belt_rcs needs walker.treadmill=true (a walk over the ground has no belt)")
+    for k in ("belt_rcs", "treadmill_drift"):
+        if k in lk.fit and not cfg.walker.treadmill:
+            raise ConfigError(f"like.fit: {k} needs walker.treadmill=true (a walk over the ground has no belt)")
     if not 0.0 <= lk.phase_width <= 1.0:
         raise ConfigError(f"like.phase_width: a share of the gait cycle from 0 to 1, got {lk.phase_width}")
     if not 0 <= lk.points_per_segment <= MAX_POINTS_PER_SEGMENT:
@@ -403,6 +405,8 @@ def _apply(cfg: SimulateConfig, values: dict) -> None:
             cfg.walker.swing_skew = float(v)
         elif k == "belt_rcs":
             cfg.walker.belt_rcs = float(v)
+        elif k == "treadmill_drift":
+            cfg.walker.treadmill_drift_mps = [-float(v), float(v)]
         elif k == "start_phase":
             half, centre = cfg.like.phase_width / 2, float(v) % 1.0  # the search may cross 0 or 1: the phase wraps
             cfg.walker.start_phase = [centre - half, centre + half]
@@ -418,7 +422,8 @@ def current(cfg: SimulateConfig) -> dict:
             "receding_fraction": cfg.scene.receding_fraction, "cadence_scale": float(np.mean(cfg.walker.cadence_scale)),
             "diffuse": cfg.walker.diffuse, "leg_rcs": cfg.walker.leg_rcs,
             "start_phase": float(np.mean(cfg.walker.start_phase)), "swing_skew": cfg.walker.swing_skew,
-            "belt_rcs": cfg.walker.belt_rcs}
+            "belt_rcs": cfg.walker.belt_rcs,
+            "treadmill_drift": float(np.max(np.abs(cfg.walker.treadmill_drift_mps)))}
 
 
 def _fit_images(cfg: SimulateConfig, seed_offset: int = FIT_SEED_OFFSET) -> np.ndarray:

@@ -419,8 +419,9 @@ def walker_joints(p: dict, scene: Scene) -> np.ndarray:
     jb = joints_body_frame(H, rv, phase, style, bool(p.get("foot_lock", False)), cadence)  # (Jc, 17, 3) body frame
     # Body frame -> world: x along the heading, y to the left, spine origin at thigh height.
     rot = np.stack([scene.heading, scene.lateral, UP], 0)  # rows: world images of the body axes
-    # on a treadmill the body stays put (the belt moves the ground under it): no travel, the same limb motion
-    travel = 0.0 if p.get("treadmill") else v
+    # on a treadmill the body stays put (the belt moves the ground under it): no travel but its drift over the
+    # deck, the same limb motion
+    travel = float(p.get("drift_mps", 0.0)) if p.get("treadmill") else v
     return jb @ rot + scene.track(travel, THIGH_FRACTION * H * leg)[:, None, :]
 
 

@@ -173,3 +173,36 @@ def test_a_belt_needs_a_treadmill_and_a_sane_rcs(tmp_path):
     cfg.like.file, cfg.like.fit = str(tmp_path / "m.h5"), ["belt_rcs"]
     with pytest.raises(ConfigError, match="like.fit: belt_rcs needs walker.treadmill"):
         validate_like(cfg)
+
+
+def test_a_drift_over_the_treadmill_moves_the_torso_line_off_0_hz():
+    """walker.treadmill_drift_mps: each walk's speed over the deck, drawn from the range; the torso line sits at that
+    speed's Doppler and /params radial_speed_mps is the drift (the gait data's torso row moves ~2 rows between
+    windows, where the treadmill walkers' stayed on one row). [0, 0] draws nothing: the run is as without it."""
+    def run(drift: list[float], n: int = 8):
+        cfg = SimulateConfig(seed=3, n_per_class=n, targets=["walker"])
+        cfg.radar.carrier_hz, cfg.radar.prf_hz, cfg.radar.duration_s = 77e9, 4000.0, 2.0
+        cfg.walker.speed_mps, cfg.walker.foot_lock, cfg.walker.treadmill = [1.1, 1.3], True, True
+        cfg.walker.treadmill_drift_mps = drift
+        cfg.scene.range_m, cfg.scene.aspect_deg, cfg.scene.receding_fraction = [4.0, 4.0], [0.0, 0.0], 0.0
+        cfg.processing.image_size = [128, 32]
+        cfg.validate()
+        return simulate_dataset(cfg)[0]
+
+    lam = 299792458.0 / 77e9
+    plain, zero, fixed = run([0.0, 0.0]), run([0.0, 0.0]), run([0.3, 0.3])
+    assert np.array_equal(plain.spectrograms, zero.spectrograms)
+    torso = lambda d: np.median(d.doppler_hz[np.argmax(d.spectrograms, axis=1)], axis=1)  # noqa: E731
+    assert np.all(np.abs(torso(plain)) < 40) and np.all(np.abs(torso(fixed) - 2 * 0.3 / lam) < 60), (torso(plain), torso(fixed))
+    assert np.allclose(fixed.params["radial_speed_mps"], 0.3, atol=0.03)
+    drawn = run([-0.3, 0.3], n=16).params["radial_speed_mps"]
+    assert drawn.min() < -0.1 and drawn.max() > 0.1 and np.all(np.abs(drawn) < 0.33), drawn
+    cfg = SimulateConfig()
+    cfg.walker.treadmill_drift_mps = [0.1, 0.2]
+    from mdcli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="treadmill_drift_mps.*treadmill=true"):
+        cfg.validate()
+    cfg.walker.treadmill, cfg.walker.treadmill_drift_mps = True, [0.0, 2.0]
+    with pytest.raises(ConfigError, match="treadmill_drift_mps"):
+        cfg.validate()
