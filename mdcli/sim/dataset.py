@@ -37,6 +37,8 @@ MODELS: dict[str, tuple[Callable, Callable]] = {
     "mocap": (sample_mocap, mocap_signal),
 }
 
+DRIFT_KEY = 39  # spawn key of the treadmill drift's stream (apart from the simulation's, the identities' and --like's)
+
 # Per-sample physical parameters stored under /params (NaN where they do not apply).
 PARAM_NAMES = (
     "radial_speed_mps", "speed_mps", "aspect_deg", "snr_db", "range_m", "max_doppler_hz",
@@ -90,8 +92,11 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
         if cfg.walker.treadmill:
             p.update(treadmill=True)
             lo, hi = cfg.walker.treadmill_drift_mps
-            if lo != hi or lo:  # [0, 0] draws nothing: the streams of a run without drift stay as they were
-                p.update(drift_mps=float(lo) if lo == hi else float(rng.uniform(lo, hi)))
+            if lo != hi:  # its own keyed stream: the sample's other draws (SNR, noise) are those of a run without drift
+                key = [cfg.seed, ALL_TARGETS.index(target), index]
+                p.update(drift_mps=float(np.random.default_rng(np.random.SeedSequence(key, spawn_key=(DRIFT_KEY,))).uniform(lo, hi)))
+            elif lo:
+                p.update(drift_mps=float(lo))
         if cfg.walker.belt_rcs:
             p.update(belt_rcs=float(cfg.walker.belt_rcs))
     sig, fmax, v_r = signal(p, scene, rng)

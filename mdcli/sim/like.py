@@ -56,7 +56,6 @@ GRID_IMAGE = {"prf_hz": np.geomspace(1000.0, 16000.0, 7), "doppler_zero": [0.15,
 GRID_WALKERS = {"speed_mps": [0.5, 0.7, 0.9, 1.2, 1.6], "aspect_deg": [10.0, 30.0, 60.0], "cadence_scale": [0.8, 1.0, 1.25]}
 GRID_PHASE = {"start_phase": np.arange(16) / 16}  # after the cadence is set: the phase only means something then
 GRID_BELT = {"belt_rcs": np.geomspace(1e-4, 1e-1, 4)}  # the belt's line against the walker's, last
-BELT_START = 1e-3  # where Nelder-Mead starts belt_rcs when the config has no belt (0 has no logarithm)
 DISCRETE_PARAMS = {"receding_fraction"}  # chosen on the grid only (the fit's walkers make it a step function)
 DIRECTIONS = (0.0, 1.0, 0.5)  # receding_fraction: all coming, all going, half and half (each gets both grids)
 DIRECTION_MARGIN = 1.25  # Nelder-Mead refines each direction whose grid best is within this factor of the best
@@ -457,8 +456,6 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
     names = list(cfg.like.fit)
     smooth = [k for k in names if k not in DISCRETE_PARAMS]  # what Nelder-Mead moves
     start = current(cfg)
-    if "belt_rcs" in names and start["belt_rcs"] <= 0:
-        start["belt_rcs"] = BELT_START
     evals = []
 
     def to_u(v: dict) -> np.ndarray:
@@ -466,7 +463,10 @@ def fit_like(cfg: SimulateConfig, measured: Measured, say=lambda s: None) -> dic
         for k in smooth:
             lo, hi = BOUNDS[k]
             x = v[k]
-            out.append((np.log(x) - np.log(lo)) / (np.log(hi) - np.log(lo)) if k in LOG_PARAMS else (x - lo) / (hi - lo))
+            if k in LOG_PARAMS:  # a start at 0 (no belt) has no logarithm: it starts at the box's floor
+                out.append((np.log(max(x, lo)) - np.log(lo)) / (np.log(hi) - np.log(lo)))
+            else:
+                out.append((x - lo) / (hi - lo))
         return np.array(out, dtype=np.float64)
 
     def from_u(u: np.ndarray) -> dict:

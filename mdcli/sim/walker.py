@@ -464,9 +464,14 @@ def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | N
     amp_toe = np.full_like(r_toe, np.sqrt(np.pi * leg) * TOE_RADIUS) * scene.beam(jw[:, list(TOES)])
     r, amp = np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
     if gate_m > 0:  # the range bins kept around the torso (the strongest return)
-        ref = np.linalg.norm(scene.radar_pos - mid[:, TORSO_SEGMENT], axis=-1)
-        amp = amp * np.exp(-0.5 * (2 * (r - ref) / gate_m) ** 4)
+        amp = amp * range_gate(r, np.linalg.norm(scene.radar_pos - mid[:, TORSO_SEGMENT], axis=-1), gate_m)
     return r, amp
+
+
+def range_gate(r: np.ndarray, ref: np.ndarray, gate_m: float) -> np.ndarray:
+    """Amplitude of returns at ranges r (..., Jc) in a gate of full width gate_m around ref (Jc,): the summed range
+    bins of an FMCW radar, exp(-(2 dR / gate_m)^4 / 2)."""
+    return np.exp(-0.5 * (2 * (r - ref) / gate_m) ** 4)
 
 
 BELT_LENGTH_M, BELT_WIDTH_M, BELT_HEIGHT_M = 1.5, 0.5, 0.05  # a treadmill deck's visible top run
@@ -476,13 +481,14 @@ BELT_PATCHES_PER_M = 24  # rough-surface patches along the run (each its own ran
 def belt_ranges(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The treadmill belt's top run under a walker (`belt_rcs` m² in all): coarse-grid ranges and amplitudes (M, Jc).
 
-    The run, BELT_LENGTH_M long and centred under the body, moves backwards at the walking speed; rough patches
+    The run, BELT_LENGTH_M long and centred under the deck's start, moves backwards at the walking speed less the
+    walk's drift over the deck (`drift_mps`: it carries the stance foot, which moves at drift - v); rough patches
     ride it, each with a random phase and lateral place, entering at the front and leaving at the back over the
     window. A patch's power follows cos² of its place along the run (the deck's ends, where the belt turns under,
     fade out smoothly: no patch appears or vanishes at once), so the patches carry `belt_rcs` together, a line at
     minus the walking speed: the measured treadmill gait's faint line under the torso. Each patch's elevation
     in the beam counts (scene.beam)."""
-    v, half = float(p["speed_mps"]), BELT_LENGTH_M / 2
+    v, half = float(p["speed_mps"]) - float(p.get("drift_mps", 0.0)), BELT_LENGTH_M / 2
     travel = v * (scene.tc[-1] - scene.tc[0])
     m = int(np.ceil(BELT_PATCHES_PER_M * (BELT_LENGTH_M + travel)))
     s0 = rng.uniform(-half, half + travel, m)  # place along the run (ahead of the body +) at the first coarse time
@@ -507,6 +513,10 @@ def walker_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.n
     fmax = max_doppler(r, scene, coarse=True)
     if p.get("belt_rcs"):  # the treadmill's belt (its own spawned stream: the draws after it are unchanged)
         rb, ab = belt_ranges(p, scene, rng.spawn(1)[0])
+        gate_m = float(p.get("range_gate_m", 0.0))
+        if gate_m > 0:  # the same range bins as the body's (around the torso's range)
+            torso = r[TORSO_SEGMENT] if body is None else r[TORSO_SEGMENT * k : (TORSO_SEGMENT + 1) * k].mean(0)
+            ab = ab * range_gate(rb, torso, gate_m)
         r, amp = np.concatenate([r, rb]), np.concatenate([amp, ab])
     r, amp = scene.up(r), scene.up(amp)
     sig = point_returns(r, amp, scene.wavelength)

@@ -52,7 +52,7 @@ def test_pipeline_script_runs_the_whole_chain(tmp_path):
     env = dict(os.environ, MDCLI=f"{sys.executable} -m mdcli", TORCHRUN=f"{sys.executable} -m torch.distributed.run", RANKS="2",
                COLUMNS="200")
     code, stdout, stderr = _run_or_explain(["bash", str(ROOT / "examples/pipeline.sh"), "demo", str(ROOT / "configs/study/tiny.yaml")],
-                                           tmp_path, env, limit_s=240)
+                                           tmp_path, env, limit_s=280)
     assert code == 0, stdout[-2000:] + stderr[-3000:]
     for name in ("data.h5", "clf.h5", "judge.h5", "ae.h5", "latents.h5", "ldm.h5", "samples.h5", "generation.json",
                  "REPORT.md", "real_vs_generated.png"):

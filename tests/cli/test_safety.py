@@ -445,7 +445,8 @@ def test_split_writes_both_parts_or_neither(runner, data, tmp_path, monkeypatch)
     assert (train.read_bytes(), test.read_bytes()) == before and left_behind(tmp_path) == []  # the seed-0 pair, whole
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads the pool's workers from /proc")
+@pytest.mark.skipif(not os.path.exists(f"/proc/self/task/{os.getpid()}/children"),
+                    reason="reads the pool's workers from /proc/PID/task/PID/children")
 def test_sigterm_ends_a_simulation_on_worker_processes_cleanly(tmp_path):
     """SIGTERM to `simulate --workers 2` mid-run: exit 130, no output and no temp file, and no traceback. The forked
     workers had inherited the CLI's SIGTERM handler, so the pool's own terminate() made each busy worker print a
