@@ -26,7 +26,7 @@ from mdcli.sim.rotor import drone_signal, helicopter_signal, sample_drone, sampl
 from mdcli.sim.scene import draw_scene
 from mdcli.sim.signal import C, add_noise, resample_axis, stft_power, to_unit_db
 from mdcli.sim.vehicle import sample_vehicle, vehicle_signal
-from mdcli.sim.walker import sample_walker, walker_signal
+from mdcli.sim.walker import draw_in_range, sample_walker, walker_signal
 
 MODELS: dict[str, tuple[Callable, Callable]] = {
     "walker": (sample_walker, walker_signal),
@@ -91,12 +91,11 @@ def simulate_signal(cfg: SimulateConfig, target: str, index: int, looks: int = 1
             p.update(swing_skew=float(cfg.walker.swing_skew))
         if cfg.walker.treadmill:
             p.update(treadmill=True)
-            lo, hi = cfg.walker.treadmill_drift_mps
-            if lo != hi:  # its own keyed stream: the sample's other draws (SNR, noise) are those of a run without drift
-                key = [cfg.seed, ALL_TARGETS.index(target), index]
-                p.update(drift_mps=float(np.random.default_rng(np.random.SeedSequence(key, spawn_key=(DRIFT_KEY,))).uniform(lo, hi)))
-            elif lo:
-                p.update(drift_mps=float(lo))
+            # its own keyed stream: the sample's other draws (SNR, noise) are those of a run without drift
+            key = np.random.SeedSequence([cfg.seed, ALL_TARGETS.index(target), index], spawn_key=(DRIFT_KEY,))
+            drift = draw_in_range(cfg.walker.treadmill_drift_mps, np.random.default_rng(key))
+            if drift:
+                p.update(drift_mps=drift)
         if cfg.walker.belt_rcs:
             p.update(belt_rcs=float(cfg.walker.belt_rcs))
     sig, fmax, v_r = signal(p, scene, rng)

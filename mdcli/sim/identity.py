@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from mdcli.sim.config import CADENCE_LIMITS, IdentityConfig
-from mdcli.sim.walker import THIGH_FRACTION, cycle_duration, draw_cadence, draw_phase, relative_velocity
+from mdcli.sim.walker import THIGH_FRACTION, cycle_duration, draw_in_range, draw_phase, relative_velocity
 
 IDENTITY_KEY, WINDOW_KEY = 36, 37
 
@@ -47,7 +47,7 @@ def draw_identity(cfg: IdentityConfig, seed: int, target_index: int, i: int) -> 
         "id_speed_mps": rng.uniform(*cfg.speed_mps),
         "id_speed_sd_mps": rng.uniform(*cfg.speed_sd_mps),
     }
-    ident["id_cadence_scale"] = draw_cadence(cfg.cadence_scale, rng)  # drawn last: the other draws stay as they were
+    ident["id_cadence_scale"] = draw_in_range(cfg.cadence_scale, rng)  # drawn last: the other draws stay as they were
     return ident
 
 

@@ -377,8 +377,9 @@ def diffuse_rcs(a: np.ndarray, c: np.ndarray, cos_theta: np.ndarray, gain: float
     return gain * (4.0 * a * c * sin_t + np.pi * a**2 * np.abs(cos_theta))
 
 
-def draw_cadence(lo_hi: list[float], rng: np.random.Generator) -> float:
-    """A cadence scale from [lo, hi]; a single value draws nothing (the random streams of the default stay)."""
+def draw_in_range(lo_hi: list[float], rng: np.random.Generator) -> float:
+    """A value from [lo, hi] (a cadence scale, a treadmill drift); a single value draws nothing (the random streams
+    of the default stay)."""
     lo, hi = lo_hi
     return float(lo) if lo == hi else float(rng.uniform(lo, hi))
 
@@ -394,7 +395,7 @@ def sample_walker(cfg: WalkerConfig, rng: np.random.Generator) -> dict:
     speed = min(speed, 3.0 * THIGH_FRACTION * height)
     rv = relative_velocity(speed, height)
     p = {"height_m": height, "speed_mps": speed, "relative_velocity": rv, "phase0": draw_phase(cfg.start_phase, rng)}
-    p["cadence_scale"] = draw_cadence(cfg.cadence_scale, rng)
+    p["cadence_scale"] = draw_in_range(cfg.cadence_scale, rng)
     p["gait_cycle_s"] = cycle_duration(rv) / p["cadence_scale"]  # what is simulated (walker_joints)
     return p
 
@@ -426,8 +427,9 @@ def walker_joints(p: dict, scene: Scene) -> np.ndarray:
 
 
 def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | None = None,
-                  gate_m: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Coarse-grid ranges (18, Jc) and amplitudes sqrt(RCS) (18, Jc): the 16 segment midpoints, then the 2 toe tips.
+                  gate_m: float = 0.0, extra: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Coarse-grid ranges (18, Jc) and amplitudes sqrt(RCS) (18, Jc): the 16 segment midpoints, then the 2 toe tips,
+    then the rows of `extra` (ranges, amplitudes) if given (the treadmill's belt: inside the same range gate).
 
     body (distributed_body): K points per segment instead of its midpoint, rows segment-major (16 K + 2, Jc); each
     gets the segment's ellipsoid RCS (at the segment's aspect) / K and its fixed random phase. gate_m > 0: a range
@@ -463,15 +465,12 @@ def walker_ranges(p: dict, scene: Scene, body: tuple[np.ndarray, np.ndarray] | N
     r_toe = np.linalg.norm(scene.radar_pos - jw[:, list(TOES)], axis=-1)  # (Jc, 2)
     amp_toe = np.full_like(r_toe, np.sqrt(np.pi * leg) * TOE_RADIUS) * scene.beam(jw[:, list(TOES)])
     r, amp = np.concatenate([r, r_toe], 1).T, np.concatenate([amp, amp_toe], 1).T
+    if extra is not None:
+        r, amp = np.concatenate([r, extra[0]]), np.concatenate([amp, extra[1]])
     if gate_m > 0:  # the range bins kept around the torso (the strongest return)
-        amp = amp * range_gate(r, np.linalg.norm(scene.radar_pos - mid[:, TORSO_SEGMENT], axis=-1), gate_m)
+        ref = np.linalg.norm(scene.radar_pos - mid[:, TORSO_SEGMENT], axis=-1)
+        amp = amp * np.exp(-0.5 * (2 * (r - ref) / gate_m) ** 4)
     return r, amp
-
-
-def range_gate(r: np.ndarray, ref: np.ndarray, gate_m: float) -> np.ndarray:
-    """Amplitude of returns at ranges r (..., Jc) in a gate of full width gate_m around ref (Jc,): the summed range
-    bins of an FMCW radar, exp(-(2 dR / gate_m)^4 / 2)."""
-    return np.exp(-0.5 * (2 * (r - ref) / gate_m) ** 4)
 
 
 BELT_LENGTH_M, BELT_WIDTH_M, BELT_HEIGHT_M = 1.5, 0.5, 0.05  # a treadmill deck's visible top run
@@ -509,15 +508,11 @@ def walker_signal(p: dict, scene: Scene, rng: np.random.Generator) -> tuple[np.n
     k = int(p.get("points_per_segment", 1))
     # K > 1: the body's scatterers from a stream spawned off the sample's (the draws after it are unchanged)
     body = distributed_body(k, rng.spawn(1)[0]) if k > 1 else None
-    r, amp = walker_ranges(p, scene, body, float(p.get("range_gate_m", 0.0)))
+    # the treadmill's belt from its own spawned stream (the draws after it are unchanged); its Doppler, minus the
+    # walking speed, stays under the limbs', so the largest Doppler is the body's
+    belt = belt_ranges(p, scene, rng.spawn(1)[0]) if p.get("belt_rcs") else None
+    r, amp = walker_ranges(p, scene, body, float(p.get("range_gate_m", 0.0)), belt)
     fmax = max_doppler(r, scene, coarse=True)
-    if p.get("belt_rcs"):  # the treadmill's belt (its own spawned stream: the draws after it are unchanged)
-        rb, ab = belt_ranges(p, scene, rng.spawn(1)[0])
-        gate_m = float(p.get("range_gate_m", 0.0))
-        if gate_m > 0:  # the same range bins as the body's (around the torso's range)
-            torso = r[TORSO_SEGMENT] if body is None else r[TORSO_SEGMENT * k : (TORSO_SEGMENT + 1) * k].mean(0)
-            ab = ab * range_gate(rb, torso, gate_m)
-        r, amp = np.concatenate([r, rb]), np.concatenate([amp, ab])
     r, amp = scene.up(r), scene.up(amp)
     sig = point_returns(r, amp, scene.wavelength)
     torso = r[TORSO_SEGMENT] if body is None else r[TORSO_SEGMENT * k : (TORSO_SEGMENT + 1) * k].mean(0)
