@@ -18,6 +18,7 @@ from mdcli.errors import MdcliError
 from mdcli.models.classifier import ClassifierNetConfig, SpectrogramClassifier
 from mdcli.stages import ExtraOptions, OptimConfig, TrainClassifierConfig
 from mdcli.train.checkpoint import open_run, save_checkpoint
+from mdcli.train.ema import EMA
 from mdcli.train.distributed import (ddp, dist_setup, dist_teardown, is_main, maybe_compile, pick_device, rank,
                                      rank_slice, set_threads)
 from mdcli.train.loop import StepLoop, batch_indices, batches, lr_at, optimizer_step, steps_per_epoch
@@ -121,16 +122,24 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     net = maybe_compile(ddp(model, device), cfg.train.compile)
     opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                             fused=fused_adamw(device))
+    # the saved weights: an average over the last ~1/(1 - decay) steps (train.ema_decay > 0), or the last ones. After
+    # --init the average starts from the init's weights and fresh head, as the trained model does.
+    ema = EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    modules = {"model": model} | ({"ema": ema.model} if ema else {})
     text = to_yaml(cfg)
     parents = [parent_record(p) for p in (data_path, extra, init) if p is not None]
-    ckpt, jsonl, start, _ = open_run(output, resume, text, {"model": model}, {"opt": opt}, log, {}, progress, parents)
+    ckpt, jsonl, start, _ = open_run(output, resume, text, modules, {"opt": opt}, log, {}, progress, parents)
     spe = steps_per_epoch(len(tr), cfg.train.batch_size)
     precision = resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
     amp = autocast(device, precision)
     prefetch = Prefetcher(lambda i: reader.images(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
 
+    def final() -> SpectrogramClassifier:
+        """The model that is validated and saved."""
+        return ema.model if ema is not None else model
+
     def checkpoint(at: int) -> None:
-        save_checkpoint(ckpt, text, cfg.seed, parents, at, {"model": model}, {"opt": opt}, {})
+        save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {})
 
     with StepLoop(start, cfg.train.steps, stop_after, cfg.train.checkpoint_every, checkpoint, (prefetch,)) as loop:
         for step in loop:
@@ -149,6 +158,8 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             with amp:
                 loss = weighted_cross_entropy(net(xb), yb, w)
             optimizer_step(opt, loss, model.parameters(), cfg.train.grad_clip, step, ckpt)
+            if ema is not None:
+                ema.update(model, step)
             loop.seen += len(idx)
             if progress:
                 progress(1)
@@ -156,9 +167,10 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
                 jsonl.write({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
             eval_every = cfg.train.eval_every or spe
             if (step + 1) % eval_every == 0 and is_main():
-                jsonl.write({"step": step + 1, "val_accuracy": accuracy(model, x_val, y[va_eval], device)})
+                jsonl.write({"step": step + 1, "val_accuracy": accuracy(final(), x_val, y[va_eval], device)})
     if loop.stopped:
         return None
+    model = final()  # from here on: the saved weights
     rate = loop.rate()
     if not is_main():
         dist_teardown()

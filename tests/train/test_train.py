@@ -368,3 +368,39 @@ def test_resume_of_a_finished_run_leaves_its_output_alone(runner, tiny_data, clf
     before = out.read_bytes()
     res = _train_ae(runner, data, clf, out, "vqvae", "--steps", "5", "--resume")
     assert "already trained" not in res.output and out.read_bytes() != before
+
+
+def test_classifier_ema_is_the_average_of_its_steps_and_resumes_exactly(tiny_data, tmp_path):
+    """train-classifier honours train.ema_decay (it was read and ignored before): the artifact holds the
+    bias-corrected average of the weights after every step, computed here from the raw weights of runs stopped
+    after each step, and a run stopped and resumed saves the same average as an uninterrupted one."""
+    from mdcli.config import load_config
+    from mdcli.stages import TrainClassifierConfig
+    from mdcli.train.classifier import train_classifier
+
+    def cfg(decay):
+        return load_config(TrainClassifierConfig, TINY / "train-classifier.yaml", None,
+                           {"train.steps": 3, "train.ema_decay": decay, "train.checkpoint_every": 1})
+
+    def weights(path):
+        return {k: torch.from_numpy(np.asarray(v)) for k, v in load_model(path, "classifier")[2].items()}
+
+    raw = []  # the raw weights after steps 1, 2, 3: runs of 1, 2, 3 steps without the average
+    for n in (1, 2, 3):
+        c = cfg(0.0)
+        c.train.steps = n
+        train_classifier(c, tiny_data, tmp_path / f"raw{n}.h5")
+        raw.append(weights(tmp_path / f"raw{n}.h5"))
+    d = 0.5
+    train_classifier(cfg(d), tiny_data, tmp_path / "ema.h5")
+    ema = weights(tmp_path / "ema.h5")
+    norm = sum(d ** (2 - i) * (1 - d) for i in range(3))
+    for k in ema:
+        expected = sum(d ** (2 - i) * (1 - d) * raw[i][k].double() for i in range(3)) / norm
+        assert torch.allclose(ema[k].double(), expected, atol=1e-6), k
+    assert any(not torch.equal(ema[k], raw[2][k]) for k in ema)  # not the last weights
+
+    assert train_classifier(cfg(d), tiny_data, tmp_path / "resumed.h5", stop_after=2) is None
+    train_classifier(cfg(d), tiny_data, tmp_path / "resumed.h5", resume=True)
+    resumed = weights(tmp_path / "resumed.h5")
+    assert all(torch.equal(resumed[k], ema[k]) for k in ema)
