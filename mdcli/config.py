@@ -196,7 +196,8 @@ SECTIONS = {
     "SimulateConfig": "simulate", "TrainClassifierConfig": "train-classifier", "TrainAEConfig": "train-ae",
     "TrainLDMConfig": "train-ldm", "SampleConfig": "sample", "LatentConfig": "diagnose-latent",
     "CollapseThresholds": "diagnose-collapse", "DiffusabilityConfig": "diagnose-diffusability",
-    "GenerationConfig": "diagnose-generation", "GainConfig": "diagnose-gain", "StudyProfile": "study",
+    "GenerationConfig": "diagnose-generation", "GainConfig": "diagnose-gain",
+    "study": "study",  # the study's profile: read by mdcli.study itself; listed so a file with it is sectioned
     "AugmentConfig": "augment",
 }
 

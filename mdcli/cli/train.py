@@ -90,10 +90,13 @@ def train_classifier_cmd(
         return
     _require(data, "spectrograms")
     _require_resume(output, resume)
-    if extra is None and (extra_weight, extra_ratio, extra_prob) != (None, None, None):
-        raise MdcliError("--extra-weight / --extra-ratio / --extra-prob: give the extra images with --extra FILE")
-    if init is None and finetune is not None:
-        raise MdcliError("--finetune: give the classifier to start from with --init FILE")
+    # also when set with --set or in the config file: without the file they would be silently unused
+    from mdcli.stages import ExtraOptions
+
+    if extra is None and ((extra_weight, extra_ratio, extra_prob) != (None, None, None) or cfg.extra != ExtraOptions()):
+        raise MdcliError("--extra-weight / --extra-ratio / --extra-prob (extra.*): give the extra images with --extra FILE")
+    if init is None and (finetune is not None or cfg.finetune != "all"):
+        raise MdcliError("--finetune (finetune): give the classifier to start from with --init FILE")
     for path, option, kind in ((extra, "--extra", "spectrograms"), (init, "--init", "classifier")):
         if path is not None:
             _require(path, kind, option)

@@ -305,6 +305,14 @@ class SimulateConfig:
             if self.walker.cadence_scale != [1.0, 1.0] and self.walker.cadence_scale != i.cadence_scale:
                 raise ConfigError("walker.cadence_scale: virtual people take identity.cadence_scale (each person's "
                                   "own cadence); set that instead")
+            # a walker range set while the person's stays at its default would be silently unused (e.g. a --like
+            # fit's stored config rendered with --identities): refused. Both set: the person's range is used.
+            for key, what in (("height_m", "body height"), ("speed_mps", "preferred speed")):
+                value, own = list(getattr(self.walker, key)), list(getattr(i, key))
+                if value != list(getattr(WalkerConfig(), key)) and own == list(getattr(IdentityConfig(), key)) \
+                        and value != own:
+                    raise ConfigError(f"walker.{key}: {value} is not used by virtual people (--identities): each "
+                                      f"person's {what} comes from identity.{key} (default {own}); set that instead")
         r, p = self.radar, self.processing
         for key, v in (("radar.carrier_hz", r.carrier_hz), ("radar.prf_hz", r.prf_hz), ("radar.duration_s", r.duration_s)):
             if not (math.isfinite(v) and v > 0):

@@ -229,3 +229,20 @@ def test_a_file_of_the_wrong_kind_is_named_by_its_option(tiny_data, tmp_path):
     refused(runner.invoke(app, [*ae_args, "--perceptual", "none", "--init", str(tiny_data)]), f"--init {tiny_data}: is a 'spectrograms'",
             "expected autoencoder")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--finetune", "head"], "--init FILE"),
+    (["--set", "finetune=head"], "--init FILE"),
+    (["--extra-ratio", "0.5"], "--extra FILE"),
+    (["--set", "extra.prob=0.3"], "--extra FILE"),
+])
+def test_classifier_options_without_their_file_are_refused(tiny_data, tmp_path, args, fragment):
+    """--finetune without --init and extra.* without --extra would train as if unset: refused, also when given
+    with --set (it used to check the flags alone)."""
+    from tests.conftest import TINY
+
+    out = tmp_path / "c.h5"
+    refused(CliRunner().invoke(app, ["train-classifier", "--config", str(TINY / "train-classifier.yaml"), "--data",
+                                     str(tiny_data), "-o", str(out), "--quiet", *args]), fragment)
+    assert not out.exists()

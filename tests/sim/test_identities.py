@@ -215,3 +215,22 @@ def test_walker_cadence_under_identities_is_refused():
         cfg.validate()
     cfg.identity.cadence_scale = [0.8, 0.8]  # as the --like fit writes both
     cfg.validate()
+
+
+@pytest.mark.parametrize("key,value", [("speed_mps", [1.1, 1.3]), ("height_m", [1.6, 1.7])])
+def test_walker_body_or_speed_under_identities_is_refused_unless_the_persons_is_set(key, value):
+    """A walker range under --identities would be silently unused (each person's comes from identity.*), e.g. a
+    --like fit's stored config rendered with --identities: refused, naming the identity key; with the person's
+    range set too (the documented recipe) it is accepted."""
+    from mdcli.errors import ConfigError
+    from mdcli.sim.config import SimulateConfig
+
+    cfg = SimulateConfig(targets=["walker"], identities=3)
+    setattr(cfg.walker, key, value)
+    with pytest.raises(ConfigError, match=rf"walker.{key}: .* identity.{key}"):
+        cfg.validate()
+    setattr(cfg.identity, key, [value[0] + 0.01, value[1]])
+    cfg.validate()
+    cfg.identities = 0  # a plain walker simulation uses walker.* itself
+    cfg.identity = type(cfg.identity)()
+    cfg.validate()
