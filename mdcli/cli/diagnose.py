@@ -315,7 +315,8 @@ def diagnose_gain(
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
     from mdcli.diagnose.gain import (FROZEN_HEADER, FROZEN_TITLE, REFERENCE_ARMS_HEADER, REFERENCE_ARMS_TITLE,
-                                     TABLE_HEADER, GainConfig, frozen_cells, gain_report, parse_arm, plan,
+                                     TABLE_HEADER, TRAIN_HEADER, TRAIN_TITLE, GainConfig, frozen_cells, gain_report,
+                                     parse_arm, plan, train_cells,
                                      reference_arm_cells, reference_line, table_cells)
     from mdcli.progress import progress_bar
 
@@ -381,22 +382,17 @@ def diagnose_gain(
     ref = reference_line(report)
     if ref:
         console.print(ref, highlight=False, soft_wrap=True)
-    ref_rows = reference_arm_cells(report)
-    if ref_rows:
-        table = Table(title=REFERENCE_ARMS_TITLE)
-        for c in REFERENCE_ARMS_HEADER:
-            table.add_column(c, justify="left" if c in ("arm",) or c.startswith("gain") else "right")
-        for cells in ref_rows:
-            table.add_row(*cells)
-        console.print(table)
-    frozen = frozen_cells(report)
-    if frozen:
-        table = Table(title=FROZEN_TITLE)
-        for c in FROZEN_HEADER:
-            table.add_column(c, justify="left" if c == "start" or c.startswith("over") else "right")
-        for cells in frozen:
-            table.add_row(*cells)
-        console.print(table)
+    for title, header, rows, left in (
+            (REFERENCE_ARMS_TITLE, REFERENCE_ARMS_HEADER, reference_arm_cells(report), ("arm", "gain")),
+            (TRAIN_TITLE, TRAIN_HEADER, train_cells(report), ("arm", "gain")),
+            (FROZEN_TITLE, FROZEN_HEADER, frozen_cells(report), ("start", "over"))):
+        if rows:  # the side tables: text columns left, numbers right
+            table = Table(title=title)
+            for c in header:
+                table.add_column(c, justify="left" if c == left[0] or c.startswith(left[1]) else "right")
+            for cells in rows:
+                table.add_row(*cells)
+            console.print(table)
 
 
 @command(diagnose_app, "separability", prefix="diagnose")

@@ -469,8 +469,12 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
         tune = replace(fit, lr=task["lr"]) if task["lr"] else fit
         model = go(x, y, cfg=tune, model=model, head_only=task["finetune"] == "head", augment=task["augment"] == "classic")
     pred = embed(model.to(device), data.x_test, batch_size)[1]
+    # the same model on the other training windows (FROZEN_GAP steps from the subset): no held-out window enters
+    other = _away_from(sel.numpy(), data.y.numpy(), data.sequence)
+    on_train = (float((embed(model, data.x[torch.from_numpy(other)], batch_size)[1] == data.y.numpy()[other]).mean())
+                if other.any() else None)
     return {"accuracy": float((pred == data.y_test).mean()), "macro_f1": macro_f1(pred, data.y_test, k),
-            "subset": _digest(sel.numpy()), "init": init}
+            "accuracy_train": on_train, "subset": _digest(sel.numpy()), "init": init}
 
 
 REFERENCE = ("a logistic regression on each window's Doppler profile (per row: mean and spread over time; per "
@@ -713,9 +717,14 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                    "gain": None, "gain_macro_f1": None, "generator_saw": None, "generator_saw_more": False,
                    "generator_saw_outside_subset": None, "autoencoder_saw": None, "autoencoder_saw_more": False,
                    "classifier_saw": None, "classifier_saw_more": False}
+            on_train = [r["accuracy_train"] for r in rs]
+            row["accuracy_train"] = None if None in on_train else _spread(on_train)
+            row["gain_train"] = None
             if a.name != "real":
                 row["gain"] = paired_gain([r["accuracy"] - b["accuracy"] for r, b in zip(rs, base)])
                 row["gain_macro_f1"] = paired_gain([r["macro_f1"] - b["macro_f1"] for r, b in zip(rs, base)])
+                if row["accuracy_train"] is not None:
+                    row["gain_train"] = paired_gain([r - b["accuracy_train"] for r, b in zip(on_train, base)])
             ae = [p.ae_saw[q] for s in seeds if a.file for q in a.paths(n, s) if q in p.ae_saw]
             if ae:
                 row["autoencoder_saw"] = max(ae)
@@ -845,6 +854,23 @@ def frozen_cells(report: dict) -> list[list[str]]:
     return sorted(rows, key=lambda c: int(c[0]))  # by N, the plan's order within
 
 
+TRAIN_HEADER = ("N", "arm", "accuracy on other training windows", "gain over real there (95 % CI)")
+TRAIN_TITLE = ("the same fine-tuned classifiers read on the other training windows (>= "
+               f"{FROZEN_GAP} recording steps from the subset; no held-out window: a way to choose among arms, e.g. "
+               "pretraining draws, when the training part holds more than N windows per class)")
+
+
+def train_cells(report: dict) -> list[list[str]]:
+    """Each arm's accuracy on the other training windows and its paired gain over real there, as text cells of
+    TRAIN_HEADER's columns; none when the subsets are all the training windows (or for reports written before)."""
+    rows = []
+    for n, name, r, _, _ in table_rows(report):
+        if r.get("accuracy_train"):
+            rows.append([str(n), name, stats.fmt_spread(r["accuracy_train"]["values"], ".3f", ".3f"),
+                         "baseline" if name == "real" else verdict_text(r["gain_train"])])
+    return rows
+
+
 def markdown_table(report: dict) -> str:
     """The report's table (table_cells) as Markdown, the notes (and the reference line) as a list under it, and the
     reference per arm (reference_arm_cells) as a second table."""
@@ -858,6 +884,11 @@ def markdown_table(report: dict) -> str:
         out += ["", REFERENCE_ARMS_TITLE[0].upper() + REFERENCE_ARMS_TITLE[1:] + ":", "",
                 "| " + " | ".join(REFERENCE_ARMS_HEADER) + " |", "|---" * len(REFERENCE_ARMS_HEADER) + "|"]
         out += ["| " + " | ".join(cells) + " |" for cells in ref_rows]
+    on_train = train_cells(report)
+    if on_train:
+        out += ["", TRAIN_TITLE[0].upper() + TRAIN_TITLE[1:] + ":", "",
+                "| " + " | ".join(TRAIN_HEADER) + " |", "|---" * len(TRAIN_HEADER) + "|"]
+        out += ["| " + " | ".join(cells) + " |" for cells in on_train]
     frozen = frozen_cells(report)
     if frozen:
         out += ["", FROZEN_TITLE[0].upper() + FROZEN_TITLE[1:] + ":", "",

@@ -623,3 +623,29 @@ def test_an_arm_file_is_an_input_no_report_may_replace(runner, gain_data, tmp_pa
                           "--per-class", str(N), "--seeds", "1", "--arm", f"g=append:{extra}", opt, str(extra), "--force", "-q"],
                  f"{opt} {extra} is the input --arm g ({extra})")
     assert extra.read_bytes() == before
+
+
+def test_each_arm_is_also_read_on_the_other_training_windows(runner, gain_data, tmp_path):
+    """Every fine-tuned classifier is scored on the training windows outside its subset too (no held-out window:
+    a way to choose among arms): the number is the fitted model's accuracy there, computed here by hand for
+    `real`, the gain there is paired over real, and the Markdown report has the table."""
+    from mdcli.diagnose.generation import embed
+    from mdcli.train.classifier import fit_classifier
+
+    d = gain_data
+    data, fit = Data(d / "train.h5", d / "test.h5"), FitConfig(net=replace(FitConfig().net, channels=[4]), steps=3,
+                                                                batch_size=4)
+    got = run_task(gain.Arm("real", "real").task(3, 1), data, fit, "auto", 64)
+    sel = few_shot_indices(data.y.numpy(), 3, 1, data.sequence, "auto")
+    model = fit_classifier(data.x[sel], data.y[sel], 4, fit, 1)
+    rest = np.setdiff1d(np.arange(len(data.y)), sel)  # no /sequence: every training window outside the subset
+    want = float((embed(model, data.x[rest], 64)[1] == data.y.numpy()[rest]).mean())
+    assert got["accuracy_train"] == pytest.approx(want) and 0 < want < 1
+    base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "3",
+            "--seeds", "2", "-q", "--set", "fit.steps=2", "--set", "fit.net.channels=[4]"]
+    r = json.loads(_run(runner, [*base, "--json"]).stdout)["results"]["3"]
+    assert r["real"]["gain_train"] is None and len(r["real"]["accuracy_train"]["values"]) == 2
+    assert r["classic"]["gain_train"]["values"] == pytest.approx(
+        [a - b for a, b in zip(r["classic"]["accuracy_train"]["values"], r["real"]["accuracy_train"]["values"])])
+    _run(runner, [*base, "--md-out", str(tmp_path / "g.md")])
+    assert "read on the other training windows" in (tmp_path / "g.md").read_text()
