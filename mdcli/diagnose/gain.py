@@ -470,8 +470,9 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
         model = go(x, y, cfg=tune, model=model, head_only=task["finetune"] == "head", augment=task["augment"] == "classic")
     pred = embed(model.to(device), data.x_test, batch_size)[1]
     # the same model on the other training windows (FROZEN_GAP steps from the subset): no held-out window enters
-    other = _away_from(sel.numpy(), data.y.numpy(), data.sequence)
-    on_train = (float((embed(model, data.x[torch.from_numpy(other)], batch_size)[1] == data.y.numpy()[other]).mean())
+    y_all = data.y.numpy()
+    other = _away_from(sel.numpy(), y_all, data.sequence)
+    on_train = (float((embed(model, data.x[torch.from_numpy(other)], batch_size)[1] == y_all[other]).mean())
                 if other.any() else None)
     return {"accuracy": float((pred == data.y_test).mean()), "macro_f1": macro_f1(pred, data.y_test, k),
             "accuracy_train": on_train, "subset": _digest(sel.numpy()), "init": init}
@@ -873,27 +874,18 @@ def train_cells(report: dict) -> list[list[str]]:
 
 def markdown_table(report: dict) -> str:
     """The report's table (table_cells) as Markdown, the notes (and the reference line) as a list under it, and the
-    reference per arm (reference_arm_cells) as a second table."""
+    side tables that have rows: the reference per arm, the arms on the other training windows, the starts frozen."""
     rows, notes = table_cells(report)
     notes = notes + [line for line in [reference_line(report)] if line]
     out = ["| " + " | ".join(TABLE_HEADER) + " |", "|---" * len(TABLE_HEADER) + "|"]
     out += ["| " + " | ".join(cells) + " |" for cells in rows]
     out += ([""] + ["- " + n.replace("*", "\\*") for n in notes]) if notes else []
-    ref_rows = reference_arm_cells(report)
-    if ref_rows:
-        out += ["", REFERENCE_ARMS_TITLE[0].upper() + REFERENCE_ARMS_TITLE[1:] + ":", "",
-                "| " + " | ".join(REFERENCE_ARMS_HEADER) + " |", "|---" * len(REFERENCE_ARMS_HEADER) + "|"]
-        out += ["| " + " | ".join(cells) + " |" for cells in ref_rows]
-    on_train = train_cells(report)
-    if on_train:
-        out += ["", TRAIN_TITLE[0].upper() + TRAIN_TITLE[1:] + ":", "",
-                "| " + " | ".join(TRAIN_HEADER) + " |", "|---" * len(TRAIN_HEADER) + "|"]
-        out += ["| " + " | ".join(cells) + " |" for cells in on_train]
-    frozen = frozen_cells(report)
-    if frozen:
-        out += ["", FROZEN_TITLE[0].upper() + FROZEN_TITLE[1:] + ":", "",
-                "| " + " | ".join(FROZEN_HEADER) + " |", "|---" * len(FROZEN_HEADER) + "|"]
-        out += ["| " + " | ".join(cells) + " |" for cells in frozen]
+    for title, header, rows in ((REFERENCE_ARMS_TITLE, REFERENCE_ARMS_HEADER, reference_arm_cells(report)),
+                                (TRAIN_TITLE, TRAIN_HEADER, train_cells(report)),
+                                (FROZEN_TITLE, FROZEN_HEADER, frozen_cells(report))):
+        if rows:  # the side tables, each under its title as a sentence
+            out += ["", title[0].upper() + title[1:] + ":", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+            out += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(out)
 
 

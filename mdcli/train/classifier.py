@@ -126,6 +126,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     # --init the average starts from the init's weights and fresh head, as the trained model does.
     ema = EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     modules = {"model": model} | ({"ema": ema.model} if ema else {})
+    saved = ema.model if ema is not None else model  # what is validated and saved
     text = to_yaml(cfg)
     parents = [parent_record(p) for p in (data_path, extra, init) if p is not None]
     ckpt, jsonl, start, _ = open_run(output, resume, text, modules, {"opt": opt}, log, {}, progress, parents)
@@ -133,10 +134,6 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     precision = resolve_precision(device, cfg.train.precision)  # what runs, and what the artifact records
     amp = autocast(device, precision)
     prefetch = Prefetcher(lambda i: reader.images(rank_slice(tr[batch_indices(len(tr), cfg.train.batch_size, i, cfg.seed)])))
-
-    def final() -> SpectrogramClassifier:
-        """The model that is validated and saved."""
-        return ema.model if ema is not None else model
 
     def checkpoint(at: int) -> None:
         save_checkpoint(ckpt, text, cfg.seed, parents, at, modules, {"opt": opt}, {})
@@ -167,18 +164,17 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
                 jsonl.write({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
             eval_every = cfg.train.eval_every or spe
             if (step + 1) % eval_every == 0 and is_main():
-                jsonl.write({"step": step + 1, "val_accuracy": accuracy(final(), x_val, y[va_eval], device)})
+                jsonl.write({"step": step + 1, "val_accuracy": accuracy(saved, x_val, y[va_eval], device)})
     if loop.stopped:
         return None
-    model = final()  # from here on: the saved weights
     rate = loop.rate()
     if not is_main():
         dist_teardown()
         return ClassifierResult(float("nan"), float("nan"), cfg.train.steps, rate)
-    val_acc = streamed_accuracy(model, reader, va, device)  # every held-out sample
-    train_acc = streamed_accuracy(model, reader, eval_subset(tr, cfg.train.max_eval, cfg.seed), device)
+    val_acc = streamed_accuracy(saved, reader, va, device)  # every held-out sample
+    train_acc = streamed_accuracy(saved, reader, eval_subset(tr, cfg.train.max_eval, cfg.seed), device)
     reader.close()
-    save_model(output, "classifier", text, cfg.seed, parents, model.state_dict(), {
+    save_model(output, "classifier", text, cfg.seed, parents, saved.state_dict(), {
         "class_names": list(reader.class_names), "n_classes": len(reader.class_names),
         "image_shape": list(reader.shape[1:]), "val_accuracy": val_acc, "train_accuracy": train_acc,
         "split": cfg.train.split, "val_indices": va.tolist(),
