@@ -10,6 +10,12 @@ starts from a classifier trained before (init: one pretraining shared by every s
 identities): the five MODES. The gain of an arm is its accuracy minus
 `real`'s for the same seed; its 95 % confidence interval comes from the t distribution over the seed differences,
 and a gain whose interval holds 0 is "no measurable gain".
+
+With K starts (`--starts K`) every arm, the baselines included, fits K times per (N, seed) and keeps the fit with
+the highest accuracy on the other training windows (no held-out window decides): start j of an arm draws its
+initial weights and batches from seed + START_STRIDE * j (j = 0: the single-start fit); an init arm may join M
+classifier files (pretraining draws) with JOIN, start j fine-tuning file j mod M from seed + START_STRIDE * (j // M),
+so a choice among M pretrainings is compared with `real` given the same number of tries.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ KEYS = {"append": {"weight", "ratio", "prob"}, "mixed-then-real": {"weight", "ra
 CHOICES = {"finetune": (("all", "head"), "the weights fine-tuned on the real windows"),  # pretrain's and init's
            "augment": (("none", "classic"), "the real windows while fine-tuning")}
 BASELINES = ("real", "classic")
-JOIN = "+"  # FILE+FILE: several extra files as one set (e.g. a generator's variations and its samples)
+JOIN = "+"  # FILE+FILE: several extra files as one set (e.g. a generator's variations and its samples); init: candidates
+START_STRIDE = 100  # start j of a seed's fit draws its weights and batches from seed + START_STRIDE * j
 
 
 @dataclass
@@ -67,21 +74,27 @@ class GainConfig:
 class Arm:
     name: str
     mode: str
-    file: str | None = None  # may hold {n} and {seed}, and several files joined by JOIN
+    file: str | None = None  # may hold {n} and {seed}, and several files joined by JOIN (init: one per start)
     extra: ExtraOptions = field(default_factory=ExtraOptions)
     finetune: str = "all"
     steps: int = 0  # pretraining steps on the extra set (0: the fit's steps, as the fine-tuning on the real windows)
     lr: float = 0.0  # the fine-tuning's peak learning rate on the real windows (0: the fit's, as pretraining)
     augment: str = "none"  # the fine-tuning's augmentation of the real windows: none, or classic (as the classic arm)
 
-    def task(self, n: int, seed: int) -> dict:
-        """The fit task of this arm at (N, seed) (plan's list; run_task's input)."""
-        return {"arm": self.name, "mode": self.mode, "n": n, "seed": seed,
-                "file": self.path(n, seed) if self.file else None, "extra": asdict(self.extra),
+    def task(self, n: int, seed: int, start: int = 0) -> dict:
+        """The fit task of this arm at (N, seed), its start `start` (plan's list; run_task's input): the subset
+        comes from `seed`, the weights and batches from `fit_seed`; an init arm's start names one of its files."""
+        file, fit_seed = self.path(n, seed) if self.file else None, seed + START_STRIDE * start
+        if self.mode == "init":
+            files = self.paths(n, seed)
+            file, fit_seed = str(files[start % len(files)]), seed + START_STRIDE * (start // len(files))
+        return {"arm": self.name, "mode": self.mode, "n": n, "seed": seed, "start": start, "fit_seed": fit_seed,
+                "file": file, "extra": asdict(self.extra),
                 "finetune": self.finetune, "steps": self.steps, "lr": self.lr, "augment": self.augment}
 
     def paths(self, n: int, seed: int) -> list[Path]:
-        """The arm's files at (N, seed): one, or the several that FILE joins with JOIN (one extra set)."""
+        """The arm's files at (N, seed): one, or the several that FILE joins with JOIN (one extra set; an init
+        arm's candidate starts)."""
         assert self.file is not None
         filled = self.file.replace("{n}", str(n)).replace("{seed}", str(seed))
         return [Path(part) for part in filled.split(JOIN)]
@@ -115,8 +128,6 @@ def parse_arm(text: str) -> Arm:
     parts = [q.strip() for q in file.split(JOIN)]
     if not all(parts):
         raise ConfigError(f"{what}: an empty file name in '{file}' (join several files as A.h5{JOIN}B.h5)")
-    if mode == "init" and len(parts) > 1:
-        raise ConfigError(f"{what}: mode init starts from one classifier file, got {len(parts)} joined with {JOIN}")
     arm = Arm(name, mode, JOIN.join(parts))
     for pair in pairs:
         key, eq, value = (s.strip() for s in pair.partition("="))
@@ -249,6 +260,7 @@ class Plan:
     ae_saw: dict = field(default_factory=dict)  # arm file -> most --train windows per class its autoencoder saw
     clf_saw: dict = field(default_factory=dict)  # init arm file -> most --train windows per class the classifier saw
     outside: dict = field(default_factory=dict)  # (arm, n, seed) -> its generator's windows not in that subset
+    starts: int = 1  # fits per arm and (N, seed); the one best on the other training windows is kept
     sequence_gap: int | None = None  # closest recording positions of a test and a training window of one class
 
 
@@ -272,12 +284,20 @@ def sequence_gap(train: Spectrograms, test: Spectrograms) -> int | None:
 
 
 def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int], seeds: list[int],
-         split: str = "auto") -> Plan:
-    """Validate every input (files, classes, image sizes, N, overlap with the test set) -> the fit tasks."""
+         split: str = "auto", starts: int = 1) -> Plan:
+    """Validate every input (files, classes, image sizes, N, overlap with the test set, K starts) -> the fit tasks
+    (per N and seed: start 0 of every arm, then start 1, ...)."""
     if not per_class or any(n < 1 for n in per_class):
         raise ConfigError("--per-class: give one or more N >= 1, e.g. 20,50")
     if not seeds:
         raise ConfigError("--seeds: give at least one seed")
+    if starts < 1:
+        raise ConfigError(f"--starts: must be >= 1 (fits per arm, the best on the other training windows kept), got {starts}")
+    for arm in arms:
+        m = len(arm.paths(0, 0)) if arm.mode == "init" else 1
+        if starts % m:
+            raise ConfigError(f"--arm {arm.name}: joins {m} classifiers, one start each; --starts must be a multiple of "
+                              f"{m}, got {starts}")
     names_seen = [a.name for a in arms]
     if len(set(names_seen)) != len(names_seen):
         raise ConfigError(f"--arm: the names {names_seen} repeat one")
@@ -294,7 +314,15 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
                          "same class); make both with `mdcli split --split blocked`")
     for n in per_class:
         few_shot_indices(train.labels, n, seeds[0], train.sequence, split, names)  # N larger than a class: an error here
-    p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap)
+    p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap, starts=starts)
+    if starts > 1:  # the choice needs windows to choose by
+        for n in per_class:
+            for seed in seeds:
+                sel = few_shot_indices(train.labels, n, seed, train.sequence, p.split)
+                if not _away_from(sel, train.labels, train.sequence).any():
+                    raise MdcliError(f"--starts {starts}: at N = {n} (seed {seed}) no --train window lies outside the "
+                                     f"subset (>= {FROZEN_GAP} recording steps from it) to choose the start by; "
+                                     "use --starts 1 or a smaller N")
     checked: set[tuple[Path, bool]] = set()
     for arm in arms:
         for n in per_class:
@@ -304,8 +332,9 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
                     _check_arm_file(p, arm, path, paths, n, seed, train, test, test_path, checked, split)
     for n in per_class:
         for seed in seeds:
-            for arm in [Arm("real", "real"), Arm("classic", "classic")] + arms:
-                p.tasks.append(arm.task(n, seed))
+            for start in range(starts):
+                for arm in [Arm("real", "real"), Arm("classic", "classic")] + arms:
+                    p.tasks.append(arm.task(n, seed, start))
     return p
 
 
@@ -419,10 +448,11 @@ class Data:
 
 
 def pretrain_key(task: dict, fit_steps: int) -> tuple | None:
-    """What a pretrain task's first stage depends on besides the run's fit config: (file, steps, seed), its steps
+    """What a pretrain task's first stage depends on besides the run's fit config: (file, steps, its start's seed), its steps
     resolved (an arm without `steps` pretrains for fit_steps); the same for every N (the N real windows enter
     only the fine-tuning). None for the other modes."""
-    return (task["file"], task["steps"] or fit_steps, task["seed"]) if task["mode"] == "pretrain" else None
+    return ((task["file"], task["steps"] or fit_steps, task["fit_seed"]) if task["mode"] == "pretrain"
+            else None)
 
 
 def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int,
@@ -432,8 +462,9 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
 
     `pretrained` (pretrain_key -> weights) keeps each pretraining for the run's other tasks that share it (other N,
     other fine-tunings): every fit is seeded from the task alone, so a kept pretraining gives the same numbers."""
-    seed, n, mode = task["seed"], task["n"], task["mode"]
-    sel = torch.from_numpy(few_shot_indices(data.y.numpy(), n, seed, data.sequence, split))
+    n, mode = task["n"], task["mode"]
+    sel = torch.from_numpy(few_shot_indices(data.y.numpy(), n, task["seed"], data.sequence, split))
+    seed = task["fit_seed"]  # the start's weights and batches (the subset's seed for start 0)
     x, y = data.x[sel], data.y[sel]
     k = len(data.names)
     xe, ye, own = data.extra(task["file"]) if task["file"] is not None and mode != "init" else (None, None, None)
@@ -575,15 +606,17 @@ def frozen_starts(data: "Data", fit: FitConfig, arms: list[Arm], per_class: list
     weights, frozen and read out the same way (random features: what a start carries without pretraining).
     `accuracy_train` reads each out on the other training windows instead (with /sequence, those at least
     FROZEN_GAP recording steps from every subset window of their class): no held-out window enters it, so it may
-    choose among pretrainings. -> {"real" | arm: {N: {"accuracy", "accuracy_train" (spreads over seeds; the latter
-    None when the subset is all the training windows), "gain": paired over real's start (not for real)}}}; None
-    without init arms."""
-    inits = [a for a in arms if a.mode == "init"]
+    choose among pretrainings. An init arm joining several classifiers has one entry per file, ARM#j (j from 0).
+    -> {"real" | arm: {N: {"accuracy", "accuracy_train" (spreads over seeds; the latter None when the subset is all
+    the training windows), "gain": paired over real's start (not for real)}}}; None without init arms."""
+    # (name, arm, which of its files) per frozen start
+    inits = [(a.name if len(a.paths(0, 0)) == 1 else f"{a.name}#{j}", a, j)
+             for a in arms if a.mode == "init" for j in range(len(a.paths(0, 0)))]
     if not inits:
         return None
     y, k = data.y.numpy(), len(data.names)
     feats = lambda m: (embed(m.eval(), data.x, batch_size)[0], embed(m, data.x_test, batch_size)[0])  # noqa: E731
-    names = ["real"] + [a.name for a in inits]
+    names = ["real"] + [name for name, _, _ in inits]
     acc: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in per_class} for name in names}
     acc_train: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in per_class} for name in names}
     cache: dict[str, tuple] = {}
@@ -595,11 +628,11 @@ def frozen_starts(data: "Data", fit: FitConfig, arms: list[Arm], per_class: list
             other = _away_from(sel, y, data.sequence)
             probe = lambda f, xs, ys: stats.linear_probe_accuracy(f[0][sel], y[sel], xs, ys,  # noqa: E731
                                                                   weight_decay=1e-2, seed=seed)
-            for a in [None] + inits:
+            for name, a, j in [("real", None, 0)] + inits:
                 if a is None:
-                    f, name = start, "real"
+                    f = start
                 else:
-                    path, name = a.path(n, seed), a.name
+                    path = str(a.paths(n, seed)[j])
                     if path not in cache:  # the body's features: the head (fresh or kept) does not enter
                         cache[path] = feats(data.init_model(path, seed))
                     f = cache[path]
@@ -695,7 +728,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
         "train": str(p.train), "test": str(p.test), "train_sha256": sha256_file(p.train), "test_sha256": sha256_file(p.test),
         "classes": p.names, "split": p.split, "test_sequence_gap": p.sequence_gap, "per_class": list(per_class), "seeds": list(seeds),
         "fit": asdict(cfg.fit), "fits": {"jobs": jobs, "threads": 1 if device == "cpu" else None, "device": device,
-                                         "count": len(p.tasks)},
+                                         "count": len(p.tasks)}, "starts": p.starts,
         "arms": {a.name: {"mode": a.mode, "file": a.file, "options": a.options()} for a in arms},
         "results": {},
     }
@@ -706,7 +739,10 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                            "arms": reference_arms(data, p.arms, list(per_class), list(seeds), p.split, ref, profiles),
                            "frozen": frozen_starts(data, cfg.fit, p.arms, list(per_class), list(seeds), p.split,
                                                    cfg.batch_size)}
-    by = {(t["arm"], t["n"], t["seed"]): r for t, r in zip(p.tasks, results)}
+    fits: dict = {}  # (arm, N, seed) -> its starts' results, in start order
+    for t, r in zip(p.tasks, results):
+        fits.setdefault((t["arm"], t["n"], t["seed"]), []).append(r)
+    by = {key: rs[chosen_start(rs)] for key, rs in fits.items()}
     for n in per_class:
         base = [by[("real", n, s)] for s in seeds]
         rows = {}
@@ -726,6 +762,13 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                 row["gain_macro_f1"] = paired_gain([r["macro_f1"] - b["macro_f1"] for r, b in zip(rs, base)])
                 if row["accuracy_train"] is not None:
                     row["gain_train"] = paired_gain([r - b["accuracy_train"] for r, b in zip(on_train, base)])
+            if p.starts > 1:  # every start's numbers, which was kept, and the kept fit against real's single start
+                every = [fits[(a.name, n, s)] for s in seeds]
+                row["starts"] = {"chosen": [chosen_start(f) for f in every],
+                                 "accuracy": [[r["accuracy"] for r in f] for f in every],
+                                 "accuracy_train": [[r["accuracy_train"] for r in f] for f in every],
+                                 "gain_over_real_first_start": paired_gain(
+                                     [r["accuracy"] - fits[("real", n, s)][0]["accuracy"] for r, s in zip(rs, seeds)])}
             ae = [p.ae_saw[q] for s in seeds if a.file for q in a.paths(n, s) if q in p.ae_saw]
             if ae:
                 row["autoencoder_saw"] = max(ae)
@@ -742,6 +785,15 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
             rows[a.name] = row
         report["results"][str(n)] = rows
     return report
+
+
+def chosen_start(results: list[dict]) -> int:
+    """Which of an arm's starts at one (N, seed) is kept: the highest accuracy on the other training windows (the
+    first on a tie; the only one with one start). No held-out number enters the choice."""
+    if len(results) == 1:
+        return 0
+    on_train = [r["accuracy_train"] for r in results]
+    return int(np.argmax(on_train))
 
 
 def _spread(values: list[float]) -> dict:
@@ -889,6 +941,16 @@ def markdown_table(report: dict) -> str:
     return "\n".join(out)
 
 
+def starts_sentence(report: dict) -> str:
+    """How a run with several starts per fit chose (empty with one start, and for reports written before)."""
+    k = report.get("starts", 1)
+    if k == 1:
+        return ""
+    return (f" Every arm fits {k} starts per N and seed (weights and batches from seed + {START_STRIDE} j; an init arm "
+            f"joining several classifiers: one each) and keeps the one with the highest accuracy on the other training "
+            f"windows; the table scores the kept fits.")
+
+
 def markdown_report(report: dict, command: str) -> str:
     """`diagnose gain --md-out`: what was compared and how (the command that made it, the data, the fits), and the
     table (markdown_table). The generated report docs/ keeps beside its JSON."""
@@ -898,7 +960,7 @@ def markdown_report(report: dict, command: str) -> str:
              f"seeds {', '.join(str(s) for s in report['seeds'])}; classes {', '.join(report['classes'])}); every fit "
              f"{fit['steps']} steps at batch {fit['batch_size']}, the same initial weights and subset for every arm of a seed"
              + (" (an init arm: its classifier's weights, the same for every seed)." if any(
-                 a["mode"] == "init" for a in report["arms"].values()) else "."),
+                 a["mode"] == "init" for a in report["arms"].values()) else ".") + starts_sentence(report),
              "", markdown_table(report), ""]
     return "\n".join(lines)
 

@@ -431,8 +431,8 @@ def test_files_joined_with_plus_are_one_extra_set(runner, gain_data, tmp_path):
 def test_init_arm_starts_every_seed_from_one_classifier(runner, gain_data, tmp_path):
     """init:CLASSIFIER.h5 starts every seed's fit from the file's weights (a fresh head for other classes), then
     fine-tunes on the N real windows; a classifier trained on --train windows stars the row; a file that is no
-    classifier, of another image size, joined with +, with a pretrain-only option, or trained on --test windows
-    is refused in one line."""
+    classifier, of another image size, joined with + without a start for each, with a pretrain-only option, or
+    trained on --test windows is refused in one line."""
     from mdcli.models.load import load_classifier
 
     d = gain_data
@@ -504,7 +504,8 @@ def test_init_arm_starts_every_seed_from_one_classifier(runner, gain_data, tmp_p
     _refused(runner, [*base, "--arm", f"a=append:{d}/rest_20_0.h5", "--arm", f"i=init:{d}/rest_20_0.h5"],
              "is a spectrograms artifact")
     _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/small_clf.h5"], "trained on images (8, 8)")
-    _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/pre.h5+{tmp_path}/real.h5"], "one classifier file")
+    _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/pre.h5+{tmp_path}/real.h5"], "joins 2 classifiers",
+             "--starts must be a multiple of 2")
     _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/pre.h5,steps=5"], "no option of mode init")
     _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/leak.h5"], "the classifier", "test.h5")
     _refused(runner, [*base, "--arm", f"i=init:{tmp_path}/none.h5"], "file not found")
@@ -649,3 +650,51 @@ def test_each_arm_is_also_read_on_the_other_training_windows(runner, gain_data, 
         [a - b for a, b in zip(r["classic"]["accuracy_train"]["values"], r["real"]["accuracy_train"]["values"])])
     _run(runner, [*base, "--md-out", str(tmp_path / "g.md")])
     assert "read on the other training windows" in (tmp_path / "g.md").read_text()
+
+
+def test_best_of_k_starts_keeps_the_fit_most_accurate_on_the_other_training_windows(runner, gain_data, tmp_path):
+    """--starts K: every arm fits K times per (N, seed), start j from seed + 100 j (an init arm joining M classifiers:
+    file j mod M from seed + 100 (j // M)), and keeps the start most accurate on the other training windows; start 0
+    is the single-start fit exactly, the table scores the kept fits, the JSON keeps every start; a K that leaves
+    a joined classifier without its start, or nothing outside the subset to choose by, is a one-line error."""
+    d = gain_data
+    cfg = ["--config", str(TINY / "train-classifier.yaml"), "--steps", "3", "-q", "--set", "net.channels=[4]"]
+    for seed in (0, 1):
+        _run(runner, ["train-classifier", *cfg, "--data", str(d / "rest_20_0.h5"), "--seed", str(seed),
+                      "-o", str(tmp_path / f"pre{seed}.h5")])
+    arm = parse_arm(f"i=init:{tmp_path}/pre0.h5+{tmp_path}/pre1.h5")
+    assert [(t["file"], t["fit_seed"]) for t in (arm.task(3, 5, j) for j in range(4))] == [
+        (f"{tmp_path}/pre0.h5", 5), (f"{tmp_path}/pre1.h5", 5), (f"{tmp_path}/pre0.h5", 105), (f"{tmp_path}/pre1.h5", 105)]
+    assert [gain.Arm("real", "real").task(3, 5, j)["fit_seed"] for j in range(3)] == [5, 105, 205]
+    base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "3",
+            "--seeds", "2", "-q", "--set", "fit.steps=4", "--set", "fit.net.channels=[4]"]
+    one = json.loads(_run(runner, [*base, "--json"]).stdout)
+    r = json.loads(_run(runner, [*base, "--json", "--starts", "2", "--arm", arm_text(tmp_path)]).stdout)
+    assert r["starts"] == 2 and r["fits"]["count"] == 2 * 2 * 3  # seeds x starts x arms
+    rows = r["results"]["3"]
+    for name in ("real", "classic", "i"):
+        k = rows[name]["starts"]
+        assert len(k["accuracy"]) == 2 and all(len(a) == 2 for a in k["accuracy"])
+        for seed_i, chosen in enumerate(k["chosen"]):
+            assert chosen == int(np.argmax(k["accuracy_train"][seed_i]))  # no held-out number decides
+            assert rows[name]["accuracy"]["values"][seed_i] == k["accuracy"][seed_i][chosen]
+            assert rows[name]["accuracy_train"]["values"][seed_i] == k["accuracy_train"][seed_i][chosen]
+        first = [a[0] for a in rows["real"]["starts"]["accuracy"]]
+        assert k["gain_over_real_first_start"]["values"] == pytest.approx(
+            [a - b for a, b in zip(rows[name]["accuracy"]["values"], first)])
+    for name in ("real", "classic"):  # start 0: the single-start run's fit, bit for bit
+        assert [a[0] for a in rows[name]["starts"]["accuracy"]] == one["results"]["3"][name]["accuracy"]["values"]
+    assert rows["i"]["gain"]["values"] == pytest.approx(
+        [a - b for a, b in zip(rows["i"]["accuracy"]["values"], rows["real"]["accuracy"]["values"])])
+    assert list(r["reference"]["frozen"]) == ["real", "i#0", "i#1"]  # each joined classifier's start, frozen
+    assert "starts" not in one["results"]["3"]["real"]
+    _run(runner, [*base, "--starts", "2", "--md-out", str(tmp_path / "g.md")])
+    md = (tmp_path / "g.md").read_text()
+    assert "--starts 2" in md and "keeps the one with the highest accuracy on the other training windows" in md
+    _refused(runner, [*base, "--starts", "3", "--arm", arm_text(tmp_path)], "--arm i", "multiple of 2, got 3")
+    _refused(runner, [*base[:6], "--per-class", "120", *base[8:], "--starts", "2"], "--starts 2", "N = 120",
+             "no --train window lies outside")
+
+
+def arm_text(folder) -> str:
+    return f"i=init:{folder}/pre0.h5+{folder}/pre1.h5"
