@@ -15,7 +15,9 @@ With K starts (`--starts K`) every arm, the baselines included, fits K times per
 the highest accuracy on the other training windows (no held-out window decides): start j of an arm draws its
 initial weights and batches from seed + START_STRIDE * j (j = 0: the single-start fit); an init arm may join M
 classifier files (pretraining draws) with JOIN, start j fine-tuning file j mod M from seed + START_STRIDE * (j // M),
-so a choice among M pretrainings is compared with `real` given the same number of tries.
+so a choice among M pretrainings is compared with `real` given the same number of tries. With `--choose-on V` the
+choice reads only V of those windows per class (the V nearest the subset in recording order): a user who keeps
+V windows per class back to choose with.
 """
 
 from __future__ import annotations
@@ -81,15 +83,16 @@ class Arm:
     lr: float = 0.0  # the fine-tuning's peak learning rate on the real windows (0: the fit's, as pretraining)
     augment: str = "none"  # the fine-tuning's augmentation of the real windows: none, or classic (as the classic arm)
 
-    def task(self, n: int, seed: int, start: int = 0) -> dict:
+    def task(self, n: int, seed: int, start: int = 0, choose_on: int | None = None) -> dict:
         """The fit task of this arm at (N, seed), its start `start` (plan's list; run_task's input): the subset
-        comes from `seed`, the weights and batches from `fit_seed`; an init arm's start names one of its files."""
+        comes from `seed`, the weights and batches from `fit_seed`; an init arm's start names one of its files;
+        `choose_on`: the windows per class the choice among starts reads (None: every other training window)."""
         file, fit_seed = self.path(n, seed) if self.file else None, seed + START_STRIDE * start
         if self.mode == "init":
             files = self.paths(n, seed)
             file, fit_seed = str(files[start % len(files)]), seed + START_STRIDE * (start // len(files))
         return {"arm": self.name, "mode": self.mode, "n": n, "seed": seed, "start": start, "fit_seed": fit_seed,
-                "file": file, "extra": asdict(self.extra),
+                "choose_on": choose_on, "file": file, "extra": asdict(self.extra),
                 "finetune": self.finetune, "steps": self.steps, "lr": self.lr, "augment": self.augment}
 
     def paths(self, n: int, seed: int) -> list[Path]:
@@ -122,6 +125,8 @@ def parse_arm(text: str) -> Arm:
     name, mode = name.strip(), mode.strip()
     if name in BASELINES:
         raise ConfigError(f"{what}: '{name}' is a baseline that is always present; name the arm otherwise")
+    if "#" in name:
+        raise ConfigError(f"{what}: '#' is kept for the files of a joined init arm (ARM#j); name the arm without it")
     if mode not in MODES:
         raise ConfigError(f"{what}: unknown mode '{mode}'; valid: {', '.join(MODES)}")
     file, *pairs = rest.split(",")
@@ -261,6 +266,7 @@ class Plan:
     clf_saw: dict = field(default_factory=dict)  # init arm file -> most --train windows per class the classifier saw
     outside: dict = field(default_factory=dict)  # (arm, n, seed) -> its generator's windows not in that subset
     starts: int = 1  # fits per arm and (N, seed); the one best on the other training windows is kept
+    choose_on: int | None = None  # windows per class the choice reads (None: every other training window)
     sequence_gap: int | None = None  # closest recording positions of a test and a training window of one class
 
 
@@ -284,7 +290,7 @@ def sequence_gap(train: Spectrograms, test: Spectrograms) -> int | None:
 
 
 def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int], seeds: list[int],
-         split: str = "auto", starts: int = 1) -> Plan:
+         split: str = "auto", starts: int = 1, choose_on: int | None = None) -> Plan:
     """Validate every input (files, classes, image sizes, N, overlap with the test set, K starts) -> the fit tasks
     (per N and seed: start 0 of every arm, then start 1, ...)."""
     if not per_class or any(n < 1 for n in per_class):
@@ -293,6 +299,12 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
         raise ConfigError("--seeds: give at least one seed")
     if starts < 1:
         raise ConfigError(f"--starts: must be >= 1 (fits per arm, the best on the other training windows kept), got {starts}")
+    if starts > 1 and max(seeds) - min(seeds) >= START_STRIDE:
+        raise ConfigError(f"--starts {starts}: start j draws its weights from seed + {START_STRIDE} j, so seeds spanning "
+                          f"{START_STRIDE} or more would share weights; run fewer seeds per call (--first-seed)")
+    if choose_on is not None and (choose_on < 1 or starts == 1):
+        raise ConfigError(f"--choose-on {choose_on}: the windows per class that choose among starts: >= 1, and only "
+                          "with --starts K > 1")
     for arm in arms:
         m = len(arm.paths(0, 0)) if arm.mode == "init" else 1
         if starts % m:
@@ -314,15 +326,23 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
                          "same class); make both with `mdcli split --split blocked`")
     for n in per_class:
         few_shot_indices(train.labels, n, seeds[0], train.sequence, split, names)  # N larger than a class: an error here
-    p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap, starts=starts)
+    p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap, starts=starts,
+             choose_on=choose_on)
     if starts > 1:  # the choice needs windows to choose by
         for n in per_class:
             for seed in seeds:
                 sel = few_shot_indices(train.labels, n, seed, train.sequence, p.split)
-                if not _away_from(sel, train.labels, train.sequence).any():
+                other = _away_from(sel, train.labels, train.sequence)
+                if not other.any():
                     raise MdcliError(f"--starts {starts}: at N = {n} (seed {seed}) no --train window lies outside the "
                                      f"subset (>= {FROZEN_GAP} recording steps from it) to choose the start by; "
                                      "use --starts 1 or a smaller N")
+                count = np.bincount(train.labels[other], minlength=len(names))
+                if choose_on is not None and count.min() < choose_on:
+                    c = int(count.argmin())
+                    raise MdcliError(f"--choose-on {choose_on}: at N = {n} (seed {seed}) class {names[c]} has "
+                                     f"{count[c]} --train windows outside the subset (>= {FROZEN_GAP} recording steps "
+                                     "from it) to choose by")
     checked: set[tuple[Path, bool]] = set()
     for arm in arms:
         for n in per_class:
@@ -334,7 +354,7 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
         for seed in seeds:
             for start in range(starts):
                 for arm in [Arm("real", "real"), Arm("classic", "classic")] + arms:
-                    p.tasks.append(arm.task(n, seed, start))
+                    p.tasks.append(arm.task(n, seed, start, choose_on))
     return p
 
 
@@ -500,13 +520,20 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
         tune = replace(fit, lr=task["lr"]) if task["lr"] else fit
         model = go(x, y, cfg=tune, model=model, head_only=task["finetune"] == "head", augment=task["augment"] == "classic")
     pred = embed(model.to(device), data.x_test, batch_size)[1]
-    # the same model on the other training windows (FROZEN_GAP steps from the subset): no held-out window enters
+    # the same model on the other training windows (FROZEN_GAP steps from the subset): no held-out window enters;
+    # with choose_on, also on the V of them per class that choose among starts
     y_all = data.y.numpy()
     other = _away_from(sel.numpy(), y_all, data.sequence)
-    on_train = (float((embed(model, data.x[torch.from_numpy(other)], batch_size)[1] == y_all[other]).mean())
-                if other.any() else None)
+    right = np.zeros(len(y_all), bool)
+    if other.any():
+        right[other] = embed(model, data.x[torch.from_numpy(other)], batch_size)[1] == y_all[other]
+    on_train = float(right[other].mean()) if other.any() else None
+    on_choice = None
+    if task["choose_on"] is not None:
+        choice = choice_windows(sel.numpy(), y_all, data.sequence, task["choose_on"], task["seed"])
+        on_choice = float(right[choice].mean())
     return {"accuracy": float((pred == data.y_test).mean()), "macro_f1": macro_f1(pred, data.y_test, k),
-            "accuracy_train": on_train, "subset": _digest(sel.numpy()), "init": init}
+            "accuracy_train": on_train, "accuracy_choice": on_choice, "subset": _digest(sel.numpy()), "init": init}
 
 
 REFERENCE = ("a logistic regression on each window's Doppler profile (per row: mean and spread over time; per "
@@ -664,6 +691,27 @@ def _away_from(sel: np.ndarray, y: np.ndarray, sequence) -> np.ndarray:
     return mask
 
 
+def choice_windows(sel: np.ndarray, y: np.ndarray, sequence, v: int, seed: int) -> np.ndarray:
+    """The V windows per class that choose among starts: of the other training windows (_away_from), per class the
+    V nearest the subset in recording order (the subset's neighbours: windows a user recorded with it and kept
+    back), ties to the earlier; without a recording order, V drawn at random (seeded by the subset's seed). -> a
+    mask (plan checked every class has V)."""
+    other = _away_from(sel, y, sequence)
+    mask = np.zeros(len(y), bool)
+    rng = np.random.default_rng(seed)
+    for c in np.unique(y):
+        idx = np.flatnonzero(other & (y == c))
+        if sequence is None:
+            keep = rng.permutation(idx)[:v]
+        else:
+            seq = np.asarray(sequence)
+            near = seq[sel][y[sel] == c]
+            dist = np.abs(seq[idx][:, None] - near[None]).min(1)
+            keep = idx[np.lexsort((seq[idx], dist))[:v]]
+        mask[keep] = True
+    return mask
+
+
 def worker_chunks(tasks: list[dict], jobs: int, fit_steps: int) -> list[list[int]]:
     """Task indices per worker process: the tasks that share a pretraining (pretrain_key) in one worker, which runs
     it once; groups handed largest first to the worker with the fewest steps so far (a pretraining counts its
@@ -728,7 +776,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
         "train": str(p.train), "test": str(p.test), "train_sha256": sha256_file(p.train), "test_sha256": sha256_file(p.test),
         "classes": p.names, "split": p.split, "test_sequence_gap": p.sequence_gap, "per_class": list(per_class), "seeds": list(seeds),
         "fit": asdict(cfg.fit), "fits": {"jobs": jobs, "threads": 1 if device == "cpu" else None, "device": device,
-                                         "count": len(p.tasks)}, "starts": p.starts,
+                                         "count": len(p.tasks)}, "starts": p.starts, "choose_on": p.choose_on,
         "arms": {a.name: {"mode": a.mode, "file": a.file, "options": a.options()} for a in arms},
         "results": {},
     }
@@ -767,6 +815,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                 row["starts"] = {"chosen": [chosen_start(f) for f in every],
                                  "accuracy": [[r["accuracy"] for r in f] for f in every],
                                  "accuracy_train": [[r["accuracy_train"] for r in f] for f in every],
+                                 "accuracy_choice": [[r["accuracy_choice"] for r in f] for f in every],
                                  "gain_over_real_first_start": paired_gain(
                                      [r["accuracy"] - fits[("real", n, s)][0]["accuracy"] for r, s in zip(rs, seeds)])}
             ae = [p.ae_saw[q] for s in seeds if a.file for q in a.paths(n, s) if q in p.ae_saw]
@@ -788,12 +837,12 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
 
 
 def chosen_start(results: list[dict]) -> int:
-    """Which of an arm's starts at one (N, seed) is kept: the highest accuracy on the other training windows (the
-    first on a tie; the only one with one start). No held-out number enters the choice."""
+    """Which of an arm's starts at one (N, seed) is kept: the highest accuracy on the other training windows, or on
+    the V per class of --choose-on (the first on a tie; the only one with one start). No held-out number enters."""
     if len(results) == 1:
         return 0
-    on_train = [r["accuracy_train"] for r in results]
-    return int(np.argmax(on_train))
+    key = "accuracy_train" if results[0]["accuracy_choice"] is None else "accuracy_choice"
+    return int(np.argmax([r[key] for r in results]))
 
 
 def _spread(values: list[float]) -> dict:
@@ -946,9 +995,11 @@ def starts_sentence(report: dict) -> str:
     k = report.get("starts", 1)
     if k == 1:
         return ""
+    on = report.get("choose_on")
     return (f" Every arm fits {k} starts per N and seed (weights and batches from seed + {START_STRIDE} j; an init arm "
             f"joining several classifiers: one each) and keeps the one with the highest accuracy on the other training "
-            f"windows; the table scores the kept fits.")
+            f"windows" + (f" (on {on} of them per class, the nearest the subset in recording order)" if on else "")
+            + "; the table scores the kept fits (their accuracy on the windows that chose them reads high).")
 
 
 def markdown_report(report: dict, command: str) -> str:

@@ -691,9 +691,35 @@ def test_best_of_k_starts_keeps_the_fit_most_accurate_on_the_other_training_wind
     _run(runner, [*base, "--starts", "2", "--md-out", str(tmp_path / "g.md")])
     md = (tmp_path / "g.md").read_text()
     assert "--starts 2" in md and "keeps the one with the highest accuracy on the other training windows" in md
+    # --choose-on V: the choice reads V other windows per class only (here, no /sequence: V drawn per class)
+    v = json.loads(_run(runner, [*base, "--json", "--starts", "2", "--choose-on", "5"]).stdout)
+    assert v["choose_on"] == 5 and r["choose_on"] is None
+    for name in ("real", "classic"):
+        k = v["results"]["3"][name]["starts"]
+        assert k["accuracy"] == rows[name]["starts"]["accuracy"]  # the same fits, another choice
+        assert k["chosen"] == [int(np.argmax(a)) for a in k["accuracy_choice"]]
+        assert all(round(a * 20) == a * 20 for f in k["accuracy_choice"] for a in f)  # 4 classes x 5 windows
+    _refused(runner, [*base, "--choose-on", "5"], "--choose-on 5", "only with --starts")
+    _refused(runner, [*base[:8], "--seeds", "101", *base[10:], "--starts", "2"], "seeds spanning 100", "share weights")
+    _refused(runner, [*base, "--starts", "2", "--arm", f"i#0=init:{tmp_path}/pre0.h5"], "'#'", "ARM#j")
+    _refused(runner, [*base, "--starts", "2", "--choose-on", "200"], "--choose-on 200", "class c0 has 117")
     _refused(runner, [*base, "--starts", "3", "--arm", arm_text(tmp_path)], "--arm i", "multiple of 2, got 3")
     _refused(runner, [*base[:6], "--per-class", "120", *base[8:], "--starts", "2"], "--starts 2", "N = 120",
              "no --train window lies outside")
+
+
+def test_the_windows_that_choose_among_starts_are_the_subsets_nearest_neighbours():
+    """--choose-on V: per class the V other training windows nearest the subset in recording order (at least 3
+    steps from it), ties to the earlier; without a recording order V seeded random ones outside the subset."""
+    y = np.array([0] * 10 + [1] * 10)
+    seq = np.tile(np.arange(10), 2)
+    sel = np.array([4, 15])
+    assert np.flatnonzero(gain.choice_windows(sel, y, seq, 2, 0)).tolist() == [1, 7, 12, 18]
+    assert np.flatnonzero(gain.choice_windows(sel, y, seq, 3, 0)).tolist() == [0, 1, 7, 11, 12, 18]
+    free = gain.choice_windows(sel, y, None, 4, 0)
+    assert not free[sel].any() and np.bincount(y[free]).tolist() == [4, 4]
+    assert (free == gain.choice_windows(sel, y, None, 4, 0)).all()
+    assert not (free == gain.choice_windows(sel, y, None, 4, 1)).all()
 
 
 def arm_text(folder) -> str:
