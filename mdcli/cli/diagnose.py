@@ -309,6 +309,7 @@ def diagnose_gain(
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Classifier fits in this many processes (one thread each; same numbers for any value).")] = 1,
     starts: Annotated[int, typer.Option("--starts", min=1, help="Fits per arm, N and seed (every arm alike; an init arm joining M classifiers with + tries each: K a multiple of M): the one most accurate on the other training windows is kept.")] = 1,
     choose_on: Annotated[Optional[int], typer.Option("--choose-on", help="With --starts: choose on this many other training windows per class (the nearest the subset in recording order) instead of all of them.")] = None,
+    keep: Annotated[str, typer.Option("--keep", help="Of the --starts: best (the one most accurate on the other training windows) or ensemble (the mean of all their class probabilities).")] = "best",
     config=None, set_=None, as_json=False,
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the --json report to this file (the table still prints).")] = None,
     md_out: Annotated[Optional[Path], typer.Option("--md-out", help="Also write the table as a Markdown report headed by this command.")] = None,
@@ -340,7 +341,7 @@ def diagnose_gain(
     # the arm files are inputs too (before plan reads them all)
     check_outputs({o: (path, None) for o, path in (("--json-out", json_out), ("--md-out", md_out)) if path is not None},
                   {f"--arm {a.name} ({q})": q for a in arms if a.file for n in ns for s in seed_list for q in a.paths(n, s)})
-    p = plan(train, test, arms, ns, seed_list, split, starts, choose_on)
+    p = plan(train, test, arms, ns, seed_list, split, starts, choose_on, keep)
     with progress_bar("diagnose gain", len(p.tasks), unit="fit", quiet=quiet) as advance:
         report = gain_report(p, cfg, ns, seed_list, jobs, lambda: advance(1))
     from mdcli.diagnose.gain import plot_gain
@@ -363,6 +364,7 @@ def diagnose_gain(
                    "--seeds", str(seeds), *(["--first-seed", str(first_seed)] if first_seed else []),
                    *(["--split", split] if split != "auto" else []), *(["--starts", str(starts)] if starts > 1 else []),
                    *(["--choose-on", str(choose_on)] if choose_on is not None else []),
+                   *(["--keep", keep] if keep != "best" else []),
                    *(["--config", str(config)] if config else []), *[x for v in set_ or [] for x in ("--set", v)],
                    *[x for a in arm or [] for x in ("--arm", a)]]
             tmp.write_text(markdown_report(report, shlex.join(cmd)))
@@ -370,7 +372,8 @@ def diagnose_gain(
         _write_json(report)
         return
     which = (f"{seeds} seeds" + (f" from {first_seed}" if first_seed else "")
-             + (f", best of {starts} starts on the other training windows" if starts > 1 else "")
+             + ((f", ensemble of {starts} starts" if keep == "ensemble" else
+                 f", best of {starts} starts on the other training windows") if starts > 1 else "")
              + (f" ({choose_on} per class)" if choose_on is not None else ""))
     table = Table(title=f"diagnose gain: {train} -> {test} ({report['split']} subsets, {which})")
     for c in TABLE_HEADER:

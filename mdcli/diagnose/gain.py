@@ -17,7 +17,8 @@ initial weights and batches from seed + START_STRIDE * j (j = 0: the single-star
 classifier files (pretraining draws) with JOIN, start j fine-tuning file j mod M from seed + START_STRIDE * (j // M),
 so a choice among M pretrainings is compared with `real` given the same number of tries. With `--choose-on V` the
 choice reads only V of those windows per class (the V nearest the subset in recording order): a user who keeps
-V windows per class back to choose with.
+V windows per class back to choose with. `--keep ensemble` keeps no one start but all K: the arm predicts with the
+mean of its K fits' class probabilities (no windows beyond the N needed), `real` with its K random starts'.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ CHOICES = {"finetune": (("all", "head"), "the weights fine-tuned on the real win
 BASELINES = ("real", "classic")
 JOIN = "+"  # FILE+FILE: several extra files as one set (e.g. a generator's variations and its samples); init: candidates
 START_STRIDE = 100  # start j of a seed's fit draws its weights and batches from seed + START_STRIDE * j
+KEEP = ("best", "ensemble")  # what --starts K keeps: the start best on the choosing windows, or the mean of all K
 
 
 @dataclass
@@ -267,6 +269,7 @@ class Plan:
     outside: dict = field(default_factory=dict)  # (arm, n, seed) -> its generator's windows not in that subset
     starts: int = 1  # fits per arm and (N, seed); the one best on the other training windows is kept
     choose_on: int | None = None  # windows per class the choice reads (None: every other training window)
+    keep: str = "best"  # of the K starts: the best on the choosing windows, or all (an ensemble)
     sequence_gap: int | None = None  # closest recording positions of a test and a training window of one class
 
 
@@ -290,7 +293,7 @@ def sequence_gap(train: Spectrograms, test: Spectrograms) -> int | None:
 
 
 def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int], seeds: list[int],
-         split: str = "auto", starts: int = 1, choose_on: int | None = None) -> Plan:
+         split: str = "auto", starts: int = 1, choose_on: int | None = None, keep: str = "best") -> Plan:
     """Validate every input (files, classes, image sizes, N, overlap with the test set, K starts) -> the fit tasks
     (per N and seed: start 0 of every arm, then start 1, ...)."""
     if not per_class or any(n < 1 for n in per_class):
@@ -302,6 +305,11 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
     if starts > 1 and max(seeds) - min(seeds) >= START_STRIDE:
         raise ConfigError(f"--starts {starts}: start j draws its weights from seed + {START_STRIDE} j, so seeds spanning "
                           f"{START_STRIDE} or more would share weights; run fewer seeds per call (--first-seed)")
+    if keep not in KEEP:
+        raise ConfigError(f"--keep {keep}: expected {' or '.join(KEEP)}")
+    if keep == "ensemble" and (starts == 1 or choose_on is not None):
+        raise ConfigError("--keep ensemble: averages the K starts' predictions; give --starts K > 1, and no --choose-on "
+                          "(nothing is chosen)")
     if choose_on is not None and (choose_on < 1 or starts == 1):
         raise ConfigError(f"--choose-on {choose_on}: the windows per class that choose among starts: >= 1, and only "
                           "with --starts K > 1")
@@ -327,7 +335,7 @@ def plan(train_path: Path, test_path: Path, arms: list[Arm], per_class: list[int
     for n in per_class:
         few_shot_indices(train.labels, n, seeds[0], train.sequence, split, names)  # N larger than a class: an error here
     p = Plan(train_path, test_path, names, resolved_split(split, train), [], arms, sequence_gap=gap, starts=starts,
-             choose_on=choose_on)
+             choose_on=choose_on, keep=keep)
     if starts > 1:  # the choice needs windows to choose by
         for n in per_class:
             for seed in seeds:
@@ -519,21 +527,42 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
                 model = fresh_head(model, k, seed)
         tune = replace(fit, lr=task["lr"]) if task["lr"] else fit
         model = go(x, y, cfg=tune, model=model, head_only=task["finetune"] == "head", augment=task["augment"] == "classic")
-    pred = embed(model.to(device), data.x_test, batch_size)[1]
+    logits = class_logits(model.to(device), data.x_test, batch_size)
+    pred = logits.argmax(1)
     # the same model on the other training windows (FROZEN_GAP steps from the subset): no held-out window enters;
     # with choose_on, also on the V of them per class that choose among starts
     y_all = data.y.numpy()
     other = _away_from(sel.numpy(), y_all, data.sequence)
     right = np.zeros(len(y_all), bool)
+    logits_train = np.zeros((0, k))
     if other.any():
-        right[other] = embed(model, data.x[torch.from_numpy(other)], batch_size)[1] == y_all[other]
+        logits_train = class_logits(model, data.x[torch.from_numpy(other)], batch_size)
+        right[other] = logits_train.argmax(1) == y_all[other]
     on_train = float(right[other].mean()) if other.any() else None
     on_choice = None
     if task["choose_on"] is not None:
         choice = choice_windows(sel.numpy(), y_all, data.sequence, task["choose_on"], task["seed"])
         on_choice = float(right[choice].mean())
     return {"accuracy": float((pred == data.y_test).mean()), "macro_f1": macro_f1(pred, data.y_test, k),
-            "accuracy_train": on_train, "accuracy_choice": on_choice, "subset": _digest(sel.numpy()), "init": init}
+            "accuracy_train": on_train, "accuracy_choice": on_choice, "subset": _digest(sel.numpy()), "init": init,
+            # class probabilities on the held-out and the other training windows: what an ensemble of starts averages
+            "proba": _softmax(logits).tolist(), "proba_train": _softmax(logits_train).tolist()}
+
+
+def class_logits(model: SpectrogramClassifier, x: torch.Tensor, batch_size: int) -> np.ndarray:
+    """The head's logits per image (as `embed` computes its predictions: the same argmax), float64."""
+    out = []
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out.append(model.head(model.embed(x[i: i + batch_size].to(device)).float()).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.head.out_features))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(1, keepdims=True)) if len(logits) else logits
+    return z / z.sum(1, keepdims=True) if len(logits) else logits
 
 
 REFERENCE = ("a logistic regression on each window's Doppler profile (per row: mean and spread over time; per "
@@ -777,6 +806,7 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
         "classes": p.names, "split": p.split, "test_sequence_gap": p.sequence_gap, "per_class": list(per_class), "seeds": list(seeds),
         "fit": asdict(cfg.fit), "fits": {"jobs": jobs, "threads": 1 if device == "cpu" else None, "device": device,
                                          "count": len(p.tasks)}, "starts": p.starts, "choose_on": p.choose_on,
+        "keep": p.keep,
         "arms": {a.name: {"mode": a.mode, "file": a.file, "options": a.options()} for a in arms},
         "results": {},
     }
@@ -790,7 +820,8 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
     fits: dict = {}  # (arm, N, seed) -> its starts' results, in start order
     for t, r in zip(p.tasks, results):
         fits.setdefault((t["arm"], t["n"], t["seed"]), []).append(r)
-    by = {key: rs[chosen_start(rs)] for key, rs in fits.items()}
+    together = {key: ensemble(rs, data, key[1], key[2], p.split) for key, rs in fits.items()} if p.starts > 1 else {}
+    by = together if p.keep == "ensemble" else {key: rs[chosen_start(rs)] for key, rs in fits.items()}
     for n in per_class:
         base = [by[("real", n, s)] for s in seeds]
         rows = {}
@@ -812,12 +843,15 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
                     row["gain_train"] = paired_gain([r - b["accuracy_train"] for r, b in zip(on_train, base)])
             if p.starts > 1:  # every start's numbers, which was kept, and the kept fit against real's single start
                 every = [fits[(a.name, n, s)] for s in seeds]
-                row["starts"] = {"chosen": [chosen_start(f) for f in every],
+                row["starts"] = {"chosen": [chosen_start(f) if p.keep == "best" else None for f in every],
                                  "accuracy": [[r["accuracy"] for r in f] for f in every],
                                  "accuracy_train": [[r["accuracy_train"] for r in f] for f in every],
                                  "accuracy_choice": [[r["accuracy_choice"] for r in f] for f in every],
                                  "gain_over_real_first_start": paired_gain(
                                      [r["accuracy"] - fits[("real", n, s)][0]["accuracy"] for r, s in zip(rs, seeds)])}
+                both = [together[(a.name, n, s)]["accuracy"] for s in seeds]  # whichever --keep the table shows
+                row["starts"]["ensemble"] = {"accuracy": _spread(both), "gain": None if a.name == "real" else paired_gain(
+                    [e - together[("real", n, s)]["accuracy"] for e, s in zip(both, seeds)])}
             ae = [p.ae_saw[q] for s in seeds if a.file for q in a.paths(n, s) if q in p.ae_saw]
             if ae:
                 row["autoencoder_saw"] = max(ae)
@@ -834,6 +868,21 @@ def gain_report(p: Plan, cfg: GainConfig, per_class: list[int], seeds: list[int]
             rows[a.name] = row
         report["results"][str(n)] = rows
     return report
+
+
+def ensemble(results: list[dict], data: "Data", n: int, seed: int, split: str) -> dict:
+    """An arm's K starts at one (N, seed) as one classifier: the mean of their class probabilities, on the held-out
+    and on the other training windows (run_task's numbers for it; `init`: one digest of the K starts')."""
+    k = len(data.names)
+    pred = np.mean([r["proba"] for r in results], axis=0).argmax(1)
+    y = data.y.numpy()
+    other = _away_from(few_shot_indices(y, n, seed, data.sequence, split), y, data.sequence)
+    on_train = None
+    if other.any():
+        on_train = float((np.mean([r["proba_train"] for r in results], axis=0).argmax(1) == y[other]).mean())
+    return {"accuracy": float((pred == data.y_test).mean()), "macro_f1": macro_f1(pred, data.y_test, k),
+            "accuracy_train": on_train, "accuracy_choice": None, "subset": results[0]["subset"],
+            "init": hashlib.sha256("".join(r["init"] for r in results).encode()).hexdigest()[:16]}
 
 
 def chosen_start(results: list[dict]) -> int:
@@ -996,9 +1045,12 @@ def starts_sentence(report: dict) -> str:
     if k == 1:
         return ""
     on = report.get("choose_on")
-    return (f" Every arm fits {k} starts per N and seed (weights and batches from seed + {START_STRIDE} j; an init arm "
-            f"joining several classifiers: one each) and keeps the one with the highest accuracy on the other training "
-            f"windows" + (f" (on {on} of them per class, the nearest the subset in recording order)" if on else "")
+    what = (f" Every arm fits {k} starts per N and seed (weights and batches from seed + {START_STRIDE} j; an init arm "
+            f"joining several classifiers: one each)")
+    if report.get("keep") == "ensemble":
+        return what + " and predicts with the mean of their class probabilities; the table scores these ensembles."
+    return (what + " and keeps the one with the highest accuracy on the other training windows"
+            + (f" (on {on} of them per class, the nearest the subset in recording order)" if on else "")
             + "; the table scores the kept fits (their accuracy on the windows that chose them reads high).")
 
 

@@ -699,6 +699,28 @@ def test_best_of_k_starts_keeps_the_fit_most_accurate_on_the_other_training_wind
         assert k["accuracy"] == rows[name]["starts"]["accuracy"]  # the same fits, another choice
         assert k["chosen"] == [int(np.argmax(a)) for a in k["accuracy_choice"]]
         assert all(round(a * 20) == a * 20 for f in k["accuracy_choice"] for a in f)  # 4 classes x 5 windows
+    # --keep ensemble: every start kept, the arm predicts with the mean of their class probabilities
+    e = json.loads(_run(runner, [*base, "--json", "--starts", "2", "--keep", "ensemble"]).stdout)
+    assert e["keep"] == "ensemble" and e["results"]["3"]["real"]["starts"]["chosen"] == [None, None]
+    for name in ("real", "classic"):  # the same fits; the best-of run's JSON carries the ensemble's numbers too
+        assert e["results"]["3"][name]["starts"]["accuracy"] == rows[name]["starts"]["accuracy"]
+        assert e["results"]["3"][name]["accuracy"] == rows[name]["starts"]["ensemble"]["accuracy"]
+    from mdcli.config import load_config
+
+    fit = load_config(gain.GainConfig, None, ["fit.steps=4", "fit.net.channels=[4]"]).fit
+    data = Data(d / "train.h5", d / "test.h5")
+    fits = [run_task(gain.Arm("real", "real").task(3, 1, j), data, fit, "auto", 128) for j in (0, 1)]
+    mean = (np.array(fits[0]["proba"]) + np.array(fits[1]["proba"])) / 2
+    assert np.allclose(mean.sum(1), 1) and (np.array(fits[0]["proba"]).argmax(1) == data.y_test).mean() == fits[0]["accuracy"]
+    by_hand = float((mean.argmax(1) == data.y_test).mean())
+    assert e["results"]["3"]["real"]["accuracy"]["values"][1] == by_hand
+    assert gain.ensemble(fits, data, 3, 1, "auto")["accuracy"] == by_hand
+    _run(runner, [*base, "--starts", "2", "--keep", "ensemble", "--md-out", str(tmp_path / "e.md")])
+    md = (tmp_path / "e.md").read_text()
+    assert "--keep ensemble" in md and "predicts with the mean of their class probabilities" in md
+    _refused(runner, [*base, "--keep", "ensemble"], "--keep ensemble", "--starts K > 1")
+    _refused(runner, [*base, "--starts", "2", "--keep", "ensemble", "--choose-on", "5"], "no --choose-on")
+    _refused(runner, [*base, "--starts", "2", "--keep", "median"], "--keep median", "best or ensemble")
     _refused(runner, [*base, "--choose-on", "5"], "--choose-on 5", "only with --starts")
     _refused(runner, [*base[:8], "--seeds", "101", *base[10:], "--starts", "2"], "seeds spanning 100", "share weights")
     _refused(runner, [*base, "--starts", "2", "--arm", f"i#0=init:{tmp_path}/pre0.h5"], "'#'", "ARM#j")
