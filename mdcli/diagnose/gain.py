@@ -557,12 +557,12 @@ def class_logits(model: SpectrogramClassifier, x: torch.Tensor, batch_size: int)
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             out.append(model.head(model.embed(x[i: i + batch_size].to(device)).float()).double().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.head.out_features))
+    return np.concatenate(out)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(1, keepdims=True)) if len(logits) else logits
-    return z / z.sum(1, keepdims=True) if len(logits) else logits
+    z = np.exp(logits - logits.max(1, keepdims=True))  # (0, k) in, (0, k) out: the reductions run along k
+    return z / z.sum(1, keepdims=True)
 
 
 REFERENCE = ("a logistic regression on each window's Doppler profile (per row: mean and spread over time; per "
