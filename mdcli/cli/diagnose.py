@@ -317,10 +317,7 @@ def diagnose_gain(
 ) -> None:
     """Paired few-shot protocol: does extra data help a classifier trained on N real windows per class, and how surely?"""
     from mdcli.config import load_config
-    from mdcli.diagnose.gain import (FROZEN_HEADER, FROZEN_TITLE, REFERENCE_ARMS_HEADER, REFERENCE_ARMS_TITLE,
-                                     TABLE_HEADER, TRAIN_HEADER, TRAIN_TITLE, GainConfig, frozen_cells, gain_report,
-                                     parse_arm, plan, train_cells,
-                                     reference_arm_cells, reference_line, table_cells)
+    from mdcli.diagnose.gain import GainConfig, gain_report, parse_arm, plan
     from mdcli.progress import progress_bar
 
     cfg = load_config(GainConfig, config, set_, {})
@@ -375,7 +372,16 @@ def diagnose_gain(
              + ((f", ensemble of {starts} starts" if keep == "ensemble" else
                  f", best of {starts} starts on the other training windows") if starts > 1 else "")
              + (f" ({choose_on} per class)" if choose_on is not None else ""))
-    table = Table(title=f"diagnose gain: {train} -> {test} ({report['split']} subsets, {which})")
+    _print_gain(report, f"diagnose gain: {train} -> {test} ({report['split']} subsets, {which})")
+
+
+def _print_gain(report: dict, title: str) -> None:
+    """diagnose gain's tables in the terminal: the gains, their notes, the reference line and the side tables."""
+    from mdcli.diagnose.gain import (FROZEN_HEADER, FROZEN_TITLE, REFERENCE_ARMS_HEADER, REFERENCE_ARMS_TITLE,
+                                     TABLE_HEADER, TRAIN_HEADER, TRAIN_TITLE, frozen_cells, reference_arm_cells,
+                                     reference_line, table_cells, train_cells)
+
+    table = Table(title=title)
     for c in TABLE_HEADER:
         table.add_column(c, justify="right" if c in ("N", "accuracy", "macro-F1", "wins") else "left")
     rows, notes = table_cells(report)
@@ -401,6 +407,43 @@ def diagnose_gain(
             for cells in rows:
                 table.add_row(*cells)
             console.print(table)
+
+
+@command(diagnose_app, "gain-pool", prefix="diagnose")
+@writes(json_out="json", md_out="md")
+def diagnose_gain_pool(
+    reports: Annotated[list[Path], typer.Argument(help="`diagnose gain --json-out` reports of one comparison on disjoint seeds.")],
+    as_json=False,
+    json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the pooled --json report to this file (the table still prints).")] = None,
+    md_out: Annotated[Optional[Path], typer.Option("--md-out", help="Also write the pooled table as a Markdown report headed by this command.")] = None,
+    force=False,
+) -> None:
+    """One `diagnose gain` report from runs on disjoint seeds (e.g. --first-seed 0 and --first-seed 6): every mean,
+    interval and verdict again over all the seeds, the same numbers one run of them all would give."""
+    from mdcli.diagnose.gainpool import pool_reports
+
+    for opt, path in (("--json-out", json_out), ("--md-out", md_out)):
+        if path is not None and path.is_dir():
+            raise MdcliError(f"{opt} {path}: is a folder, expected a file name")
+    report = pool_reports(reports)
+    if json_out is not None:
+        from mdcli.artifacts import atomic_path
+
+        with atomic_path(_output_path(json_out, "--json-out")) as tmp:
+            tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
+    if md_out is not None:
+        import shlex
+
+        from mdcli.artifacts import atomic_path
+        from mdcli.diagnose.gain import markdown_report
+
+        with atomic_path(_output_path(md_out, "--md-out")) as tmp:
+            tmp.write_text(markdown_report(report, shlex.join(["mdcli", "diagnose", "gain-pool", *map(str, reports)])))
+    if as_json:
+        _write_json(report)
+        return
+    _print_gain(report, f"diagnose gain-pool: {report['train']} -> {report['test']} ({report['split']} subsets, "
+                        f"{len(report['seeds'])} seeds from {len(reports)} reports)")
 
 
 @command(diagnose_app, "separability", prefix="diagnose")

@@ -110,6 +110,9 @@ EXAMPLES: dict[str, list[str]] = {
         "mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20,50 --seeds 5 --jobs 4 --arm gen=append:samples.h5 --arm sim=pretrain:sim.h5 --arm var=append:variations.h5,weight=0.3 --arm cas=only:samples.h5 --json --plot figs/",
         "mdcli diagnose gain --train train.h5 --test test.h5 --per-class 20 --seeds 3 --arm gen=append:runs/gen_{n}_{seed}/samples.h5   # one generator per subset (mdcli subset --per-class N --seed S)",
     ],
+    "diagnose gain-pool": [
+        "mdcli diagnose gain-pool first.json next.json --md-out pooled.md --json-out pooled.json   # --first-seed 0 and 6, --seeds 6 each",
+    ],
     "diagnose separability": [
         "mdcli diagnose separability --data measured.h5",
         "mdcli diagnose separability --data measured.h5 --data virtual.h5 --run 20 --json",

@@ -1054,6 +1054,14 @@ def starts_sentence(report: dict) -> str:
             + "; the table scores the kept fits (their accuracy on the windows that chose them reads high).")
 
 
+def pooled_sentence(report: dict) -> str:
+    """Which runs a pooled report (diagnose gain-pool) joins; empty for one run's report."""
+    parts = report.get("pooled_from")
+    if not parts:
+        return ""
+    return " Pooled from " + ", ".join(f"{p['path']} (seeds {', '.join(map(str, p['seeds']))})" for p in parts) + "."
+
+
 def markdown_report(report: dict, command: str) -> str:
     """`diagnose gain --md-out`: what was compared and how (the command that made it, the data, the fits), and the
     table (markdown_table). The generated report docs/ keeps beside its JSON."""
@@ -1063,8 +1071,8 @@ def markdown_report(report: dict, command: str) -> str:
              f"seeds {', '.join(str(s) for s in report['seeds'])}; classes {', '.join(report['classes'])}); every fit "
              f"{fit['steps']} steps at batch {fit['batch_size']}, the same initial weights and subset for every arm of a seed"
              + (" (an init arm: its classifier's weights, the same for every seed)." if any(
-                 a["mode"] == "init" for a in report["arms"].values()) else ".") + starts_sentence(report),
-             "", markdown_table(report), ""]
+                 a["mode"] == "init" for a in report["arms"].values()) else ".") + starts_sentence(report)
+             + pooled_sentence(report), "", markdown_table(report), ""]
     return "\n".join(lines)
 
 

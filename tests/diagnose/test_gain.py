@@ -746,3 +746,43 @@ def test_the_windows_that_choose_among_starts_are_the_subsets_nearest_neighbours
 
 def arm_text(folder) -> str:
     return f"i=init:{folder}/pre0.h5+{folder}/pre1.h5"
+
+
+def test_reports_on_disjoint_seeds_pool_into_the_report_of_all_seeds(runner, gain_data, tmp_path):
+    """diagnose gain-pool: runs on seeds 0-1 and 2 pool into the report of one run on seeds 0-2, number for number
+    (every start, the ensembles, the frozen starts, the reference); reports of another comparison, overlapping
+    seeds, a part no seed enters that differs, or a file that is no gain report are one-line refusals."""
+    d = gain_data
+    cfg = ["--config", str(TINY / "train-classifier.yaml"), "--steps", "3", "-q", "--set", "net.channels=[4]"]
+    for seed in (0, 1):
+        _run(runner, ["train-classifier", *cfg, "--data", str(d / "rest_20_0.h5"), "--seed", str(seed),
+                      "-o", str(tmp_path / f"pre{seed}.h5")])
+    base = ["diagnose", "gain", "--train", str(d / "train.h5"), "--test", str(d / "test.h5"), "--per-class", "3",
+            "-q", "--set", "fit.steps=4", "--set", "fit.net.channels=[4]", "--starts", "2", "--keep", "ensemble",
+            "--arm", arm_text(tmp_path)]
+    _run(runner, [*base, "--seeds", "3", "--json-out", str(tmp_path / "all.json")])
+    _run(runner, [*base, "--seeds", "2", "--json-out", str(tmp_path / "a.json")])
+    _run(runner, [*base, "--seeds", "1", "--first-seed", "2", "--json-out", str(tmp_path / "b.json")])
+    pool = ["diagnose", "gain-pool", str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    _run(runner, [*pool, "--json-out", str(tmp_path / "p.json"), "--md-out", str(tmp_path / "p.md")])
+    pooled, full = json.loads((tmp_path / "p.json").read_text()), json.loads((tmp_path / "all.json").read_text())
+    assert [p["seeds"] for p in pooled.pop("pooled_from")] == [[0, 1], [2]]
+    assert pooled == full  # the gains, intervals, verdicts, every start's numbers, the reference and frozen starts
+    assert len(full["results"]["3"]["i"]["starts"]["accuracy"]) == 3 and full["reference"]["frozen"]
+    md = (tmp_path / "p.md").read_text()
+    assert md.startswith(gain.MARKDOWN_MARK) and "mdcli diagnose gain-pool" in md and "seeds 0, 1, 2" in md
+    assert f"{tmp_path / 'b.json'} (seeds 2)" in md
+    assert "| 3 | i* | init |" in md and "i\\* at N = 3: the classifier it starts from" in md  # the star survives
+    _refused(runner, [*pool[:2], str(tmp_path / "a.json")], "needs two or more")
+    _refused(runner, [*pool[:2], str(tmp_path / "a.json"), str(tmp_path / "all.json")], "seed 0 is also in")
+    _run(runner, [*base[:6], "--per-class", "4", *base[8:], "--seeds", "1", "--first-seed", "5",
+                  "--json-out", str(tmp_path / "n4.json")])
+    _refused(runner, [*pool[:3], str(tmp_path / "n4.json")], "n4.json", "per_class differs")
+    other = json.loads((tmp_path / "b.json").read_text())
+    other["reference"]["method"] = "another reference"
+    (tmp_path / "odd.json").write_text(json.dumps(other))
+    _refused(runner, [*pool[:3], str(tmp_path / "odd.json")], "odd.json", "reference.method differs")
+    (tmp_path / "x.json").write_text('{"seeds": [7]}')
+    _refused(runner, [*pool[:3], str(tmp_path / "x.json")], "x.json", "not a diagnose gain report")
+    _refused(runner, [*pool, "--json-out", str(tmp_path / "a.json")], "--json-out")  # an input is never replaced
+    assert json.loads((tmp_path / "a.json").read_text())["seeds"] == [0, 1]
