@@ -1,5 +1,5 @@
 """Metrics that training logs and the diagnostics report alike: image quality on [0, 1] spectrograms (PSNR,
-SSIM) and the use of a VQ codebook."""
+SSIM), the use of a VQ codebook, and the macro-F1 of predicted classes."""
 
 from __future__ import annotations
 
@@ -41,3 +41,14 @@ def codebook_stats(counts: np.ndarray) -> dict:
     nz = p[p > 0]
     perplexity = float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0
     return {"codebook_usage": float((counts > 0).mean()), "perplexity": perplexity, "perplexity_ratio": perplexity / k}
+
+
+def macro_f1(pred: np.ndarray, y: np.ndarray, n_classes: int) -> float:
+    """The mean over classes of F1 (2 TP / (predicted + true)); a class neither predicted nor present is left out."""
+    scores = []
+    for c in range(n_classes):
+        tp = int(((pred == c) & (y == c)).sum())
+        denom = int((pred == c).sum() + (y == c).sum())
+        if denom:
+            scores.append(2 * tp / denom)
+    return float(np.mean(scores)) if scores else 0.0

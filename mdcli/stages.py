@@ -128,8 +128,9 @@ class TrainClassifierConfig:
         t = self.train
         if t.steps < 1 or t.batch_size < 1:
             raise ConfigError("train.steps and train.batch_size must be >= 1")
-        if not 0 < t.val_fraction < 1:
-            raise ConfigError("train.val_fraction: must be between 0 and 1")
+        if not 0 <= t.val_fraction < 1:  # 0: every window trains (a few-shot set has none to spare), no validation
+            raise ConfigError(f"train.val_fraction: must be in [0, 1) (0: train on every window, no validation), "
+                              f"got {t.val_fraction}")
 
 
 @dataclass

@@ -20,6 +20,27 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+def cli_ok(runner: CliRunner, args: list[str]):
+    """Run mdcli with `args`; it must exit 0 (the output in the message when it does not)."""
+    from mdcli.cli import app
+
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def cli_refused(runner: CliRunner, args: list[str], *words: str):
+    """Run mdcli with `args`; it must refuse in one line (exit 2, no traceback) holding each of `words`."""
+    from mdcli.cli import app
+
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and res.output.strip().count("\n") == 0, res.output
+    for w in words:
+        assert w in res.output, res.output
+    return res
+
+
 def make_scene(prf: float, duration: float, aspect_deg: float = 0.0, range_m: float = 60.0, radar_height: float = 1.0) -> Scene:
     """A hand-placed scene: target starts `range_m` down the x axis, heading at `aspect_deg` off the LOS."""
     t = np.arange(int(round(prf * duration))) / prf

@@ -4,7 +4,7 @@ User errors (bad files, options, configs) print one line and exit with code 2.
 
 The commands live in one module per group, each with its own Typer whose commands join the root app
 under their own names: `data.py` (simulate, merge, import, export, split, subset, info, plot), `train.py`
-(train-classifier, train-ae, train-ldm), `generate.py` (encode, sample, augment), `diagnose.py` (the
+(train-classifier, classify, train-ae, train-ldm), `generate.py` (encode, sample, augment), `diagnose.py` (the
 `diagnose` sub-app and `report`) and `study.py`; `common.py` holds what they share.
 """
 
@@ -23,7 +23,7 @@ from mdcli.cli import data, diagnose, generate, study, train
 from mdcli.cli.common import console, err_console
 
 # The order of `mdcli -h`: the pipeline, then the data tools, then the diagnostics and the study.
-COMMAND_ORDER = ["simulate", "info", "plot", "train-classifier", "train-ae", "encode", "train-ldm", "sample", "augment",
+COMMAND_ORDER = ["simulate", "info", "plot", "train-classifier", "classify", "train-ae", "encode", "train-ldm", "sample", "augment",
                  "import", "export", "merge", "split", "subset", "report", "diagnose", "study"]
 
 

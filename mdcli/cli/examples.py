@@ -50,6 +50,10 @@ EXAMPLES: dict[str, list[str]] = {
         "mdcli train-classifier --data few20.h5 --extra samples.h5 --extra-weight 0.5 --extra-ratio 1 -o clf.h5   # augmented",
         "mdcli train-classifier --data sim.h5 -o sim_clf.h5 && mdcli train-classifier --data few20.h5 --init sim_clf.h5 --finetune all -o clf.h5   # pretrain, then fine-tune (a fresh head for other classes)",
     ],
+    "classify": [
+        "mdcli classify --data test.h5 --classifier clf.h5",
+        "mdcli classify --data new.h5 --classifier ft0.h5 --classifier ft1.h5 --classifier ft2.h5 --json-out labels.json   # an ensemble: the mean of their class probabilities",
+    ],
     "train-ae": [
         "mdcli train-ae --data data.h5 --arch vqgan --classifier classifier.h5 -o ae.h5",
         "mdcli train-ae --data data.h5 --arch vae --perceptual none --set vae.kl_weight=1e-4 -o vae.h5",

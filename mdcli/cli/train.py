@@ -1,4 +1,4 @@
-"""Training commands: train-classifier, train-ae, train-ldm."""
+"""Training commands: train-classifier (and classify, which applies what it trains), train-ae, train-ldm."""
 
 from __future__ import annotations
 
@@ -109,8 +109,67 @@ def train_classifier_cmd(
     if res is None:
         return
     if not quiet:
-        console.print(f"wrote {output}: validation accuracy {res.val_accuracy:.3f} "
-                      f"(train {res.train_accuracy:.3f}), {res.images_per_s:.0f} images/s")
+        val = ("no validation (train.val_fraction 0)" if res.val_accuracy != res.val_accuracy
+               else f"validation accuracy {res.val_accuracy:.3f}")
+        console.print(f"wrote {output}: {val} (train {res.train_accuracy:.3f}), {res.images_per_s:.0f} images/s",
+                      soft_wrap=True)
+
+
+@command(group, "classify")
+@writes(json_out="json")
+def classify_cmd(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to label (scored when their classes are the classifiers').")] = Path("data.h5"),
+    classifier: Annotated[Optional[list[Path]], typer.Option("--classifier", help="A trained classifier (repeatable: an ensemble, the mean of their class probabilities).")] = None,
+    as_json=False,
+    json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the --json report (every window's prediction and probabilities) to this file.")] = None,
+    force=False,
+) -> None:
+    """Label spectrograms with a classifier or an ensemble of several (the mean of their class probabilities);
+    scored against the file's own labels where its classes are the classifiers'."""
+    import json
+
+    from mdcli.classify import classify
+    from mdcli.jsonio import strict_json
+
+    _require(data, "spectrograms", "--data")
+    for path in classifier or []:
+        _require(path, "classifier", "--classifier")
+    if json_out is not None and json_out.is_dir():
+        raise MdcliError(f"--json-out {json_out}: is a folder, expected a file name")
+    report = classify(data, list(classifier or []))
+    if json_out is not None:
+        from mdcli.artifacts import atomic_path
+
+        with atomic_path(_output_path(json_out, "--json-out")) as tmp:
+            tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
+    if as_json:
+        from mdcli.cli.common import _write_json
+
+        _write_json(report)
+        return
+    names, scored = report["classes"], report["scored"]
+    what = f"{len(report['classifiers'])} classifiers, mean probability" if len(report["classifiers"]) > 1 else str(report["classifiers"][0]["path"])
+    if scored is None or "accuracy" not in scored:
+        table = Table(title=f"classify: {data} ({what})")
+        table.add_column("class")
+        table.add_column("predicted", justify="right")
+        for c, n in report["predicted_counts"].items():
+            table.add_row(c, str(n))
+        console.print(table)
+        console.print(f"not scored: {scored['reason']}" if scored else "", highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"classify: {data} ({what}): rows true class, columns predicted")
+    table.add_column("class")
+    for c in names:
+        table.add_column(c, justify="right")
+    table.add_column("recall", justify="right")
+    for c, row in zip(names, scored["confusion"]):
+        if sum(row):
+            table.add_row(c, *map(str, row), f"{scored['recall'][c]:.3f}")
+    console.print(table)
+    members = ", ".join(f"{a:.3f}" for a in scored["members"])
+    console.print(f"accuracy {scored['accuracy']:.3f}, macro-F1 {scored['macro_f1']:.3f} on {report['count']} windows"
+                  + (f"; each classifier alone: {members}" if len(scored["members"]) > 1 else ""), highlight=False)
 
 
 @command(group, "train-ae")

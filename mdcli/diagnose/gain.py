@@ -39,7 +39,8 @@ from mdcli.diagnose import stats
 from mdcli.diagnose.generation import (check_held_out, check_lineage_held_out, embed, few_per_class,
                                        find_autoencoder_data, find_training_data, shared_images, shared_per_class)
 from mdcli.errors import ConfigError, MdcliError
-from mdcli.models.classifier import SpectrogramClassifier
+from mdcli.metrics import macro_f1
+from mdcli.models.classifier import SpectrogramClassifier, class_logits, softmax
 from mdcli.stages import ExtraOptions
 from mdcli.train.classifier import ExtraSet, FitConfig, fit_classifier, fresh_head
 
@@ -215,16 +216,6 @@ def paired_gain(diffs: list[float], level: float = 0.95) -> dict:
         verdict = "loss"
     return {"mean": mean, "ci95": [lo, hi] if lo is not None else None, "values": [float(v) for v in d],
             "wins": int((d > 0).sum()), "seeds": int(len(d)), "verdict": verdict}
-
-
-def macro_f1(pred: np.ndarray, y: np.ndarray, n_classes: int) -> float:
-    scores = []
-    for c in range(n_classes):
-        tp = int(((pred == c) & (y == c)).sum())
-        denom = int((pred == c).sum() + (y == c).sum())
-        if denom:
-            scores.append(2 * tp / denom)
-    return float(np.mean(scores)) if scores else 0.0
 
 
 def _digest(*arrays) -> str:
@@ -546,23 +537,7 @@ def run_task(task: dict, data: Data, fit: FitConfig, split: str, batch_size: int
     return {"accuracy": float((pred == data.y_test).mean()), "macro_f1": macro_f1(pred, data.y_test, k),
             "accuracy_train": on_train, "accuracy_choice": on_choice, "subset": _digest(sel.numpy()), "init": init,
             # class probabilities on the held-out and the other training windows: what an ensemble of starts averages
-            "proba": _softmax(logits).tolist(), "proba_train": _softmax(logits_train).tolist()}
-
-
-def class_logits(model: SpectrogramClassifier, x: torch.Tensor, batch_size: int) -> np.ndarray:
-    """The head's logits per image (as `embed` computes its predictions: the same argmax), float64."""
-    out = []
-    device = next(model.parameters()).device
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out.append(model.head(model.embed(x[i: i + batch_size].to(device)).float()).double().cpu().numpy())
-    return np.concatenate(out)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(1, keepdims=True))  # (0, k) in, (0, k) out: the reductions run along k
-    return z / z.sum(1, keepdims=True)
+            "proba": softmax(logits).tolist(), "proba_train": softmax(logits_train).tolist()}
 
 
 REFERENCE = ("a logistic regression on each window's Doppler profile (per row: mean and spread over time; per "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,3 +75,21 @@ class SpectrogramClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(x)))
+
+
+def class_logits(model: SpectrogramClassifier, x: torch.Tensor, batch_size: int) -> np.ndarray:
+    """The head's logits per image (N, classes), float64, in eval mode and batches of `batch_size` (the argmax is
+    the prediction `diagnose`'s embed makes)."""
+    out = []
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out.append(model.head(model.embed(x[i: i + batch_size].to(device)).float()).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits (N, classes); (0, k) in, (0, k) out: the reductions run along k."""
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)

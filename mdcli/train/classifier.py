@@ -111,10 +111,11 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     labels = reader.labels
     y = torch.from_numpy(labels)
     tr, va = split_indices(labels, cfg.train.val_fraction, cfg.seed, cfg.train.split, reader.sequence, cfg.train.split_gap)
-    va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
-    x_val = reader.images(va_eval)
-    if len(tr) < 1 or len(va) < 1:
+    validate = cfg.train.val_fraction > 0  # 0: every window trains, nothing is validated
+    if len(tr) < 1 or (validate and len(va) < 1):
         raise MdcliError(f"{data_path}: too few samples ({len(labels)}) for a train/validation split")
+    va_eval = eval_subset(va, cfg.train.max_eval, cfg.seed)
+    x_val = reader.images(va_eval) if validate else None
     names, shape = list(reader.class_names), tuple(reader.shape[1:])
     extra_set = load_extra(extra, names, shape, cfg.extra, cfg.seed) if extra is not None else None
     model = (init_model(init, cfg, names, shape) if init is not None else SpectrogramClassifier(cfg.net, len(names))).to(device)
@@ -163,7 +164,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
             if (step + 1) % cfg.train.log_every == 0:
                 jsonl.write({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
             eval_every = cfg.train.eval_every or spe
-            if (step + 1) % eval_every == 0 and is_main():
+            if validate and (step + 1) % eval_every == 0 and is_main():
                 jsonl.write({"step": step + 1, "val_accuracy": accuracy(saved, x_val, y[va_eval], device)})
     if loop.stopped:
         return None
@@ -171,7 +172,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
     if not is_main():
         dist_teardown()
         return ClassifierResult(float("nan"), float("nan"), cfg.train.steps, rate)
-    val_acc = streamed_accuracy(saved, reader, va, device)  # every held-out sample
+    val_acc = streamed_accuracy(saved, reader, va, device) if validate else float("nan")  # every held-out sample
     train_acc = streamed_accuracy(saved, reader, eval_subset(tr, cfg.train.max_eval, cfg.seed), device)
     reader.close()
     save_model(output, "classifier", text, cfg.seed, parents, saved.state_dict(), {
@@ -180,7 +181,7 @@ def train_classifier(cfg: TrainClassifierConfig, data_path: Path, output: Path, 
         "split": cfg.train.split, "val_indices": va.tolist(),
         "precision_used": precision, "extra": str(extra) if extra else "", "init": str(init) if init else "",
     })
-    jsonl.write({"step": cfg.train.steps, "val_accuracy": val_acc, "train_accuracy": train_acc})
+    jsonl.write({"step": cfg.train.steps, **({"val_accuracy": val_acc} if validate else {}), "train_accuracy": train_acc})
     if ckpt.exists():
         ckpt.unlink()
     dist_teardown()

@@ -12,14 +12,13 @@ import pytest
 import torch
 
 from mdcli.artifacts import Spectrograms, atomic_h5, parent_record, write_header
-from mdcli.cli import app
 from mdcli.diagnose import gain
 from mdcli.diagnose.gain import Data, few_shot_indices, paired_gain, parse_arm, plan, run_task
 from mdcli.errors import ConfigError
 from mdcli.models.classifier import SpectrogramClassifier
 from mdcli.stages import ExtraOptions
 from mdcli.train.classifier import ExtraSet, FitConfig
-from tests.conftest import TINY
+from tests.conftest import TINY, cli_ok as _run, cli_refused as _refused
 
 N = 20
 SEEDS = 4
@@ -59,20 +58,6 @@ def gain_data(tmp_path_factory):
         rest.save(d / f"shuf_{N}_{s}.h5", "shuffled\n", s)
     return d
 
-
-def _run(runner, args):
-    res = runner.invoke(app, args)
-    assert res.exit_code == 0, res.output
-    return res
-
-
-def _refused(runner, args, *words):
-    res = runner.invoke(app, args)
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output and res.output.strip().count("\n") == 0, res.output
-    for w in words:
-        assert w in res.output, res.output
-    return res
 
 
 @pytest.mark.slow
