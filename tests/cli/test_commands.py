@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-COMMANDS = ["simulate", "info", "plot", "train-classifier", "train-ae", "encode", "train-ldm", "sample", "augment",
+COMMANDS = ["simulate", "info", "plot", "train-classifier", "classify", "train-ae", "encode", "train-ldm", "sample", "augment",
             "import", "export", "merge", "split", "subset", "report", "diagnose", "study"]
 
 
