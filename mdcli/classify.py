@@ -64,7 +64,6 @@ def classify(data_path: Path, paths: list[Path]) -> dict:
         "classes": names, "count": int(len(pred)),
         "predicted": [names[i] for i in pred], "probabilities": mean.tolist(),
         "predicted_counts": {c: int((pred == i).sum()) for i, c in enumerate(names)},
-        "scored": None,
     }
     own = [str(c) for c in data.class_names]
     outside = [c for c in own if c not in names]

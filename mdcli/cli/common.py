@@ -175,3 +175,11 @@ def _require(path: Path, kind: str, option: str | None = None) -> None:
 def _write_json(report: dict, default=float) -> None:
     """`--json` output: strict JSON (see strict_json); `default` converts what JSON has no type for."""
     sys.stdout.write(json.dumps(strict_json(report, default), indent=2, allow_nan=False) + "\n")
+
+
+def _write_json_file(report: dict, path: Path, option: str = "--json-out") -> None:
+    """`--json-out FILE`: the `--json` report written to `path` atomically (a killed run leaves no half file)."""
+    from mdcli.artifacts import atomic_path
+
+    with atomic_path(_output_path(path, option)) as tmp:
+        tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,10 +9,9 @@ import typer
 from rich.table import Table
 
 from mdcli.cli.common import (
-    command, console, err_console, _output_path, _require, _write_json, writes,
+    command, console, err_console, _output_path, _require, _write_json, _write_json_file, writes,
 )
 from mdcli.errors import MdcliError
-from mdcli.jsonio import strict_json
 
 group = typer.Typer()
 
@@ -344,27 +342,15 @@ def diagnose_gain(
     from mdcli.diagnose.gain import plot_gain
 
     _figures_then_json(report, plot_dir, lambda d: plot_gain(report, d), False)  # the JSON after the files below
-    if json_out is not None:
-        from mdcli.artifacts import atomic_path
-
-        with atomic_path(_output_path(json_out, "--json-out")) as tmp:
-            tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
-    if md_out is not None:
-        import shlex
-
-        from mdcli.artifacts import atomic_path
-        from mdcli.diagnose.gain import markdown_report
-
-        with atomic_path(_output_path(md_out, "--md-out")) as tmp:
-            # the command that reproduces the numbers (--jobs, outputs and display options do not change them)
-            cmd = ["mdcli", "diagnose", "gain", "--train", str(train), "--test", str(test), "--per-class", per_class,
-                   "--seeds", str(seeds), *(["--first-seed", str(first_seed)] if first_seed else []),
-                   *(["--split", split] if split != "auto" else []), *(["--starts", str(starts)] if starts > 1 else []),
-                   *(["--choose-on", str(choose_on)] if choose_on is not None else []),
-                   *(["--keep", keep] if keep != "best" else []),
-                   *(["--config", str(config)] if config else []), *[x for v in set_ or [] for x in ("--set", v)],
-                   *[x for a in arm or [] for x in ("--arm", a)]]
-            tmp.write_text(markdown_report(report, shlex.join(cmd)))
+    # the command that reproduces the numbers (--jobs, outputs and display options do not change them)
+    cmd = ["mdcli", "diagnose", "gain", "--train", str(train), "--test", str(test), "--per-class", per_class,
+           "--seeds", str(seeds), *(["--first-seed", str(first_seed)] if first_seed else []),
+           *(["--split", split] if split != "auto" else []), *(["--starts", str(starts)] if starts > 1 else []),
+           *(["--choose-on", str(choose_on)] if choose_on is not None else []),
+           *(["--keep", keep] if keep != "best" else []),
+           *(["--config", str(config)] if config else []), *[x for v in set_ or [] for x in ("--set", v)],
+           *[x for a in arm or [] for x in ("--arm", a)]]
+    _write_gain_files(report, json_out, md_out, cmd)
     if as_json:
         _write_json(report)
         return
@@ -373,6 +359,20 @@ def diagnose_gain(
                  f", best of {starts} starts on the other training windows") if starts > 1 else "")
              + (f" ({choose_on} per class)" if choose_on is not None else ""))
     _print_gain(report, f"diagnose gain: {train} -> {test} ({report['split']} subsets, {which})")
+
+
+def _write_gain_files(report: dict, json_out: Path | None, md_out: Path | None, command: list[str]) -> None:
+    """diagnose gain's and gain-pool's --json-out (the report) and --md-out (its tables headed by `command`)."""
+    if json_out is not None:
+        _write_json_file(report, json_out)
+    if md_out is not None:
+        import shlex
+
+        from mdcli.artifacts import atomic_path
+        from mdcli.diagnose.gain import markdown_report
+
+        with atomic_path(_output_path(md_out, "--md-out")) as tmp:
+            tmp.write_text(markdown_report(report, shlex.join(command)))
 
 
 def _print_gain(report: dict, title: str) -> None:
@@ -422,23 +422,8 @@ def diagnose_gain_pool(
     interval and verdict again over all the seeds, the same numbers one run of them all would give."""
     from mdcli.diagnose.gainpool import pool_reports
 
-    for opt, path in (("--json-out", json_out), ("--md-out", md_out)):
-        if path is not None and path.is_dir():
-            raise MdcliError(f"{opt} {path}: is a folder, expected a file name")
-    report = pool_reports(reports)
-    if json_out is not None:
-        from mdcli.artifacts import atomic_path
-
-        with atomic_path(_output_path(json_out, "--json-out")) as tmp:
-            tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
-    if md_out is not None:
-        import shlex
-
-        from mdcli.artifacts import atomic_path
-        from mdcli.diagnose.gain import markdown_report
-
-        with atomic_path(_output_path(md_out, "--md-out")) as tmp:
-            tmp.write_text(markdown_report(report, shlex.join(["mdcli", "diagnose", "gain-pool", *map(str, reports)])))
+    report = pool_reports(reports)  # (a folder named as an output is refused by @writes before this)
+    _write_gain_files(report, json_out, md_out, ["mdcli", "diagnose", "gain-pool", *map(str, reports)])
     if as_json:
         _write_json(report)
         return

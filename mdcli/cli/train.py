@@ -10,7 +10,8 @@ from rich.table import Table
 
 from mdcli.choices import PERCEPTUAL_CHOICES
 from mdcli.cli.common import (
-    _check_input, command, console, err_console, _output_path, _print_config, _require, writes,
+    _check_input, command, console, err_console, _output_path, _print_config, _require, _write_json, _write_json_file,
+    writes,
 )
 from mdcli.errors import MdcliError
 
@@ -126,37 +127,27 @@ def classify_cmd(
 ) -> None:
     """Label spectrograms with a classifier or an ensemble of several (the mean of their class probabilities);
     scored against the file's own labels where its classes are the classifiers'."""
-    import json
-
     from mdcli.classify import classify
-    from mdcli.jsonio import strict_json
 
     _require(data, "spectrograms", "--data")
     for path in classifier or []:
         _require(path, "classifier", "--classifier")
-    if json_out is not None and json_out.is_dir():
-        raise MdcliError(f"--json-out {json_out}: is a folder, expected a file name")
-    report = classify(data, list(classifier or []))
+    report = classify(data, list(classifier or []))  # (a folder named as --json-out is refused by @writes)
     if json_out is not None:
-        from mdcli.artifacts import atomic_path
-
-        with atomic_path(_output_path(json_out, "--json-out")) as tmp:
-            tmp.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
+        _write_json_file(report, json_out)
     if as_json:
-        from mdcli.cli.common import _write_json
-
         _write_json(report)
         return
     names, scored = report["classes"], report["scored"]
     what = f"{len(report['classifiers'])} classifiers, mean probability" if len(report["classifiers"]) > 1 else str(report["classifiers"][0]["path"])
-    if scored is None or "accuracy" not in scored:
+    if "accuracy" not in scored:  # classes the classifiers do not know: labelled, not scored
         table = Table(title=f"classify: {data} ({what})")
         table.add_column("class")
         table.add_column("predicted", justify="right")
         for c, n in report["predicted_counts"].items():
             table.add_row(c, str(n))
         console.print(table)
-        console.print(f"not scored: {scored['reason']}" if scored else "", highlight=False, soft_wrap=True)
+        console.print(f"not scored: {scored['reason']}", highlight=False, soft_wrap=True)
         return
     table = Table(title=f"classify: {data} ({what}): rows true class, columns predicted")
     table.add_column("class")
