@@ -117,22 +117,34 @@ def train_classifier_cmd(
 
 
 @command(group, "classify")
-@writes(json_out="json")
+@writes(json_out="json", output="spectrograms")
 def classify_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Spectrograms to label (scored when their classes are the classifiers').")] = Path("data.h5"),
     classifier: Annotated[Optional[list[Path]], typer.Option("--classifier", help="A trained classifier (repeatable: an ensemble, the mean of their class probabilities).")] = None,
     as_json=False,
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the --json report (every window's prediction and probabilities) to this file.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the windows as spectrograms labelled with the predicted class (pseudo-labels; probabilities in /params).")] = None,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", help="--output keeps only windows whose predicted class has at least this mean probability (0: all).")] = 0.0,
     force=False,
 ) -> None:
     """Label spectrograms with a classifier or an ensemble of several (the mean of their class probabilities);
-    scored against the file's own labels where its classes are the classifiers'."""
-    from mdcli.classify import classify
+    scored against the file's own labels where its classes are the classifiers'. --output writes them as a
+    labelled spectrograms file (e.g. unlabelled recordings pseudo-labelled for `train-classifier --extra`)."""
+    from mdcli.classify import classify, save_labelled
 
     _require(data, "spectrograms", "--data")
     for path in classifier or []:
         _require(path, "classifier", "--classifier")
-    report = classify(data, list(classifier or []))  # (a folder named as --json-out is refused by @writes)
+    if output is None and min_confidence != 0.0:
+        raise MdcliError("--min-confidence: selects the windows --output writes; give --output FILE")
+    report = classify(data, list(classifier or []), min_confidence)  # (folders as outputs are refused by @writes)
+    if output is not None:
+        out = save_labelled(data, report, _output_path(output))
+        if not as_json:
+            console.print(f"wrote {output}: {len(out)} of {report['count']} windows labelled "
+                          + ", ".join(f"{c} {n}" for c, n in report["kept_counts"].items())
+                          + (f" (mean probability >= {min_confidence})" if min_confidence > 0 else ""),
+                          highlight=False, soft_wrap=True)
     if json_out is not None:
         _write_json_file(report, json_out)
     if as_json:
@@ -161,6 +173,10 @@ def classify_cmd(
     members = ", ".join(f"{a:.3f}" for a in scored["members"])
     console.print(f"accuracy {scored['accuracy']:.3f}, macro-F1 {scored['macro_f1']:.3f} on {report['count']} windows"
                   + (f"; each classifier alone: {members}" if len(scored["members"]) > 1 else ""), highlight=False)
+    kept = scored["kept"]
+    if min_confidence > 0 and kept["count"]:
+        console.print(f"at mean probability >= {min_confidence}: {kept['count']} windows, accuracy {kept['accuracy']:.3f}",
+                      highlight=False)
 
 
 @command(group, "train-ae")

@@ -118,3 +118,42 @@ def test_train_classifier_with_val_fraction_0_trains_on_every_window(runner, tra
              "train.val_fraction", "[0, 1)")
     assert not (tmp_path / "x.h5").exists()
     torch.manual_seed(0)  # leave the global stream as a test found it
+
+
+def test_output_writes_the_windows_labelled_with_the_prediction_and_min_confidence_keeps_the_sure_ones(
+        runner, trained, tmp_path):
+    d = trained
+    both = ["classify", "--data", str(d / "test.h5"), "--classifier", str(d / "clf0.h5"), "--classifier",
+            str(d / "clf1.h5")]
+    report = json.loads(_ok(runner, [*both, "--json", "-o", str(tmp_path / "lab.h5")]).stdout)
+    src, lab = Spectrograms.load(d / "test.h5"), Spectrograms.load(tmp_path / "lab.h5")
+    probs = np.array(report["probabilities"])
+    assert lab.class_names == report["classes"] and len(lab) == 30 and report["kept"] == 30
+    assert [lab.class_names[i] for i in lab.labels] == report["predicted"]  # the label is the ensemble's class
+    assert np.array_equal(lab.spectrograms, src.spectrograms) and np.array_equal(lab.params["label_before"], src.labels)
+    assert np.allclose(lab.params["confidence"], probs.max(1))
+    assert np.allclose(np.stack([lab.params[f"probability_{c}"] for c in lab.class_names], 1), probs)
+    info = json.loads(_ok(runner, ["info", str(tmp_path / "lab.h5"), "--json"]).stdout)
+    assert [p["path"] for p in info["parents"]] == [str(d / "test.h5"), str(d / "clf0.h5"), str(d / "clf1.h5")]
+    # a threshold keeps the windows whose predicted class reaches it, and measures how often those are right
+    t = float(np.median(probs.max(1)))
+    r = json.loads(_ok(runner, [*both, "--json", "-o", str(tmp_path / "sure.h5"), "--min-confidence", str(t),
+                                "--force"]).stdout)
+    sure, keep = Spectrograms.load(tmp_path / "sure.h5"), probs.max(1) >= t
+    assert len(sure) == r["kept"] == r["scored"]["kept"]["count"] == int(keep.sum()) < 30
+    assert np.array_equal(sure.spectrograms, src.spectrograms[keep])
+    assert r["scored"]["kept"]["accuracy"] == float((probs.argmax(1)[keep] == src.labels[keep]).mean())
+    assert "windows labelled" in _ok(runner, [*both, "-o", str(tmp_path / "sure.h5"), "--min-confidence", str(t),
+                                              "--force"]).stdout
+    # pseudo-labelled windows train like measured ones
+    _ok(runner, ["train-classifier", "--config", str(TINY / "train-classifier.yaml"), "--steps", "3", "-q",
+                 "--set", "net.channels=[8]", "--data", str(d / "train.h5"), "--extra", str(tmp_path / "sure.h5"),
+                 "-o", str(tmp_path / "self.h5")])
+    # refusals: no window reaches the threshold, a threshold outside [0, 1), a threshold without --output
+    unreachable = (probs.max() + 1) / 2
+    _refused(runner, [*both, "-o", str(tmp_path / "none.h5"), "--min-confidence", str(unreachable)],
+             "--min-confidence", "no window", "nothing written")
+    _refused(runner, [*both, "-o", str(tmp_path / "none.h5"), "--min-confidence", "1"], "--min-confidence", "[0, 1)")
+    _refused(runner, [*both, "--min-confidence", "0.5"], "--min-confidence", "--output")
+    assert not (tmp_path / "none.h5").exists()
+    torch.manual_seed(0)  # leave the global stream as a test found it
