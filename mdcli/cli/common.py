@@ -100,7 +100,8 @@ def user_errors(fn):
 
 # Options that name what a command writes; every other path option is one of its inputs.
 OUTPUT_OPTIONS = {"output": "--output", "train_out": "--train-out", "test_out": "--test-out", "preview": "--preview",
-                  "keep": "--keep", "json_out": "--json-out", "md_out": "--md-out"}
+                  "keep": "--keep", "json_out": "--json-out", "md_out": "--md-out",
+                  "rest": "--rest"}
 NOT_INPUTS = {"plot_dir", "baseline_cache", "run"}  # folders a command writes into, or reads and writes
 
 

@@ -373,7 +373,7 @@ def split_cmd(
 
 
 @command(group, "subset")
-@writes(output="spectrograms")
+@writes(output="spectrograms", rest="spectrograms")
 def subset_cmd(
     path: Annotated[Path, typer.Argument(help="A spectrograms artifact (e.g. the training part of `split`).")],
     per_class: Annotated[int, typer.Option("--per-class", min=1, help="Spectrograms to keep per class.")] = 20,
@@ -381,11 +381,14 @@ def subset_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Spectrograms file to write.")] = Path("subset.h5"),
     split: Annotated[str, typer.Option("--split", help="auto (blocked when the data has /sequence) | blocked (a contiguous "
                                        "run per class) | random (diagnose generation's draw).")] = "auto",
+    rest: Annotated[Optional[Path], typer.Option("--rest", help="Also write the spectrograms not kept (e.g. an unlabelled pool for classify -o).")] = None,
     force=False,
 ) -> None:
     """Keep N spectrograms per class: the few-shot subset `diagnose gain` uses for this N and seed (with --split random,
     the one `diagnose generation` draws), so a generator trained on it alone measures the augmentation gain of a
     user who has only N real images."""
+    import numpy as np
+
     from mdcli.artifacts import Spectrograms, parent_record
     from mdcli.errors import MdcliError
     from mdcli.diagnose.gain import few_shot_indices, resolved_split
@@ -397,6 +400,12 @@ def subset_cmd(
     if short:
         raise MdcliError(f"--per-class {per_class}: {path} holds only {short[0][1]} spectrograms of class '{short[0][0]}'")
     idx = few_shot_indices(data.labels, per_class, seed, data.sequence, split)
-    data.select(idx).save(output, f"per_class: {per_class}\nseed: {seed}\nsplit: {resolved_split(split, data)}\n", seed,
-                          [parent_record(path)])
+    others = np.setdiff1d(np.arange(len(data)), idx)  # in file order
+    if rest is not None and len(others) == 0:
+        raise MdcliError(f"--rest {rest}: --per-class {per_class} keeps every spectrogram of {path}; nothing is left")
+    config = f"per_class: {per_class}\nseed: {seed}\nsplit: {resolved_split(split, data)}\n"
+    data.select(idx).save(output, config, seed, [parent_record(path)])
     console.print(f"wrote {output}: {per_class} per class ({len(idx)}) of {len(data)} in {path}")
+    if rest is not None:
+        data.select(others).save(_output_path(rest, "--rest"), config + "part: rest\n", seed, [parent_record(path)])
+        console.print(f"wrote {rest}: the other {len(others)}")

@@ -277,6 +277,16 @@ def test_blocked_subsets_are_contiguous_runs_and_subset_writes_them(runner, tmp_
     _run(runner, ["subset", str(tmp_path / "seq.h5"), "--per-class", "6", "--seed", "2", "--split", "random",
                   "-o", str(tmp_path / "rnd.h5")])
     assert np.array_equal(Spectrograms.load(tmp_path / "rnd.h5").spectrograms, data.spectrograms[rnd])
+    # --rest: the windows not kept, in file order (an unlabelled pool for classify -o)
+    _run(runner, ["subset", str(tmp_path / "seq.h5"), "--per-class", "6", "--seed", "2", "-o", str(tmp_path / "sub.h5"),
+                  "--rest", str(tmp_path / "rest.h5"), "--force"])
+    others = np.setdiff1d(np.arange(len(data)), idx)
+    rest = Spectrograms.load(tmp_path / "rest.h5")
+    assert len(rest) == len(data) - 24 and np.array_equal(rest.spectrograms, data.spectrograms[others])
+    assert np.array_equal(rest.sequence, data.sequence[others])
+    _refused(runner, ["subset", str(tmp_path / "seq.h5"), "--per-class", "30", "-o", str(tmp_path / "all.h5"),
+                      "--rest", str(tmp_path / "none.h5")], "--rest", "nothing is left")
+    assert not (tmp_path / "all.h5").exists() and not (tmp_path / "none.h5").exists()
     # measured windows overlap in time: a test window at a training window's recording position is refused even
     # when its bytes differ (another import), and one a step away is reported
     from mdcli.data.splits import split_indices
