@@ -124,7 +124,7 @@ def classify_cmd(
     as_json=False,
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the --json report (every window's prediction and probabilities) to this file.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the windows as spectrograms labelled with the predicted class (pseudo-labels; probabilities in /params).")] = None,
-    min_confidence: Annotated[float, typer.Option("--min-confidence", help="--output keeps only windows whose predicted class has at least this mean probability (0: all).")] = 0.0,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", help="Keep (--output) and score apart (scored.kept) the windows whose predicted class has at least this mean probability (0: all).")] = 0.0,
     force=False,
 ) -> None:
     """Label spectrograms with a classifier or an ensemble of several (the mean of their class probabilities);
@@ -135,8 +135,6 @@ def classify_cmd(
     _require(data, "spectrograms", "--data")
     for path in classifier or []:
         _require(path, "classifier", "--classifier")
-    if output is None and min_confidence != 0.0:
-        raise MdcliError("--min-confidence: selects the windows --output writes; give --output FILE")
     report = classify(data, list(classifier or []), min_confidence)  # (folders as outputs are refused by @writes)
     if output is not None:
         out = save_labelled(data, report, _output_path(output))
