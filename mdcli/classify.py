@@ -4,7 +4,7 @@ An ensemble predicts with the mean of its members' class probabilities: the `--k
 `diagnose gain` (e.g. six pretraining draws, each fine-tuned on the same few measured windows with
 `train-classifier --init`), which needs no windows beyond the ones it trains on. When the spectrograms carry labels
 among the classifiers' classes, the report scores them: accuracy, macro-F1, per-class recall, the confusion matrix,
-and each member alone beside the ensemble. `labelled` turns the prediction into a spectrograms file (pseudo-labels:
+and each member alone beside the ensemble. `save_labelled` turns the prediction into a spectrograms file (pseudo-labels:
 the predicted class as the label, the probabilities as per-window parameters, optionally only the windows the
 ensemble is confident about), which `train-classifier --extra` and every other command read like measured data.
 """
@@ -47,12 +47,13 @@ def load_members(paths: list[Path], shape: tuple[int, int], data_path: Path, dev
     return members, names
 
 
-def classify(data_path: Path, paths: list[Path], min_confidence: float = 0.0) -> dict:
+def classify(data_path: Path, paths: list[Path], min_confidence: float = 0.0, output: Path | None = None) -> dict:
     """Class probabilities of every spectrogram in `data_path` under each classifier in `paths`, their mean (the
     prediction), and, when the file's classes are among the classifiers', the scores. -> the report (JSON-ready).
 
-    min_confidence: the windows whose mean probability of the predicted class reaches it are `kept` (what
-    `labelled` writes); the report scores those too (`scored.kept`), so a threshold's precision is measured."""
+    min_confidence: the windows whose mean probability of the predicted class reaches it are `kept`; the report
+    scores those too (`scored.kept`), so a threshold's precision is measured. output: the kept windows written
+    there, pseudo-labelled (`save_labelled`)."""
     if not 0.0 <= min_confidence < 1.0:
         raise MdcliError(f"--min-confidence: in [0, 1) (the mean probability a kept window's predicted class needs), "
                          f"got {min_confidence}")
@@ -78,6 +79,8 @@ def classify(data_path: Path, paths: list[Path], min_confidence: float = 0.0) ->
         "min_confidence": float(min_confidence), "kept": int(kept.sum()),
         "kept_counts": {c: int((pred[kept] == i).sum()) for i, c in enumerate(names)},
     }
+    if output is not None:
+        save_labelled(data, mean, kept, names, report, output)
     own = [str(c) for c in data.class_names]
     outside = [c for c in own if c not in names]
     if outside:
@@ -99,37 +102,32 @@ def classify(data_path: Path, paths: list[Path], min_confidence: float = 0.0) ->
     return report
 
 
-def labelled(data_path: Path, report: dict) -> Spectrograms:
-    """The windows `report` kept, labelled with their predicted class (the classifiers' classes, in their order).
-    params gain `confidence` (the mean probability of the predicted class), `probability_<class>` for each class,
-    and `label_before` (the window's own label in the file's class order, see the attrs `class_names_before`)."""
-    data = Spectrograms.load(data_path)
-    names = report["classes"]
-    probs = np.asarray(report["probabilities"], dtype=np.float64)
-    pred = probs.argmax(1)
-    keep = np.flatnonzero(probs.max(1) >= report["min_confidence"])
-    out = data.select(keep)
-    out.params = dict(out.params) | {"confidence": probs.max(1)[keep], "label_before": data.labels[keep].astype(np.float64)}
-    out.params |= {f"probability_{c}": probs[keep, i] for i, c in enumerate(names)}
-    out.labels, out.class_names = pred[keep].astype(np.int64), list(names)
+def labelled(data: Spectrograms, mean: np.ndarray, kept: np.ndarray, names: list[str]) -> Spectrograms:
+    """The `kept` windows of `data`, labelled with the class of highest `mean` probability (in the classifiers' class
+    order `names`). params gain `confidence` (that probability), `probability_<class>` for each class, and
+    `label_before` (the window's own label in the file's class order, see the attrs `class_names_before`)."""
+    out = data.select(np.flatnonzero(kept))
+    probs = np.asarray(mean[kept], dtype=np.float64)
+    out.params = dict(out.params) | {"confidence": probs.max(1), "label_before": data.labels[kept].astype(np.float64)}
+    out.params |= {f"probability_{c}": probs[:, i] for i, c in enumerate(names)}
+    out.labels, out.class_names = probs.argmax(1).astype(np.int64), list(names)
     return out
 
 
-def save_labelled(data_path: Path, report: dict, output: Path) -> Spectrograms:
+def save_labelled(data: Spectrograms, mean: np.ndarray, kept: np.ndarray, names: list[str], report: dict,
+                  output: Path) -> None:
     """Write `labelled(...)` to `output` (atomically), with the classifiers and the threshold as its config and
     the data and the classifiers as its parents; an empty selection is refused (nothing written)."""
     import yaml
 
     from mdcli.artifacts import parent_record
 
-    out = labelled(data_path, report)
-    if len(out) == 0:
-        raise MdcliError(f"--min-confidence {report['min_confidence']}: no window of {data_path} reaches it "
-                         f"(highest {max(max(p) for p in report['probabilities']):.3f}); nothing written")
-    before = [str(c) for c in Spectrograms.load(data_path).class_names]
+    if not kept.any():
+        raise MdcliError(f"--min-confidence {report['min_confidence']}: no window of {report['data']} reaches it "
+                         f"(highest {mean.max():.3f}); nothing written")
     config = yaml.safe_dump({"classify": {"classifiers": [c["path"] for c in report["classifiers"]],
                                           "min_confidence": report["min_confidence"]}}, sort_keys=False)
-    parents = [parent_record(data_path)] + [parent_record(c["path"]) for c in report["classifiers"]]
-    out.save(output, config, 0, parents, attrs={"class_names_before": json.dumps(before),
-                                                 "pseudo_labels": "classify: the mean class probability's argmax"})
-    return out
+    parents = [parent_record(report["data"])] + [parent_record(c["path"]) for c in report["classifiers"]]
+    labelled(data, mean, kept, names).save(output, config, 0, parents, attrs={
+        "class_names_before": json.dumps([str(c) for c in data.class_names]),
+        "pseudo_labels": "classify: the mean class probability's argmax"})

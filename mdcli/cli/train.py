@@ -130,19 +130,18 @@ def classify_cmd(
     """Label spectrograms with a classifier or an ensemble of several (the mean of their class probabilities);
     scored against the file's own labels where its classes are the classifiers'. --output writes them as a
     labelled spectrograms file (e.g. unlabelled recordings pseudo-labelled for `train-classifier --extra`)."""
-    from mdcli.classify import classify, save_labelled
+    from mdcli.classify import classify
 
     _require(data, "spectrograms", "--data")
     for path in classifier or []:
         _require(path, "classifier", "--classifier")
-    report = classify(data, list(classifier or []), min_confidence)  # (folders as outputs are refused by @writes)
-    if output is not None:
-        out = save_labelled(data, report, _output_path(output))
-        if not as_json:
-            console.print(f"wrote {output}: {len(out)} of {report['count']} windows labelled "
-                          + ", ".join(f"{c} {n}" for c, n in report["kept_counts"].items())
-                          + (f" (mean probability >= {min_confidence})" if min_confidence > 0 else ""),
-                          highlight=False, soft_wrap=True)
+    report = classify(data, list(classifier or []), min_confidence,  # (folders as outputs are refused by @writes)
+                      _output_path(output) if output is not None else None)
+    if output is not None and not as_json:
+        console.print(f"wrote {output}: {report['kept']} of {report['count']} windows labelled "
+                      + ", ".join(f"{c} {n}" for c, n in report["kept_counts"].items())
+                      + (f" (mean probability >= {min_confidence})" if min_confidence > 0 else ""),
+                      highlight=False, soft_wrap=True)
     if json_out is not None:
         _write_json_file(report, json_out)
     if as_json:
