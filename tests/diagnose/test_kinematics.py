@@ -154,6 +154,12 @@ def test_generation_comparison_and_the_filter_helper(walkers):
     assert g["period"]["median_generated"] is None and g["period"]["wasserstein"] is None  # no period: null
     self_cmp = dkin.generation_kinematics(real, labels, real, labels, ["walker"])["per_class"]["walker"]
     assert self_cmp["bandwidth"]["wasserstein"] == 0 and self_cmp["bandwidth"]["inside_real_range"] == 1
+    assert self_cmp["bandwidth"]["spread_ratio"] == pytest.approx(1.0)
+    # a generator that draws only the typical value: inside the real range, yet none of its spread
+    typical = dkin.compare_distributions(real.bandwidth, np.full(len(images), np.median(real.bandwidth)))
+    assert typical["inside_real_range"] == 1 and typical["spread_ratio"] == 0
+    few = real.bandwidth[: dkin.MIN_SPREAD_N - 1]  # too few values for a spread: null, not noise
+    assert dkin.compare_distributions(real.bandwidth, few)["spread_ratio"] is None
     ranges = kin.class_ranges(real, labels, 1)
     assert kin.within_ranges(real, labels, ranges, margin=0.0).all()
     assert not kin.within_ranges(fake, labels, ranges).any()  # no steps: what the kinematic filter is for
