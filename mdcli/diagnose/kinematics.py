@@ -79,6 +79,11 @@ def _median(v: np.ndarray) -> float | None:
     return float(np.median(v)) if len(v) else None
 
 
+def _iqr(v: np.ndarray) -> float | None:
+    """Interquartile range of finite values `v`; None with fewer than MIN_SPREAD_N of them."""
+    return float(np.subtract(*np.percentile(v, [75, 25]))) if len(v) >= MIN_SPREAD_N else None
+
+
 def compare_distributions(real: np.ndarray, gen: np.ndarray) -> dict:
     """One feature, real vs generated: medians, the 1-D Wasserstein distance (the feature's units), the
     share of generated values inside the real [min, max], and the spread ratio (interquartile range of the
@@ -91,8 +96,8 @@ def compare_distributions(real: np.ndarray, gen: np.ndarray) -> dict:
     r, g = np.asarray(real, float), np.asarray(gen, float)
     r, g = r[np.isfinite(r)], g[np.isfinite(g)]
     both = len(r) > 0 and len(g) > 0
-    iqr_r = float(np.subtract(*np.percentile(r, [75, 25]))) if len(r) >= MIN_SPREAD_N else 0.0
-    spread = float(np.subtract(*np.percentile(g, [75, 25]))) / iqr_r if len(g) >= MIN_SPREAD_N and iqr_r > 0 else None
+    iqr_r, iqr_g = _iqr(r), _iqr(g)
+    spread = iqr_g / iqr_r if iqr_r and iqr_g is not None else None
     return {
         "median_real": _median(r), "median_generated": _median(g),
         "wasserstein": float(wasserstein_distance(r, g)) if both else None,
