@@ -378,26 +378,30 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
         if mg.sum() > 2 and mr.sum() > 2:
             report["per_class"][name] = {"n_generated": int(mg.sum()), "fmd": stats.feature_frechet(f_real[mr], f_gen[mg]),
                                          "judge_accuracy": float((p_gen[mg] == c).mean())}
-    from mdcli import kinematics as kf
-    from mdcli.diagnose import kinematics as kin  # limb envelopes and periods, generated vs real, on the real data's axes
-
-    kin_axes = {"doppler": real.doppler_hz, "time": real.time_s, "calibrated": real.axes_calibrated,
-                "dynamic_range_db": float(real.dynamic_range_db)}
-    report["kinematics"] = kin.generation_kinematics(kf.features(real.spectrograms, **kin_axes), y_real,
-                                                     kf.features(gen.spectrograms, **kin_axes), y_gen, names)
-
-    # memorisation: nearest training image of each sample vs of each held-out real image (pixel L2)
     found = train_path is None
     train_path = train_path or find_training_data(samples_path)
     report["train_data"] = str(train_path) if train_path else None
-    if train_path is None:
+    train = None if train_path is None else Spectrograms.load(train_path)
+    if train is not None:
+        if list(train.class_names) != names:
+            raise MdcliError(f"--train {train_path}: classes {list(train.class_names)} differ from the real data's {names}")
+        check_held_out(real, real_path, train, f"the generator's training data {train_path} (found through the samples' "
+                       "lineage; pass --train)" if found else f"--train {train_path}")
+
+    # limb envelopes and periods, generated (and the training part, the reference) vs real, on the real data's axes
+    from mdcli import kinematics as kf
+    from mdcli.diagnose import kinematics as kin
+
+    kin_axes = {"doppler": real.doppler_hz, "time": real.time_s, "calibrated": real.axes_calibrated,
+                "dynamic_range_db": float(real.dynamic_range_db)}
+    report["kinematics"] = kin.generation_kinematics(
+        kf.features(real.spectrograms, **kin_axes), y_real, kf.features(gen.spectrograms, **kin_axes), y_gen, names,
+        None if train is None else kf.features(train.spectrograms, **kin_axes), None if train is None else train.labels)
+    if train is None:
         report["memorisation"] = None
         return report
-    train = Spectrograms.load(train_path)
-    if list(train.class_names) != names:
-        raise MdcliError(f"--train {train_path}: classes {list(train.class_names)} differ from the real data's {names}")
-    check_held_out(real, real_path, train, f"the generator's training data {train_path} (found through the samples' lineage; "
-                   "pass --train)" if found else f"--train {train_path}")
+
+    # memorisation: nearest training image of each sample vs of each held-out real image (pixel L2)
     flat = lambda d: d.spectrograms.reshape(len(d.spectrograms), -1).astype(np.float64)  # noqa: E731
     d_gen = stats.nearest_distances(flat(gen), flat(train))
     d_real = stats.nearest_distances(flat(real), flat(train))

@@ -108,9 +108,13 @@ def compare_distributions(real: np.ndarray, gen: np.ndarray) -> dict:
 
 
 def generation_kinematics(real: Kinematics, y_real: np.ndarray, gen: Kinematics, y_gen: np.ndarray,
-                          names: list[str]) -> dict:
+                          names: list[str], train: Kinematics | None = None, y_train: np.ndarray | None = None) -> dict:
     """Per class and feature, the generated distribution against the real one (`compare_distributions`),
-    and the share of images with a period on each side."""
+    and the share of images with a period on each side. With the generator's training data (`train`), each
+    feature also gets "train": the training part compared with the real one the same way (median, W1, inside
+    the real range, spread ratio), and the period share its "train" value: what a generator that drew exactly
+    its training data would score, the reference a generated figure is read against (a held-out part differs
+    from the training part by chance, and by design in a blocked split)."""
     out: dict = {"units": real.units, "per_class": {}}
     for c, name in enumerate(names):
         mr, mg = np.asarray(y_real) == c, np.asarray(y_gen) == c
@@ -118,6 +122,13 @@ def generation_kinematics(real: Kinematics, y_real: np.ndarray, gen: Kinematics,
             continue
         cls = {f: compare_distributions(getattr(real, f)[mr], getattr(gen, f)[mg]) for f in SCALAR_FEATURES}
         cls["period_share"] = {"real": float(real.has_period[mr].mean()), "generated": float(gen.has_period[mg].mean())}
+        mt = None if train is None else np.asarray(y_train) == c
+        if mt is not None and mt.any():
+            for f in SCALAR_FEATURES:
+                ref = compare_distributions(getattr(real, f)[mr], getattr(train, f)[mt])
+                cls[f]["train"] = {"median": ref["median_generated"], "n": ref["n_generated"],
+                                   **{k: ref[k] for k in ("wasserstein", "inside_real_range", "spread_ratio")}}
+            cls["period_share"]["train"] = float(train.has_period[mt].mean())
         out["per_class"][name] = cls
     return out
 
@@ -143,22 +154,26 @@ def recon_rows(k: dict) -> list[tuple[str, list[str]]]:
 
 
 def generation_rows(k: dict) -> list[list[str]]:
-    """Rows (class, feature, unit, median real, median generated, W1, inside real range) of the generation
-    kinematics table, and a `period` row with the shares of images that have one."""
+    """Rows (class, feature, unit, median real, median generated, median train, W1, inside real range, spread
+    ratio, the training part's spread ratio) of the generation kinematics table, and a `period` row with the
+    shares of images that have one; "–" where the report has no training reference."""
     units = k["units"]
     out = []
     for name, cls in k["per_class"].items():
         for f in SCALAR_FEATURES:
             v = cls[f]
-            out.append([name, f, units.get(f, ""), _fmt(v["median_real"]), _fmt(v["median_generated"]),
-                        _fmt(v["wasserstein"]), _fmt(v["inside_real_range"], ".2f"), _fmt(v.get("spread_ratio"), ".2f")])
+            t = v.get("train") or {}
+            out.append([name, f, units.get(f, ""), _fmt(v["median_real"]), _fmt(v["median_generated"]), _fmt(t.get("median")),
+                        _fmt(v["wasserstein"]), _fmt(v["inside_real_range"], ".2f"), _fmt(v.get("spread_ratio"), ".2f"),
+                        _fmt(t.get("spread_ratio"), ".2f")])
         ps = cls["period_share"]
-        out.append([name, "has period (share)", "", _fmt(ps["real"], ".2f"), _fmt(ps["generated"], ".2f"), "–", "–", "–"])
+        out.append([name, "has period (share)", "", _fmt(ps["real"], ".2f"), _fmt(ps["generated"], ".2f"),
+                    _fmt(ps.get("train"), ".2f"), "–", "–", "–", "–"])
     return out
 
 
-GENERATION_HEADER = ("class", "feature", "unit", "median real", "median generated", "W1", "inside real range",
-                     "spread ratio")
+GENERATION_HEADER = ("class", "feature", "unit", "median real", "median generated", "median train", "W1",
+                     "inside real range", "spread ratio", "spread ratio, train")
 
 
 def print_recon_table(console, k: dict, title: str) -> None:
@@ -204,7 +219,8 @@ def report_lines(recon: dict | None, gen: dict | None) -> list[str]:
         lines += [f"Generated against held-out real (Doppler in {gk['units']['doppler']}, periods in {gk['units']['time']}; "
                   "W1: 1-D Wasserstein distance in the feature's unit; inside: share of generated values within the real "
                   "[min, max]; spread ratio: interquartile range generated / real, below 1 where the generator draws "
-                  "only typical values):", "", "| " + " | ".join(GENERATION_HEADER) + " |", "|---" * len(GENERATION_HEADER) + "|"]
+                  "only typical values; train: the generator's training part read the same way, what a generator "
+                  "that drew exactly its training data would score):", "", "| " + " | ".join(GENERATION_HEADER) + " |", "|---" * len(GENERATION_HEADER) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in generation_rows(gk)]
         lines.append("")
     return lines

@@ -261,6 +261,13 @@ def test_generation_diffusability_and_split_cli(chain):
     kg = g["kinematics"]  # limb envelopes and periods per class, generated vs real (mdcli/diagnose/kinematics.py)
     assert kg["units"]["bandwidth"] == "Hz" and "walker" in kg["per_class"]
     assert {"median_real", "median_generated", "wasserstein", "inside_real_range"} <= set(kg["per_class"]["walker"]["bandwidth"])
+    # the training part read the same way (found through the lineage), the reference for the generated figures
+    from mdcli.kinematics import features_of
+
+    tr = Spectrograms.load(d / "train.h5")
+    k_tr, walkers = features_of(tr), tr.labels == tr.class_names.index("walker")
+    assert kg["per_class"]["walker"]["bandwidth"]["train"]["n"] == np.isfinite(k_tr.bandwidth[walkers]).sum() > 0
+    assert kg["per_class"]["walker"]["period_share"]["train"] == pytest.approx(k_tr.has_period[walkers].mean())
     assert set(g["augmentation"]["3"]) >= {"real", "real+classic", "real+generated", "gain_generated"}
     assert g["augmentation"]["3"]["real"]["std"] is None and g["tstr"]["tstr"]["std"] is None  # one seed: no spread
     # --baseline-cache: the generator-free fits (all real; few real, alone and with classic augmentation) are

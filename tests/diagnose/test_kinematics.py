@@ -160,6 +160,15 @@ def test_generation_comparison_and_the_filter_helper(walkers):
     assert typical["inside_real_range"] == 1 and typical["spread_ratio"] == 0
     few = real.bandwidth[: dkin.MIN_SPREAD_N - 1]  # too few values for a spread: null, not noise
     assert dkin.compare_distributions(real.bandwidth, few)["spread_ratio"] is None
+    # the training part as the reference: read exactly like the generated set, absent without training data
+    assert "train" not in g["bandwidth"] and "train" not in g["period_share"]
+    ref = dkin.generation_kinematics(real, labels, fake, labels, ["walker"], real, labels)["per_class"]["walker"]
+    assert ref["bandwidth"]["train"]["median"] == ref["bandwidth"]["median_real"]
+    assert ref["bandwidth"]["train"]["spread_ratio"] == pytest.approx(1.0) and ref["bandwidth"]["train"]["wasserstein"] == 0
+    assert ref["period_share"] == {"real": 1.0, "generated": 0.0, "train": 1.0}
+    assert ref["bandwidth"]["median_generated"] == g["bandwidth"]["median_generated"]  # the generated figures unchanged
+    slow = dkin.generation_kinematics(real, labels, fake, labels, ["walker"], fake, labels)["per_class"]["walker"]
+    assert slow["period_share"]["train"] == 0.0 and slow["bandwidth"]["train"]["median"] == g["bandwidth"]["median_generated"]
     ranges = kin.class_ranges(real, labels, 1)
     assert kin.within_ranges(real, labels, ranges, margin=0.0).all()
     assert not kin.within_ranges(fake, labels, ranges).any()  # no steps: what the kinematic filter is for
@@ -182,6 +191,10 @@ def test_report_lines_and_strict_json(walkers):
     lines = dkin.report_lines({"kinematics": rec}, {"kinematics": gen})
     assert lines[0].startswith("## Kinematic fidelity")
     assert any(line.startswith("| walker | bandwidth | Hz |") for line in lines)
+    assert all(row[5] == row[9] == "–" for row in dkin.generation_rows(gen))  # no training reference: no train column
+    with_train = dkin.generation_rows(dkin.generation_kinematics(k, labels, noise, np.zeros(2, int), ["walker", "other"], k, labels))
+    assert [row[5] for row in with_train if row[1] == "has period (share)"] == ["1.00"]
+    assert len(with_train[0]) == len(dkin.GENERATION_HEADER)
     assert dkin.report_lines({}, None) == []
 
 
