@@ -394,9 +394,9 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
 
     kin_axes = {"doppler": real.doppler_hz, "time": real.time_s, "calibrated": real.axes_calibrated,
                 "dynamic_range_db": float(real.dynamic_range_db)}
+    reference = () if train is None else (kf.features(train.spectrograms, **kin_axes), train.labels)
     report["kinematics"] = kin.generation_kinematics(
-        kf.features(real.spectrograms, **kin_axes), y_real, kf.features(gen.spectrograms, **kin_axes), y_gen, names,
-        None if train is None else kf.features(train.spectrograms, **kin_axes), None if train is None else train.labels)
+        kf.features(real.spectrograms, **kin_axes), y_real, kf.features(gen.spectrograms, **kin_axes), y_gen, names, *reference)
     if train is None:
         report["memorisation"] = None
         return report

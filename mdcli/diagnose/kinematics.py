@@ -122,8 +122,7 @@ def generation_kinematics(real: Kinematics, y_real: np.ndarray, gen: Kinematics,
             continue
         cls = {f: compare_distributions(getattr(real, f)[mr], getattr(gen, f)[mg]) for f in SCALAR_FEATURES}
         cls["period_share"] = {"real": float(real.has_period[mr].mean()), "generated": float(gen.has_period[mg].mean())}
-        mt = None if train is None else np.asarray(y_train) == c
-        if mt is not None and mt.any():
+        if train is not None and (mt := np.asarray(y_train) == c).any():
             for f in SCALAR_FEATURES:
                 ref = compare_distributions(getattr(real, f)[mr], getattr(train, f)[mt])
                 cls[f]["train"] = {"median": ref["median_generated"], "n": ref["n_generated"],
