@@ -219,7 +219,8 @@ def report_lines(recon: dict | None, gen: dict | None) -> list[str]:
                   "W1: 1-D Wasserstein distance in the feature's unit; inside: share of generated values within the real "
                   "[min, max]; spread ratio: interquartile range generated / real, below 1 where the generator draws "
                   "only typical values; train: the generator's training part read the same way, what a generator "
-                  "that drew exactly its training data would score):", "", "| " + " | ".join(GENERATION_HEADER) + " |", "|---" * len(GENERATION_HEADER) + "|"]
+                  "that drew exactly its training data would score):", "",
+                  "| " + " | ".join(GENERATION_HEADER) + " |", "|---" * len(GENERATION_HEADER) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in generation_rows(gk)]
         lines.append("")
     return lines
