@@ -396,7 +396,8 @@ def generation_report(samples_path: Path, real_path: Path, judge_path: Path, tra
                 "dynamic_range_db": float(real.dynamic_range_db)}
     reference = () if train is None else (kf.features(train.spectrograms, **kin_axes), train.labels)
     report["kinematics"] = kin.generation_kinematics(
-        kf.features(real.spectrograms, **kin_axes), y_real, kf.features(gen.spectrograms, **kin_axes), y_gen, names, *reference)
+        kf.features(real.spectrograms, **kin_axes), y_real, kf.features(gen.spectrograms, **kin_axes), y_gen, names, *reference,
+        seed=cfg.seeds[0])
     if train is None:
         report["memorisation"] = None
         return report

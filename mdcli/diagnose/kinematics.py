@@ -84,13 +84,35 @@ def _iqr(v: np.ndarray) -> float | None:
     return float(np.subtract(*np.percentile(v, [75, 25]))) if len(v) >= MIN_SPREAD_N else None
 
 
-def compare_distributions(real: np.ndarray, gen: np.ndarray) -> dict:
+def median_interval(v: np.ndarray, seed: int = 0, draws: int = 1000) -> list[float] | None:
+    """95 % bootstrap interval [2.5th, 97.5th percentile] of the median of finite values `v` (`draws` resamples,
+    seeded); None with fewer than MIN_SPREAD_N values. The sampling noise of a generated set's median: one model
+    sampled again moves it as much as most changes to the model do (docs/findings.md)."""
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    if len(v) < MIN_SPREAD_N:
+        return None
+    meds = np.median(np.random.default_rng(seed).choice(v, (draws, len(v))), axis=1)
+    return [float(x) for x in np.percentile(meds, [2.5, 97.5])]
+
+
+def share_interval(k: int, n: int, z: float = 1.96) -> list[float] | None:
+    """Wilson 95 % interval of a share k / n (None for n = 0): the noise of a share with a period."""
+    if n == 0:
+        return None
+    p = k / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def compare_distributions(real: np.ndarray, gen: np.ndarray, seed: int = 0) -> dict:
     """One feature, real vs generated: medians, the 1-D Wasserstein distance (the feature's units), the
     share of generated values inside the real [min, max], and the spread ratio (interquartile range of the
     generated values over the real one's: near 1 when the generator covers the real spread, well below 1 when
     it draws only typical values, which the share inside the range cannot show); over finite values (None where
     a side has none, the spread ratio also where a side has fewer than MIN_SPREAD_N values or the real spread is 0:
-    a few helicopters with a period give a ratio of 30 from noise)."""
+    a few helicopters with a period give a ratio of 30 from noise); and the generated median's bootstrap interval
+    (`median_interval`, seeded by `seed`)."""
     from scipy.stats import wasserstein_distance
 
     r, g = np.asarray(real, float), np.asarray(gen, float)
@@ -99,7 +121,7 @@ def compare_distributions(real: np.ndarray, gen: np.ndarray) -> dict:
     iqr_r, iqr_g = _iqr(r), _iqr(g)
     spread = iqr_g / iqr_r if iqr_r and iqr_g is not None else None
     return {
-        "median_real": _median(r), "median_generated": _median(g),
+        "median_real": _median(r), "median_generated": _median(g), "median_generated_ci": median_interval(g, seed),
         "wasserstein": float(wasserstein_distance(r, g)) if both else None,
         "inside_real_range": float(np.mean((g >= r.min()) & (g <= r.max()))) if both else None,
         "spread_ratio": spread,
@@ -108,9 +130,11 @@ def compare_distributions(real: np.ndarray, gen: np.ndarray) -> dict:
 
 
 def generation_kinematics(real: Kinematics, y_real: np.ndarray, gen: Kinematics, y_gen: np.ndarray,
-                          names: list[str], train: Kinematics | None = None, y_train: np.ndarray | None = None) -> dict:
+                          names: list[str], train: Kinematics | None = None, y_train: np.ndarray | None = None,
+                          seed: int = 0) -> dict:
     """Per class and feature, the generated distribution against the real one (`compare_distributions`),
-    and the share of images with a period on each side. With the generator's training data (`train`), each
+    and the share of images with a period on each side (the generated share with its Wilson interval,
+    `generated_ci`). With the generator's training data (`train`), each
     feature also gets "train": the training part compared with the real one the same way (median, W1, inside
     the real range, spread ratio), and the period share its "train" value: what a generator that drew exactly
     its training data would score, the reference a generated figure is read against (a held-out part differs
@@ -120,8 +144,9 @@ def generation_kinematics(real: Kinematics, y_real: np.ndarray, gen: Kinematics,
         mr, mg = np.asarray(y_real) == c, np.asarray(y_gen) == c
         if not (mr.any() and mg.any()):
             continue
-        cls = {f: compare_distributions(getattr(real, f)[mr], getattr(gen, f)[mg]) for f in SCALAR_FEATURES}
-        cls["period_share"] = {"real": float(real.has_period[mr].mean()), "generated": float(gen.has_period[mg].mean())}
+        cls = {f: compare_distributions(getattr(real, f)[mr], getattr(gen, f)[mg], seed) for f in SCALAR_FEATURES}
+        cls["period_share"] = {"real": float(real.has_period[mr].mean()), "generated": float(gen.has_period[mg].mean()),
+                               "generated_ci": share_interval(int(gen.has_period[mg].sum()), int(mg.sum()))}
         if train is not None and (mt := np.asarray(y_train) == c).any():
             for f in SCALAR_FEATURES:
                 ref = compare_distributions(getattr(real, f)[mr], getattr(train, f)[mt])
@@ -152,6 +177,11 @@ def recon_rows(k: dict) -> list[tuple[str, list[str]]]:
     return rows
 
 
+def _with_ci(v, ci, spec: str = ".3g") -> str:
+    """A value and its 95 % interval, "0.532 [0.51, 0.56]"; the value alone without one."""
+    return _fmt(v, spec) + ("" if v is None or not ci else f" [{_fmt(ci[0], spec)}, {_fmt(ci[1], spec)}]")
+
+
 def generation_rows(k: dict) -> list[list[str]]:
     """Rows (class, feature, unit, median real, median generated, median train, W1, inside real range, spread
     ratio, the training part's spread ratio) of the generation kinematics table, and a `period` row with the
@@ -162,11 +192,12 @@ def generation_rows(k: dict) -> list[list[str]]:
         for f in SCALAR_FEATURES:
             v = cls[f]
             t = v.get("train") or {}
-            out.append([name, f, units.get(f, ""), _fmt(v["median_real"]), _fmt(v["median_generated"]), _fmt(t.get("median")),
+            out.append([name, f, units.get(f, ""), _fmt(v["median_real"]), _with_ci(v["median_generated"], v.get("median_generated_ci")),
+                        _fmt(t.get("median")),
                         _fmt(v["wasserstein"]), _fmt(v["inside_real_range"], ".2f"), _fmt(v.get("spread_ratio"), ".2f"),
                         _fmt(t.get("spread_ratio"), ".2f")])
         ps = cls["period_share"]
-        out.append([name, "has period (share)", "", _fmt(ps["real"], ".2f"), _fmt(ps["generated"], ".2f"),
+        out.append([name, "has period (share)", "", _fmt(ps["real"], ".2f"), _with_ci(ps["generated"], ps.get("generated_ci"), ".2f"),
                     _fmt(ps.get("train"), ".2f"), "–", "–", "–", "–"])
     return out
 
@@ -218,7 +249,7 @@ def report_lines(recon: dict | None, gen: dict | None) -> list[str]:
         lines += [f"Generated against held-out real (Doppler in {gk['units']['doppler']}, periods in {gk['units']['time']}; "
                   "W1: 1-D Wasserstein distance in the feature's unit; inside: share of generated values within the real "
                   "[min, max]; spread ratio: interquartile range generated / real, below 1 where the generator draws "
-                  "only typical values; train: the generator's training part read the same way, what a generator "
+                  "only typical values; [a, b]: the generated value's 95 % interval from its own sampling; train: the generator's training part read the same way, what a generator "
                   "that drew exactly its training data would score):", "",
                   "| " + " | ".join(GENERATION_HEADER) + " |", "|---" * len(GENERATION_HEADER) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in generation_rows(gk)]

@@ -149,7 +149,7 @@ def test_generation_comparison_and_the_filter_helper(walkers):
     fake = kin.features(flat, doppler, time)
     labels = np.zeros(len(images), int)
     g = dkin.generation_kinematics(real, labels, fake, labels, ["walker"])["per_class"]["walker"]
-    assert g["period_share"] == {"real": 1.0, "generated": 0.0}
+    assert {k: g["period_share"][k] for k in ("real", "generated")} == {"real": 1.0, "generated": 0.0}
     assert g["bandwidth"]["median_generated"] < g["bandwidth"]["median_real"] and g["bandwidth"]["wasserstein"] > 200
     assert g["period"]["median_generated"] is None and g["period"]["wasserstein"] is None  # no period: null
     self_cmp = dkin.generation_kinematics(real, labels, real, labels, ["walker"])["per_class"]["walker"]
@@ -160,12 +160,23 @@ def test_generation_comparison_and_the_filter_helper(walkers):
     assert typical["inside_real_range"] == 1 and typical["spread_ratio"] == 0
     few = real.bandwidth[: dkin.MIN_SPREAD_N - 1]  # too few values for a spread: null, not noise
     assert dkin.compare_distributions(real.bandwidth, few)["spread_ratio"] is None
+    assert dkin.compare_distributions(real.bandwidth, few)["median_generated_ci"] is None
+    # the generated side's own sampling noise: a bootstrap interval of its median, a Wilson interval of its share
+    values = np.random.default_rng(3).normal(10.0, 2.0, 400)
+    lo, hi = dkin.median_interval(values)
+    assert lo < np.median(values) < hi and 0.1 < hi - lo < 0.6  # ~ 2 x 1.96 x 1.25 x 2 / sqrt(400)
+    assert dkin.median_interval(values, seed=1) != [lo, hi] and dkin.median_interval(values) == [lo, hi]  # seeded
+    small = dkin.median_interval(values[:40])
+    assert small[1] - small[0] > hi - lo  # fewer samples, a wider interval
+    assert dkin.share_interval(33, 40) == pytest.approx([0.681, 0.913], abs=0.002)  # Wilson, 33 of 40
+    assert dkin.share_interval(0, 40)[0] == 0 and dkin.share_interval(40, 40)[1] == 1 and dkin.share_interval(0, 0) is None
+    assert g["period_share"]["generated_ci"] == pytest.approx(dkin.share_interval(0, len(images)))
     # the training part as the reference: read exactly like the generated set, absent without training data
     assert "train" not in g["bandwidth"] and "train" not in g["period_share"]
     ref = dkin.generation_kinematics(real, labels, fake, labels, ["walker"], real, labels)["per_class"]["walker"]
     assert ref["bandwidth"]["train"]["median"] == ref["bandwidth"]["median_real"]
     assert ref["bandwidth"]["train"]["spread_ratio"] == pytest.approx(1.0) and ref["bandwidth"]["train"]["wasserstein"] == 0
-    assert ref["period_share"] == {"real": 1.0, "generated": 0.0, "train": 1.0}
+    assert {k: ref["period_share"][k] for k in ("real", "generated", "train")} == {"real": 1.0, "generated": 0.0, "train": 1.0}
     assert ref["bandwidth"]["median_generated"] == g["bandwidth"]["median_generated"]  # the generated figures unchanged
     slow = dkin.generation_kinematics(real, labels, fake, labels, ["walker"], fake, labels)["per_class"]["walker"]
     assert slow["period_share"]["train"] == 0.0 and slow["bandwidth"]["train"]["median"] == g["bandwidth"]["median_generated"]
@@ -195,6 +206,9 @@ def test_report_lines_and_strict_json(walkers):
     with_train = dkin.generation_rows(dkin.generation_kinematics(k, labels, noise, np.zeros(2, int), ["walker", "other"], k, labels))
     assert [row[5] for row in with_train if row[1] == "has period (share)"] == ["1.00"]
     assert len(with_train[0]) == len(dkin.GENERATION_HEADER)
+    self_rows = dkin.generation_rows(dkin.generation_kinematics(k, labels, k, labels, ["walker", "other"]))
+    cell = [row[4] for row in self_rows if row[1] == "has period (share)"][0]  # the generated share and its interval
+    assert cell.startswith("1.00 [") and cell.endswith(", 1.00]")
     assert dkin.report_lines({}, None) == []
 
 
