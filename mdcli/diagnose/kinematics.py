@@ -100,8 +100,9 @@ def share_interval(k: int, n: int, z: float = 1.96) -> list[float] | None:
     """Wilson 95 % interval of a share k / n (None for n = 0): the noise of a share with a period."""
     if n == 0:
         return None
-    p = k / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    p, shrink = k / n, 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / shrink
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / shrink
     return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
