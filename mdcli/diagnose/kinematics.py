@@ -106,14 +106,13 @@ def share_interval(k: int, n: int, z: float = 1.96) -> list[float] | None:
     return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
-def compare_distributions(real: np.ndarray, gen: np.ndarray, seed: int = 0) -> dict:
+def compare_distributions(real: np.ndarray, gen: np.ndarray) -> dict:
     """One feature, real vs generated: medians, the 1-D Wasserstein distance (the feature's units), the
     share of generated values inside the real [min, max], and the spread ratio (interquartile range of the
     generated values over the real one's: near 1 when the generator covers the real spread, well below 1 when
     it draws only typical values, which the share inside the range cannot show); over finite values (None where
     a side has none, the spread ratio also where a side has fewer than MIN_SPREAD_N values or the real spread is 0:
-    a few helicopters with a period give a ratio of 30 from noise); and the generated median's bootstrap interval
-    (`median_interval`, seeded by `seed`)."""
+    a few helicopters with a period give a ratio of 30 from noise)."""
     from scipy.stats import wasserstein_distance
 
     r, g = np.asarray(real, float), np.asarray(gen, float)
@@ -122,7 +121,7 @@ def compare_distributions(real: np.ndarray, gen: np.ndarray, seed: int = 0) -> d
     iqr_r, iqr_g = _iqr(r), _iqr(g)
     spread = iqr_g / iqr_r if iqr_r and iqr_g is not None else None
     return {
-        "median_real": _median(r), "median_generated": _median(g), "median_generated_ci": median_interval(g, seed),
+        "median_real": _median(r), "median_generated": _median(g),
         "wasserstein": float(wasserstein_distance(r, g)) if both else None,
         "inside_real_range": float(np.mean((g >= r.min()) & (g <= r.max()))) if both else None,
         "spread_ratio": spread,
@@ -133,9 +132,9 @@ def compare_distributions(real: np.ndarray, gen: np.ndarray, seed: int = 0) -> d
 def generation_kinematics(real: Kinematics, y_real: np.ndarray, gen: Kinematics, y_gen: np.ndarray,
                           names: list[str], train: Kinematics | None = None, y_train: np.ndarray | None = None,
                           seed: int = 0) -> dict:
-    """Per class and feature, the generated distribution against the real one (`compare_distributions`),
-    and the share of images with a period on each side (the generated share with its Wilson interval,
-    `generated_ci`). With the generator's training data (`train`), each
+    """Per class and feature, the generated distribution against the real one (`compare_distributions`, and
+    the generated median's bootstrap interval `median_generated_ci`, seeded by `seed`), and the share of images
+    with a period on each side (the generated share with its Wilson interval, `generated_ci`). With the generator's training data (`train`), each
     feature also gets "train": the training part compared with the real one the same way (median, W1, inside
     the real range, spread ratio), and the period share its "train" value: what a generator that drew exactly
     its training data would score, the reference a generated figure is read against (a held-out part differs
@@ -145,7 +144,8 @@ def generation_kinematics(real: Kinematics, y_real: np.ndarray, gen: Kinematics,
         mr, mg = np.asarray(y_real) == c, np.asarray(y_gen) == c
         if not (mr.any() and mg.any()):
             continue
-        cls = {f: compare_distributions(getattr(real, f)[mr], getattr(gen, f)[mg], seed) for f in SCALAR_FEATURES}
+        cls = {f: {**compare_distributions(getattr(real, f)[mr], getattr(gen, f)[mg]),
+                   "median_generated_ci": median_interval(getattr(gen, f)[mg], seed)} for f in SCALAR_FEATURES}
         cls["period_share"] = {"real": float(real.has_period[mr].mean()), "generated": float(gen.has_period[mg].mean()),
                                "generated_ci": share_interval(int(gen.has_period[mg].sum()), int(mg.sum()))}
         if train is not None and (mt := np.asarray(y_train) == c).any():
@@ -250,8 +250,9 @@ def report_lines(recon: dict | None, gen: dict | None) -> list[str]:
         lines += [f"Generated against held-out real (Doppler in {gk['units']['doppler']}, periods in {gk['units']['time']}; "
                   "W1: 1-D Wasserstein distance in the feature's unit; inside: share of generated values within the real "
                   "[min, max]; spread ratio: interquartile range generated / real, below 1 where the generator draws "
-                  "only typical values; [a, b]: the generated value's 95 % interval from its own sampling; train: the generator's training part read the same way, what a generator "
-                  "that drew exactly its training data would score):", "",
+                  "only typical values; [a, b]: the generated value's 95 % interval from its own sampling; train: "
+                  "the generator's training part read the same way, what a generator that drew exactly its training "
+                  "data would score):", "",
                   "| " + " | ".join(GENERATION_HEADER) + " |", "|---" * len(GENERATION_HEADER) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in generation_rows(gk)]
         lines.append("")
