@@ -15,7 +15,10 @@
 # CONFIG (default configs/study/cpu.yaml) gives diagnose gain's fit budget, as in examples/fewshot.sh and
 # examples/augment.sh, so the studies' `real` / `classic` rows are the same fits. Finished steps are kept (rerunning
 # continues). 1 torch thread per process; JOBS: diagnose gain's parallel fits (default 2). NS: the N per class
-# (default 20,50). Writes OUT/gain.json, OUT/gain.md, OUT/gain.txt (the table).
+# (default 20,50). COLORMAP: the import's colour map (examples/gait_split.sh). VIRTUAL: a virtual set rendered
+# before (e.g. the treadmill people of docs/findings.md) instead of the plain `--like` one. GAIN_ARGS: more
+# `diagnose gain` options, e.g. "--set fit.net.doppler_bins=8 --arm sim-tm=init:clf-tm-s0.h5".
+# Writes OUT/gain.json, OUT/gain.md, OUT/gain.txt (the table).
 set -euo pipefail
 GAIT=$1; OUT=$2; SEEDS=${3:-5}; CFG=${4:-configs/study/cpu.yaml}
 G=$(dirname "$0")/../configs/gait
@@ -25,7 +28,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 source "$(dirname "$0")/gait_split.sh"
 gait_split "$GAIT" "$OUT"
 # the prior: 100 virtual people x 20 windows, rendered and fitted like the measured training part (never the test part)
-V="$OUT/virtual-like.h5"
+V=${VIRTUAL:-$OUT/virtual-like.h5}
 [ -f "$V" ] || $M simulate --targets walker --like "$OUT/train.h5" --identities 100 --per-identity 20 --seed 0 -o "$V" -q
 [ -f "$OUT/sim_ae.h5" ] || $M train-ae --config "$G/train-ae.yaml" --data "$V" --perceptual none --seed 0 -o "$OUT/sim_ae.h5" -q --resume
 [ -f "$OUT/sim_lat.h5" ] || $M encode --ae "$OUT/sim_ae.h5" --data "$V" -o "$OUT/sim_lat.h5" -q
@@ -51,5 +54,5 @@ COLUMNS=${COLUMNS:-170} $M diagnose gain --config "$CFG" --train "$OUT/train.h5"
     --seeds "$SEEDS" --jobs "${JOBS:-2}" --arm "sim-like=pretrain:$V" \
     --arm "simgen=append:$E/samples.h5" --arm "simgen-pretrain=pretrain:$E/samples.h5" --arm "simgen-only=only:$E/samples.h5" \
     --arm "simvar=append:$E/var.h5" --arm "simvar-pretrain=pretrain:$E/var.h5" \
-    --json-out "$OUT/gain.json" --md-out "$OUT/gain.md" | tee "$OUT/gain.txt"
+    ${GAIN_ARGS:-} --json-out "$OUT/gain.json" --md-out "$OUT/gain.md" | tee "$OUT/gain.txt"
 echo "wrote $OUT/gain.json, $OUT/gain.md, $OUT/gain.txt"
