@@ -17,7 +17,8 @@
 # continues). 1 torch thread per process; JOBS: diagnose gain's parallel fits (default 2). NS: the N per class
 # (default 20,50). COLORMAP: the import's colour map (examples/gait_split.sh). VIRTUAL: a virtual set rendered
 # before (e.g. the treadmill people of docs/findings.md) instead of the plain `--like` one. GAIN_ARGS: more
-# `diagnose gain` options, e.g. "--set fit.net.doppler_bins=8 --arm sim-tm=init:clf-tm-s0.h5".
+# `diagnose gain` options, e.g. "--set fit.net.doppler_bins=8 --arm sim-tm=init:clf-tm-s0.h5". LDM_STEPS: the
+# LDM's fine-tuning steps per subset (default 2000: at 600 its samples carry no person, docs/findings.md).
 # Writes OUT/gain.json, OUT/gain.md, OUT/gain.txt (the table).
 set -euo pipefail
 GAIT=$1; OUT=$2; SEEDS=${3:-5}; CFG=${4:-configs/study/cpu.yaml}
@@ -42,7 +43,7 @@ for N in ${NS//,/ }; do
         --set train.steps=300 --seed "$S" -o "$D/ae.h5" -q --resume
     [ -f "$D/lat.h5" ] || $M encode --ae "$D/ae.h5" --data "$D/few.h5" -o "$D/lat.h5" -q
     [ -f "$D/ldm.h5" ] || $M train-ldm --config "$G/train-ldm-few.yaml" --latents "$D/lat.h5" --init "$OUT/sim_ldm.h5" \
-        --seed "$S" -o "$D/ldm.h5" -q --resume
+        --set train.steps="${LDM_STEPS:-2000}" --seed "$S" -o "$D/ldm.h5" -q --resume
     [ -f "$D/samples.h5" ] || $M sample --config "$G/sample.yaml" --ldm "$D/ldm.h5" --seed "$S" -o "$D/samples.h5" -q
     [ -f "$D/var.h5" ] || $M augment --config "$G/augment.yaml" --ldm "$D/ldm.h5" --data "$D/few.h5" --seed "$S" \
         --set 'filters=[]' -o "$D/var.h5" -q
